@@ -1,0 +1,17 @@
+//! `odradek-common`: the vocabulary every Odradek layer shares.
+//!
+//! What it owns: identifier newtypes ([`NodeId`], [`LeaderEpoch`]), the injected [`Clock`], and the
+//! mapping from each crate's error enum to Kafka's numeric error codes ([`ErrorCode`], [`ToErrorCode`]).
+//!
+//! What it may depend on: nothing of Odradek's; it performs no I/O (layer L0 in DESIGN.md).
+//!
+//! Threading: every type here is `Send + Sync` and free of interior locking, except [`ManualClock`],
+//! whose single atomic makes it shareable between a test and the code under test.
+
+mod clock;
+mod error_code;
+mod ids;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error_code::{ErrorCode, ToErrorCode};
+pub use ids::{LeaderEpoch, NodeId};
