@@ -1,6 +1,7 @@
 //! `odradek-common`: the vocabulary every Odradek layer shares.
 //!
-//! What it owns: identifier newtypes ([`NodeId`], [`LeaderEpoch`]), the injected [`Clock`], and the
+//! What it owns: identifier newtypes ([`NodeId`], [`LeaderEpoch`], Kafka's [`Uuid`]), the injected
+//! [`Clock`], and the
 //! mapping from each crate's error enum to Kafka's numeric error codes ([`ErrorCode`], [`ToErrorCode`]).
 //!
 //! What it may depend on: nothing of Odradek's; it performs no I/O (layer L0 in DESIGN.md).
@@ -11,7 +12,9 @@
 mod clock;
 mod error_code;
 mod ids;
+mod uuid;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error_code::{ErrorCode, ToErrorCode};
 pub use ids::{LeaderEpoch, NodeId};
+pub use uuid::{ParseUuidError, Uuid};
