@@ -19,6 +19,20 @@ cargo --version
 cargo fmt --version >/dev/null 2>&1 || { echo "rustfmt is missing from the Rust toolchain" >&2; exit 1; }
 cargo clippy --version >/dev/null 2>&1 || { echo "clippy is missing from the Rust toolchain" >&2; exit 1; }
 
+step "system packages"
+# librocksdb-dev: the controller quorum links the system RocksDB (see .cargo/config.toml);
+# libclang-dev: bindgen generates librocksdb-sys's bindings from its headers.
+need=()
+for p in librocksdb-dev libclang-dev; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+fi
+
 step "cargo-deny (installed into ~/.cargo/bin once per machine)"
 if ! command -v cargo-deny >/dev/null 2>&1; then
   cargo install cargo-deny --locked --version 0.20.2
@@ -34,7 +48,7 @@ step "layering"
 scripts/check-layering.sh
 
 step "cargo deny"
-cargo deny --log-level error check licenses bans sources
+cargo deny --workspace --log-level error check licenses bans sources
 
 step "tests"
 cargo test --workspace --all-targets --locked

@@ -1,0 +1,189 @@
+//! `odradek-quorum`: the controller quorum's replicated log.
+//!
+//! # What it owns
+//! A Raft voter built on tikv's raft-rs (`RawNode`), with the log, hard state, conf state and
+//! snapshots in RocksDB ([`RocksStorage`]) and messages between voters over gRPC (tonic). The
+//! log's contents are opaque bytes; the controller puts metadata record batches in them. A
+//! [`StateMachine`] supplied by the caller receives committed entries in order, produces the
+//! snapshots that compact the log, and is restored from snapshots (at start-up, and when a
+//! lagging voter is sent one by the leader).
+//!
+//! # Layering
+//! Layer L2 of DESIGN.md: the async edge. It depends on `odradek-common`, raft-rs, RocksDB,
+//! tokio and tonic, and on no other Odradek crate.
+//!
+//! # Threading
+//! One driver task owns the `RawNode`, the store's write side and the state machine; everything
+//! else talks to it through a bounded command channel ([`QuorumHandle`]) and reads its status
+//! from a `watch`. The state machine's methods run on the driver task and must not block.
+//! Readers of committed entries share the store's `Arc<DB>` ([`QuorumHandle::storage`]).
+//!
+//! # Timing
+//! 100 ms ticks, an election timeout of 10 ticks (raft randomises it between 1 s and 2 s), and
+//! pre-vote with check-quorum: a leader that dies is replaced well within 3 s.
+
+mod config;
+mod error;
+mod log;
+mod node;
+mod storage;
+mod transport;
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use config::{parse_voters, QuorumConfig};
+pub use error::QuorumError;
+pub use storage::{RocksStorage, StoreIdentity};
+pub use transport::{TransportService, MAX_MESSAGE_BYTES};
+
+/// The generated gRPC types (`odradek.quorum.v1`).
+#[allow(missing_docs, clippy::all, missing_debug_implementations)]
+pub mod pb {
+    tonic::include_proto!("odradek.quorum.v1");
+}
+
+/// What the quorum replicates into: receives committed entries in order.
+pub trait StateMachine: Send + 'static {
+    /// Applies the committed entry at `index`.
+    fn apply(&mut self, index: u64, data: &[u8]);
+    /// Encodes the state as of the last applied entry (used to compact the log).
+    fn snapshot(&self) -> Vec<u8>;
+    /// Replaces the state with a snapshot taken at `index`.
+    fn restore(&mut self, index: u64, data: &[u8]);
+}
+
+/// A voter's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Leads the quorum: proposals go here.
+    Leader,
+    /// Campaigning.
+    Candidate,
+    /// Follows a leader (or waits for one).
+    Follower,
+}
+
+/// A voter's view of the quorum, published on every change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuorumStatus {
+    /// This voter.
+    pub node_id: u64,
+    /// The leader it knows of.
+    pub leader_id: Option<u64>,
+    /// Current term (Kafka's leader epoch of the metadata log).
+    pub term: u64,
+    /// This voter's role.
+    pub role: Role,
+    /// Highest committed index (the metadata log's high watermark).
+    pub commit_index: u64,
+    /// Highest index applied to the state machine.
+    pub applied_index: u64,
+}
+
+/// One voter in a [`QuorumDescription`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VoterState {
+    /// The voter.
+    pub node_id: u64,
+    /// Its log end as the describing voter knows it (the leader knows everyone's).
+    pub log_end_offset: Option<u64>,
+}
+
+/// DescribeQuorum data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumDescription {
+    /// The leader, if known.
+    pub leader_id: Option<u64>,
+    /// Current term.
+    pub term: u64,
+    /// Commit index.
+    pub high_watermark: u64,
+    /// Every voter.
+    pub voters: Arc<Vec<VoterState>>,
+}
+
+/// A handle to a running voter. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct QuorumHandle {
+    commands: mpsc::Sender<node::Command>,
+    status: watch::Receiver<QuorumStatus>,
+    storage: RocksStorage,
+}
+
+impl QuorumHandle {
+    /// Proposes `data`; resolves with the entry's index once it is committed and applied here.
+    /// Fails with [`QuorumError::NotLeader`] on a follower.
+    pub async fn propose(&self, data: Vec<u8>) -> Result<u64, QuorumError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(node::Command::Propose { data, reply })
+            .await
+            .map_err(|_| QuorumError::Shutdown)?;
+        rx.await.map_err(|_| QuorumError::Shutdown)?
+    }
+
+    /// The latest status.
+    pub fn status(&self) -> QuorumStatus {
+        *self.status.borrow()
+    }
+
+    /// A receiver that sees every status change.
+    pub fn watch_status(&self) -> watch::Receiver<QuorumStatus> {
+        self.status.clone()
+    }
+
+    /// DescribeQuorum data from this voter.
+    pub async fn describe(&self) -> Result<QuorumDescription, QuorumError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(node::Command::Describe(reply))
+            .await
+            .map_err(|_| QuorumError::Shutdown)?;
+        rx.await.map_err(|_| QuorumError::Shutdown)
+    }
+
+    /// The store, for reading committed entries and the latest snapshot.
+    pub fn storage(&self) -> &RocksStorage {
+        &self.storage
+    }
+
+    /// Stops the voter.
+    pub async fn shutdown(&self) {
+        let _ = self.commands.send(node::Command::Shutdown).await;
+    }
+}
+
+/// Starts a voter on the current tokio runtime. Returns its handle and the transport service,
+/// which the caller mounts on its gRPC server (the controller listener).
+pub fn start<S: StateMachine>(
+    config: QuorumConfig,
+    state_machine: S,
+) -> Result<
+    (
+        QuorumHandle,
+        pb::raft_transport_server::RaftTransportServer<TransportService>,
+    ),
+    QuorumError,
+> {
+    let node::Built {
+        driver,
+        commands,
+        service,
+        status,
+        storage,
+    } = node::build(config, state_machine)?;
+    tokio::spawn(driver.run());
+    let server = pb::raft_transport_server::RaftTransportServer::new(service)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    Ok((
+        QuorumHandle {
+            commands,
+            status,
+            storage,
+        },
+        server,
+    ))
+}
