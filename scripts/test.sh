@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one command that runs every check and test Odradek has, on a fresh machine or a warm one.
 # It installs what the tests need, then: format check, clippy (warnings denied), the layering
-# rule, cargo-deny (licenses, bans, sources), all tests (unit, property, integration, doc),
-# the examples, and one quick pass over each benchmark.
+# rule, cargo-deny (licenses, bans, sources), the binaries, all tests (unit, property,
+# integration, process-level cluster tests, doc), the examples, and one quick pass over each
+# benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -49,6 +50,9 @@ scripts/check-layering.sh
 
 step "cargo deny"
 cargo deny --workspace --log-level error check licenses bans sources
+
+step "binaries (the cluster tests start them as processes)"
+cargo build --workspace --bins --locked
 
 step "tests"
 cargo test --workspace --all-targets --locked

@@ -43,11 +43,42 @@ pub enum ErrorCode {
     FencedLeaderEpoch = 74,
     /// UNKNOWN_LEADER_EPOCH
     UnknownLeaderEpoch = 75,
+    /// INVALID_TOPIC_EXCEPTION
+    InvalidTopicException = 17,
+    /// TOPIC_ALREADY_EXISTS
+    TopicAlreadyExists = 36,
+    /// INVALID_PARTITIONS
+    InvalidPartitions = 37,
+    /// INVALID_REPLICATION_FACTOR
+    InvalidReplicationFactor = 38,
+    /// INVALID_REPLICA_ASSIGNMENT
+    InvalidReplicaAssignment = 39,
+    /// NOT_CONTROLLER
+    NotController = 41,
+    /// INVALID_REQUEST
+    InvalidRequest = 42,
+    /// STALE_BROKER_EPOCH
+    StaleBrokerEpoch = 77,
     /// INVALID_RECORD
     InvalidRecord = 87,
+    /// INVALID_UPDATE_VERSION
+    InvalidUpdateVersion = 95,
+    /// DUPLICATE_BROKER_REGISTRATION
+    DuplicateBrokerRegistration = 101,
+    /// BROKER_ID_NOT_REGISTERED
+    BrokerIdNotRegistered = 102,
+    /// INCONSISTENT_CLUSTER_ID
+    InconsistentClusterId = 104,
+    /// INELIGIBLE_REPLICA
+    IneligibleReplica = 107,
 }
 
 impl ErrorCode {
+    /// The code for a wire value, if Odradek knows it.
+    pub fn from_code(code: i16) -> Option<ErrorCode> {
+        ALL.iter().copied().find(|e| e.code() == code)
+    }
+
     /// The code as it goes on the wire.
     pub fn code(self) -> i16 {
         self as i16
@@ -76,6 +107,19 @@ impl ErrorCode {
             ErrorCode::FencedLeaderEpoch => "FENCED_LEADER_EPOCH",
             ErrorCode::UnknownLeaderEpoch => "UNKNOWN_LEADER_EPOCH",
             ErrorCode::InvalidRecord => "INVALID_RECORD",
+            ErrorCode::InvalidTopicException => "INVALID_TOPIC_EXCEPTION",
+            ErrorCode::TopicAlreadyExists => "TOPIC_ALREADY_EXISTS",
+            ErrorCode::InvalidPartitions => "INVALID_PARTITIONS",
+            ErrorCode::InvalidReplicationFactor => "INVALID_REPLICATION_FACTOR",
+            ErrorCode::InvalidReplicaAssignment => "INVALID_REPLICA_ASSIGNMENT",
+            ErrorCode::NotController => "NOT_CONTROLLER",
+            ErrorCode::InvalidRequest => "INVALID_REQUEST",
+            ErrorCode::StaleBrokerEpoch => "STALE_BROKER_EPOCH",
+            ErrorCode::InvalidUpdateVersion => "INVALID_UPDATE_VERSION",
+            ErrorCode::DuplicateBrokerRegistration => "DUPLICATE_BROKER_REGISTRATION",
+            ErrorCode::BrokerIdNotRegistered => "BROKER_ID_NOT_REGISTERED",
+            ErrorCode::InconsistentClusterId => "INCONSISTENT_CLUSTER_ID",
+            ErrorCode::IneligibleReplica => "INELIGIBLE_REPLICA",
         }
     }
 }
@@ -85,6 +129,42 @@ impl std::fmt::Display for ErrorCode {
         write!(f, "{} ({})", self.name(), self.code())
     }
 }
+
+const ALL: &[ErrorCode] = &[
+    ErrorCode::UnknownServerError,
+    ErrorCode::None,
+    ErrorCode::OffsetOutOfRange,
+    ErrorCode::CorruptMessage,
+    ErrorCode::UnknownTopicOrPartition,
+    ErrorCode::InvalidFetchSize,
+    ErrorCode::LeaderNotAvailable,
+    ErrorCode::NotLeaderOrFollower,
+    ErrorCode::RequestTimedOut,
+    ErrorCode::MessageTooLarge,
+    ErrorCode::InvalidTopicException,
+    ErrorCode::RecordListTooLarge,
+    ErrorCode::NotEnoughReplicas,
+    ErrorCode::NotEnoughReplicasAfterAppend,
+    ErrorCode::InvalidTimestamp,
+    ErrorCode::UnsupportedVersion,
+    ErrorCode::TopicAlreadyExists,
+    ErrorCode::InvalidPartitions,
+    ErrorCode::InvalidReplicationFactor,
+    ErrorCode::InvalidReplicaAssignment,
+    ErrorCode::InvalidConfig,
+    ErrorCode::NotController,
+    ErrorCode::InvalidRequest,
+    ErrorCode::KafkaStorageError,
+    ErrorCode::FencedLeaderEpoch,
+    ErrorCode::UnknownLeaderEpoch,
+    ErrorCode::StaleBrokerEpoch,
+    ErrorCode::InvalidRecord,
+    ErrorCode::InvalidUpdateVersion,
+    ErrorCode::DuplicateBrokerRegistration,
+    ErrorCode::BrokerIdNotRegistered,
+    ErrorCode::InconsistentClusterId,
+    ErrorCode::IneligibleReplica,
+];
 
 /// Implemented by every library crate's error enum: which Kafka error a client should see.
 pub trait ToErrorCode {
@@ -103,6 +183,13 @@ mod tests {
         assert_eq!(ErrorCode::KafkaStorageError.code(), 56);
         assert_eq!(ErrorCode::InvalidRecord.code(), 87);
         assert_eq!(ErrorCode::UnknownServerError.code(), -1);
+        assert_eq!(ErrorCode::TopicAlreadyExists.code(), 36);
+        assert_eq!(ErrorCode::InvalidReplicationFactor.code(), 38);
+        assert_eq!(ErrorCode::NotController.code(), 41);
+        assert_eq!(ErrorCode::StaleBrokerEpoch.code(), 77);
+        assert_eq!(ErrorCode::InvalidUpdateVersion.code(), 95);
+        assert_eq!(ErrorCode::InconsistentClusterId.code(), 104);
+        assert_eq!(ErrorCode::IneligibleReplica.code(), 107);
         assert_eq!(ErrorCode::InvalidRecord.to_string(), "INVALID_RECORD (87)");
     }
 }

@@ -1,7 +1,7 @@
 //! `odradek-common`: the vocabulary every Odradek layer shares.
 //!
 //! What it owns: identifier newtypes ([`NodeId`], [`LeaderEpoch`], Kafka's [`Uuid`]), the injected
-//! [`Clock`], and the
+//! [`Clock`], the Java properties parser for `server.properties`, and the
 //! mapping from each crate's error enum to Kafka's numeric error codes ([`ErrorCode`], [`ToErrorCode`]).
 //!
 //! What it may depend on: nothing of Odradek's; it performs no I/O (layer L0 in DESIGN.md).
@@ -12,9 +12,11 @@
 mod clock;
 mod error_code;
 mod ids;
+mod properties;
 mod uuid;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error_code::{ErrorCode, ToErrorCode};
 pub use ids::{LeaderEpoch, NodeId};
+pub use properties::parse_properties;
 pub use uuid::{ParseUuidError, Uuid};

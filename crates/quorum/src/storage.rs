@@ -89,13 +89,15 @@ impl RocksStorage {
         DB::open(&opts, path).map_err(|e| Self::storage_err(path, e))
     }
 
-    /// Initialises an empty store for `node_id` of `cluster_id` with the voter set. Refuses a
-    /// store that is already formatted.
+    /// Initialises an empty store for `node_id` of `cluster_id` with the voter set, and with
+    /// `bootstrap` (state-machine data, may be empty) as the snapshot at index 0, so every voter
+    /// starts from the same bootstrap state. Refuses a store that is already formatted.
     pub fn format(
         path: &Path,
         cluster_id: &str,
         node_id: u64,
         voters: &[u64],
+        bootstrap: Vec<u8>,
     ) -> Result<(), QuorumError> {
         std::fs::create_dir_all(path).map_err(|e| Self::storage_err(path, e))?;
         let db = Self::open_db(path, true)?;
@@ -113,6 +115,7 @@ impl RocksStorage {
         conf_state.set_voters(voters.to_vec());
         let mut snapshot = Snapshot::default();
         snapshot.mut_metadata().set_conf_state(conf_state.clone());
+        snapshot.set_data(bootstrap.into());
         let enc = |m: &dyn PbMessage| m.write_to_bytes().map_err(|e| Self::storage_err(path, e));
         let mut batch = WriteBatch::default();
         batch.put(CONF_STATE, enc(&conf_state)?);

@@ -84,8 +84,14 @@ impl Cluster {
             voters.insert(id, l.local_addr().expect("addr").to_string());
             let dir = tempfile::tempdir().expect("tempdir");
             let ids: Vec<u64> = (1..=n).collect();
-            RocksStorage::format(&dir.path().join("__cluster_metadata-0"), CLUSTER, id, &ids)
-                .expect("format");
+            RocksStorage::format(
+                &dir.path().join("__cluster_metadata-0"),
+                CLUSTER,
+                id,
+                &ids,
+                Vec::new(),
+            )
+            .expect("format");
             dirs.insert(id, dir);
         }
         let mut c = Cluster {

@@ -1,0 +1,75 @@
+//! Control managers: pure functions from (current image, request) to (records, response). They
+//! never mutate: the records change the image once the quorum commits them and they are
+//! replayed (STYLE.md practice 2). Randomness (new topic ids) and time come in as arguments.
+
+pub mod cluster;
+pub mod configs;
+pub mod placement;
+pub mod producer_ids;
+pub mod replication;
+
+use odradek_common::ErrorCode;
+use odradek_metadata::proto::{metadata_record::Record, MetadataRecord};
+
+/// What a command produced: the records to commit and the response to send once they commit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControllerResult<T> {
+    /// Records to propose (empty: nothing to commit, answer at once).
+    pub records: Vec<MetadataRecord>,
+    /// The response.
+    pub response: T,
+}
+
+impl<T> ControllerResult<T> {
+    /// A result with no records.
+    pub fn answer(response: T) -> Self {
+        Self {
+            records: Vec::new(),
+            response,
+        }
+    }
+}
+
+/// Cluster-wide settings the managers consult (from the controller's configuration).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControllerSettings {
+    /// `cluster.id` of the quorum.
+    pub cluster_id: String,
+    /// `num.partitions` (default 1).
+    pub num_partitions: i32,
+    /// `default.replication.factor` (default 1).
+    pub default_replication_factor: i16,
+    /// `unclean.leader.election.enable` (default false).
+    pub unclean_leader_election_enable: bool,
+    /// `broker.session.timeout.ms` (default 9000).
+    pub broker_session_timeout_ms: i64,
+    /// Producer ids handed out per AllocateProducerIds (Kafka: 1000).
+    pub producer_id_block_size: i64,
+}
+
+impl Default for ControllerSettings {
+    fn default() -> Self {
+        Self {
+            cluster_id: String::new(),
+            num_partitions: 1,
+            default_replication_factor: 1,
+            unclean_leader_election_enable: false,
+            broker_session_timeout_ms: 9000,
+            producer_id_block_size: 1000,
+        }
+    }
+}
+
+pub(crate) fn rec(record: Record) -> MetadataRecord {
+    MetadataRecord {
+        version: 0,
+        record: Some(record),
+    }
+}
+
+/// A Kafka error as (code, message) for responses.
+pub(crate) fn err(code: ErrorCode, message: impl Into<String>) -> (i32, String) {
+    (i32::from(code.code()), message.into())
+}
+
+pub(crate) const OK: (i32, String) = (0, String::new());

@@ -1,0 +1,111 @@
+//! Running a controller node: check the directories, start the quorum voter and the active
+//! controller loop, serve gRPC (Raft transport and ControllerService) on the controller listener
+//! until `shutdown` resolves.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use odradek_common::{Clock, SystemClock};
+use odradek_quorum::QuorumConfig;
+use tokio::sync::mpsc;
+
+use crate::config::NodeConfig;
+use crate::dirs;
+use crate::pb::controller_service_server::ControllerServiceServer;
+use crate::service::ControllerServiceImpl;
+use crate::state::MetadataStateMachine;
+
+/// Why a controller could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Directories not formatted or inconsistent.
+    #[error(transparent)]
+    Storage(#[from] dirs::StorageError),
+    /// The quorum could not start.
+    #[error(transparent)]
+    Quorum(#[from] odradek_quorum::QuorumError),
+    /// Configuration.
+    #[error("{0}")]
+    Config(String),
+    /// The listener.
+    #[error("cannot serve on {addr}: {message}")]
+    Serve {
+        /// The address.
+        addr: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// Runs a controller until `shutdown` resolves.
+pub async fn run_controller(
+    config: NodeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    if !config.roles.controller {
+        return Err(RunError::Config(
+            "process.roles does not include controller".into(),
+        ));
+    }
+    let cluster_id = dirs::check_formatted(&config)?;
+    let addr = config.controller_addr().ok_or_else(|| {
+        RunError::Config(format!(
+            "listener {} has no usable address",
+            config.controller_listener_name
+        ))
+    })?;
+    let mut settings = config.settings.clone();
+    settings.cluster_id = cluster_id.clone();
+    let mut quorum_config = QuorumConfig::new(
+        config.node_id as u64,
+        cluster_id.clone(),
+        config.voters.clone(),
+        config.quorum_dir(),
+    );
+    quorum_config.election_ticks =
+        (config.election_timeout_ms / quorum_config.tick.as_millis() as u64).max(3) as usize;
+    let (state_machine, images) = MetadataStateMachine::new();
+    let (quorum, raft_service) = odradek_quorum::start(quorum_config, state_machine)?;
+    let (commands, command_rx) = mpsc::channel(1024);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    tokio::spawn(crate::active::run(
+        command_rx,
+        quorum.clone(),
+        images,
+        settings,
+        clock,
+    ));
+    let service = ControllerServiceImpl {
+        commands,
+        quorum: quorum.clone(),
+        voters: config.voters.clone(),
+        cluster_id: cluster_id.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| RunError::Serve {
+            addr: addr.to_string(),
+            message: e.to_string(),
+        })?;
+    tracing::info!(node_id = config.node_id, %cluster_id, %addr, "controller listening");
+    let result = tonic::transport::Server::builder()
+        .add_service(raft_service)
+        .add_service(
+            ControllerServiceServer::new(service)
+                .max_decoding_message_size(odradek_quorum::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(odradek_quorum::MAX_MESSAGE_BYTES),
+        )
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener),
+            shutdown,
+        )
+        .await;
+    quorum.shutdown().await;
+    // Give the driver a moment to finish its last write.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    result.map_err(|e| RunError::Serve {
+        addr: addr.to_string(),
+        message: e.to_string(),
+    })
+}

@@ -1,0 +1,273 @@
+//! The gRPC `ControllerService`: unary calls go to the active controller's command loop; a
+//! standby answers UNAVAILABLE "NOT_CONTROLLER" naming the leader. FetchMetadata streams the
+//! committed log from any controller.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+
+use odradek_quorum::{QuorumError, QuorumHandle};
+use raft::StorageError;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::active::{Command, Reply};
+use crate::pb::{self, controller_service_server::ControllerService};
+
+/// Metadata key naming the active controller's id in a NOT_CONTROLLER status.
+pub const LEADER_ID_KEY: &str = "odradek-leader-id";
+/// Metadata key naming the active controller's address in a NOT_CONTROLLER status.
+pub const LEADER_ADDRESS_KEY: &str = "odradek-leader-address";
+
+/// The service.
+#[derive(Debug, Clone)]
+pub struct ControllerServiceImpl {
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) quorum: QuorumHandle,
+    pub(crate) voters: BTreeMap<u64, String>,
+    pub(crate) cluster_id: String,
+}
+
+fn not_controller(leader_id: Option<u64>, voters: &BTreeMap<u64, String>) -> Status {
+    let address = leader_id.and_then(|id| voters.get(&id)).cloned();
+    let mut status = Status::unavailable(match (&leader_id, &address) {
+        (Some(id), Some(a)) => format!("NOT_CONTROLLER: the active controller is {id} at {a}"),
+        _ => "NOT_CONTROLLER: no active controller is known yet".to_string(),
+    });
+    if let (Some(id), Some(a)) = (leader_id, address) {
+        if let (Ok(id), Ok(a)) = (id.to_string().parse(), a.parse()) {
+            status.metadata_mut().insert(LEADER_ID_KEY, id);
+            status.metadata_mut().insert(LEADER_ADDRESS_KEY, a);
+        }
+    }
+    status
+}
+
+impl ControllerServiceImpl {
+    async fn call<Req, Resp>(
+        &self,
+        req: Req,
+        make: fn(Req, Reply<Resp>) -> Command,
+    ) -> Result<Response<Resp>, Status> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(req, tx))
+            .await
+            .map_err(|_| Status::unavailable("controller shutting down"))?;
+        match rx
+            .await
+            .map_err(|_| Status::unavailable("controller shutting down"))?
+        {
+            Ok(resp) => Ok(Response::new(resp)),
+            Err(QuorumError::NotLeader { leader_id }) => {
+                Err(not_controller(leader_id, &self.voters))
+            }
+            Err(QuorumError::ProposalDropped(m)) => {
+                Err(not_controller(self.quorum.status().leader_id, &self.voters).tap_message(m))
+            }
+            Err(e) => Err(Status::internal(e.to_string())),
+        }
+    }
+}
+
+trait TapMessage {
+    fn tap_message(self, extra: String) -> Self;
+}
+
+impl TapMessage for Status {
+    fn tap_message(self, extra: String) -> Self {
+        let mut s = Status::new(self.code(), format!("{} ({extra})", self.message()));
+        *s.metadata_mut() = self.metadata().clone();
+        s
+    }
+}
+
+type MetadataStream =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::MetadataUpdate, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ControllerService for ControllerServiceImpl {
+    async fn register_broker(
+        &self,
+        r: Request<pb::RegisterBrokerRequest>,
+    ) -> Result<Response<pb::RegisterBrokerResponse>, Status> {
+        self.call(r.into_inner(), Command::RegisterBroker).await
+    }
+
+    async fn broker_heartbeat(
+        &self,
+        r: Request<pb::BrokerHeartbeatRequest>,
+    ) -> Result<Response<pb::BrokerHeartbeatResponse>, Status> {
+        self.call(r.into_inner(), Command::Heartbeat).await
+    }
+
+    type FetchMetadataStream = MetadataStream;
+
+    async fn fetch_metadata(
+        &self,
+        r: Request<pb::FetchMetadataRequest>,
+    ) -> Result<Response<Self::FetchMetadataStream>, Status> {
+        let req = r.into_inner();
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(stream_metadata(
+            self.quorum.clone(),
+            req.from_offset.max(0) as u64,
+            tx,
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn alter_partition(
+        &self,
+        r: Request<pb::AlterPartitionRequest>,
+    ) -> Result<Response<pb::AlterPartitionResponse>, Status> {
+        self.call(r.into_inner(), Command::AlterPartition).await
+    }
+
+    async fn create_topics(
+        &self,
+        r: Request<pb::CreateTopicsRequest>,
+    ) -> Result<Response<pb::CreateTopicsResponse>, Status> {
+        self.call(r.into_inner(), Command::CreateTopics).await
+    }
+
+    async fn delete_topics(
+        &self,
+        r: Request<pb::DeleteTopicsRequest>,
+    ) -> Result<Response<pb::DeleteTopicsResponse>, Status> {
+        self.call(r.into_inner(), Command::DeleteTopics).await
+    }
+
+    async fn create_partitions(
+        &self,
+        r: Request<pb::CreatePartitionsRequest>,
+    ) -> Result<Response<pb::CreatePartitionsResponse>, Status> {
+        self.call(r.into_inner(), Command::CreatePartitions).await
+    }
+
+    async fn incremental_alter_configs(
+        &self,
+        r: Request<pb::IncrementalAlterConfigsRequest>,
+    ) -> Result<Response<pb::IncrementalAlterConfigsResponse>, Status> {
+        self.call(r.into_inner(), Command::AlterConfigs).await
+    }
+
+    async fn allocate_producer_ids(
+        &self,
+        r: Request<pb::AllocateProducerIdsRequest>,
+    ) -> Result<Response<pb::AllocateProducerIdsResponse>, Status> {
+        self.call(r.into_inner(), Command::AllocateProducerIds)
+            .await
+    }
+
+    async fn describe_quorum(
+        &self,
+        _r: Request<pb::DescribeQuorumRequest>,
+    ) -> Result<Response<pb::DescribeQuorumResponse>, Status> {
+        let d = self
+            .quorum
+            .describe()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let leader_end = d
+            .voters
+            .iter()
+            .filter_map(|v| v.log_end_offset)
+            .max()
+            .unwrap_or(0);
+        Ok(Response::new(pb::DescribeQuorumResponse {
+            cluster_id: self.cluster_id.clone(),
+            leader_id: d.leader_id.map_or(-1, |l| l as i32),
+            leader_epoch: d.term as i64,
+            high_watermark: d.high_watermark as i64,
+            voters: d
+                .voters
+                .iter()
+                .map(|v| pb::VoterInfo {
+                    voter_id: v.node_id as i32,
+                    log_end_offset: v.log_end_offset.map_or(-1, |o| o as i64),
+                    lag: v
+                        .log_end_offset
+                        .map_or(-1, |o| leader_end.saturating_sub(o) as i64),
+                })
+                .collect(),
+        }))
+    }
+}
+
+/// Streams committed metadata from `from`: the snapshot first when the log no longer holds
+/// `from` (or the caller starts from 0 and a bootstrap snapshot exists), then every committed
+/// batch, waiting for commits as they happen. Ends when the client goes away.
+async fn stream_metadata(
+    quorum: QuorumHandle,
+    from: u64,
+    tx: mpsc::Sender<Result<pb::MetadataUpdate, Status>>,
+) {
+    let storage = quorum.storage().clone();
+    let mut status = quorum.watch_status();
+    let snapshot = storage.latest_snapshot();
+    let mut next = from.max(1);
+    if from <= snapshot.get_metadata().index || (from == 0 && !snapshot.get_data().is_empty()) {
+        next = snapshot.get_metadata().index + 1;
+        let update = pb::MetadataUpdate {
+            update: Some(pb::metadata_update::Update::Snapshot(
+                snapshot.get_data().to_vec(),
+            )),
+            high_watermark: status.borrow().commit_index as i64,
+        };
+        if tx.send(Ok(update)).await.is_err() {
+            return;
+        }
+    }
+    loop {
+        let commit = status.borrow_and_update().commit_index;
+        while next <= commit {
+            match storage.committed_entries(next, commit + 1, 1 << 20) {
+                Ok(entries) if !entries.is_empty() => {
+                    for e in entries {
+                        next = e.index + 1;
+                        if e.data.is_empty() {
+                            continue;
+                        }
+                        let update = pb::MetadataUpdate {
+                            update: Some(pb::metadata_update::Update::Entry(pb::MetadataEntry {
+                                offset: e.index as i64,
+                                records: e.data.to_vec(),
+                            })),
+                            high_watermark: commit as i64,
+                        };
+                        if tx.send(Ok(update)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Ok(_) => break,
+                Err(raft::Error::Store(StorageError::Compacted)) => {
+                    let snapshot = storage.latest_snapshot();
+                    next = snapshot.get_metadata().index + 1;
+                    let update = pb::MetadataUpdate {
+                        update: Some(pb::metadata_update::Update::Snapshot(
+                            snapshot.get_data().to_vec(),
+                        )),
+                        high_watermark: commit as i64,
+                    };
+                    if tx.send(Ok(update)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx
+                        .send(Err(Status::internal(format!(
+                            "reading the metadata log: {e}"
+                        ))))
+                        .await;
+                    return;
+                }
+            }
+        }
+        tokio::select! {
+            changed = status.changed() => if changed.is_err() { return },
+            _ = tx.closed() => return,
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Cluster tests against real processes started from the built binaries (one test binary, one
+//! module per subject). Build the binaries first: `cargo build --workspace --bins`
+//! (`scripts/test.sh` does).
+
+mod controllers;
+mod harness;
