@@ -316,3 +316,139 @@ async fn controllers_survive_kill_9_and_restart() {
     // And it still accepts writes.
     assert_eq!(create(&mut any, "after-restart", 1, 1).await.error_code, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_tool_and_controller_refuse_wrong_directories() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = free_ports(1);
+    let config = dir.path().join("c.properties");
+    let data = dir.path().join("data");
+    write_config(&config, 1, &ports, &data);
+    let storage = binary("odradek-storage");
+    let id = run_ok(Command::new(&storage).arg("random-uuid"))
+        .trim()
+        .to_string();
+
+    // The controller refuses to start before format, and says what to do.
+    let out = Command::new(binary("odradek-controller"))
+        .arg("-c")
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not formatted: run odradek-storage format"),
+        "{err}"
+    );
+
+    // A bad cluster id and a bad config value are refused, naming the problem.
+    let out = Command::new(&storage)
+        .args(["format", "-t", "nope", "-c"])
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("invalid cluster id")
+    );
+    let out = Command::new(&storage)
+        .args(["format", "-t", &id, "--override", "node.id=-3", "-c"])
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("node.id"));
+
+    // A non-empty, unformatted directory is refused.
+    std::fs::create_dir_all(&data).expect("mkdir");
+    std::fs::write(data.join("something"), b"x").expect("write");
+    let out = Command::new(&storage)
+        .args(["format", "-t", &id, "-c"])
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not empty"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(data.join("something")).expect("rm");
+
+    // Format once; a second format is refused unless --ignore-formatted.
+    run_ok(
+        Command::new(&storage)
+            .args(["format", "-t", &id, "-c"])
+            .arg(&config),
+    );
+    let out = Command::new(&storage)
+        .args(["format", "-t", &id, "-c"])
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already formatted"));
+    let out = run_ok(
+        Command::new(&storage)
+            .args(["format", "-t", &id, "--ignore-formatted", "-c"])
+            .arg(&config),
+    );
+    assert!(out.contains("Skipped"), "{out}");
+    let info = run_ok(Command::new(&storage).args(["info", "-c"]).arg(&config));
+    assert!(
+        info.contains(&format!("cluster.id: {id}")) && info.contains("metadata log: cluster"),
+        "{info}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_of_another_cluster_does_not_join() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = free_ports(3);
+    let storage = binary("odradek-storage");
+    let ours = run_ok(Command::new(&storage).arg("random-uuid"))
+        .trim()
+        .to_string();
+    let theirs = run_ok(Command::new(&storage).arg("random-uuid"))
+        .trim()
+        .to_string();
+    let mut c = Controllers {
+        dir,
+        ports: ports.clone(),
+        nodes: BTreeMap::new(),
+    };
+    for id in 1..=3 {
+        let data = c.dir.path().join(format!("data-{id}"));
+        write_config(&c.config(id), id, &ports, &data);
+        let cluster = if id == 3 { &theirs } else { &ours };
+        run_ok(
+            Command::new(&storage)
+                .args(["format", "-t", cluster, "-c"])
+                .arg(c.config(id)),
+        );
+    }
+    for id in 1..=3 {
+        c.start(id);
+    }
+    // Nodes 1 and 2 form a quorum (2 of 3) and serve.
+    let leader = c.leader(Duration::from_secs(10), Some(3)).await;
+    assert!(leader == 1 || leader == 2);
+    let mut active = c.client(leader).await.expect("connect");
+    register_brokers(&mut active, &ours).await;
+    assert_eq!(create(&mut active, "t", 1, 1).await.error_code, 0);
+    // Node 3 never learns of that leader, and the mismatch is logged.
+    let mut stranger = c.client(3).await.expect("connect node 3");
+    let d = stranger
+        .describe_quorum(pb::DescribeQuorumRequest {})
+        .await
+        .expect("describe")
+        .into_inner();
+    assert_ne!(
+        d.leader_id, leader as i32,
+        "node 3 joined another cluster's quorum"
+    );
+    assert_eq!(d.cluster_id, theirs);
+    let logs: String = c.nodes.values().map(|n| n.log_text()).collect();
+    assert!(
+        logs.contains("another cluster") || logs.contains("cluster id mismatch"),
+        "mismatch not logged:\n{logs}"
+    );
+}
