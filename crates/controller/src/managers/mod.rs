@@ -73,3 +73,18 @@ pub(crate) fn err(code: ErrorCode, message: impl Into<String>) -> (i32, String) 
 }
 
 pub(crate) const OK: (i32, String) = (0, String::new());
+
+/// STALE_BROKER_EPOCH unless `broker_id` is registered with exactly `epoch`.
+pub(crate) fn check_broker_epoch(
+    image: &odradek_metadata::MetadataImage,
+    broker_id: i32,
+    epoch: i64,
+) -> Result<(), (i32, String)> {
+    match image.cluster.brokers.get(&broker_id) {
+        Some(b) if b.epoch == epoch => Ok(()),
+        _ => Err(err(
+            ErrorCode::StaleBrokerEpoch,
+            format!("broker {broker_id} epoch {epoch} is not current"),
+        )),
+    }
+}

@@ -1,10 +1,9 @@
 //! Producer-id blocks for idempotent and transactional producers.
 
-use odradek_common::ErrorCode;
 use odradek_metadata::proto::{self, metadata_record::Record};
 use odradek_metadata::MetadataImage;
 
-use super::{err, rec, ControllerResult, ControllerSettings};
+use super::{check_broker_epoch, rec, ControllerResult, ControllerSettings};
 use crate::pb;
 
 /// AllocateProducerIds: the next block of `producer_id_block_size` ids to a registered broker.
@@ -13,23 +12,14 @@ pub fn allocate_producer_ids(
     request: &pb::AllocateProducerIdsRequest,
     settings: &ControllerSettings,
 ) -> ControllerResult<pb::AllocateProducerIdsResponse> {
-    match image.cluster.brokers.get(&request.broker_id) {
-        Some(b) if b.epoch == request.broker_epoch => {}
-        _ => {
-            let (code, message) = err(
-                ErrorCode::StaleBrokerEpoch,
-                format!(
-                    "broker {} epoch {} is not current",
-                    request.broker_id, request.broker_epoch
-                ),
-            );
-            return ControllerResult::answer(pb::AllocateProducerIdsResponse {
-                error_code: code,
-                error_message: message,
-                producer_id_start: -1,
-                producer_id_len: 0,
-            });
-        }
+    if let Err((code, message)) = check_broker_epoch(image, request.broker_id, request.broker_epoch)
+    {
+        return ControllerResult::answer(pb::AllocateProducerIdsResponse {
+            error_code: code,
+            error_message: message,
+            producer_id_start: -1,
+            producer_id_len: 0,
+        });
     }
     let start = image.producer_ids.next_producer_id;
     let len = settings.producer_id_block_size;

@@ -294,17 +294,8 @@ pub fn alter_partition(
             ..Default::default()
         })
     };
-    match image.cluster.brokers.get(&request.broker_id) {
-        Some(b) if b.epoch == request.broker_epoch => {}
-        _ => {
-            return fail(err(
-                ErrorCode::StaleBrokerEpoch,
-                format!(
-                    "broker {} epoch {} is not current",
-                    request.broker_id, request.broker_epoch
-                ),
-            ))
-        }
+    if let Err(e) = super::check_broker_epoch(image, request.broker_id, request.broker_epoch) {
+        return fail(e);
     }
     let Some(topic_id) = Uuid::from_slice(&request.topic_id) else {
         return fail(err(ErrorCode::InvalidRequest, "topic id must be 16 bytes"));
