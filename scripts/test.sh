@@ -21,18 +21,7 @@ cargo fmt --version >/dev/null 2>&1 || { echo "rustfmt is missing from the Rust 
 cargo clippy --version >/dev/null 2>&1 || { echo "clippy is missing from the Rust toolchain" >&2; exit 1; }
 
 step "system packages"
-# librocksdb-dev: the controller quorum links the system RocksDB (see .cargo/config.toml);
-# libclang-dev: bindgen generates librocksdb-sys's bindings from its headers.
-need=()
-for p in librocksdb-dev libclang-dev; do
-  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
-done
-if [ "${#need[@]}" -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo=sudo
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
-fi
+scripts/install-deps.sh --test
 
 step "cargo-deny (installed into ~/.cargo/bin once per machine)"
 if ! command -v cargo-deny >/dev/null 2>&1; then
@@ -57,6 +46,17 @@ cargo build --workspace --bins --locked
 step "tests"
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
+
+step "real-client compatibility suite (kcat, confluent-kafka, kafka-python)"
+venv="${ODRADEK_VENV:-$HOME/.cache/odradek/venv}"
+stamp="$venv/.requirements"
+if ! cmp -s compat/requirements.txt "$stamp" 2>/dev/null; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r compat/requirements.txt
+  cp compat/requirements.txt "$stamp"
+fi
+ODRADEK_BIN_DIR="$CARGO_TARGET_DIR/debug" "$venv/bin/pytest" compat -p no:warnings -q
 
 step "examples"
 cargo run --locked --quiet --example embedded_log >/dev/null

@@ -1,0 +1,86 @@
+//! `odradek-broker -c server.properties [--override key=value]...` runs a broker (or, with
+//! `process.roles=broker,controller`, a combined node). `odradek-broker --dev` runs a single
+//! combined node on 127.0.0.1:9092, data under ./odradek-data, formatted on first start.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use odradek_server::{dev, run_node, BrokerConfig};
+
+#[derive(Parser)]
+#[command(name = "odradek-broker", version, about = "Run an Odradek broker")]
+struct Cli {
+    /// The node's server.properties.
+    #[arg(short = 'c', long = "config", required_unless_present = "dev")]
+    config: Option<PathBuf>,
+    /// A single-node development cluster on 127.0.0.1:9092.
+    #[arg(long, conflicts_with = "config")]
+    dev: bool,
+    /// Where --dev keeps its data.
+    #[arg(long, default_value = "./odradek-data")]
+    data_dir: PathBuf,
+    /// Override a property: key=value (repeatable).
+    #[arg(long = "override")]
+    overrides: Vec<String>,
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+    tracing::info!("shutting down");
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut props = match &cli.config {
+        Some(path) => odradek_controller::config::load_properties(path, &[])?,
+        None => dev::dev_properties(&cli.data_dir),
+    };
+    for o in &cli.overrides {
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--override {o:?}: expected key=value"))?;
+        props.insert(k.trim().into(), v.trim().into());
+    }
+    let (config, unknown) = BrokerConfig::from_properties(&props)?;
+    for k in unknown {
+        tracing::warn!(key = %k, "unknown configuration key (ignored)");
+    }
+    if cli.dev {
+        dev::ensure_formatted(&config)?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_node(config, shutdown_signal(), None))?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,raft=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Request handlers, one file per API. [`Broker`] routes decoded requests to them.
+
+mod admin;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::protocol::VersionRange;
+use odradek_common::{Clock, Uuid};
+use odradek_frontend::{RequestContext, RequestHandler};
+use odradek_metadata::{MetadataImage, TopicImage};
+use tokio::sync::watch;
+
+use crate::config::BrokerConfig;
+use crate::controller_client::ControllerClient;
+use crate::logs::LogManager;
+
+/// The broker's request handling state, shared by all connections.
+#[derive(Debug)]
+pub struct Broker {
+    pub(crate) config: Arc<BrokerConfig>,
+    pub(crate) cluster_id: String,
+    pub(crate) images: watch::Receiver<Arc<MetadataImage>>,
+    pub(crate) logs: Arc<LogManager>,
+    pub(crate) controller: ControllerClient,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl Broker {
+    pub(crate) fn image(&self) -> Arc<MetadataImage> {
+        Arc::clone(&self.images.borrow())
+    }
+
+    pub(crate) fn id(&self) -> i32 {
+        self.config.node.node_id
+    }
+
+    /// Waits (up to `timeout`) until the metadata image satisfies `pred`.
+    pub(crate) async fn wait_for_image(
+        &self,
+        timeout: std::time::Duration,
+        pred: impl Fn(&MetadataImage) -> bool,
+    ) -> Arc<MetadataImage> {
+        let mut rx = self.images.clone();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|i| pred(i))).await;
+        self.image()
+    }
+}
+
+pub(crate) fn kuuid(id: Uuid) -> uuid::Uuid {
+    uuid::Uuid::from_bytes(*id.as_bytes())
+}
+
+pub(crate) fn ouuid(id: &uuid::Uuid) -> Uuid {
+    Uuid(*id.as_bytes())
+}
+
+/// The topic named by `name`, or by `id` when the name is empty (topic-id based versions).
+pub(crate) fn find_topic(
+    image: &MetadataImage,
+    name: &str,
+    id: &uuid::Uuid,
+) -> Option<Arc<TopicImage>> {
+    if !name.is_empty() {
+        return image.topics.get_by_name(name).cloned();
+    }
+    image.topics.by_id.get(&ouuid(id)).cloned()
+}
+
+impl RequestHandler for Broker {
+    fn supported_apis(&self) -> Vec<(ApiKey, VersionRange)> {
+        vec![
+            (ApiKey::Produce, VersionRange { min: 3, max: 11 }),
+            (ApiKey::Fetch, VersionRange { min: 4, max: 16 }),
+            (ApiKey::ListOffsets, VersionRange { min: 1, max: 8 }),
+            (ApiKey::Metadata, VersionRange { min: 0, max: 12 }),
+            (ApiKey::CreateTopics, VersionRange { min: 2, max: 7 }),
+            (ApiKey::DeleteTopics, VersionRange { min: 1, max: 6 }),
+        ]
+    }
+
+    async fn handle(&self, ctx: RequestContext, request: RequestKind) -> Option<ResponseKind> {
+        match request {
+            RequestKind::Metadata(r) => Some(ResponseKind::Metadata(
+                metadata::handle(self, &ctx, r).await,
+            )),
+            RequestKind::Produce(r) => produce::handle(self, &ctx, r)
+                .await
+                .map(ResponseKind::Produce),
+            RequestKind::Fetch(r) => Some(ResponseKind::Fetch(fetch::handle(self, &ctx, r).await)),
+            RequestKind::ListOffsets(r) => Some(ResponseKind::ListOffsets(list_offsets::handle(
+                self,
+                ctx.api_version,
+                r,
+            ))),
+            RequestKind::CreateTopics(r) => Some(ResponseKind::CreateTopics(
+                admin::create_topics(self, &ctx, r).await,
+            )),
+            RequestKind::DeleteTopics(r) => Some(ResponseKind::DeleteTopics(
+                admin::delete_topics(self, &ctx, r).await,
+            )),
+            other => {
+                // The frontend only passes APIs listed in supported_apis.
+                tracing::error!(api = ?std::mem::discriminant(&other), "request for an API this broker does not serve");
+                None
+            }
+        }
+    }
+}

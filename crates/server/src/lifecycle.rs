@@ -1,0 +1,143 @@
+//! Registration and heartbeats: the broker registers (fenced), heartbeats every
+//! `broker.heartbeat.interval.ms` with its metadata offset, is unfenced once caught up, and
+//! re-registers if the controller forgot it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use odradek_common::Uuid;
+use odradek_controller::pb;
+use odradek_metadata::MetadataImage;
+use tokio::sync::watch;
+
+use crate::config::BrokerConfig;
+use crate::controller_client::ControllerClient;
+
+/// Runs until `stop`; publishes whether the broker is fenced.
+pub async fn run(
+    config: Arc<BrokerConfig>,
+    cluster_id: String,
+    client: ControllerClient,
+    images: watch::Receiver<Arc<MetadataImage>>,
+    fenced: watch::Sender<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let incarnation = Uuid::random();
+    let broker_id = config.node.node_id;
+    let mut epoch: Option<i64> = None;
+    let interval = Duration::from_millis(config.heartbeat_interval_ms.max(100));
+    loop {
+        if *stop.borrow() {
+            // Tell the controller we are going: it moves leaderships away at once.
+            if let Some(e) = epoch {
+                let req = pb::BrokerHeartbeatRequest {
+                    broker_id,
+                    broker_epoch: e,
+                    current_metadata_offset: images.borrow().offset,
+                    want_fence: true,
+                    want_shut_down: false,
+                };
+                let _ = client
+                    .call(Duration::from_secs(2), |mut c| {
+                        let r = req;
+                        async move { c.broker_heartbeat(r).await }
+                    })
+                    .await;
+            }
+            return;
+        }
+        match epoch {
+            None => {
+                let req = pb::RegisterBrokerRequest {
+                    broker_id,
+                    cluster_id: cluster_id.clone(),
+                    incarnation_id: incarnation.as_bytes().to_vec(),
+                    listeners: config
+                        .advertised
+                        .iter()
+                        .map(|l| pb::Listener {
+                            name: l.name.clone(),
+                            host: advertised_host(&l.host),
+                            port: u32::from(l.port),
+                            security_protocol: "PLAINTEXT".into(),
+                        })
+                        .collect(),
+                    rack: config.rack.clone(),
+                    log_dirs: vec![],
+                };
+                match client
+                    .call(Duration::from_secs(5), |mut c| {
+                        let r = req.clone();
+                        async move { c.register_broker(r).await }
+                    })
+                    .await
+                {
+                    Ok(r) if r.error_code == 0 => {
+                        tracing::info!(
+                            broker_id,
+                            broker_epoch = r.broker_epoch,
+                            "registered with the controller"
+                        );
+                        epoch = Some(r.broker_epoch);
+                        continue;
+                    }
+                    Ok(r) => {
+                        tracing::error!(broker_id, code = r.error_code, message = %r.error_message, "registration refused")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "registration failed; retrying"),
+                }
+            }
+            Some(e) => {
+                let req = pb::BrokerHeartbeatRequest {
+                    broker_id,
+                    broker_epoch: e,
+                    current_metadata_offset: images.borrow().offset,
+                    want_fence: false,
+                    want_shut_down: false,
+                };
+                match client
+                    .call(Duration::from_secs(5), |mut c| {
+                        let r = req;
+                        async move { c.broker_heartbeat(r).await }
+                    })
+                    .await
+                {
+                    Ok(r) if r.error_code == 0 => {
+                        fenced.send_if_modified(|f| {
+                            let changed = *f != r.is_fenced;
+                            *f = r.is_fenced;
+                            changed
+                        });
+                        if !r.is_fenced {
+                            // Caught up and serving: heartbeat at the normal pace.
+                            tokio::select! { _ = tokio::time::sleep(interval) => {}, _ = stop.changed() => {} }
+                            continue;
+                        }
+                    }
+                    Ok(r) if r.error_code == 77 || r.error_code == 102 => {
+                        tracing::warn!(
+                            broker_id,
+                            "the controller no longer knows this registration; registering again"
+                        );
+                        epoch = None;
+                        continue;
+                    }
+                    Ok(r) => {
+                        tracing::warn!(code = r.error_code, message = %r.error_message, "heartbeat refused")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                }
+            }
+        }
+        // Not yet serving: try again soon.
+        tokio::select! { _ = tokio::time::sleep(Duration::from_millis(200)) => {}, _ = stop.changed() => {} }
+    }
+}
+
+/// A listener bound to all interfaces advertises the loopback address unless configured.
+fn advertised_host(host: &str) -> String {
+    match host {
+        "" | "0.0.0.0" | "::" => "127.0.0.1".into(),
+        h => h.into(),
+    }
+}
