@@ -89,3 +89,57 @@ def no_autocreate_node(tmp_path):
     n = Node(tmp_path, {"auto.create.topics.enable": "false"})
     yield n
     n.stop()
+
+
+class Cluster:
+    """One controller process and `brokers` broker processes, all formatted for one cluster."""
+
+    def __init__(self, workdir: Path, brokers=3):
+        self.workdir = workdir
+        cport = free_port()
+        voters = f"100@127.0.0.1:{cport}"
+        cluster_id = subprocess.run([BIN_DIR / "odradek-storage", "random-uuid"], check=True, capture_output=True, text=True).stdout.strip()
+        self.procs = []
+        controller = workdir / "controller.properties"
+        controller.write_text(
+            f"node.id=100\nprocess.roles=controller\ncontroller.quorum.voters={voters}\n"
+            f"listeners=CONTROLLER://127.0.0.1:{cport}\ncontroller.listener.names=CONTROLLER\nlog.dirs={workdir / 'c'}\n"
+        )
+        subprocess.run([BIN_DIR / "odradek-storage", "format", "-t", cluster_id, "-c", controller], check=True, capture_output=True)
+        self.procs.append(subprocess.Popen([BIN_DIR / "odradek-controller", "-c", controller], stdout=subprocess.DEVNULL, stderr=open(workdir / "controller.log", "w")))
+        self.ports = []
+        for b in range(1, brokers + 1):
+            port = free_port()
+            self.ports.append(port)
+            cfg = workdir / f"broker-{b}.properties"
+            cfg.write_text(
+                f"node.id={b}\nprocess.roles=broker\ncontroller.quorum.voters={voters}\n"
+                f"listeners=PLAINTEXT://127.0.0.1:{port}\ncontroller.listener.names=CONTROLLER\nlog.dirs={workdir / f'b{b}'}\n"
+            )
+            subprocess.run([BIN_DIR / "odradek-storage", "format", "-t", cluster_id, "-c", cfg], check=True, capture_output=True)
+            self.procs.append(subprocess.Popen([BIN_DIR / "odradek-broker", "-c", cfg], stdout=subprocess.DEVNULL, stderr=open(workdir / f"broker-{b}.log", "w")))
+        self.bootstrap = ",".join(f"127.0.0.1:{p}" for p in self.ports)
+        deadline = time.time() + 30
+        for b in range(1, brokers + 1):
+            log = workdir / f"broker-{b}.log"
+            while "broker ready" not in log.read_text():
+                if time.time() > deadline:
+                    raise RuntimeError(f"broker {b} not ready:\n" + log.read_text())
+                time.sleep(0.05)
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.fixture
+def cluster3(tmp_path):
+    c = Cluster(tmp_path, brokers=3)
+    yield c
+    c.stop()
