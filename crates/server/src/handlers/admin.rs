@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::messages::{
     CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
 };
@@ -219,4 +221,91 @@ pub(super) async fn delete_topics(
         }
     }
     DeleteTopicsResponse::default().with_responses(responses)
+}
+
+pub(super) async fn create_partitions(
+    broker: &Broker,
+    req: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let mut results = Vec::new();
+    let mut forward = Vec::new();
+    for t in &req.topics {
+        if t.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
+            results.push(
+                CreatePartitionsTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_error_code(ErrorCode::InvalidReplicaAssignment.code())
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "manual replica assignments are not supported yet",
+                    ))),
+            );
+        } else {
+            forward.push(pb::CreatePartitionsTopic {
+                name: t.name.0.to_string(),
+                count: t.count,
+            });
+        }
+    }
+    if !forward.is_empty() {
+        let call = pb::CreatePartitionsRequest {
+            topics: forward.clone(),
+            validate_only: req.validate_only,
+        };
+        match broker
+            .controller
+            .call(timeout(req.timeout_ms), |mut c| {
+                let r = call.clone();
+                async move { c.create_partitions(r).await }
+            })
+            .await
+        {
+            Ok(resp) => {
+                let grown: Vec<(String, i32)> = resp
+                    .topics
+                    .iter()
+                    .filter(|t| t.error_code == 0 && !req.validate_only)
+                    .filter_map(|t| {
+                        forward
+                            .iter()
+                            .find(|f| f.name == t.name)
+                            .map(|f| (f.name.clone(), f.count))
+                    })
+                    .collect();
+                broker
+                    .wait_for_image(timeout(req.timeout_ms), |i| {
+                        grown.iter().all(|(n, c)| {
+                            i.topics
+                                .get_by_name(n)
+                                .is_some_and(|t| t.partitions.len() as i32 >= *c)
+                        })
+                    })
+                    .await;
+                for t in resp.topics {
+                    results.push(
+                        CreatePartitionsTopicResult::default()
+                            .with_name(TopicName(StrBytes::from_string(t.name)))
+                            .with_error_code(t.error_code as i16)
+                            .with_error_message(
+                                (!t.error_message.is_empty())
+                                    .then(|| StrBytes::from_string(t.error_message)),
+                            ),
+                    );
+                }
+            }
+            Err(e) => {
+                for t in forward {
+                    results.push(
+                        CreatePartitionsTopicResult::default()
+                            .with_name(TopicName(StrBytes::from_string(t.name)))
+                            .with_error_code(ErrorCode::RequestTimedOut.code())
+                            .with_error_message(Some(StrBytes::from_string(format!(
+                                "controller unavailable: {}",
+                                e.message()
+                            )))),
+                    );
+                }
+            }
+        }
+    }
+    CreatePartitionsResponse::default().with_results(results)
 }

@@ -1,10 +1,12 @@
 //! Request handlers, one file per API. [`Broker`] routes decoded requests to them.
 
 mod admin;
+mod configs;
 mod fetch;
 mod list_offsets;
 mod metadata;
 mod produce;
+mod records;
 
 use std::sync::Arc;
 
@@ -80,6 +82,18 @@ impl RequestHandler for Broker {
             (ApiKey::Metadata, VersionRange { min: 0, max: 12 }),
             (ApiKey::CreateTopics, VersionRange { min: 2, max: 7 }),
             (ApiKey::DeleteTopics, VersionRange { min: 1, max: 6 }),
+            (ApiKey::DeleteRecords, VersionRange { min: 0, max: 2 }),
+            (
+                ApiKey::OffsetForLeaderEpoch,
+                VersionRange { min: 2, max: 4 },
+            ),
+            (ApiKey::DescribeConfigs, VersionRange { min: 1, max: 4 }),
+            (ApiKey::CreatePartitions, VersionRange { min: 0, max: 3 }),
+            (
+                ApiKey::IncrementalAlterConfigs,
+                VersionRange { min: 0, max: 1 },
+            ),
+            (ApiKey::DescribeCluster, VersionRange { min: 0, max: 2 }),
         ]
     }
 
@@ -102,6 +116,24 @@ impl RequestHandler for Broker {
             )),
             RequestKind::DeleteTopics(r) => Some(ResponseKind::DeleteTopics(
                 admin::delete_topics(self, &ctx, r).await,
+            )),
+            RequestKind::DeleteRecords(r) => Some(ResponseKind::DeleteRecords(
+                records::delete_records(self, r),
+            )),
+            RequestKind::OffsetForLeaderEpoch(r) => Some(ResponseKind::OffsetForLeaderEpoch(
+                records::offset_for_leader_epoch(self, r),
+            )),
+            RequestKind::DescribeCluster(r) => Some(ResponseKind::DescribeCluster(
+                records::describe_cluster(self, &ctx, r),
+            )),
+            RequestKind::DescribeConfigs(r) => Some(ResponseKind::DescribeConfigs(
+                configs::describe(self, &ctx, r),
+            )),
+            RequestKind::IncrementalAlterConfigs(r) => Some(ResponseKind::IncrementalAlterConfigs(
+                configs::incremental_alter(self, r).await,
+            )),
+            RequestKind::CreatePartitions(r) => Some(ResponseKind::CreatePartitions(
+                admin::create_partitions(self, r).await,
             )),
             other => {
                 // The frontend only passes APIs listed in supported_apis.

@@ -1,0 +1,159 @@
+//! DeleteRecords, OffsetForLeaderEpoch and DescribeCluster: answered from the partition logs and
+//! the metadata image.
+
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{
+    BrokerId, DeleteRecordsRequest, DeleteRecordsResponse, DescribeClusterRequest,
+    DescribeClusterResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use odradek_common::{ErrorCode, ToErrorCode};
+use odradek_frontend::RequestContext;
+
+use super::Broker;
+
+pub(super) fn delete_records(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let image = broker.image();
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let topic = image.topics.get_by_name(t.name.0.as_str());
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|dp| {
+                    let r = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(dp.partition_index)
+                        .with_low_watermark(-1);
+                    let Some((topic, p)) = topic
+                        .and_then(|tp| tp.partitions.get(&dp.partition_index).map(|p| (tp, p)))
+                    else {
+                        return r.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
+                    };
+                    let Some(log) = broker
+                        .logs
+                        .get(topic.id, dp.partition_index)
+                        .filter(|_| p.leader == broker.id())
+                    else {
+                        return r.with_error_code(ErrorCode::NotLeaderOrFollower.code());
+                    };
+                    let Ok(mut log) = log.log.lock() else {
+                        return r.with_error_code(ErrorCode::KafkaStorageError.code());
+                    };
+                    // -1 means "up to the high watermark".
+                    let offset = if dp.offset == -1 {
+                        log.high_watermark()
+                    } else {
+                        dp.offset
+                    };
+                    match log.delete_records_before(offset) {
+                        Ok(low) => r.with_low_watermark(low),
+                        Err(e) => r.with_error_code(e.error_code().code()),
+                    }
+                })
+                .collect();
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    DeleteRecordsResponse::default().with_topics(topics)
+}
+
+pub(super) fn offset_for_leader_epoch(
+    broker: &Broker,
+    req: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let image = broker.image();
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let topic = image.topics.get_by_name(t.topic.0.as_str());
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|op| {
+                    let r = EpochEndOffset::default()
+                        .with_partition(op.partition)
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1);
+                    let Some((topic, p)) =
+                        topic.and_then(|tp| tp.partitions.get(&op.partition).map(|p| (tp, p)))
+                    else {
+                        return r.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
+                    };
+                    let Some(log) = broker
+                        .logs
+                        .get(topic.id, op.partition)
+                        .filter(|_| p.leader == broker.id())
+                    else {
+                        return r.with_error_code(ErrorCode::NotLeaderOrFollower.code());
+                    };
+                    if op.current_leader_epoch >= 0 && op.current_leader_epoch < p.leader_epoch {
+                        return r.with_error_code(ErrorCode::FencedLeaderEpoch.code());
+                    }
+                    if op.current_leader_epoch > p.leader_epoch {
+                        return r.with_error_code(ErrorCode::UnknownLeaderEpoch.code());
+                    }
+                    let Ok(log) = log.log.lock() else {
+                        return r.with_error_code(ErrorCode::KafkaStorageError.code());
+                    };
+                    let (epoch, end) = log.end_offset_for_epoch(op.leader_epoch);
+                    r.with_leader_epoch(epoch).with_end_offset(end)
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}
+
+pub(super) fn describe_cluster(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    let image = broker.image();
+    let brokers = image
+        .cluster
+        .brokers
+        .values()
+        .filter(|b| !b.fenced || (ctx.api_version >= 2 && req.include_fenced_brokers))
+        .filter_map(|b| {
+            let e = b
+                .endpoints
+                .iter()
+                .find(|e| e.listener == ctx.listener)
+                .or_else(|| b.endpoints.first())?;
+            let r = DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(e.host.clone()))
+                .with_port(i32::from(e.port))
+                .with_rack(b.rack.clone().map(StrBytes::from_string));
+            Some(if ctx.api_version >= 2 {
+                r.with_is_fenced(b.fenced)
+            } else {
+                r
+            })
+        })
+        .collect();
+    let r = DescribeClusterResponse::default()
+        .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
+        .with_controller_id(BrokerId(broker.id()))
+        .with_brokers(brokers);
+    if ctx.api_version >= 1 {
+        r.with_endpoint_type(1)
+    } else {
+        r
+    }
+}
