@@ -92,21 +92,23 @@ def no_autocreate_node(tmp_path):
 
 
 class Cluster:
-    """One controller process and `brokers` broker processes, all formatted for one cluster."""
+    """A quorum of `controllers` controller processes and `brokers` broker processes, all
+    formatted for one cluster."""
 
-    def __init__(self, workdir: Path, brokers=3):
+    def __init__(self, workdir: Path, brokers=3, controllers=3):
         self.workdir = workdir
-        cport = free_port()
-        voters = f"100@127.0.0.1:{cport}"
+        cports = [free_port() for _ in range(controllers)]
+        voters = ",".join(f"{100 + i}@127.0.0.1:{p}" for i, p in enumerate(cports))
         cluster_id = subprocess.run([BIN_DIR / "odradek-storage", "random-uuid"], check=True, capture_output=True, text=True).stdout.strip()
         self.procs = []
-        controller = workdir / "controller.properties"
-        controller.write_text(
-            f"node.id=100\nprocess.roles=controller\ncontroller.quorum.voters={voters}\n"
-            f"listeners=CONTROLLER://127.0.0.1:{cport}\ncontroller.listener.names=CONTROLLER\nlog.dirs={workdir / 'c'}\n"
-        )
-        subprocess.run([BIN_DIR / "odradek-storage", "format", "-t", cluster_id, "-c", controller], check=True, capture_output=True)
-        self.procs.append(subprocess.Popen([BIN_DIR / "odradek-controller", "-c", controller], stdout=subprocess.DEVNULL, stderr=open(workdir / "controller.log", "w")))
+        for i, cport in enumerate(cports):
+            cfg = workdir / f"controller-{i}.properties"
+            cfg.write_text(
+                f"node.id={100 + i}\nprocess.roles=controller\ncontroller.quorum.voters={voters}\n"
+                f"listeners=CONTROLLER://127.0.0.1:{cport}\ncontroller.listener.names=CONTROLLER\nlog.dirs={workdir / f'c{i}'}\n"
+            )
+            subprocess.run([BIN_DIR / "odradek-storage", "format", "-t", cluster_id, "-c", cfg], check=True, capture_output=True)
+            self.procs.append(subprocess.Popen([BIN_DIR / "odradek-controller", "-c", cfg], stdout=subprocess.DEVNULL, stderr=open(workdir / f"controller-{i}.log", "w")))
         self.ports = []
         for b in range(1, brokers + 1):
             port = free_port()

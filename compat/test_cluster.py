@@ -1,5 +1,5 @@
-"""Three broker processes and a controller: partitions spread over every broker, clients route by
-Metadata and read back everything."""
+"""Three broker processes and a quorum of three controller processes: partitions spread over every
+broker, clients route by Metadata and read back everything."""
 
 import time
 import uuid

@@ -41,3 +41,13 @@ def test_keys_survive_and_kill_9_restart_keeps_data(fresh_node):
     r = kcat("-b", fresh_node.bootstrap, "-C", "-t", "durable", "-o", "beginning", "-e", "-f", "%k=%s\\n")
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == [f"k{i}=v{i}" for i in range(100)]
+
+
+def test_sigterm_closes_logs_cleanly(fresh_node):
+    r = kcat("-b", fresh_node.bootstrap, "-P", "-t", "graceful", stdin="a\nb\nc\n")
+    assert r.returncode == 0, r.stderr
+    fresh_node.stop()
+    assert fresh_node.proc.returncode == 0, "clean exit on SIGTERM"
+    partition = fresh_node.workdir / "data" / "graceful-0"
+    assert (partition / ".clean-shutdown").exists(), "logs closed cleanly"
+    assert "broker stopped" in (fresh_node.workdir / "node.log").read_text()
