@@ -29,6 +29,8 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     /// `queued.max.requests` (500).
     pub queued_max_requests: usize,
+    /// `max.connections` (Kafka: unlimited; here 10,000 unless set).
+    pub max_connections: usize,
 }
 
 fn cfg_err(key: &str, value: &str, reason: &str) -> ConfigError {
@@ -171,6 +173,7 @@ impl BrokerConfig {
                     100 * 1024 * 1024,
                 )?,
                 queued_max_requests: get_num(props, "queued.max.requests", 500)?,
+                max_connections: get_num(props, "max.connections", 10_000)?,
                 node,
             },
             unknown,
@@ -178,4 +181,9 @@ impl BrokerConfig {
     }
 }
 
-const KNOWN: &[&str] = &["queued.max.requests", "broker.heartbeat.interval.ms"];
+const KNOWN: &[&str] = &[
+    "queued.max.requests",
+    "broker.heartbeat.interval.ms",
+    "max.connections",
+    "socket.request.max.bytes",
+];

@@ -163,7 +163,7 @@ async fn run_broker(
         listener: l.name.clone(),
         socket_request_max_bytes: config.socket_request_max_bytes,
         queued_max_requests: config.queued_max_requests,
-        ..FrontendConfig::default()
+        max_connections: config.max_connections,
     };
     let broker = Arc::new(Broker {
         config: Arc::clone(&config),

@@ -1,0 +1,56 @@
+"""Produce/consume throughput against a running broker with a librdkafka client (confluent-kafka),
+so the figures compare with anyone's. Prints one Markdown table row per workload.
+
+usage: bench_broker.py BOOTSTRAP RECORD_SIZE RECORDS [PARTITIONS]"""
+
+import sys
+import time
+import uuid
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+bootstrap, size, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+partitions = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+topic = f"bench-{size}-{uuid.uuid4().hex[:6]}"
+a = AdminClient({"bootstrap.servers": bootstrap})
+a.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(30)
+
+p = Producer({
+    "bootstrap.servers": bootstrap,
+    "acks": "1",
+    "linger.ms": 5,
+    "batch.size": 1_000_000,
+    "queue.buffering.max.kbytes": 1_048_576,
+    "queue.buffering.max.messages": 1_000_000,
+    "compression.type": "none",
+    "enable.idempotence": False,
+})
+value = b"x" * size
+start = time.time()
+for i in range(count):
+    while True:
+        try:
+            p.produce(topic, value=value, partition=i % partitions)
+            break
+        except BufferError:
+            p.poll(0.01)
+    if i % 10_000 == 0:
+        p.poll(0)
+p.flush(120)
+produce_s = time.time() - start
+
+c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False, "fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 10_485_760})
+c.assign([TopicPartition(topic, i, 0) for i in range(partitions)])
+got = 0
+start = time.time()
+while got < count:
+    msgs = c.consume(10_000, 2.0)
+    if not msgs and time.time() - start > 120:
+        break
+    got += len(msgs)
+consume_s = time.time() - start
+c.close()
+mb = size * count / 1e6
+print(f"| produce, {partitions} partition(s), acks=1, {size} B | {count / produce_s:,.0f} records/s | {mb / produce_s:,.1f} MB/s |")
+print(f"| consume, {partitions} partition(s), {size} B | {got / consume_s:,.0f} records/s | {size * got / 1e6 / consume_s:,.1f} MB/s |")
