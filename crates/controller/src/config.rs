@@ -48,6 +48,21 @@ pub struct Listener {
     pub port: u16,
 }
 
+impl Listener {
+    /// The address to bind: an empty host means every interface, `localhost` the loopback.
+    pub fn bind_addr(&self) -> Option<SocketAddr> {
+        let host = match self.host.as_str() {
+            "" => "0.0.0.0",
+            "localhost" => "127.0.0.1",
+            h => h,
+        };
+        format!("{host}:{}", self.port)
+            .parse()
+            .ok()
+            .or_else(|| format!("[{host}]:{}", self.port).parse().ok())
+    }
+}
+
 /// The validated node configuration (the keys the controller and storage tool need).
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -318,24 +333,10 @@ impl NodeConfig {
 
     /// Where the controller listener binds.
     pub fn controller_addr(&self) -> Option<SocketAddr> {
-        let l = self
-            .listeners
+        self.listeners
             .iter()
-            .find(|l| l.name == self.controller_listener_name)?;
-        let host = if l.host.is_empty() {
-            "0.0.0.0"
-        } else {
-            l.host.as_str()
-        };
-        let host = if host == "localhost" {
-            "127.0.0.1"
-        } else {
-            host
-        };
-        format!("{host}:{}", l.port)
-            .parse()
-            .ok()
-            .or_else(|| format!("[{host}]:{}", l.port).parse().ok())
+            .find(|l| l.name == self.controller_listener_name)?
+            .bind_addr()
     }
 
     /// The quorum store directory.

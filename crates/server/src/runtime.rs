@@ -135,17 +135,7 @@ async fn run_broker(
         _ = crate::until_stopped(&mut stop_wait) => { logs.close_all(); return Ok(()); }
     }
     let l = &config.listeners[0];
-    let host = if l.host.is_empty() {
-        "0.0.0.0"
-    } else {
-        l.host.as_str()
-    };
-    let host = if host == "localhost" {
-        "127.0.0.1"
-    } else {
-        host
-    };
-    let addr: SocketAddr = format!("{host}:{}", l.port).parse().map_err(|_| {
+    let addr = l.bind_addr().ok_or_else(|| {
         RunError::Config(format!("listener {}:{} is not an address", l.host, l.port))
     })?;
     let listener = tokio::net::TcpListener::bind(addr)

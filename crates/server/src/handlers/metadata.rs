@@ -72,11 +72,7 @@ pub(super) async fn handle(
         .cluster
         .unfenced()
         .filter_map(|b| {
-            let e = b
-                .endpoints
-                .iter()
-                .find(|e| e.listener == ctx.listener)
-                .or_else(|| b.endpoints.first())?;
+            let e = super::endpoint_for(b, &ctx.listener)?;
             let r = MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.id))
                 .with_host(StrBytes::from_string(e.host.clone()))

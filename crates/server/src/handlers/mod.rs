@@ -53,6 +53,18 @@ impl Broker {
     }
 }
 
+/// The endpoint of `broker` on the listener a request arrived on (its first one otherwise).
+pub(crate) fn endpoint_for<'a>(
+    broker: &'a odradek_metadata::BrokerRegistration,
+    listener: &str,
+) -> Option<&'a odradek_metadata::Endpoint> {
+    broker
+        .endpoints
+        .iter()
+        .find(|e| e.listener == listener)
+        .or_else(|| broker.endpoints.first())
+}
+
 pub(crate) fn kuuid(id: Uuid) -> uuid::Uuid {
     uuid::Uuid::from_bytes(*id.as_bytes())
 }
