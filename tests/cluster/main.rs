@@ -2,5 +2,6 @@
 //! module per subject). Build the binaries first: `cargo build --workspace --bins`
 //! (`scripts/test.sh` does).
 
+mod cli;
 mod controllers;
 mod harness;

@@ -1,0 +1,188 @@
+//! `odradek produce` and `odradek consume`: lines in, records out, like the Kafka console tools.
+
+use std::io::{BufRead, Write};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use clap::Args;
+use odradek_client::partitioner::partition_for_key;
+use odradek_client::{Client, ClientError};
+use odradek_log::records::{decode_batches, encode_batch, Compression, NewRecord};
+
+#[derive(Args)]
+pub struct ProduceArgs {
+    #[arg(long)]
+    topic: String,
+    /// Split each line into key and value at the first occurrence of this separator.
+    #[arg(long = "key-separator")]
+    key_separator: Option<String>,
+    /// 0, 1 or -1 (all).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    acks: i16,
+    /// Records per batch at most.
+    #[arg(long = "batch-records", default_value_t = 500)]
+    batch_records: usize,
+}
+
+#[derive(Args)]
+pub struct ConsumeArgs {
+    #[arg(long)]
+    topic: String,
+    /// Start at the earliest offset (default: the latest).
+    #[arg(long = "from-beginning")]
+    from_beginning: bool,
+    /// Only this partition.
+    #[arg(long)]
+    partition: Option<i32>,
+    /// Start at this offset (with --partition).
+    #[arg(long, requires = "partition")]
+    offset: Option<i64>,
+    /// Stop after this many records.
+    #[arg(long = "max-messages")]
+    max_messages: Option<usize>,
+    /// Stop when no record arrived for this long.
+    #[arg(long = "timeout-ms")]
+    timeout_ms: Option<u64>,
+    /// Print keys too, separated by --key-separator.
+    #[arg(long = "print-key")]
+    print_key: bool,
+    #[arg(long = "key-separator", default_value = "\t")]
+    key_separator: String,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub async fn produce(client: &mut Client, args: ProduceArgs) -> Result<(), ClientError> {
+    let topics = client
+        .metadata(Some(std::slice::from_ref(&args.topic)), true)
+        .await?;
+    let partitions = topics
+        .first()
+        .map_or(1, |t| t.partitions.len().max(1) as i32);
+    let mut pending: Vec<Vec<NewRecord>> = vec![Vec::new(); partitions as usize];
+    let mut round_robin = 0i32;
+    let stdin = std::io::stdin();
+    let mut count = 0usize;
+    for line in stdin.lock().lines() {
+        let line = line.map_err(|source| ClientError::Io {
+            addr: "stdin".into(),
+            source,
+        })?;
+        let (key, value) = match args
+            .key_separator
+            .as_deref()
+            .and_then(|s| line.split_once(s))
+        {
+            Some((k, v)) => (Some(Bytes::from(k.to_string())), v.to_string()),
+            None => (None, line),
+        };
+        let partition = match &key {
+            Some(k) => partition_for_key(k, partitions),
+            None => {
+                round_robin = (round_robin + 1) % partitions;
+                round_robin
+            }
+        };
+        pending[partition as usize].push(NewRecord {
+            key,
+            value: Some(Bytes::from(value)),
+            timestamp_ms: now_ms(),
+            headers: vec![],
+        });
+        count += 1;
+        if pending[partition as usize].len() >= args.batch_records {
+            send(client, &args, partition, &mut pending[partition as usize]).await?;
+        }
+    }
+    for p in 0..partitions {
+        send(client, &args, p, &mut pending[p as usize]).await?;
+    }
+    eprintln!("Produced {count} records to {}.", args.topic);
+    Ok(())
+}
+
+async fn send(
+    client: &mut Client,
+    args: &ProduceArgs,
+    partition: i32,
+    records: &mut Vec<NewRecord>,
+) -> Result<(), ClientError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let batch = encode_batch(records, Compression::None)
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+    client
+        .produce(&args.topic, partition, batch, args.acks)
+        .await?;
+    records.clear();
+    Ok(())
+}
+
+pub async fn consume(client: &mut Client, args: ConsumeArgs) -> Result<(), ClientError> {
+    let topics = client
+        .metadata(Some(std::slice::from_ref(&args.topic)), false)
+        .await?;
+    let all: Vec<i32> = topics
+        .first()
+        .map(|t| t.partitions.iter().map(|p| p.partition).collect())
+        .unwrap_or_default();
+    let partitions: Vec<i32> = match args.partition {
+        Some(p) => vec![p],
+        None => all,
+    };
+    let mut positions = Vec::new();
+    for p in &partitions {
+        let start = match (args.offset, args.from_beginning) {
+            (Some(o), _) => o,
+            (None, true) => client.list_offset(&args.topic, *p, -2).await?,
+            (None, false) => client.list_offset(&args.topic, *p, -1).await?,
+        };
+        positions.push((*p, start));
+    }
+    let mut printed = 0usize;
+    let mut last_record = Instant::now();
+    let mut out = std::io::stdout().lock();
+    loop {
+        for (p, next) in positions.iter_mut() {
+            let (bytes, _hw) = client
+                .fetch(&args.topic, *p, *next, 1 << 20, Duration::from_millis(200))
+                .await?;
+            let records =
+                decode_batches(bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let from = *next;
+            for r in records.into_iter().filter(|r| r.offset >= from) {
+                *next = r.offset + 1;
+                let value =
+                    String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
+                let line = if args.print_key {
+                    let key =
+                        String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned();
+                    format!("{key}{}{value}", args.key_separator)
+                } else {
+                    value
+                };
+                let _ = writeln!(out, "{line}");
+                printed += 1;
+                last_record = Instant::now();
+                if args.max_messages.is_some_and(|m| printed >= m) {
+                    let _ = out.flush();
+                    eprintln!("Processed a total of {printed} messages");
+                    return Ok(());
+                }
+            }
+        }
+        let _ = out.flush();
+        if args
+            .timeout_ms
+            .is_some_and(|t| last_record.elapsed() >= Duration::from_millis(t))
+        {
+            eprintln!("Processed a total of {printed} messages");
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! `odradek`: the operator's tool. `odradek --help` lists the commands.
+//!
+//! Exit codes: 0 success, 1 a Kafka or connection error (printed with the Kafka error name),
+//! 2 bad usage.
+
+mod console;
+mod topics;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use odradek_client::Client;
+
+#[derive(Parser)]
+#[command(
+    name = "odradek",
+    version,
+    about = "Operate an Odradek (or any Kafka) cluster"
+)]
+struct Cli {
+    /// Brokers to bootstrap from.
+    #[arg(
+        long = "bootstrap-server",
+        global = true,
+        default_value = "127.0.0.1:9092"
+    )]
+    bootstrap_server: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List, describe, create, delete and grow topics.
+    #[command(subcommand)]
+    Topics(topics::TopicsCommand),
+    /// Produce lines from standard input, one record per line.
+    Produce(console::ProduceArgs),
+    /// Print records to standard output, one per line.
+    Consume(console::ConsumeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut client = Client::new(&cli.bootstrap_server, "odradek-cli");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Topics(c) => topics::run(&mut client, c).await,
+            Command::Produce(a) => console::produce(&mut client, a).await,
+            Command::Consume(a) => console::consume(&mut client, a).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! A client of a cluster: bootstrap, metadata, admin calls, produce and fetch, each sent to the
+//! right broker.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
+    DescribeConfigsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
+    TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::connection::Connection;
+use crate::error::ClientError;
+
+/// A partition as Metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    /// Index.
+    pub partition: i32,
+    /// Leader broker id (-1: none).
+    pub leader: i32,
+    /// Replicas.
+    pub replicas: Vec<i32>,
+    /// In-sync replicas.
+    pub isr: Vec<i32>,
+}
+
+/// A topic as Metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// Name.
+    pub name: String,
+    /// Topic id (Kafka's base64 form).
+    pub id: String,
+    /// Partitions by index.
+    pub partitions: Vec<PartitionInfo>,
+}
+
+/// A cluster client.
+#[derive(Debug)]
+pub struct Client {
+    bootstrap: Vec<String>,
+    client_id: String,
+    brokers: HashMap<i32, String>,
+    conns: HashMap<String, Connection>,
+    leaders: HashMap<(String, i32), i32>,
+}
+
+fn name(n: &str) -> TopicName {
+    TopicName(StrBytes::from_string(n.to_string()))
+}
+
+impl Client {
+    /// A client for `bootstrap` (comma-separated host:port).
+    pub fn new(bootstrap: &str, client_id: &str) -> Client {
+        Client {
+            bootstrap: bootstrap
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            client_id: client_id.to_string(),
+            brokers: HashMap::new(),
+            conns: HashMap::new(),
+            leaders: HashMap::new(),
+        }
+    }
+
+    async fn conn(&mut self, addr: &str) -> Result<&mut Connection, ClientError> {
+        if !self.conns.contains_key(addr) {
+            let c = Connection::connect(addr, &self.client_id).await?;
+            self.conns.insert(addr.to_string(), c);
+        }
+        Ok(self.conns.get_mut(addr).expect("inserted above"))
+    }
+
+    /// A connection to any reachable broker (bootstrap first).
+    async fn any(&mut self) -> Result<&mut Connection, ClientError> {
+        let mut last = None;
+        let candidates: Vec<String> = self
+            .conns
+            .keys()
+            .cloned()
+            .chain(self.bootstrap.iter().cloned())
+            .collect();
+        for addr in candidates {
+            match Connection::connect(&addr, &self.client_id).await {
+                Ok(c) => {
+                    self.conns.insert(addr.clone(), c);
+                    return Ok(self.conns.get_mut(&addr).expect("inserted above"));
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| ClientError::Protocol("no bootstrap servers".into())))
+    }
+
+    async fn broker(&mut self, id: i32) -> Result<&mut Connection, ClientError> {
+        let addr = self
+            .brokers
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| ClientError::Protocol(format!("unknown broker {id}")))?;
+        self.conn(&addr).await
+    }
+
+    /// Metadata for `topics` (all when `None`); refreshes the broker and leader caches.
+    pub async fn metadata(
+        &mut self,
+        topics: Option<&[String]>,
+        auto_create: bool,
+    ) -> Result<Vec<TopicInfo>, ClientError> {
+        let req = MetadataRequest::default()
+            .with_topics(topics.map(|ts| {
+                ts.iter()
+                    .map(|t| MetadataRequestTopic::default().with_name(Some(name(t))))
+                    .collect()
+            }))
+            .with_allow_auto_topic_creation(auto_create);
+        let conn = self.any().await?;
+        let v = conn.version(ApiKey::Metadata, 12)?;
+        let resp = conn.send(&req, v).await?;
+        self.brokers = resp
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port)))
+            .collect();
+        let mut out = Vec::new();
+        for t in resp.topics {
+            let topic = t.name.map(|n| n.0.to_string()).unwrap_or_default();
+            ClientError::check(t.error_code, Some(format!("topic {topic}")))?;
+            let mut partitions: Vec<PartitionInfo> = t
+                .partitions
+                .iter()
+                .map(|p| PartitionInfo {
+                    partition: p.partition_index,
+                    leader: p.leader_id.0,
+                    replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+                    isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+                })
+                .collect();
+            partitions.sort_by_key(|p| p.partition);
+            for p in &partitions {
+                self.leaders.insert((topic.clone(), p.partition), p.leader);
+            }
+            let id = odradek_common::Uuid(*t.topic_id.as_bytes()).to_string();
+            out.push(TopicInfo {
+                name: topic,
+                id,
+                partitions,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// CreateTopics (-1 for the broker defaults).
+    pub async fn create_topic(
+        &mut self,
+        topic: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: &[(String, String)],
+    ) -> Result<(), ClientError> {
+        let req = CreateTopicsRequest::default()
+            .with_timeout_ms(30_000)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(name(topic))
+                .with_num_partitions(partitions)
+                .with_replication_factor(replication_factor)
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            CreatableTopicConfig::default()
+                                .with_name(StrBytes::from_string(k.clone()))
+                                .with_value(Some(StrBytes::from_string(v.clone())))
+                        })
+                        .collect(),
+                )]);
+        let conn = self.any().await?;
+        let v = conn.version(ApiKey::CreateTopics, 7)?;
+        let resp = conn.send(&req, v).await?;
+        for t in resp.topics {
+            ClientError::check(t.error_code, t.error_message.map(|m| m.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// DeleteTopics.
+    pub async fn delete_topic(&mut self, topic: &str) -> Result<(), ClientError> {
+        let conn = self.any().await?;
+        let v = conn.version(ApiKey::DeleteTopics, 6)?;
+        let mut req = DeleteTopicsRequest::default().with_timeout_ms(30_000);
+        if v >= 6 {
+            req.topics = vec![DeleteTopicState::default().with_name(Some(name(topic)))];
+        } else {
+            req.topic_names = vec![name(topic)];
+        }
+        let resp = conn.send(&req, v).await?;
+        for t in resp.responses {
+            ClientError::check(t.error_code, t.error_message.map(|m| m.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// CreatePartitions: grow `topic` to `count` partitions.
+    pub async fn create_partitions(&mut self, topic: &str, count: i32) -> Result<(), ClientError> {
+        let req = CreatePartitionsRequest::default()
+            .with_timeout_ms(30_000)
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(name(topic))
+                .with_count(count)]);
+        let conn = self.any().await?;
+        let v = conn.version(ApiKey::CreatePartitions, 3)?;
+        let resp = conn.send(&req, v).await?;
+        for r in resp.results {
+            ClientError::check(r.error_code, r.error_message.map(|m| m.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The dynamic (non-default) configs of a topic, sorted.
+    pub async fn topic_overrides(
+        &mut self,
+        topic: &str,
+    ) -> Result<Vec<(String, String)>, ClientError> {
+        let req = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_string(topic.to_string()))
+                .with_configuration_keys(None),
+        ]);
+        let conn = self.any().await?;
+        let v = conn.version(ApiKey::DescribeConfigs, 4)?;
+        let resp = conn.send(&req, v).await?;
+        let mut out = Vec::new();
+        for r in resp.results {
+            ClientError::check(r.error_code, r.error_message.map(|m| m.to_string()))?;
+            for c in r.configs.iter().filter(|c| c.config_source == 1) {
+                out.push((
+                    c.name.to_string(),
+                    c.value.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+                ));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn leader(&mut self, topic: &str, partition: i32) -> Result<i32, ClientError> {
+        if let Some(l) = self
+            .leaders
+            .get(&(topic.to_string(), partition))
+            .copied()
+            .filter(|l| *l >= 0)
+        {
+            return Ok(l);
+        }
+        self.metadata(Some(&[topic.to_string()]), false).await?;
+        self.leaders
+            .get(&(topic.to_string(), partition))
+            .copied()
+            .filter(|l| *l >= 0)
+            .ok_or_else(|| ClientError::Kafka {
+                code: 3,
+                message: Some(format!("{topic}-{partition}")),
+            })
+    }
+
+    /// Produces one record batch (Kafka v2 bytes) to a partition; returns its base offset
+    /// (-1 with acks=0).
+    pub async fn produce(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+        acks: i16,
+    ) -> Result<i64, ClientError> {
+        let leader = self.leader(topic, partition).await?;
+        let req = ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name(topic))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(records))])]);
+        let conn = self.broker(leader).await?;
+        let v = conn.version(ApiKey::Produce, 9)?;
+        if acks == 0 {
+            conn.send_no_response(&req, v).await?;
+            return Ok(-1);
+        }
+        let resp = conn.send(&req, v).await?;
+        let p = resp
+            .responses
+            .first()
+            .and_then(|t| t.partition_responses.first())
+            .ok_or_else(|| ClientError::Protocol("empty produce response".into()))?;
+        if p.error_code != 0 {
+            self.leaders.remove(&(topic.to_string(), partition));
+        }
+        ClientError::check(
+            p.error_code,
+            p.error_message.as_ref().map(|m| m.to_string()),
+        )?;
+        Ok(p.base_offset)
+    }
+
+    /// Fetches from `offset`; returns the record batches and the high watermark.
+    pub async fn fetch(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: i32,
+        max_wait: Duration,
+    ) -> Result<(Bytes, i64), ClientError> {
+        let leader = self.leader(topic, partition).await?;
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(max_wait.as_millis().min(i32::MAX as u128) as i32)
+            .with_min_bytes(1)
+            .with_max_bytes(max_bytes)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(name(topic))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(partition)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(max_bytes)])]);
+        let conn = self.broker(leader).await?;
+        let v = conn.version(ApiKey::Fetch, 12)?;
+        let resp = conn.send(&req, v).await?;
+        let p = resp
+            .responses
+            .first()
+            .and_then(|t| t.partitions.first())
+            .ok_or_else(|| ClientError::Protocol("empty fetch response".into()))?;
+        if p.error_code != 0 {
+            self.leaders.remove(&(topic.to_string(), partition));
+        }
+        ClientError::check(p.error_code, None)?;
+        Ok((p.records.clone().unwrap_or_default(), p.high_watermark))
+    }
+
+    /// ListOffsets: -2 earliest, -1 latest, or a timestamp.
+    pub async fn list_offset(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+    ) -> Result<i64, ClientError> {
+        let leader = self.leader(topic, partition).await?;
+        let req = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(name(topic))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(partition)
+                    .with_timestamp(timestamp)])]);
+        let conn = self.broker(leader).await?;
+        let v = conn.version(ApiKey::ListOffsets, 7)?;
+        let resp = conn.send(&req, v).await?;
+        let p = resp
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .ok_or_else(|| ClientError::Protocol("empty list offsets response".into()))?;
+        ClientError::check(p.error_code, None)?;
+        Ok(p.offset)
+    }
+}

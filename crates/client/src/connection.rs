@@ -1,0 +1,147 @@
+//! One broker connection: framing, correlation ids, and version negotiation from ApiVersions.
+
+use std::collections::HashMap;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::error::ClientError;
+
+/// Largest response the client accepts.
+const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+
+/// A connection to one broker.
+#[derive(Debug)]
+pub struct Connection {
+    addr: String,
+    stream: TcpStream,
+    next_correlation: i32,
+    client_id: String,
+    versions: HashMap<i16, (i16, i16)>,
+}
+
+impl Connection {
+    /// Connects and learns the broker's API versions.
+    pub async fn connect(addr: &str, client_id: &str) -> Result<Connection, ClientError> {
+        let io = |source| ClientError::Io {
+            addr: addr.to_string(),
+            source,
+        };
+        let stream = TcpStream::connect(addr).await.map_err(io)?;
+        stream.set_nodelay(true).map_err(io)?;
+        let mut conn = Connection {
+            addr: addr.to_string(),
+            stream,
+            next_correlation: 1,
+            client_id: client_id.to_string(),
+            versions: HashMap::new(),
+        };
+        let req = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("odradek-client"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let resp = conn.send(&req, 3).await?;
+        ClientError::check(resp.error_code, None)?;
+        conn.versions = resp
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, (k.min_version, k.max_version)))
+            .collect();
+        Ok(conn)
+    }
+
+    /// The broker's address.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The highest version both sides speak, up to `ours`.
+    pub fn version(&self, key: ApiKey, ours: i16) -> Result<i16, ClientError> {
+        let (min, max) =
+            self.versions.get(&(key as i16)).copied().ok_or_else(|| {
+                ClientError::Protocol(format!("the broker does not serve {key:?}"))
+            })?;
+        let v = ours.min(max);
+        if v < min.max(key.valid_versions().min) {
+            return Err(ClientError::Protocol(format!(
+                "no common version of {key:?} (broker {min}..={max}, client ..={ours})"
+            )));
+        }
+        Ok(v)
+    }
+
+    /// Sends a request and reads its response.
+    pub async fn send<R: Request>(
+        &mut self,
+        req: &R,
+        version: i16,
+    ) -> Result<R::Response, ClientError> {
+        let correlation = self.write(req, version).await?;
+        let mut body = self.read_frame().await?;
+        let header = ResponseHeader::decode(&mut body, R::Response::header_version(version))
+            .map_err(|e| ClientError::Protocol(format!("bad response header: {e}")))?;
+        if header.correlation_id != correlation {
+            return Err(ClientError::Protocol(format!(
+                "response {} for request {correlation}",
+                header.correlation_id
+            )));
+        }
+        R::Response::decode(&mut body, version)
+            .map_err(|e| ClientError::Protocol(format!("bad response: {e}")))
+    }
+
+    /// Sends a request that gets no response (Produce with acks=0).
+    pub async fn send_no_response<R: Request>(
+        &mut self,
+        req: &R,
+        version: i16,
+    ) -> Result<(), ClientError> {
+        self.write(req, version).await.map(|_| ())
+    }
+
+    async fn write<R: Request>(&mut self, req: &R, version: i16) -> Result<i32, ClientError> {
+        let correlation = self.next_correlation;
+        self.next_correlation = self.next_correlation.wrapping_add(1);
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation)
+            .with_client_id(Some(StrBytes::from_string(self.client_id.clone())));
+        let encode = |e: anyhow::Error| ClientError::Protocol(format!("cannot encode: {e}"));
+        header
+            .encode(&mut buf, R::header_version(version))
+            .map_err(encode)?;
+        req.encode(&mut buf, version).map_err(encode)?;
+        let size = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+        let addr = self.addr.clone();
+        self.stream
+            .write_all(&buf)
+            .await
+            .map_err(|source| ClientError::Io { addr, source })?;
+        Ok(correlation)
+    }
+
+    async fn read_frame(&mut self) -> Result<Bytes, ClientError> {
+        let addr = self.addr.clone();
+        let io = |source| ClientError::Io {
+            addr: addr.clone(),
+            source,
+        };
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).await.map_err(io)?;
+        let size = i32::from_be_bytes(size);
+        if size < 0 || size as usize > MAX_RESPONSE_BYTES {
+            return Err(ClientError::Protocol(format!(
+                "response size {size} out of range"
+            )));
+        }
+        let mut buf = BytesMut::zeroed(size as usize);
+        self.stream.read_exact(&mut buf).await.map_err(io)?;
+        Ok(buf.freeze())
+    }
+}

@@ -1,0 +1,18 @@
+//! `odradek-client`: an async Kafka client over the `kafka-protocol` codecs, for Odradek's CLI,
+//! tests and benchmarks. Not a replacement for the real clients the compatibility suite uses.
+//!
+//! # Layering
+//! Layer L2: tokio and the codecs; no other Odradek crate but `odradek-common`.
+//!
+//! # Threading
+//! A [`Connection`] and a [`Client`] are used through `&mut self`: one request at a time per
+//! connection, no locks. Use one client per task.
+
+mod client;
+mod connection;
+mod error;
+pub mod partitioner;
+
+pub use client::{Client, PartitionInfo, TopicInfo};
+pub use connection::Connection;
+pub use error::ClientError;
