@@ -175,6 +175,26 @@ fn cli_topics_produce_consume() {
     ok(&["topics", "delete", "--topic", "orders"]);
     assert_eq!(ok(&["topics", "list"]), "");
 
+    // Perf tools print Kafka's perf-test lines.
+    ok(&["topics", "create", "--topic", "perf", "--partitions", "1"]);
+    let p = ok(&[
+        "perf",
+        "produce",
+        "--topic",
+        "perf",
+        "--records",
+        "5000",
+        "--record-size",
+        "100",
+    ]);
+    assert!(
+        p.starts_with("5000 records sent, ") && p.contains(" ms 99.9th."),
+        "{p}"
+    );
+    let c = ok(&["perf", "consume", "--topic", "perf", "--records", "5000"]);
+    let last = c.lines().last().expect("a result line");
+    assert_eq!(last.split(", ").nth(4), Some("5000"), "{c}");
+
     // Exit codes: 1 for errors a script can act on, 2 for bad usage.
     assert_eq!(
         odradek(&bootstrap, &["topics", "delete", "--topic", "orders"])

@@ -4,6 +4,7 @@
 //! 2 bad usage.
 
 mod console;
+mod perf;
 mod topics;
 
 use std::process::ExitCode;
@@ -38,6 +39,9 @@ enum Command {
     Produce(console::ProduceArgs),
     /// Print records to standard output, one per line.
     Consume(console::ConsumeArgs),
+    /// Producer and consumer performance tests.
+    #[command(subcommand)]
+    Perf(perf::PerfCommand),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
             Command::Topics(c) => topics::run(&mut client, c).await,
             Command::Produce(a) => console::produce(&mut client, a).await,
             Command::Consume(a) => console::consume(&mut client, a).await,
+            Command::Perf(c) => perf::run(&mut client, c).await,
         }
     });
     match result {

@@ -319,6 +319,36 @@ impl Client {
         Ok(p.base_offset)
     }
 
+    /// The leader's connection for a partition and the Produce version to use, for callers
+    /// that pipeline produce requests themselves (perf tools).
+    pub async fn produce_connection(
+        &mut self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(&mut Connection, i16), ClientError> {
+        let leader = self.leader(topic, partition).await?;
+        let conn = self.broker(leader).await?;
+        let v = conn.version(ApiKey::Produce, 9)?;
+        Ok((conn, v))
+    }
+
+    /// A Produce request for one partition's batch.
+    pub fn produce_request(
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+        acks: i16,
+    ) -> ProduceRequest {
+        ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name(topic))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(records))])])
+    }
+
     /// Fetches from `offset`; returns the record batches and the high watermark.
     pub async fn fetch(
         &mut self,

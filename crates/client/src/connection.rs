@@ -92,6 +92,35 @@ impl Connection {
             .map_err(|e| ClientError::Protocol(format!("bad response: {e}")))
     }
 
+    /// Writes a request without waiting for its response; read it later with
+    /// [`Connection::receive`], in the order the requests were written (pipelining).
+    pub async fn send_pipelined<R: Request>(
+        &mut self,
+        req: &R,
+        version: i16,
+    ) -> Result<i32, ClientError> {
+        self.write(req, version).await
+    }
+
+    /// Reads the response to the oldest pipelined request, which must be `correlation`.
+    pub async fn receive<R: Request>(
+        &mut self,
+        correlation: i32,
+        version: i16,
+    ) -> Result<R::Response, ClientError> {
+        let mut body = self.read_frame().await?;
+        let header = ResponseHeader::decode(&mut body, R::Response::header_version(version))
+            .map_err(|e| ClientError::Protocol(format!("bad response header: {e}")))?;
+        if header.correlation_id != correlation {
+            return Err(ClientError::Protocol(format!(
+                "response {} for request {correlation}",
+                header.correlation_id
+            )));
+        }
+        R::Response::decode(&mut body, version)
+            .map_err(|e| ClientError::Protocol(format!("bad response: {e}")))
+    }
+
     /// Sends a request that gets no response (Produce with acks=0).
     pub async fn send_no_response<R: Request>(
         &mut self,
