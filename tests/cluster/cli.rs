@@ -195,6 +195,72 @@ fn cli_topics_produce_consume() {
     let last = c.lines().last().expect("a result line");
     assert_eq!(last.split(", ").nth(4), Some("5000"), "{c}");
 
+    // Configs: set, read back with its source, delete, refuse a bad value naming the key.
+    ok(&["topics", "create", "--topic", "conf"]);
+    ok(&[
+        "configs",
+        "alter",
+        "--entity",
+        "topic",
+        "--name",
+        "conf",
+        "--add-config",
+        "retention.ms=1000,cleanup.policy=compact",
+    ]);
+    let d = ok(&["configs", "describe", "--entity", "topic", "--name", "conf"]);
+    assert!(
+        d.contains("  retention.ms=1000 (DYNAMIC_TOPIC_CONFIG)")
+            && d.contains("  segment.bytes=1073741824 (DEFAULT_CONFIG)"),
+        "{d}"
+    );
+    ok(&[
+        "configs",
+        "alter",
+        "--entity",
+        "topic",
+        "--name",
+        "conf",
+        "--delete-config",
+        "retention.ms",
+    ]);
+    assert!(
+        ok(&["configs", "describe", "--entity", "topic", "--name", "conf"])
+            .contains("  retention.ms=604800000 (DEFAULT_CONFIG)")
+    );
+    let bad = odradek(
+        &bootstrap,
+        &[
+            "configs",
+            "alter",
+            "--entity",
+            "topic",
+            "--name",
+            "conf",
+            "--add-config",
+            "retention.ms=abc",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("INVALID_CONFIG")
+            && String::from_utf8_lossy(&bad.stderr).contains("retention.ms")
+    );
+
+    // The controller quorum, as kafka-metadata-quorum prints it.
+    let q = ok(&["metadata-quorum", "describe", "--status"]);
+    assert!(
+        q.contains("LeaderId:               1") && q.contains("CurrentVoters:          [1]"),
+        "{q}"
+    );
+    assert!(!q.contains("ClusterId:              unknown"), "{q}");
+    let r = ok(&["metadata-quorum", "describe", "--replication"]);
+    assert!(
+        r.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("1\t") && l.ends_with("\tLeader")),
+        "{r}"
+    );
+
     // Exit codes: 1 for errors a script can act on, 2 for bad usage.
     assert_eq!(
         odradek(&bootstrap, &["topics", "delete", "--topic", "orders"])

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 a Kafka or connection error (printed with the Kafka error name),
 //! 2 bad usage.
 
+mod admin;
 mod console;
 mod perf;
 mod topics;
@@ -39,6 +40,12 @@ enum Command {
     Produce(console::ProduceArgs),
     /// Print records to standard output, one per line.
     Consume(console::ConsumeArgs),
+    /// Describe and alter topic and broker configs.
+    #[command(subcommand)]
+    Configs(admin::ConfigsCommand),
+    /// Describe the controller quorum.
+    #[command(subcommand, name = "metadata-quorum")]
+    MetadataQuorum(admin::QuorumCommand),
     /// Producer and consumer performance tests.
     #[command(subcommand)]
     Perf(perf::PerfCommand),
@@ -63,6 +70,8 @@ fn main() -> ExitCode {
             Command::Produce(a) => console::produce(&mut client, a).await,
             Command::Consume(a) => console::consume(&mut client, a).await,
             Command::Perf(c) => perf::run(&mut client, c).await,
+            Command::Configs(c) => admin::configs(&mut client, c).await,
+            Command::MetadataQuorum(c) => admin::quorum(&mut client, c).await,
         }
     });
     match result {

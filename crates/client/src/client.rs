@@ -55,6 +55,7 @@ pub struct Client {
     brokers: HashMap<i32, String>,
     conns: HashMap<String, Connection>,
     leaders: HashMap<(String, i32), i32>,
+    cluster_id: Option<String>,
 }
 
 fn name(n: &str) -> TopicName {
@@ -74,6 +75,7 @@ impl Client {
             brokers: HashMap::new(),
             conns: HashMap::new(),
             leaders: HashMap::new(),
+            cluster_id: None,
         }
     }
 
@@ -136,6 +138,7 @@ impl Client {
             .iter()
             .map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port)))
             .collect();
+        self.cluster_id = resp.cluster_id.as_ref().map(|c| c.to_string());
         let mut out = Vec::new();
         for t in resp.topics {
             let topic = t.name.map(|n| n.0.to_string()).unwrap_or_default();
@@ -163,6 +166,95 @@ impl Client {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    /// The cluster id from the last Metadata response.
+    pub fn cluster_id(&self) -> Option<&str> {
+        self.cluster_id.as_deref()
+    }
+
+    /// DescribeQuorum for `__cluster_metadata`-0.
+    pub async fn describe_quorum(
+        &mut self,
+    ) -> Result<kafka_protocol::messages::DescribeQuorumResponse, ClientError> {
+        use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+        let req = kafka_protocol::messages::DescribeQuorumRequest::default().with_topics(vec![
+            TopicData::default()
+                .with_topic_name(name("__cluster_metadata"))
+                .with_partitions(vec![PartitionData::default().with_partition_index(0)]),
+        ]);
+        let conn = self.any().await?;
+        let v = conn.version(ApiKey::DescribeQuorum, 1)?;
+        let resp = conn.send(&req, v).await?;
+        ClientError::check(
+            resp.error_code,
+            resp.error_message.as_ref().map(|m| m.to_string()),
+        )?;
+        Ok(resp)
+    }
+
+    /// DescribeConfigs of one resource (2 topic, 4 broker): (name, value, source) sorted.
+    pub async fn describe_configs(
+        &mut self,
+        resource_type: i8,
+        resource: &str,
+    ) -> Result<Vec<(String, String, i8)>, ClientError> {
+        let req = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(resource_type)
+                .with_resource_name(StrBytes::from_string(resource.to_string()))
+                .with_configuration_keys(None),
+        ]);
+        let conn = self.any().await?;
+        let v = conn.version(ApiKey::DescribeConfigs, 4)?;
+        let resp = conn.send(&req, v).await?;
+        let mut out = Vec::new();
+        for r in resp.results {
+            ClientError::check(r.error_code, r.error_message.map(|m| m.to_string()))?;
+            for c in r.configs {
+                out.push((
+                    c.name.to_string(),
+                    c.value.map(|v| v.to_string()).unwrap_or_default(),
+                    c.config_source,
+                ));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// IncrementalAlterConfigs on one resource: `ops` are (name, op, value) with Kafka's
+    /// operations (0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT).
+    pub async fn alter_configs(
+        &mut self,
+        resource_type: i8,
+        resource: &str,
+        ops: &[(String, i8, Option<String>)],
+    ) -> Result<(), ClientError> {
+        use kafka_protocol::messages::incremental_alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        let req = kafka_protocol::messages::IncrementalAlterConfigsRequest::default()
+            .with_resources(vec![AlterConfigsResource::default()
+                .with_resource_type(resource_type)
+                .with_resource_name(StrBytes::from_string(resource.to_string()))
+                .with_configs(
+                    ops.iter()
+                        .map(|(k, op, v)| {
+                            AlterableConfig::default()
+                                .with_name(StrBytes::from_string(k.clone()))
+                                .with_config_operation(*op)
+                                .with_value(v.clone().map(StrBytes::from_string))
+                        })
+                        .collect(),
+                )]);
+        let conn = self.any().await?;
+        let v = conn.version(ApiKey::IncrementalAlterConfigs, 1)?;
+        let resp = conn.send(&req, v).await?;
+        for r in resp.responses {
+            ClientError::check(r.error_code, r.error_message.map(|m| m.to_string()))?;
+        }
+        Ok(())
     }
 
     /// CreateTopics (-1 for the broker defaults).

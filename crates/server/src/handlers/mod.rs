@@ -6,6 +6,7 @@ mod fetch;
 mod list_offsets;
 mod metadata;
 mod produce;
+mod quorum;
 mod records;
 
 use std::sync::Arc;
@@ -106,6 +107,7 @@ impl RequestHandler for Broker {
                 VersionRange { min: 0, max: 1 },
             ),
             (ApiKey::DescribeCluster, VersionRange { min: 0, max: 2 }),
+            (ApiKey::DescribeQuorum, VersionRange { min: 0, max: 2 }),
         ]
     }
 
@@ -146,6 +148,9 @@ impl RequestHandler for Broker {
             )),
             RequestKind::CreatePartitions(r) => Some(ResponseKind::CreatePartitions(
                 admin::create_partitions(self, r).await,
+            )),
+            RequestKind::DescribeQuorum(r) => Some(ResponseKind::DescribeQuorum(
+                quorum::describe(self, &ctx, r).await,
             )),
             other => {
                 // The frontend only passes APIs listed in supported_apis.
