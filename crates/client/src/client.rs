@@ -381,14 +381,7 @@ impl Client {
         acks: i16,
     ) -> Result<i64, ClientError> {
         let leader = self.leader(topic, partition).await?;
-        let req = ProduceRequest::default()
-            .with_acks(acks)
-            .with_timeout_ms(30_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(name(topic))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(records))])]);
+        let req = Self::produce_request(topic, partition, records, acks);
         let conn = self.broker(leader).await?;
         let v = conn.version(ApiKey::Produce, 9)?;
         if acks == 0 {

@@ -79,17 +79,7 @@ impl Connection {
         version: i16,
     ) -> Result<R::Response, ClientError> {
         let correlation = self.write(req, version).await?;
-        let mut body = self.read_frame().await?;
-        let header = ResponseHeader::decode(&mut body, R::Response::header_version(version))
-            .map_err(|e| ClientError::Protocol(format!("bad response header: {e}")))?;
-        if header.correlation_id != correlation {
-            return Err(ClientError::Protocol(format!(
-                "response {} for request {correlation}",
-                header.correlation_id
-            )));
-        }
-        R::Response::decode(&mut body, version)
-            .map_err(|e| ClientError::Protocol(format!("bad response: {e}")))
+        self.receive::<R>(correlation, version).await
     }
 
     /// Writes a request without waiting for its response; read it later with
