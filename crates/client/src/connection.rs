@@ -159,8 +159,16 @@ impl Connection {
                 "response size {size} out of range"
             )));
         }
-        let mut buf = BytesMut::zeroed(size as usize);
-        self.stream.read_exact(&mut buf).await.map_err(io)?;
+        // Read into spare capacity (no zero-filling), at most this frame's bytes.
+        let mut buf = BytesMut::with_capacity(size as usize);
+        let mut frame = (&mut self.stream).take(size as u64);
+        while buf.len() < size as usize {
+            if frame.read_buf(&mut buf).await.map_err(io)? == 0 {
+                return Err(ClientError::Protocol(
+                    "connection closed mid-response".into(),
+                ));
+            }
+        }
         Ok(buf.freeze())
     }
 }

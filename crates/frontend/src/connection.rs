@@ -112,14 +112,14 @@ async fn read_frame(read: &mut OwnedReadHalf, max: usize) -> Result<Bytes, Close
             "request size {size} is outside 1..={max} (socket.request.max.bytes)"
         )));
     }
-    let mut buf = BytesMut::zeroed(size as usize);
-    read.read_exact(&mut buf).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            Close::Protocol("truncated request".into())
-        } else {
-            e.into()
+    // Read into spare capacity (no zero-filling), at most this frame's bytes.
+    let mut buf = BytesMut::with_capacity(size as usize);
+    let mut frame = (&mut *read).take(size as u64);
+    while buf.len() < size as usize {
+        if frame.read_buf(&mut buf).await? == 0 {
+            return Err(Close::Protocol("truncated request".into()));
         }
-    })?;
+    }
     Ok(buf.freeze())
 }
 
