@@ -108,6 +108,18 @@ impl Client {
         Err(last.unwrap_or_else(|| ClientError::Protocol("no bootstrap servers".into())))
     }
 
+    /// Sends `req` to any broker at the highest version both sides speak, up to `ours`.
+    async fn send_any<R: kafka_protocol::protocol::Request>(
+        &mut self,
+        req: &R,
+        key: ApiKey,
+        ours: i16,
+    ) -> Result<R::Response, ClientError> {
+        let conn = self.any().await?;
+        let v = conn.version(key, ours)?;
+        conn.send(req, v).await
+    }
+
     async fn broker(&mut self, id: i32) -> Result<&mut Connection, ClientError> {
         let addr = self
             .brokers
@@ -130,9 +142,7 @@ impl Client {
                     .collect()
             }))
             .with_allow_auto_topic_creation(auto_create);
-        let conn = self.any().await?;
-        let v = conn.version(ApiKey::Metadata, 12)?;
-        let resp = conn.send(&req, v).await?;
+        let resp = self.send_any(&req, ApiKey::Metadata, 12).await?;
         self.brokers = resp
             .brokers
             .iter()
@@ -183,9 +193,7 @@ impl Client {
                 .with_topic_name(name("__cluster_metadata"))
                 .with_partitions(vec![PartitionData::default().with_partition_index(0)]),
         ]);
-        let conn = self.any().await?;
-        let v = conn.version(ApiKey::DescribeQuorum, 1)?;
-        let resp = conn.send(&req, v).await?;
+        let resp = self.send_any(&req, ApiKey::DescribeQuorum, 1).await?;
         ClientError::check(
             resp.error_code,
             resp.error_message.as_ref().map(|m| m.to_string()),
@@ -205,9 +213,7 @@ impl Client {
                 .with_resource_name(StrBytes::from_string(resource.to_string()))
                 .with_configuration_keys(None),
         ]);
-        let conn = self.any().await?;
-        let v = conn.version(ApiKey::DescribeConfigs, 4)?;
-        let resp = conn.send(&req, v).await?;
+        let resp = self.send_any(&req, ApiKey::DescribeConfigs, 4).await?;
         let mut out = Vec::new();
         for r in resp.results {
             ClientError::check(r.error_code, r.error_message.map(|m| m.to_string()))?;
@@ -248,9 +254,9 @@ impl Client {
                         })
                         .collect(),
                 )]);
-        let conn = self.any().await?;
-        let v = conn.version(ApiKey::IncrementalAlterConfigs, 1)?;
-        let resp = conn.send(&req, v).await?;
+        let resp = self
+            .send_any(&req, ApiKey::IncrementalAlterConfigs, 1)
+            .await?;
         for r in resp.responses {
             ClientError::check(r.error_code, r.error_message.map(|m| m.to_string()))?;
         }
@@ -281,9 +287,7 @@ impl Client {
                         })
                         .collect(),
                 )]);
-        let conn = self.any().await?;
-        let v = conn.version(ApiKey::CreateTopics, 7)?;
-        let resp = conn.send(&req, v).await?;
+        let resp = self.send_any(&req, ApiKey::CreateTopics, 7).await?;
         for t in resp.topics {
             ClientError::check(t.error_code, t.error_message.map(|m| m.to_string()))?;
         }
@@ -314,9 +318,7 @@ impl Client {
             .with_topics(vec![CreatePartitionsTopic::default()
                 .with_name(name(topic))
                 .with_count(count)]);
-        let conn = self.any().await?;
-        let v = conn.version(ApiKey::CreatePartitions, 3)?;
-        let resp = conn.send(&req, v).await?;
+        let resp = self.send_any(&req, ApiKey::CreatePartitions, 3).await?;
         for r in resp.results {
             ClientError::check(r.error_code, r.error_message.map(|m| m.to_string()))?;
         }
@@ -328,27 +330,14 @@ impl Client {
         &mut self,
         topic: &str,
     ) -> Result<Vec<(String, String)>, ClientError> {
-        let req = DescribeConfigsRequest::default().with_resources(vec![
-            DescribeConfigsResource::default()
-                .with_resource_type(2)
-                .with_resource_name(StrBytes::from_string(topic.to_string()))
-                .with_configuration_keys(None),
-        ]);
-        let conn = self.any().await?;
-        let v = conn.version(ApiKey::DescribeConfigs, 4)?;
-        let resp = conn.send(&req, v).await?;
-        let mut out = Vec::new();
-        for r in resp.results {
-            ClientError::check(r.error_code, r.error_message.map(|m| m.to_string()))?;
-            for c in r.configs.iter().filter(|c| c.config_source == 1) {
-                out.push((
-                    c.name.to_string(),
-                    c.value.as_ref().map(|v| v.to_string()).unwrap_or_default(),
-                ));
-            }
-        }
-        out.sort();
-        Ok(out)
+        const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+        Ok(self
+            .describe_configs(2, topic)
+            .await?
+            .into_iter()
+            .filter(|(_, _, source)| *source == DYNAMIC_TOPIC_CONFIG)
+            .map(|(k, v, _)| (k, v))
+            .collect())
     }
 
     async fn leader(&mut self, topic: &str, partition: i32) -> Result<i32, ClientError> {

@@ -87,7 +87,9 @@ async fn run_broker(
         tokio::spawn(async move {
             loop {
                 let image = Arc::clone(&images.borrow_and_update());
-                logs.apply(&image);
+                // Opening a log may recover it from disk: keep that off the async workers.
+                let l = Arc::clone(&logs);
+                let _ = tokio::task::spawn_blocking(move || l.apply(&image)).await;
                 tokio::select! {
                     changed = images.changed() => if changed.is_err() { return },
                     _ = crate::until_stopped(&mut stop) => return,
@@ -125,14 +127,14 @@ async fn run_broker(
     let mut stop_wait = stop.clone();
     tokio::select! {
         r = fenced.wait_for(|f| !*f) => { if r.is_err() { return Ok(()); } }
-        _ = crate::until_stopped(&mut stop_wait) => { logs.close_all(); return Ok(()); }
+        _ = crate::until_stopped(&mut stop_wait) => { close_logs(&logs).await; return Ok(()); }
     }
     // ...and once our own metadata shows it, so Metadata responses list this broker.
     let id = config.node.node_id;
     let mut own = images.clone();
     tokio::select! {
         r = own.wait_for(|i| i.cluster.brokers.get(&id).is_some_and(|b| !b.fenced)) => { if r.is_err() { return Ok(()); } }
-        _ = crate::until_stopped(&mut stop_wait) => { logs.close_all(); return Ok(()); }
+        _ = crate::until_stopped(&mut stop_wait) => { close_logs(&logs).await; return Ok(()); }
     }
     let l = &config.listeners[0];
     let addr = l.bind_addr().ok_or_else(|| {
@@ -169,8 +171,13 @@ async fn run_broker(
     })
     .await;
     let _ = lifecycle_task.await;
-    let logs_close = Arc::clone(&logs);
-    let _ = tokio::task::spawn_blocking(move || logs_close.close_all()).await;
+    close_logs(&logs).await;
     tracing::info!("broker stopped");
     Ok(())
+}
+
+/// Flushes and closes every log on a blocking thread (fsyncs are slow).
+async fn close_logs(logs: &Arc<LogManager>) {
+    let l = Arc::clone(logs);
+    let _ = tokio::task::spawn_blocking(move || l.close_all()).await;
 }
