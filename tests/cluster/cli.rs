@@ -1,13 +1,52 @@
-//! The `odradek` CLI against a combined node process: every topics subcommand, produce from stdin,
-//! consume to stdout, and the exit codes scripts rely on.
+//! The `odradek` CLI as a new user runs it, against a combined `--dev`-style node and against a
+//! cluster of three controller and three broker processes: every topics subcommand, configs,
+//! the quorum, produce from stdin, consume to stdout, the perf tools, and the exit codes scripts
+//! rely on.
 
+use std::collections::BTreeSet;
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::harness::{binary, free_ports, run_ok, Node};
 
-fn start_node(dir: &std::path::Path) -> (Node, String) {
+/// What the scenario expects of the cluster it runs against.
+struct Shape {
+    bootstrap: String,
+    brokers: Vec<i32>,
+    voters: Vec<i32>,
+    replication_factor: usize,
+}
+
+fn format(config: &Path, cluster_id: &str) {
+    run_ok(
+        Command::new(binary("odradek-storage"))
+            .args(["format", "-t", cluster_id, "-c"])
+            .arg(config),
+    );
+}
+
+fn cluster_id() -> String {
+    run_ok(Command::new(binary("odradek-storage")).arg("random-uuid"))
+        .trim()
+        .to_string()
+}
+
+fn wait_ready(node: &Node) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !node.log_text().contains("broker ready") {
+        assert!(
+            Instant::now() < deadline,
+            "node not ready:\n{}",
+            node.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One process with `process.roles=broker,controller`, what `--dev` runs.
+fn start_combined(dir: &Path) -> (Vec<Node>, Shape) {
     let ports = free_ports(2);
     let config = dir.join("node.properties");
     std::fs::write(
@@ -21,25 +60,93 @@ fn start_node(dir: &std::path::Path) -> (Node, String) {
         ),
     )
     .expect("write config");
-    let id = run_ok(Command::new(binary("odradek-storage")).arg("random-uuid"))
-        .trim()
-        .to_string();
-    run_ok(
-        Command::new(binary("odradek-storage"))
-            .args(["format", "-t", &id, "-c"])
-            .arg(&config),
-    );
+    format(&config, &cluster_id());
     let node = Node::spawn(&binary("odradek-broker"), &config, dir.join("node.log"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !node.log_text().contains("broker ready") {
-        assert!(
-            Instant::now() < deadline,
-            "node not ready:\n{}",
-            node.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    wait_ready(&node);
+    let shape = Shape {
+        bootstrap: format!("127.0.0.1:{}", ports[0]),
+        brokers: vec![1],
+        voters: vec![1],
+        replication_factor: 1,
+    };
+    (vec![node], shape)
+}
+
+/// Controllers 100-102 and brokers 1-3, each its own process and directory.
+fn start_cluster(dir: &Path) -> (Vec<Node>, Shape) {
+    let ports = free_ports(6);
+    let voters: Vec<String> = (0..3)
+        .map(|i| format!("{}@127.0.0.1:{}", 100 + i, ports[i]))
+        .collect();
+    let voters = voters.join(",");
+    let id = cluster_id();
+    let mut nodes = Vec::new();
+    for (i, port) in ports.iter().enumerate().take(3) {
+        let config = dir.join(format!("controller-{i}.properties"));
+        std::fs::write(
+            &config,
+            format!(
+                "node.id={}\nprocess.roles=controller\ncontroller.quorum.voters={voters}\n\
+                 listeners=CONTROLLER://127.0.0.1:{}\ncontroller.listener.names=CONTROLLER\nlog.dirs={}\n",
+                100 + i,
+                port,
+                dir.join(format!("c{i}")).display()
+            ),
+        )
+        .expect("write config");
+        format(&config, &id);
+        nodes.push(Node::spawn(
+            &binary("odradek-controller"),
+            &config,
+            dir.join(format!("controller-{i}.log")),
+        ));
     }
-    (node, format!("127.0.0.1:{}", ports[0]))
+    let mut bootstrap = Vec::new();
+    for b in 1..=3 {
+        let port = ports[2 + b];
+        let config = dir.join(format!("broker-{b}.properties"));
+        std::fs::write(
+            &config,
+            format!(
+                "node.id={b}\nprocess.roles=broker\ncontroller.quorum.voters={voters}\n\
+                 listeners=PLAINTEXT://127.0.0.1:{port}\ncontroller.listener.names=CONTROLLER\nlog.dirs={}\n",
+                dir.join(format!("b{b}")).display()
+            ),
+        )
+        .expect("write config");
+        format(&config, &id);
+        nodes.push(Node::spawn(
+            &binary("odradek-broker"),
+            &config,
+            dir.join(format!("broker-{b}.log")),
+        ));
+        bootstrap.push(format!("127.0.0.1:{port}"));
+    }
+    for node in &nodes[3..] {
+        wait_ready(node);
+    }
+    let shape = Shape {
+        // One address is what a user types; the client learns the others from Metadata.
+        bootstrap: bootstrap[1].clone(),
+        brokers: vec![1, 2, 3],
+        voters: vec![100, 101, 102],
+        replication_factor: 3,
+    };
+    (nodes, shape)
+}
+
+#[test]
+fn cli_against_a_combined_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_nodes, shape) = start_combined(dir.path());
+    scenario(&shape);
+}
+
+#[test]
+fn cli_against_three_controllers_and_three_brokers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_nodes, shape) = start_cluster(dir.path());
+    scenario(&shape);
 }
 
 fn odradek(bootstrap: &str, args: &[&str]) -> std::process::Output {
@@ -51,10 +158,9 @@ fn odradek(bootstrap: &str, args: &[&str]) -> std::process::Output {
         .expect("run odradek")
 }
 
-#[test]
-fn cli_topics_produce_consume() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (_node, bootstrap) = start_node(dir.path());
+fn scenario(shape: &Shape) {
+    let bootstrap = shape.bootstrap.clone();
+    let rf = shape.replication_factor.to_string();
     let ok = |args: &[&str]| {
         let out = odradek(&bootstrap, args);
         assert!(
@@ -73,7 +179,7 @@ fn cli_topics_produce_consume() {
         "--partitions",
         "3",
         "--replication-factor",
-        "1",
+        &rf,
         "--config",
         "retention.ms=60000",
     ]);
@@ -91,13 +197,41 @@ fn cli_topics_produce_consume() {
     let describe = ok(&["topics", "describe", "--topic", "orders"]);
     assert!(describe.contains("Topic: orders\tTopicId: "), "{describe}");
     assert!(
-        describe.contains("PartitionCount: 3\tReplicationFactor: 1\tConfigs: retention.ms=60000"),
+        describe.contains(&format!(
+            "PartitionCount: 3\tReplicationFactor: {rf}\tConfigs: retention.ms=60000"
+        )),
         "{describe}"
     );
-    assert!(
-        describe.contains("\tTopic: orders\tPartition: 2\tLeader: 1\tReplicas: 1\tIsr: 1"),
-        "{describe}"
-    );
+    // Per partition, as kafka-topics prints it: the leader is one of the replicas, which are
+    // all in sync on a new topic, and leaders are spread over the brokers.
+    let mut leaders = BTreeSet::new();
+    for p in 0..3 {
+        let prefix = format!("\tTopic: orders\tPartition: {p}\tLeader: ");
+        let line = describe
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no line for partition {p}:\n{describe}"));
+        let fields: Vec<&str> = line.split('\t').collect();
+        let ids = |field: &str| -> Vec<i32> {
+            field
+                .split_once(": ")
+                .map(|(_, v)| v.split(',').map(|n| n.parse().expect("id")).collect())
+                .expect("field")
+        };
+        let leader = ids(fields[3])[0];
+        let replicas = ids(fields[4]);
+        let isr = ids(fields[5]);
+        assert_eq!(replicas.len(), shape.replication_factor, "{line}");
+        assert!(replicas.iter().all(|r| shape.brokers.contains(r)), "{line}");
+        assert!(replicas.contains(&leader), "{line}");
+        assert_eq!(
+            isr.iter().collect::<BTreeSet<_>>(),
+            replicas.iter().collect(),
+            "{line}"
+        );
+        leaders.insert(leader);
+    }
+    assert_eq!(leaders.len(), shape.brokers.len().min(3), "{describe}");
 
     let mut produce = Command::new(binary("odradek"))
         .args([
@@ -175,25 +309,68 @@ fn cli_topics_produce_consume() {
     ok(&["topics", "delete", "--topic", "orders"]);
     assert_eq!(ok(&["topics", "list"]), "");
 
-    // Perf tools print Kafka's perf-test lines.
-    ok(&["topics", "create", "--topic", "perf", "--partitions", "1"]);
+    // Perf tools print Kafka's perf-test lines; six partitions spread over every broker.
+    ok(&["topics", "create", "--topic", "perf", "--partitions", "6"]);
     let p = ok(&[
         "perf",
         "produce",
         "--topic",
         "perf",
         "--records",
-        "5000",
+        "6000",
         "--record-size",
         "100",
     ]);
     assert!(
-        p.starts_with("5000 records sent, ") && p.contains(" ms 99.9th."),
+        p.starts_with("6000 records sent, ") && p.contains(" ms 99.9th."),
         "{p}"
     );
-    let c = ok(&["perf", "consume", "--topic", "perf", "--records", "5000"]);
+    let c = ok(&["perf", "consume", "--topic", "perf", "--records", "6000"]);
     let last = c.lines().last().expect("a result line");
-    assert_eq!(last.split(", ").nth(4), Some("5000"), "{c}");
+    assert_eq!(last.split(", ").nth(4), Some("6000"), "{c}");
+    // Every partition got its share (the producer spreads records evenly).
+    let mut total = 0;
+    for p in 0..6 {
+        let out = ok(&[
+            "consume",
+            "--topic",
+            "perf",
+            "--partition",
+            &p.to_string(),
+            "--offset",
+            "0",
+            "--timeout-ms",
+            "1000",
+        ]);
+        let n = out.lines().count();
+        assert!((900..=1100).contains(&n), "partition {p}: {n} records");
+        total += n;
+    }
+    assert_eq!(total, 6000);
+    ok(&[
+        "topics",
+        "create",
+        "--topic",
+        "latency",
+        "--partitions",
+        "1",
+    ]);
+    let e = ok(&[
+        "perf",
+        "end-to-end",
+        "--topic",
+        "latency",
+        "--records",
+        "500",
+        "--record-size",
+        "64",
+        "--throughput",
+        "1000",
+    ]);
+    assert!(
+        e.starts_with("500 records received, ") && e.contains(" ms 99.9th."),
+        "{e}"
+    );
 
     // Configs: set, read back with its source, delete, refuse a bad value naming the key.
     ok(&["topics", "create", "--topic", "conf"]);
@@ -248,18 +425,63 @@ fn cli_topics_produce_consume() {
 
     // The controller quorum, as kafka-metadata-quorum prints it.
     let q = ok(&["metadata-quorum", "describe", "--status"]);
+    let leader: i32 = q
+        .lines()
+        .find_map(|l| l.strip_prefix("LeaderId:"))
+        .map(|v| v.trim().parse().expect("leader id"))
+        .unwrap_or_else(|| panic!("{q}"));
+    assert!(shape.voters.contains(&leader), "{q}");
+    let voters: Vec<String> = shape.voters.iter().map(i32::to_string).collect();
     assert!(
-        q.contains("LeaderId:               1") && q.contains("CurrentVoters:          [1]"),
+        q.contains(&format!("CurrentVoters:          [{}]", voters.join(","))),
         "{q}"
     );
     assert!(!q.contains("ClusterId:              unknown"), "{q}");
     let r = ok(&["metadata-quorum", "describe", "--replication"]);
-    assert!(
-        r.lines()
-            .nth(1)
-            .is_some_and(|l| l.starts_with("1\t") && l.ends_with("\tLeader")),
+    let rows: Vec<&str> = r.lines().skip(1).collect();
+    assert_eq!(rows.len(), shape.voters.len(), "{r}");
+    assert_eq!(
+        rows.iter().filter(|l| l.ends_with("\tLeader")).count(),
+        1,
         "{r}"
     );
+    assert!(
+        rows.iter()
+            .any(|l| l.starts_with(&format!("{leader}\t")) && l.ends_with("\tLeader")),
+        "{r}"
+    );
+
+    // A broker's configs, read from any broker.
+    let last_broker = shape.brokers.last().expect("a broker").to_string();
+    let b = ok(&[
+        "configs",
+        "describe",
+        "--entity",
+        "broker",
+        "--name",
+        &last_broker,
+    ]);
+    assert!(b.contains("  num.partitions=1 "), "{b}");
+    // A broker asked for another broker's configs refuses, as Kafka's do (clients route there).
+    if shape.brokers.len() > 1 {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let resp = runtime.block_on(async {
+            use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+            use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest};
+            use odradek::client::Connection;
+            let mut conn = Connection::connect(&shape.bootstrap, "test")
+                .await
+                .expect("connect");
+            let v = conn.version(ApiKey::DescribeConfigs, 4).expect("version");
+            let req = DescribeConfigsRequest::default().with_resources(vec![
+                DescribeConfigsResource::default()
+                    .with_resource_type(4)
+                    .with_resource_name(last_broker.clone().into()),
+            ]);
+            conn.send(&req, v).await.expect("describe")
+        });
+        assert_eq!(resp.results[0].error_code, 42, "INVALID_REQUEST");
+    }
 
     // Exit codes: 1 for errors a script can act on, 2 for bad usage.
     assert_eq!(

@@ -178,6 +178,21 @@ impl Client {
         Ok(out)
     }
 
+    /// The address (host:port) of broker `id` from the last Metadata response.
+    pub fn broker_address(&self, id: i32) -> Option<&str> {
+        self.brokers.get(&id).map(String::as_str)
+    }
+
+    /// The bootstrap servers, comma-separated, as given to [`Client::new`].
+    pub fn bootstrap(&self) -> String {
+        self.bootstrap.join(",")
+    }
+
+    /// The client id this client sends.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
     /// The cluster id from the last Metadata response.
     pub fn cluster_id(&self) -> Option<&str> {
         self.cluster_id.as_deref()
@@ -213,7 +228,18 @@ impl Client {
                 .with_resource_name(StrBytes::from_string(resource.to_string()))
                 .with_configuration_keys(None),
         ]);
-        let resp = self.send_any(&req, ApiKey::DescribeConfigs, 4).await?;
+        // A broker's configs come from that broker, as Kafka's admin client asks them.
+        let resp = match resource.parse::<i32>() {
+            Ok(id) if resource_type == 4 => {
+                if !self.brokers.contains_key(&id) {
+                    self.metadata(Some(&[]), false).await?;
+                }
+                let conn = self.broker(id).await?;
+                let v = conn.version(ApiKey::DescribeConfigs, 4)?;
+                conn.send(&req, v).await?
+            }
+            _ => self.send_any(&req, ApiKey::DescribeConfigs, 4).await?,
+        };
         let mut out = Vec::new();
         for r in resp.results {
             ClientError::check(r.error_code, r.error_message.map(|m| m.to_string()))?;
@@ -370,7 +396,7 @@ impl Client {
         acks: i16,
     ) -> Result<i64, ClientError> {
         let leader = self.leader(topic, partition).await?;
-        let req = Self::produce_request(topic, partition, records, acks);
+        let req = Self::produce_request(topic, vec![(partition, records)], acks);
         let conn = self.broker(leader).await?;
         let v = conn.version(ApiKey::Produce, 9)?;
         if acks == 0 {
@@ -393,34 +419,23 @@ impl Client {
         Ok(p.base_offset)
     }
 
-    /// The leader's connection for a partition and the Produce version to use, for callers
-    /// that pipeline produce requests themselves (perf tools).
-    pub async fn produce_connection(
-        &mut self,
-        topic: &str,
-        partition: i32,
-    ) -> Result<(&mut Connection, i16), ClientError> {
-        let leader = self.leader(topic, partition).await?;
-        let conn = self.broker(leader).await?;
-        let v = conn.version(ApiKey::Produce, 9)?;
-        Ok((conn, v))
-    }
-
-    /// A Produce request for one partition's batch.
-    pub fn produce_request(
-        topic: &str,
-        partition: i32,
-        records: Bytes,
-        acks: i16,
-    ) -> ProduceRequest {
+    /// A Produce request carrying one batch for each of `batches`' partitions of `topic`.
+    pub fn produce_request(topic: &str, batches: Vec<(i32, Bytes)>, acks: i16) -> ProduceRequest {
         ProduceRequest::default()
             .with_acks(acks)
             .with_timeout_ms(30_000)
             .with_topic_data(vec![TopicProduceData::default()
                 .with_name(name(topic))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(records))])])
+                .with_partition_data(
+                    batches
+                        .into_iter()
+                        .map(|(p, records)| {
+                            PartitionProduceData::default()
+                                .with_index(p)
+                                .with_records(Some(records))
+                        })
+                        .collect(),
+                )])
     }
 
     /// Fetches from `offset`; returns the record batches and the high watermark.

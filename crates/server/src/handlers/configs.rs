@@ -121,9 +121,19 @@ pub(super) fn describe(
                         .collect()
                 }
                 4 => {
+                    // As in Kafka, a broker describes itself (or the cluster-wide defaults, an
+                    // empty name); clients send a broker's describe to that broker.
+                    if !(name.is_empty() || name == broker.id().to_string()) {
+                        return base
+                            .with_error_code(ErrorCode::InvalidRequest.code())
+                            .with_error_message(Some(StrBytes::from_string(format!(
+                                "Unexpected broker id, expected {} or empty string, but received {name}",
+                                broker.id()
+                            ))));
+                    }
                     let mut all: BTreeMap<String, (String, i8)> = BTreeMap::new();
                     let s = &broker.config.node.settings;
-                    if name.is_empty() || name == broker.id().to_string() {
+                    {
                         for (k, v) in [
                             ("node.id", broker.id().to_string()),
                             ("num.partitions", s.num_partitions.to_string()),
