@@ -1,7 +1,12 @@
 """Produce/consume throughput against a running broker with a librdkafka client (confluent-kafka),
 so the figures compare with anyone's. Prints one Markdown table row per workload.
 
-usage: bench_broker.py BOOTSTRAP RECORD_SIZE RECORDS [PARTITIONS]"""
+usage: bench_broker.py BOOTSTRAP RECORD_SIZE RECORDS [PARTITIONS [LABEL BROKER_PID]]
+
+With LABEL and BROKER_PID the rows have scripts/bench.sh's columns, including the broker's CPU
+time per GB moved."""
+
+import os
 
 import sys
 import time
@@ -12,6 +17,17 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 bootstrap, size, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 partitions = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+label, pid = (sys.argv[5], sys.argv[6]) if len(sys.argv) > 6 else (None, None)
+
+
+def cpu_seconds():
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 topic = f"bench-{size}-{uuid.uuid4().hex[:6]}"
 a = AdminClient({"bootstrap.servers": bootstrap})
 a.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(30)
@@ -27,6 +43,7 @@ p = Producer({
     "enable.idempotence": False,
 })
 value = b"x" * size
+cpu0 = cpu_seconds()
 start = time.time()
 for i in range(count):
     while True:
@@ -39,10 +56,12 @@ for i in range(count):
         p.poll(0)
 p.flush(120)
 produce_s = time.time() - start
+produce_cpu = cpu_seconds() - cpu0
 
 c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False, "fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 10_485_760})
 c.assign([TopicPartition(topic, i, 0) for i in range(partitions)])
 got = 0
+cpu0 = cpu_seconds()
 start = time.time()
 while got < count:
     msgs = c.consume(10_000, 2.0)
@@ -50,7 +69,13 @@ while got < count:
         break
     got += len(msgs)
 consume_s = time.time() - start
+consume_cpu = cpu_seconds() - cpu0
 c.close()
 mb = size * count / 1e6
-print(f"| produce, {partitions} partition(s), acks=1, {size} B | {count / produce_s:,.0f} records/s | {mb / produce_s:,.1f} MB/s |")
-print(f"| consume, {partitions} partition(s), {size} B | {got / consume_s:,.0f} records/s | {size * got / 1e6 / consume_s:,.1f} MB/s |")
+if label is None:
+    print(f"| produce, {partitions} partition(s), acks=1, {size} B | {count / produce_s:,.0f} records/s | {mb / produce_s:,.1f} MB/s |")
+    print(f"| consume, {partitions} partition(s), {size} B | {got / consume_s:,.0f} records/s | {size * got / 1e6 / consume_s:,.1f} MB/s |")
+else:
+    unit = "1 KiB" if size == 1024 else f"{size} B"
+    print(f"| {label} | produce, {partitions} partition(s), acks=1, {unit} | {count / produce_s:,.0f} | {mb / produce_s:,.1f} | | {produce_cpu / (mb / 1000):.2f} |")
+    print(f"| {label} | consume, {partitions} partition(s), {unit} | {got / consume_s:,.0f} | {size * got / 1e6 / consume_s:,.1f} | | {consume_cpu / (size * got / 1e9):.2f} |")
