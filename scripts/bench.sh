@@ -43,7 +43,7 @@ import re, sys
 label, workload, cpu, out = sys.argv[1:]
 last = out.strip().splitlines()[-1]
 if "records sent" in last:
-    n = re.findall(r"([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg.* ([\d.]+) ms 99th", last)[0]
+    n = re.findall(r"([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, ([\d.]+) ms max", last)[0]
     print(f"| {label} | {workload} | {float(n[0]):,.0f} | {float(n[1]):,.1f} | {n[2]} / {n[3]} | {cpu} |")
 elif "records received" in last:
     n = re.findall(r"([\d.]+) ms avg.* ([\d.]+) ms 50th.* ([\d.]+) ms 99th, ([\d.]+) ms 99.9th", last)[0]
@@ -121,7 +121,7 @@ section="$scratch/section.md"
   echo "Run of $(date +%Y-%m-%d), commit $(git rev-parse --short HEAD), $(nproc) cores; raw disk write"
   echo "(\`dd bs=1M count=2048 conv=fdatasync\`, same run): $dd_rate."
   echo
-  echo "| cluster | workload | records/s | MB/s | latency, ms (avg / p99 unless named) | broker CPU s per GB |"
+  echo "| cluster | workload | records/s | MB/s | latency, ms (avg / max unless named) | broker CPU s per GB |"
   echo "|---|---|---|---|---|---|"
   cat "$rows"
 } >"$section"

@@ -7,6 +7,7 @@
 pub use odradek_client as client;
 pub use odradek_common as common;
 pub use odradek_controller as controller;
+pub use odradek_coordinator as coordinator;
 pub use odradek_frontend as frontend;
 pub use odradek_log as log;
 pub use odradek_metadata as metadata;

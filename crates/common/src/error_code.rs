@@ -71,6 +71,34 @@ pub enum ErrorCode {
     InconsistentClusterId = 104,
     /// INELIGIBLE_REPLICA
     IneligibleReplica = 107,
+    /// OFFSET_METADATA_TOO_LARGE
+    OffsetMetadataTooLarge = 12,
+    /// COORDINATOR_LOAD_IN_PROGRESS
+    CoordinatorLoadInProgress = 14,
+    /// COORDINATOR_NOT_AVAILABLE
+    CoordinatorNotAvailable = 15,
+    /// NOT_COORDINATOR
+    NotCoordinator = 16,
+    /// ILLEGAL_GENERATION
+    IllegalGeneration = 22,
+    /// INCONSISTENT_GROUP_PROTOCOL
+    InconsistentGroupProtocol = 23,
+    /// INVALID_GROUP_ID
+    InvalidGroupId = 24,
+    /// UNKNOWN_MEMBER_ID
+    UnknownMemberId = 25,
+    /// INVALID_SESSION_TIMEOUT
+    InvalidSessionTimeout = 26,
+    /// REBALANCE_IN_PROGRESS
+    RebalanceInProgress = 27,
+    /// NON_EMPTY_GROUP
+    NonEmptyGroup = 68,
+    /// GROUP_ID_NOT_FOUND
+    GroupIdNotFound = 69,
+    /// MEMBER_ID_REQUIRED
+    MemberIdRequired = 79,
+    /// GROUP_MAX_SIZE_REACHED
+    GroupMaxSizeReached = 81,
 }
 
 impl ErrorCode {
@@ -120,6 +148,20 @@ impl ErrorCode {
             ErrorCode::BrokerIdNotRegistered => "BROKER_ID_NOT_REGISTERED",
             ErrorCode::InconsistentClusterId => "INCONSISTENT_CLUSTER_ID",
             ErrorCode::IneligibleReplica => "INELIGIBLE_REPLICA",
+            ErrorCode::OffsetMetadataTooLarge => "OFFSET_METADATA_TOO_LARGE",
+            ErrorCode::CoordinatorLoadInProgress => "COORDINATOR_LOAD_IN_PROGRESS",
+            ErrorCode::CoordinatorNotAvailable => "COORDINATOR_NOT_AVAILABLE",
+            ErrorCode::NotCoordinator => "NOT_COORDINATOR",
+            ErrorCode::IllegalGeneration => "ILLEGAL_GENERATION",
+            ErrorCode::InconsistentGroupProtocol => "INCONSISTENT_GROUP_PROTOCOL",
+            ErrorCode::InvalidGroupId => "INVALID_GROUP_ID",
+            ErrorCode::UnknownMemberId => "UNKNOWN_MEMBER_ID",
+            ErrorCode::InvalidSessionTimeout => "INVALID_SESSION_TIMEOUT",
+            ErrorCode::RebalanceInProgress => "REBALANCE_IN_PROGRESS",
+            ErrorCode::NonEmptyGroup => "NON_EMPTY_GROUP",
+            ErrorCode::GroupIdNotFound => "GROUP_ID_NOT_FOUND",
+            ErrorCode::MemberIdRequired => "MEMBER_ID_REQUIRED",
+            ErrorCode::GroupMaxSizeReached => "GROUP_MAX_SIZE_REACHED",
         }
     }
 }
@@ -164,6 +206,20 @@ const ALL: &[ErrorCode] = &[
     ErrorCode::BrokerIdNotRegistered,
     ErrorCode::InconsistentClusterId,
     ErrorCode::IneligibleReplica,
+    ErrorCode::OffsetMetadataTooLarge,
+    ErrorCode::CoordinatorLoadInProgress,
+    ErrorCode::CoordinatorNotAvailable,
+    ErrorCode::NotCoordinator,
+    ErrorCode::IllegalGeneration,
+    ErrorCode::InconsistentGroupProtocol,
+    ErrorCode::InvalidGroupId,
+    ErrorCode::UnknownMemberId,
+    ErrorCode::InvalidSessionTimeout,
+    ErrorCode::RebalanceInProgress,
+    ErrorCode::NonEmptyGroup,
+    ErrorCode::GroupIdNotFound,
+    ErrorCode::MemberIdRequired,
+    ErrorCode::GroupMaxSizeReached,
 ];
 
 /// Implemented by every library crate's error enum: which Kafka error a client should see.
