@@ -35,6 +35,9 @@ class Node:
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
             "controller.listener.names": "CONTROLLER",
             "log.dirs": str(workdir / "data"),
+            # A one-node cluster: the offsets topic has one replica (Kafka's default is 3).
+            "offsets.topic.replication.factor": "1",
+            "group.initial.rebalance.delay.ms": "0",
         }
         lines.update(overrides or {})
         self.config.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))

@@ -31,6 +31,85 @@ pub struct BrokerConfig {
     pub queued_max_requests: usize,
     /// `max.connections` (Kafka: unlimited; here 10,000 unless set).
     pub max_connections: usize,
+    /// The group coordinator's settings.
+    pub groups: GroupsConfig,
+}
+
+/// `offsets.topic.*`, `group.*` and `offset.metadata.max.bytes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupsConfig {
+    /// `offsets.topic.num.partitions` (50).
+    pub offsets_topic_partitions: i32,
+    /// `offsets.topic.replication.factor` (3): `__consumer_offsets` is not created (and
+    /// FindCoordinator answers COORDINATOR_NOT_AVAILABLE) until that many brokers are alive.
+    pub offsets_topic_replication_factor: i32,
+    /// `offsets.topic.segment.bytes` (104857600).
+    pub offsets_topic_segment_bytes: i64,
+    /// The state machine's settings (`group.initial.rebalance.delay.ms`,
+    /// `group.min.session.timeout.ms`, `group.max.session.timeout.ms`, `group.max.size`,
+    /// `offset.metadata.max.bytes`).
+    pub coordinator: odradek_coordinator::GroupConfig,
+}
+
+impl GroupsConfig {
+    fn from_properties(p: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let positive = |key: &str, v: i64| -> Result<i64, ConfigError> {
+            if v < 1 {
+                return Err(cfg_err(key, &v.to_string(), "must be at least 1"));
+            }
+            Ok(v)
+        };
+        let d = odradek_coordinator::GroupConfig::default();
+        let coordinator = odradek_coordinator::GroupConfig {
+            initial_rebalance_delay_ms: get_num(
+                p,
+                "group.initial.rebalance.delay.ms",
+                d.initial_rebalance_delay_ms,
+            )?
+            .max(0),
+            min_session_timeout_ms: get_num(
+                p,
+                "group.min.session.timeout.ms",
+                d.min_session_timeout_ms,
+            )?,
+            max_session_timeout_ms: get_num(
+                p,
+                "group.max.session.timeout.ms",
+                d.max_session_timeout_ms,
+            )?,
+            max_size: positive(
+                "group.max.size",
+                get_num(p, "group.max.size", i64::from(i32::MAX))?,
+            )? as usize,
+            offset_metadata_max_bytes: get_num(
+                p,
+                "offset.metadata.max.bytes",
+                d.offset_metadata_max_bytes,
+            )?,
+        };
+        if coordinator.min_session_timeout_ms > coordinator.max_session_timeout_ms {
+            return Err(cfg_err(
+                "group.min.session.timeout.ms",
+                &coordinator.min_session_timeout_ms.to_string(),
+                "must not exceed group.max.session.timeout.ms",
+            ));
+        }
+        Ok(Self {
+            offsets_topic_partitions: positive(
+                "offsets.topic.num.partitions",
+                get_num(p, "offsets.topic.num.partitions", 50)?,
+            )? as i32,
+            offsets_topic_replication_factor: positive(
+                "offsets.topic.replication.factor",
+                get_num(p, "offsets.topic.replication.factor", 3)?,
+            )? as i32,
+            offsets_topic_segment_bytes: positive(
+                "offsets.topic.segment.bytes",
+                get_num(p, "offsets.topic.segment.bytes", 104_857_600)?,
+            )?,
+            coordinator,
+        })
+    }
 }
 
 fn cfg_err(key: &str, value: &str, reason: &str) -> ConfigError {
@@ -174,6 +253,7 @@ impl BrokerConfig {
                 )?,
                 queued_max_requests: get_num(props, "queued.max.requests", 500)?,
                 max_connections: get_num(props, "max.connections", 10_000)?,
+                groups: GroupsConfig::from_properties(props)?,
                 node,
             },
             unknown,
@@ -182,6 +262,14 @@ impl BrokerConfig {
 }
 
 const KNOWN: &[&str] = &[
+    "offsets.topic.num.partitions",
+    "offsets.topic.replication.factor",
+    "offsets.topic.segment.bytes",
+    "group.initial.rebalance.delay.ms",
+    "group.min.session.timeout.ms",
+    "group.max.session.timeout.ms",
+    "group.max.size",
+    "offset.metadata.max.bytes",
     "queued.max.requests",
     "broker.heartbeat.interval.ms",
     "max.connections",

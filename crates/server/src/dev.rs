@@ -23,6 +23,10 @@ pub fn dev_properties(data_dir: &Path) -> BTreeMap<String, String> {
         ("log.dirs", data_dir.display().to_string()),
         ("num.partitions", "1".into()),
         ("default.replication.factor", "1".into()),
+        // As Kafka's development server.properties: one node holds the offsets topic, and the
+        // first rebalance does not wait for more members.
+        ("offsets.topic.replication.factor", "1".into()),
+        ("group.initial.rebalance.delay.ms", "0".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -17,6 +17,7 @@ pub mod config;
 pub mod controller_client;
 pub mod dev;
 pub mod follower;
+pub mod groups;
 pub mod handlers;
 pub mod lifecycle;
 pub mod logs;

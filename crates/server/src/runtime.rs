@@ -15,6 +15,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::config::BrokerConfig;
 use crate::controller_client::ControllerClient;
+use crate::groups::GroupCoordinator;
 use crate::handlers::Broker;
 use crate::logs::LogManager;
 use crate::{follower, lifecycle};
@@ -79,17 +80,28 @@ async fn run_broker(
         images_tx,
         stop.clone(),
     ));
-    // Publisher: the log manager follows every new image.
+    let groups = Arc::new(GroupCoordinator::new(
+        config.node.node_id,
+        config.groups.coordinator.clone(),
+        Arc::clone(&clock),
+    ));
+    // Publisher: the log manager, then the group coordinator, follow every new image.
     {
         let mut images = images.clone();
         let logs = Arc::clone(&logs);
+        let groups = Arc::clone(&groups);
         let mut stop = stop.clone();
         tokio::spawn(async move {
             loop {
                 let image = Arc::clone(&images.borrow_and_update());
-                // Opening a log may recover it from disk: keep that off the async workers.
-                let l = Arc::clone(&logs);
-                let _ = tokio::task::spawn_blocking(move || l.apply(&image)).await;
+                // Opening a log may recover it from disk, and loading a coordinator partition
+                // reads it: keep both off the async workers.
+                let (l, g) = (Arc::clone(&logs), Arc::clone(&groups));
+                let _ = tokio::task::spawn_blocking(move || {
+                    l.apply(&image);
+                    g.on_image(&image, &l);
+                })
+                .await;
                 tokio::select! {
                     changed = images.changed() => if changed.is_err() { return },
                     _ = crate::until_stopped(&mut stop) => return,
@@ -108,6 +120,20 @@ async fn run_broker(
             loop {
                 tokio::select! {
                     _ = tick.tick() => { let l = Arc::clone(&logs); let _ = tokio::task::spawn_blocking(move || l.enforce_retention()).await; }
+                    _ = crate::until_stopped(&mut stop) => return,
+                }
+            }
+        });
+    }
+    // Group rebalance and session deadlines.
+    {
+        let groups = Arc::clone(&groups);
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => groups.tick(),
                     _ = crate::until_stopped(&mut stop) => return,
                 }
             }
@@ -164,6 +190,7 @@ async fn run_broker(
         logs: Arc::clone(&logs),
         controller: client,
         clock,
+        groups,
     });
     let mut stop_serve = stop.clone();
     odradek_frontend::serve(listener, frontend, broker, async move {

@@ -3,6 +3,7 @@
 mod admin;
 mod configs;
 mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -31,6 +32,7 @@ pub struct Broker {
     pub(crate) logs: Arc<LogManager>,
     pub(crate) controller: ControllerClient,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) groups: Arc<crate::groups::GroupCoordinator>,
 }
 
 impl Broker {
@@ -108,6 +110,16 @@ impl RequestHandler for Broker {
             ),
             (ApiKey::DescribeCluster, VersionRange { min: 0, max: 2 }),
             (ApiKey::DescribeQuorum, VersionRange { min: 0, max: 2 }),
+            (ApiKey::FindCoordinator, VersionRange { min: 0, max: 4 }),
+            (ApiKey::JoinGroup, VersionRange { min: 2, max: 9 }),
+            (ApiKey::SyncGroup, VersionRange { min: 0, max: 5 }),
+            (ApiKey::Heartbeat, VersionRange { min: 0, max: 4 }),
+            (ApiKey::LeaveGroup, VersionRange { min: 0, max: 5 }),
+            (ApiKey::OffsetCommit, VersionRange { min: 2, max: 9 }),
+            (ApiKey::OffsetFetch, VersionRange { min: 1, max: 9 }),
+            (ApiKey::ListGroups, VersionRange { min: 0, max: 5 }),
+            (ApiKey::DescribeGroups, VersionRange { min: 0, max: 5 }),
+            (ApiKey::DeleteGroups, VersionRange { min: 0, max: 2 }),
         ]
     }
 
@@ -152,6 +164,34 @@ impl RequestHandler for Broker {
             RequestKind::DescribeQuorum(r) => Some(ResponseKind::DescribeQuorum(
                 quorum::describe(self, &ctx, r).await,
             )),
+            RequestKind::FindCoordinator(r) => Some(ResponseKind::FindCoordinator(
+                groups::find_coordinator(self, &ctx, r).await,
+            )),
+            RequestKind::JoinGroup(r) => Some(ResponseKind::JoinGroup(
+                groups::join_group(self, &ctx, r).await,
+            )),
+            RequestKind::SyncGroup(r) => Some(ResponseKind::SyncGroup(
+                groups::sync_group(self, &ctx, r).await,
+            )),
+            RequestKind::Heartbeat(r) => Some(ResponseKind::Heartbeat(groups::heartbeat(self, r))),
+            RequestKind::LeaveGroup(r) => {
+                Some(ResponseKind::LeaveGroup(groups::leave_group(self, &ctx, r)))
+            }
+            RequestKind::OffsetCommit(r) => {
+                Some(ResponseKind::OffsetCommit(groups::offset_commit(self, r)))
+            }
+            RequestKind::OffsetFetch(r) => Some(ResponseKind::OffsetFetch(groups::offset_fetch(
+                self, &ctx, r,
+            ))),
+            RequestKind::ListGroups(r) => {
+                Some(ResponseKind::ListGroups(groups::list_groups(self, &ctx, r)))
+            }
+            RequestKind::DescribeGroups(r) => Some(ResponseKind::DescribeGroups(
+                groups::describe_groups(self, &ctx, r),
+            )),
+            RequestKind::DeleteGroups(r) => {
+                Some(ResponseKind::DeleteGroups(groups::delete_groups(self, r)))
+            }
             other => {
                 // The frontend only passes APIs listed in supported_apis.
                 tracing::error!(api = ?std::mem::discriminant(&other), "request for an API this broker does not serve");

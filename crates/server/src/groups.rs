@@ -1,0 +1,365 @@
+//! The group coordinator of this broker: one [`Groups`] per `__consumer_offsets` partition it
+//! leads, rebuilt from the partition's log when it becomes leader and dropped when it stops being
+//! leader. Requests run against the partition of their group; the records a call returns are
+//! appended to that partition before its replies go out.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use odradek_common::{ErrorCode, ToErrorCode, Uuid};
+use odradek_coordinator::{
+    partition_for, GroupConfig, Groups, JoinResponse, Output, Reply, SyncResponse, Token,
+    OFFSETS_TOPIC,
+};
+use odradek_log::records::{decode_batches, encode_batch, Compression, NewRecord};
+use odradek_metadata::MetadataImage;
+use tokio::sync::oneshot;
+
+use crate::logs::{LogManager, PartitionLog};
+
+#[derive(Debug)]
+enum Slot {
+    Loading,
+    Loaded {
+        groups: Groups,
+        log: Arc<PartitionLog>,
+        leader_epoch: i32,
+    },
+}
+
+/// The broker's group coordinator.
+#[derive(Debug)]
+pub struct GroupCoordinator {
+    broker_id: i32,
+    config: GroupConfig,
+    /// `(topic id, leader epoch)` per led partition, and its state. A std `Mutex`: held for
+    /// one state-machine call, never across an `.await`.
+    slots: Mutex<HashMap<i32, (Uuid, i32, Slot)>>,
+    parked: Mutex<HashMap<Token, (i32, oneshot::Sender<Reply>)>>,
+    next_token: AtomicU64,
+    clock: Arc<dyn odradek_common::Clock>,
+}
+
+/// A reply of `error` to whatever request `reply` answered.
+fn failed(reply: &Reply, error: ErrorCode) -> Reply {
+    match reply {
+        Reply::Join(t, j) => Reply::Join(
+            *t,
+            JoinResponse {
+                error,
+                generation: -1,
+                protocol_type: None,
+                protocol_name: None,
+                leader: String::new(),
+                member_id: j.member_id.clone(),
+                members: Vec::new(),
+            },
+        ),
+        Reply::Sync(t, _) => Reply::Sync(
+            *t,
+            SyncResponse {
+                error,
+                protocol_type: None,
+                protocol_name: None,
+                assignment: Bytes::new(),
+            },
+        ),
+    }
+}
+
+impl GroupCoordinator {
+    /// A coordinator leading nothing yet.
+    pub fn new(broker_id: i32, config: GroupConfig, clock: Arc<dyn odradek_common::Clock>) -> Self {
+        Self {
+            broker_id,
+            config,
+            slots: Mutex::new(HashMap::new()),
+            parked: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(1),
+            clock,
+        }
+    }
+
+    /// The `__consumer_offsets` partition of `group` in `image`, if the topic exists.
+    pub fn partition_of(image: &MetadataImage, group: &str) -> Option<i32> {
+        let t = image.topics.get_by_name(OFFSETS_TOPIC)?;
+        Some(partition_for(group, t.partitions.len() as i32))
+    }
+
+    /// A token for a request that waits for its reply, registered under partition `p`.
+    pub fn park(&self, p: i32) -> (Token, oneshot::Receiver<Reply>) {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut parked) = self.parked.lock() {
+            parked.insert(token, (p, tx));
+        }
+        (token, rx)
+    }
+
+    /// Forgets a parked request whose caller stopped waiting.
+    pub fn unpark(&self, token: Token) {
+        if let Ok(mut parked) = self.parked.lock() {
+            parked.remove(&token);
+        }
+    }
+
+    /// Runs `f` on the groups of `group`'s partition, appends the records it returns, sends its
+    /// replies, and returns its value. Errors are Kafka's: COORDINATOR_NOT_AVAILABLE without
+    /// the topic, NOT_COORDINATOR when another broker leads the partition,
+    /// COORDINATOR_LOAD_IN_PROGRESS while loading.
+    pub fn exec<T>(
+        &self,
+        image: &MetadataImage,
+        group: &str,
+        f: impl FnOnce(&mut Groups, i32, i64) -> (T, Output),
+    ) -> Result<T, ErrorCode> {
+        let p = Self::partition_of(image, group).ok_or(ErrorCode::CoordinatorNotAvailable)?;
+        self.exec_partition(p, f)
+    }
+
+    fn exec_partition<T>(
+        &self,
+        p: i32,
+        f: impl FnOnce(&mut Groups, i32, i64) -> (T, Output),
+    ) -> Result<T, ErrorCode> {
+        let now = self.clock.now_ms();
+        let mut slots = self
+            .slots
+            .lock()
+            .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
+        let (_, _, slot) = slots.get_mut(&p).ok_or(ErrorCode::NotCoordinator)?;
+        let Slot::Loaded {
+            groups,
+            log,
+            leader_epoch,
+        } = slot
+        else {
+            return Err(ErrorCode::CoordinatorLoadInProgress);
+        };
+        let (value, out) = f(groups, p, now);
+        // Appending under the slot lock keeps the partition's records in the order the state
+        // machine produced them. The append is a write to the page cache.
+        let appended = Self::append(log, *leader_epoch, &out.records, now);
+        if appended.is_ok() {
+            for (k, v) in &out.records {
+                groups.replay(now, k.clone(), v.clone());
+            }
+        }
+        drop(slots);
+        // Replies (and the caller) learn of a failed append: nothing was committed.
+        let failure = appended.err();
+        self.dispatch(out.replies, failure);
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(value),
+        }
+    }
+
+    fn append(
+        log: &PartitionLog,
+        leader_epoch: i32,
+        records: &[(Bytes, Option<Bytes>)],
+        now: i64,
+    ) -> Result<(), ErrorCode> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<NewRecord> = records
+            .iter()
+            .map(|(k, v)| NewRecord {
+                key: Some(k.clone()),
+                value: v.clone(),
+                timestamp_ms: now,
+                ..NewRecord::default()
+            })
+            .collect();
+        let batch = encode_batch(&records, Compression::None)
+            .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
+        let mut log = log
+            .log
+            .lock()
+            .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
+        log.append_as_leader(&batch, leader_epoch, now)
+            .map_err(|e| {
+                tracing::warn!(error = %e, "cannot append to {OFFSETS_TOPIC}");
+                match e.error_code() {
+                    ErrorCode::KafkaStorageError => ErrorCode::NotCoordinator,
+                    _ => ErrorCode::CoordinatorNotAvailable,
+                }
+            })?;
+        // One replica until replication lands: committed once appended.
+        let end = log.log_end_offset();
+        log.update_high_watermark(end);
+        Ok(())
+    }
+
+    fn dispatch(&self, replies: Vec<Reply>, failure: Option<ErrorCode>) {
+        let Ok(mut parked) = self.parked.lock() else {
+            return;
+        };
+        for reply in replies {
+            let token = match &reply {
+                Reply::Join(t, _) | Reply::Sync(t, _) => *t,
+            };
+            if let Some((_, tx)) = parked.remove(&token) {
+                let reply = match failure {
+                    Some(e) => failed(&reply, e),
+                    None => reply,
+                };
+                let _ = tx.send(reply);
+            }
+        }
+    }
+
+    /// Fires the deadlines of every loaded partition (run every 100 ms or so).
+    pub fn tick(&self) {
+        let partitions: Vec<i32> = match self.slots.lock() {
+            Ok(s) => s.keys().copied().collect(),
+            Err(_) => return,
+        };
+        for p in partitions {
+            let _ = self.exec_partition(p, |groups, _, now| ((), groups.tick(now)));
+        }
+    }
+
+    /// Every group of every loaded partition: (id, protocol type, state name).
+    pub fn list(&self) -> Result<Vec<(String, String, &'static str)>, ErrorCode> {
+        let slots = self
+            .slots
+            .lock()
+            .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
+        let mut out = Vec::new();
+        for (_, _, slot) in slots.values() {
+            match slot {
+                Slot::Loaded { groups, .. } => {
+                    out.extend(groups.list().into_iter().map(|(g, t, s)| (g, t, s.name())))
+                }
+                Slot::Loading => return Err(ErrorCode::CoordinatorLoadInProgress),
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Follows leadership of `__consumer_offsets` in `image`: loads the partitions this broker
+    /// now leads (reading their logs; call on a blocking thread) and drops the others.
+    pub fn on_image(&self, image: &MetadataImage, logs: &LogManager) {
+        let led: HashMap<i32, (Uuid, i32)> = image
+            .topics
+            .get_by_name(OFFSETS_TOPIC)
+            .map(|t| {
+                t.partitions
+                    .iter()
+                    .filter(|(_, r)| r.leader == self.broker_id)
+                    .map(|(p, r)| (*p, (t.id, r.leader_epoch)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let to_load: Vec<(i32, Uuid, i32)> = {
+            let Ok(mut slots) = self.slots.lock() else {
+                return;
+            };
+            let lost: Vec<i32> = slots
+                .iter()
+                .filter(|(p, (id, epoch, _))| led.get(p) != Some(&(*id, *epoch)))
+                .map(|(p, _)| *p)
+                .collect();
+            for p in &lost {
+                slots.remove(p);
+                tracing::info!(
+                    partition = p,
+                    "no longer coordinator for {OFFSETS_TOPIC}-{p}"
+                );
+            }
+            if !lost.is_empty() {
+                if let Ok(mut parked) = self.parked.lock() {
+                    let gone: Vec<Token> = parked
+                        .iter()
+                        .filter(|(_, (p, _))| lost.contains(p))
+                        .map(|(t, _)| *t)
+                        .collect();
+                    for t in gone {
+                        if let Some((_, tx)) = parked.remove(&t) {
+                            let blank = Reply::Sync(
+                                t,
+                                SyncResponse {
+                                    error: ErrorCode::NotCoordinator,
+                                    protocol_type: None,
+                                    protocol_name: None,
+                                    assignment: Bytes::new(),
+                                },
+                            );
+                            let _ = tx.send(blank);
+                        }
+                    }
+                }
+            }
+            led.iter()
+                .filter(|(p, _)| !slots.contains_key(p))
+                .map(|(p, (id, epoch))| (*p, *id, *epoch))
+                .collect()
+        };
+        for (p, id, epoch) in to_load {
+            if let Ok(mut slots) = self.slots.lock() {
+                slots.insert(p, (id, epoch, Slot::Loading));
+            }
+            let Some(log) = logs.get(id, p) else {
+                if let Ok(mut slots) = self.slots.lock() {
+                    slots.remove(&p);
+                }
+                continue;
+            };
+            let started = std::time::Instant::now();
+            let seed = Uuid::random().to_string();
+            let mut groups = Groups::new(self.config.clone(), seed);
+            let now = self.clock.now_ms();
+            let mut offset = log.reader.log_start_offset();
+            let end = log.reader.log_end_offset();
+            let mut records = 0u64;
+            while offset < end {
+                let read = match log.reader.read(offset, 1 << 20, end) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read {OFFSETS_TOPIC}-{p}");
+                        break;
+                    }
+                };
+                let Some(slice) = read.records else { break };
+                let next = slice.last_offset() + 1;
+                let decoded = slice
+                    .read_to_bytes()
+                    .ok()
+                    .and_then(|b| decode_batches(b).ok());
+                for r in decoded.into_iter().flatten() {
+                    if r.control {
+                        continue;
+                    }
+                    if let Some(k) = r.key {
+                        groups.replay(now, k, r.value);
+                        records += 1;
+                    }
+                }
+                offset = next;
+            }
+            let ms = started.elapsed().as_millis() as u64;
+            if records > 0 {
+                tracing::info!(partition = p, records, ms, "loaded {OFFSETS_TOPIC}-{p}");
+            } else {
+                tracing::debug!(partition = p, "loaded {OFFSETS_TOPIC}-{p} (empty)");
+            }
+            if let Ok(mut slots) = self.slots.lock() {
+                if let Some((sid, sepoch, slot)) = slots.get_mut(&p) {
+                    if (*sid, *sepoch) == (id, epoch) {
+                        *slot = Slot::Loaded {
+                            groups,
+                            log,
+                            leader_epoch: epoch,
+                        };
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,689 @@
+//! The consumer-group APIs (Kafka's classic protocol): FindCoordinator, JoinGroup, SyncGroup,
+//! Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups.
+//! `__consumer_offsets` is created on the first FindCoordinator.
+
+use std::time::Duration;
+
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
+    DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
+    SyncGroupResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use odradek_common::ErrorCode;
+use odradek_controller::pb;
+use odradek_coordinator::{CommitOffset, JoinRequest, Output, Reply, SyncRequest, OFFSETS_TOPIC};
+use odradek_frontend::RequestContext;
+use odradek_metadata::MetadataImage;
+
+use super::Broker;
+use crate::groups::GroupCoordinator;
+
+fn s(v: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(v.into())
+}
+
+/// Creates `__consumer_offsets` (offsets.topic.num.partitions, offsets.topic.replication.factor,
+/// compacted) when it does not exist; the image once it does (or the old one on failure).
+async fn ensure_offsets_topic(broker: &Broker) -> std::sync::Arc<MetadataImage> {
+    let image = broker.image();
+    if image.topics.by_name.contains_key(OFFSETS_TOPIC) {
+        return image;
+    }
+    let g = &broker.config.groups;
+    let req = pb::CreateTopicsRequest {
+        topics: vec![pb::CreatableTopic {
+            name: OFFSETS_TOPIC.into(),
+            num_partitions: g.offsets_topic_partitions,
+            replication_factor: g.offsets_topic_replication_factor,
+            configs: vec![
+                pb::TopicConfig {
+                    name: "cleanup.policy".into(),
+                    value: "compact".into(),
+                },
+                pb::TopicConfig {
+                    name: "segment.bytes".into(),
+                    value: g.offsets_topic_segment_bytes.to_string(),
+                },
+            ],
+        }],
+        validate_only: false,
+    };
+    match broker
+        .controller
+        .call(Duration::from_secs(5), |mut c| {
+            let r = req.clone();
+            async move { c.create_topics(r).await }
+        })
+        .await
+    {
+        Ok(resp) => {
+            for t in resp.topics.iter().filter(|t| t.error_code != 0) {
+                tracing::warn!(code = t.error_code, message = %t.error_message, "cannot create {OFFSETS_TOPIC}");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot create {OFFSETS_TOPIC}"),
+    }
+    broker
+        .wait_for_image(Duration::from_secs(5), |i| {
+            i.topics.by_name.contains_key(OFFSETS_TOPIC)
+        })
+        .await
+}
+
+pub(super) async fn find_coordinator(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let v = ctx.api_version;
+    let keys: Vec<String> = if v >= 4 {
+        req.coordinator_keys.iter().map(|k| k.to_string()).collect()
+    } else {
+        vec![req.key.to_string()]
+    };
+    let image = if req.key_type == 0 {
+        ensure_offsets_topic(broker).await
+    } else {
+        broker.image()
+    };
+    let answer = |key: &str| -> Result<(i32, String, i32), (ErrorCode, String)> {
+        if req.key_type != 0 {
+            return Err((
+                ErrorCode::CoordinatorNotAvailable,
+                "transaction coordinators are not served yet".into(),
+            ));
+        }
+        let p = GroupCoordinator::partition_of(&image, key).ok_or((
+            ErrorCode::CoordinatorNotAvailable,
+            format!("{OFFSETS_TOPIC} does not exist yet"),
+        ))?;
+        let leader = image
+            .topics
+            .get_by_name(OFFSETS_TOPIC)
+            .and_then(|t| t.partitions.get(&p))
+            .map_or(-1, |r| r.leader);
+        let endpoint = image
+            .cluster
+            .brokers
+            .get(&leader)
+            .and_then(|b| super::endpoint_for(b, &ctx.listener))
+            .ok_or((
+                ErrorCode::CoordinatorNotAvailable,
+                format!("{OFFSETS_TOPIC}-{p} has no leader"),
+            ))?;
+        Ok((leader, endpoint.host.clone(), i32::from(endpoint.port)))
+    };
+    let mut resp = FindCoordinatorResponse::default();
+    if v >= 4 {
+        resp.coordinators = keys
+            .iter()
+            .map(|k| {
+                let c = Coordinator::default().with_key(s(k.clone()));
+                match answer(k) {
+                    Ok((id, host, port)) => c
+                        .with_node_id(BrokerId(id))
+                        .with_host(s(host))
+                        .with_port(port),
+                    Err((e, m)) => c
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1)
+                        .with_error_code(e.code())
+                        .with_error_message(Some(s(m))),
+                }
+            })
+            .collect();
+    } else {
+        match answer(&keys[0]) {
+            Ok((id, host, port)) => {
+                resp.node_id = BrokerId(id);
+                resp.host = s(host);
+                resp.port = port;
+            }
+            Err((e, m)) => {
+                resp.error_code = e.code();
+                resp.node_id = BrokerId(-1);
+                resp.port = -1;
+                if v >= 1 {
+                    resp.error_message = Some(s(m));
+                }
+            }
+        }
+    }
+    resp
+}
+
+/// Runs a call that parks its request, then waits (up to `wait`) for its reply.
+async fn parked_call(
+    broker: &Broker,
+    group: &str,
+    wait: Duration,
+    f: impl FnOnce(&mut odradek_coordinator::Groups, u64, i64) -> Output,
+) -> Result<Reply, ErrorCode> {
+    let image = broker.image();
+    let c = &broker.groups;
+    let (token, rx) = c.exec(&image, group, |groups, p, now| {
+        let (token, rx) = c.park(p);
+        ((token, rx), f(groups, token, now))
+    })?;
+    match tokio::time::timeout(wait, rx).await {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(_)) => Err(ErrorCode::NotCoordinator),
+        Err(_) => {
+            c.unpark(token);
+            Err(ErrorCode::RebalanceInProgress)
+        }
+    }
+}
+
+pub(super) async fn join_group(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: JoinGroupRequest,
+) -> JoinGroupResponse {
+    let v = ctx.api_version;
+    let group = req.group_id.0.to_string();
+    let rebalance_timeout_ms = if v >= 1 {
+        req.rebalance_timeout_ms
+    } else {
+        req.session_timeout_ms
+    };
+    let join = JoinRequest {
+        group_id: group.clone(),
+        member_id: req.member_id.to_string(),
+        group_instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
+        client_id: ctx.client_id.clone().unwrap_or_default(),
+        client_host: format!("/{}", ctx.peer.ip()),
+        session_timeout_ms: req.session_timeout_ms,
+        rebalance_timeout_ms,
+        protocol_type: req.protocol_type.to_string(),
+        protocols: req
+            .protocols
+            .iter()
+            .map(|p| (p.name.to_string(), p.metadata.clone()))
+            .collect(),
+        require_known_member: v >= 4,
+    };
+    let wait = Duration::from_millis(u64::try_from(rebalance_timeout_ms).unwrap_or(0) + 5_000);
+    let error = |e: ErrorCode| {
+        JoinGroupResponse::default()
+            .with_error_code(e.code())
+            .with_generation_id(-1)
+            .with_member_id(req.member_id.clone())
+    };
+    match parked_call(broker, &group, wait, |groups, token, now| {
+        groups.join(now, token, join)
+    })
+    .await
+    {
+        Ok(Reply::Join(_, j)) => {
+            let mut r = JoinGroupResponse::default()
+                .with_error_code(j.error.code())
+                .with_generation_id(j.generation)
+                .with_protocol_name(j.protocol_name.map(s))
+                .with_leader(s(j.leader))
+                .with_member_id(s(j.member_id))
+                .with_members(
+                    j.members
+                        .into_iter()
+                        .map(|m| {
+                            let member = JoinGroupResponseMember::default()
+                                .with_member_id(s(m.member_id))
+                                .with_metadata(m.metadata);
+                            if v >= 5 {
+                                member.with_group_instance_id(m.group_instance_id.map(s))
+                            } else {
+                                member
+                            }
+                        })
+                        .collect(),
+                );
+            if v >= 7 {
+                r.protocol_type = j.protocol_type.map(s);
+            }
+            if v < 7 && r.protocol_name.is_none() {
+                // Before v7 the protocol name is not nullable.
+                r.protocol_name = Some(StrBytes::default());
+            }
+            r
+        }
+        Ok(Reply::Sync(_, sr)) => error(sr.error),
+        Err(e) => error(e),
+    }
+}
+
+pub(super) async fn sync_group(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: SyncGroupRequest,
+) -> SyncGroupResponse {
+    let v = ctx.api_version;
+    let group = req.group_id.0.to_string();
+    let sync = SyncRequest {
+        group_id: group.clone(),
+        generation: req.generation_id,
+        member_id: req.member_id.to_string(),
+        protocol_type: req.protocol_type.as_ref().map(|p| p.to_string()),
+        protocol_name: req.protocol_name.as_ref().map(|p| p.to_string()),
+        assignments: req
+            .assignments
+            .iter()
+            .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+            .collect(),
+    };
+    let wait = Duration::from_secs(300);
+    let r = match parked_call(broker, &group, wait, |groups, token, now| {
+        groups.sync(now, token, sync)
+    })
+    .await
+    {
+        Ok(Reply::Sync(_, sr)) => sr,
+        Ok(Reply::Join(_, j)) => odradek_coordinator::SyncResponse {
+            error: j.error,
+            protocol_type: None,
+            protocol_name: None,
+            assignment: Default::default(),
+        },
+        Err(e) => odradek_coordinator::SyncResponse {
+            error: e,
+            protocol_type: None,
+            protocol_name: None,
+            assignment: Default::default(),
+        },
+    };
+    let resp = SyncGroupResponse::default()
+        .with_error_code(r.error.code())
+        .with_assignment(r.assignment);
+    if v >= 5 {
+        resp.with_protocol_type(r.protocol_type.map(s))
+            .with_protocol_name(r.protocol_name.map(s))
+    } else {
+        resp
+    }
+}
+
+pub(super) fn heartbeat(broker: &Broker, req: HeartbeatRequest) -> HeartbeatResponse {
+    let image = broker.image();
+    let group = req.group_id.0.to_string();
+    let member = req.member_id.to_string();
+    let code = broker
+        .groups
+        .exec(&image, &group, |groups, _, now| {
+            (
+                groups.heartbeat(now, &group, req.generation_id, &member),
+                Output::default(),
+            )
+        })
+        .unwrap_or_else(|e| e);
+    HeartbeatResponse::default().with_error_code(code.code())
+}
+
+pub(super) fn leave_group(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: LeaveGroupRequest,
+) -> LeaveGroupResponse {
+    let v = ctx.api_version;
+    let image = broker.image();
+    let group = req.group_id.0.to_string();
+    let members: Vec<String> = if v >= 3 {
+        req.members
+            .iter()
+            .map(|m| m.member_id.to_string())
+            .collect()
+    } else {
+        vec![req.member_id.to_string()]
+    };
+    let result = broker.groups.exec(&image, &group, |groups, _, now| {
+        groups.leave(now, &group, &members)
+    });
+    match result {
+        Err(e) => LeaveGroupResponse::default().with_error_code(e.code()),
+        Ok(errors) if v >= 3 => LeaveGroupResponse::default().with_members(
+            req.members
+                .iter()
+                .zip(errors)
+                .map(|(m, e)| {
+                    MemberResponse::default()
+                        .with_member_id(m.member_id.clone())
+                        .with_group_instance_id(m.group_instance_id.clone())
+                        .with_error_code(e.code())
+                })
+                .collect(),
+        ),
+        Ok(errors) => LeaveGroupResponse::default()
+            .with_error_code(errors.first().copied().unwrap_or(ErrorCode::None).code()),
+    }
+}
+
+pub(super) fn offset_commit(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitResponse {
+    let image = broker.image();
+    let group = req.group_id.0.to_string();
+    let member = req.member_id.to_string();
+    let offsets: Vec<CommitOffset> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| CommitOffset {
+                topic: t.name.0.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            })
+        })
+        .collect();
+    // Offsets of partitions that do not exist are refused, as Kafka does.
+    let known = |o: &CommitOffset| {
+        image
+            .topics
+            .get_by_name(&o.topic)
+            .is_some_and(|t| t.partitions.contains_key(&o.partition))
+    };
+    let (valid, unknown): (Vec<CommitOffset>, Vec<CommitOffset>) =
+        offsets.into_iter().partition(|o| known(o));
+    let result = broker.groups.exec(&image, &group, |groups, _, now| {
+        groups.commit(
+            now,
+            &group,
+            req.generation_id_or_member_epoch,
+            &member,
+            &valid,
+        )
+    });
+    let mut codes: Vec<(String, i32, ErrorCode)> = match result {
+        Ok(errors) => valid
+            .iter()
+            .zip(errors)
+            .map(|(o, e)| (o.topic.clone(), o.partition, e))
+            .collect(),
+        Err(e) => valid
+            .iter()
+            .map(|o| (o.topic.clone(), o.partition, e))
+            .collect(),
+    };
+    codes.extend(unknown.iter().map(|o| {
+        (
+            o.topic.clone(),
+            o.partition,
+            ErrorCode::UnknownTopicOrPartition,
+        )
+    }));
+    let mut topics: Vec<OffsetCommitResponseTopic> = Vec::new();
+    for t in &req.topics {
+        let partitions = codes
+            .iter()
+            .filter(|(name, _, _)| name == t.name.0.as_str())
+            .map(|(_, p, e)| {
+                OffsetCommitResponsePartition::default()
+                    .with_partition_index(*p)
+                    .with_error_code(e.code())
+            })
+            .collect();
+        topics.push(
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions),
+        );
+    }
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// A committed offset as OffsetFetch returns it: (topic, partition, offset, leader epoch,
+/// metadata); offset -1 when nothing is committed.
+type FetchedOffset = (String, i32, i64, i32, String);
+
+/// One group's committed offsets, or why not.
+fn fetch_group(
+    broker: &Broker,
+    image: &MetadataImage,
+    group: &str,
+    wanted: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<Vec<FetchedOffset>, ErrorCode> {
+    broker.groups.exec(image, group, |groups, _, _| {
+        let rows = groups
+            .fetch(group, wanted.as_deref())
+            .into_iter()
+            .map(|(t, p, v)| match v {
+                Some(v) => (t, p, v.offset, v.leader_epoch, v.metadata),
+                None => (t, p, -1, -1, String::new()),
+            })
+            .collect();
+        (rows, Output::default())
+    })
+}
+
+pub(super) fn offset_fetch(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: OffsetFetchRequest,
+) -> OffsetFetchResponse {
+    let v = ctx.api_version;
+    let image = broker.image();
+    if v >= 8 {
+        let groups = req
+            .groups
+            .iter()
+            .map(|g| {
+                let group = g.group_id.0.to_string();
+                let wanted = g.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+                        .collect()
+                });
+                match fetch_group(broker, &image, &group, wanted) {
+                    Err(e) => OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id.clone())
+                        .with_error_code(e.code()),
+                    Ok(rows) => {
+                        let mut topics: Vec<OffsetFetchResponseTopics> = Vec::new();
+                        for (t, p, o, epoch, meta) in rows {
+                            let part = OffsetFetchResponsePartitions::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(o)
+                                .with_committed_leader_epoch(epoch)
+                                .with_metadata(Some(s(meta)));
+                            match topics.iter_mut().find(|x| x.name.0.as_str() == t) {
+                                Some(x) => x.partitions.push(part),
+                                None => topics.push(
+                                    OffsetFetchResponseTopics::default()
+                                        .with_name(TopicName(s(t)))
+                                        .with_partitions(vec![part]),
+                                ),
+                            }
+                        }
+                        OffsetFetchResponseGroup::default()
+                            .with_group_id(g.group_id.clone())
+                            .with_topics(topics)
+                    }
+                }
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let group = req.group_id.0.to_string();
+    let wanted = req.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+            .collect()
+    });
+    let mut resp = OffsetFetchResponse::default();
+    match fetch_group(broker, &image, &group, wanted) {
+        Err(e) => {
+            if v >= 2 {
+                resp.error_code = e.code();
+            } else {
+                // v1 has no top-level error: every asked partition carries it.
+                for t in req.topics.iter().flatten() {
+                    resp.topics.push(
+                        OffsetFetchResponseTopic::default()
+                            .with_name(t.name.clone())
+                            .with_partitions(
+                                t.partition_indexes
+                                    .iter()
+                                    .map(|p| {
+                                        OffsetFetchResponsePartition::default()
+                                            .with_partition_index(*p)
+                                            .with_committed_offset(-1)
+                                            .with_error_code(e.code())
+                                    })
+                                    .collect(),
+                            ),
+                    );
+                }
+            }
+        }
+        Ok(rows) => {
+            for (t, p, o, epoch, meta) in rows {
+                let mut part = OffsetFetchResponsePartition::default()
+                    .with_partition_index(p)
+                    .with_committed_offset(o)
+                    .with_metadata(Some(s(meta)));
+                if v >= 5 {
+                    part.committed_leader_epoch = epoch;
+                }
+                match resp.topics.iter_mut().find(|x| x.name.0.as_str() == t) {
+                    Some(x) => x.partitions.push(part),
+                    None => resp.topics.push(
+                        OffsetFetchResponseTopic::default()
+                            .with_name(TopicName(s(t)))
+                            .with_partitions(vec![part]),
+                    ),
+                }
+            }
+        }
+    }
+    resp
+}
+
+pub(super) fn list_groups(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: ListGroupsRequest,
+) -> ListGroupsResponse {
+    let v = ctx.api_version;
+    match broker.groups.list() {
+        Err(e) => ListGroupsResponse::default().with_error_code(e.code()),
+        Ok(all) => ListGroupsResponse::default().with_groups(
+            all.into_iter()
+                .filter(|(_, _, state)| {
+                    req.states_filter.is_empty()
+                        || req
+                            .states_filter
+                            .iter()
+                            .any(|f| f.as_str().eq_ignore_ascii_case(state))
+                })
+                .filter(|_| {
+                    req.types_filter.is_empty()
+                        || req
+                            .types_filter
+                            .iter()
+                            .any(|f| f.as_str().eq_ignore_ascii_case("classic"))
+                })
+                .map(|(g, t, state)| {
+                    let mut l = ListedGroup::default()
+                        .with_group_id(GroupId(s(g)))
+                        .with_protocol_type(s(t));
+                    if v >= 4 {
+                        l.group_state = s(state);
+                    }
+                    if v >= 5 {
+                        l.group_type = s("classic");
+                    }
+                    l
+                })
+                .collect(),
+        ),
+    }
+}
+
+pub(super) fn describe_groups(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let v = ctx.api_version;
+    let image = broker.image();
+    let groups = req
+        .groups
+        .iter()
+        .map(|g| {
+            let group = g.0.to_string();
+            let base = DescribedGroup::default().with_group_id(g.clone());
+            let found = broker.groups.exec(&image, &group, |groups, _, _| {
+                (groups.describe(&group), Output::default())
+            });
+            match found {
+                Err(e) => base.with_error_code(e.code()),
+                Ok(None) => base.with_group_state(s("Dead")),
+                Ok(Some(d)) => base
+                    .with_group_state(s(d.state.name()))
+                    .with_protocol_type(s(d.protocol_type))
+                    .with_protocol_data(s(d.protocol))
+                    .with_members(
+                        d.members
+                            .into_iter()
+                            .map(|m| {
+                                let member = DescribedGroupMember::default()
+                                    .with_member_id(s(m.member_id))
+                                    .with_client_id(s(m.client_id))
+                                    .with_client_host(s(m.client_host))
+                                    .with_member_metadata(m.metadata)
+                                    .with_member_assignment(m.assignment);
+                                if v >= 4 {
+                                    member.with_group_instance_id(m.group_instance_id.map(s))
+                                } else {
+                                    member
+                                }
+                            })
+                            .collect(),
+                    ),
+            }
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}
+
+pub(super) fn delete_groups(broker: &Broker, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let image = broker.image();
+    let results = req
+        .groups_names
+        .iter()
+        .map(|g| {
+            let group = g.0.to_string();
+            let code = broker
+                .groups
+                .exec(&image, &group, |groups, _, _| match groups.delete(&group) {
+                    Ok(records) => (
+                        ErrorCode::None,
+                        Output {
+                            replies: Vec::new(),
+                            records,
+                        },
+                    ),
+                    Err(e) => (e, Output::default()),
+                })
+                .unwrap_or_else(|e| e);
+            DeletableGroupResult::default()
+                .with_group_id(g.clone())
+                .with_error_code(code.code())
+        })
+        .collect();
+    DeleteGroupsResponse::default().with_results(results)
+}
