@@ -53,7 +53,8 @@ fn start_combined(dir: &Path) -> (Vec<Node>, Shape) {
         &config,
         format!(
             "node.id=1\nprocess.roles=broker,controller\ncontroller.quorum.voters=1@127.0.0.1:{c}\n\
-             listeners=PLAINTEXT://127.0.0.1:{b},CONTROLLER://127.0.0.1:{c}\ncontroller.listener.names=CONTROLLER\nlog.dirs={}\n",
+             listeners=PLAINTEXT://127.0.0.1:{b},CONTROLLER://127.0.0.1:{c}\ncontroller.listener.names=CONTROLLER\nlog.dirs={}\n\
+             offsets.topic.replication.factor=1\ngroup.initial.rebalance.delay.ms=0\n",
             dir.join("data").display(),
             b = ports[0],
             c = ports[1]
@@ -347,6 +348,27 @@ fn scenario(shape: &Shape) {
         total += n;
     }
     assert_eq!(total, 6000);
+    // A consumer group: the first member reads everything and commits; the next run of the
+    // group resumes after the committed offsets and sees only what came later.
+    let group_read = |extra: &[&str]| {
+        let mut args = vec!["consume", "--topic", "perf", "--group", "cli-group"];
+        args.extend_from_slice(extra);
+        ok(&args)
+    };
+    let first = group_read(&["--from-beginning", "--max-messages", "6000"]);
+    assert_eq!(first.lines().count(), 6000);
+    assert_eq!(group_read(&["--timeout-ms", "1000"]).lines().count(), 0);
+    ok(&[
+        "perf",
+        "produce",
+        "--topic",
+        "perf",
+        "--records",
+        "12",
+        "--record-size",
+        "10",
+    ]);
+    assert_eq!(group_read(&["--timeout-ms", "1000"]).lines().count(), 12);
     ok(&[
         "topics",
         "create",

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use clap::Args;
 use odradek_client::partitioner::partition_for_key;
-use odradek_client::{Client, ClientError};
+use odradek_client::{Client, ClientError, GroupMember};
 use odradek_log::records::{decode_batches, encode_batch, Compression, NewRecord};
 
 #[derive(Args)]
@@ -32,6 +32,11 @@ pub struct ConsumeArgs {
     #[arg(long = "from-beginning")]
     from_beginning: bool,
     /// Only this partition.
+    /// Consume as a member of this consumer group: partitions come from the group's assignment,
+    /// reading resumes from its committed offsets, and positions are committed every 5 s and on
+    /// exit (Kafka's enable.auto.commit).
+    #[arg(long, conflicts_with_all = ["partition", "offset"])]
+    group: Option<String>,
     #[arg(long)]
     partition: Option<i32>,
     /// Start at this offset (with --partition).
@@ -124,6 +129,9 @@ async fn send(
 }
 
 pub async fn consume(client: &mut Client, args: ConsumeArgs) -> Result<(), ClientError> {
+    if let Some(group) = args.group.clone() {
+        return consume_group(client, &args, &group).await;
+    }
     let topics = client
         .metadata(Some(std::slice::from_ref(&args.topic)), false)
         .await?;
@@ -185,4 +193,105 @@ pub async fn consume(client: &mut Client, args: ConsumeArgs) -> Result<(), Clien
             return Ok(());
         }
     }
+}
+
+/// Where each assigned partition starts: the group's committed offset, else the earliest
+/// (`--from-beginning`) or latest offset, as Kafka's auto.offset.reset.
+async fn start_positions(
+    client: &mut Client,
+    member: &mut GroupMember,
+    from_beginning: bool,
+) -> Result<Vec<((String, i32), i64)>, ClientError> {
+    let assigned = member.assignment().to_vec();
+    let mut out = Vec::new();
+    for ((topic, p), committed) in member.committed(&assigned).await? {
+        let start = if committed >= 0 {
+            committed
+        } else {
+            client
+                .list_offset(&topic, p, if from_beginning { -2 } else { -1 })
+                .await?
+        };
+        out.push(((topic, p), start));
+    }
+    Ok(out)
+}
+
+fn print_record(out: &mut impl Write, args: &ConsumeArgs, r: &kafka_protocol::records::Record) {
+    let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
+    let line = if args.print_key {
+        let key = String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned();
+        format!("{key}{}{value}", args.key_separator)
+    } else {
+        value
+    };
+    let _ = writeln!(out, "{line}");
+}
+
+async fn consume_group(
+    client: &mut Client,
+    args: &ConsumeArgs,
+    group: &str,
+) -> Result<(), ClientError> {
+    const HEARTBEAT: Duration = Duration::from_secs(3);
+    const AUTO_COMMIT: Duration = Duration::from_secs(5);
+    let topics = vec![args.topic.clone()];
+    let mut member = GroupMember::join(client, group, &topics, 10_000).await?;
+    let mut positions = start_positions(client, &mut member, args.from_beginning).await?;
+    let mut printed = 0usize;
+    let (mut last_record, mut last_heartbeat, mut last_commit) =
+        (Instant::now(), Instant::now(), Instant::now());
+    let mut out = std::io::stdout().lock();
+    let done = loop {
+        if positions.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let mut finished = false;
+        for ((topic, p), next) in positions.iter_mut() {
+            let (bytes, _hw) = client
+                .fetch(topic, *p, *next, 1 << 20, Duration::from_millis(200))
+                .await?;
+            let records =
+                decode_batches(bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let from = *next;
+            for r in records.into_iter().filter(|r| r.offset >= from) {
+                *next = r.offset + 1;
+                print_record(&mut out, args, &r);
+                printed += 1;
+                last_record = Instant::now();
+                if args.max_messages.is_some_and(|m| printed >= m) {
+                    finished = true;
+                    break;
+                }
+            }
+            if finished {
+                break;
+            }
+        }
+        let _ = out.flush();
+        if finished
+            || args
+                .timeout_ms
+                .is_some_and(|t| last_record.elapsed() >= Duration::from_millis(t))
+        {
+            break Ok::<(), ClientError>(());
+        }
+        if last_commit.elapsed() >= AUTO_COMMIT {
+            member.commit(&positions).await?;
+            last_commit = Instant::now();
+        }
+        if last_heartbeat.elapsed() >= HEARTBEAT {
+            last_heartbeat = Instant::now();
+            if !member.heartbeat().await? {
+                // Rebalance: commit what was read, rejoin, and start from the new assignment.
+                member.commit(&positions).await?;
+                member.rejoin(client).await?;
+                positions = start_positions(client, &mut member, args.from_beginning).await?;
+            }
+        }
+    };
+    member.commit(&positions).await?;
+    member.leave().await?;
+    eprintln!("Processed a total of {printed} messages");
+    done
 }

@@ -109,7 +109,7 @@ impl Client {
     }
 
     /// Sends `req` to any broker at the highest version both sides speak, up to `ours`.
-    async fn send_any<R: kafka_protocol::protocol::Request>(
+    pub async fn send_any<R: kafka_protocol::protocol::Request>(
         &mut self,
         req: &R,
         key: ApiKey,

@@ -1,5 +1,7 @@
 //! `odradek-client`: an async Kafka client over the `kafka-protocol` codecs, for Odradek's CLI,
-//! tests and benchmarks. Not a replacement for the real clients the compatibility suite uses.
+//! tests and benchmarks: admin calls, produce, fetch, ListOffsets, and consumer-group membership
+//! ([`GroupMember`]: Kafka's classic protocol with the range assignor). Not a replacement for the
+//! real clients the compatibility suite uses.
 //!
 //! # Layering
 //! Layer L2: tokio and the codecs; no other Odradek crate but `odradek-common`.
@@ -11,8 +13,10 @@
 mod client;
 mod connection;
 mod error;
+pub mod group;
 pub mod partitioner;
 
 pub use client::{Client, PartitionInfo, TopicInfo};
 pub use connection::Connection;
 pub use error::ClientError;
+pub use group::GroupMember;

@@ -116,7 +116,19 @@ impl GroupCoordinator {
         f: impl FnOnce(&mut Groups, i32, i64) -> (T, Output),
     ) -> Result<T, ErrorCode> {
         let p = Self::partition_of(image, group).ok_or(ErrorCode::CoordinatorNotAvailable)?;
-        self.exec_partition(p, f)
+        match self.exec_partition(p, f) {
+            // Leader in the image but not loaded yet: the publisher is about to load it.
+            Err(ErrorCode::NotCoordinator)
+                if image
+                    .topics
+                    .get_by_name(OFFSETS_TOPIC)
+                    .and_then(|t| t.partitions.get(&p))
+                    .is_some_and(|r| r.leader == self.broker_id) =>
+            {
+                Err(ErrorCode::CoordinatorLoadInProgress)
+            }
+            other => other,
+        }
     }
 
     fn exec_partition<T>(
