@@ -369,6 +369,26 @@ fn scenario(shape: &Shape) {
         "10",
     ]);
     assert_eq!(group_read(&["--timeout-ms", "1000"]).lines().count(), 12);
+    // The group as kafka-consumer-groups shows it: empty now, every partition caught up.
+    let listed = ok(&["groups", "list"]);
+    assert!(listed.contains("cli-group\tEmpty\tconsumer"), "{listed}");
+    let described = ok(&["groups", "describe", "--group", "cli-group"]);
+    let rows: Vec<Vec<&str>> = described
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect())
+        .collect();
+    assert_eq!(rows.len(), 6, "{described}");
+    let committed: i64 = rows
+        .iter()
+        .map(|r| r[3].parse::<i64>().expect("offset"))
+        .sum();
+    assert_eq!(committed, 6012, "{described}");
+    assert!(rows.iter().all(|r| r[5] == "0"), "no lag: {described}");
+    ok(&["groups", "delete", "--group", "cli-group"]);
+    let gone = odradek(&bootstrap, &["groups", "describe", "--group", "cli-group"]);
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("GROUP_ID_NOT_FOUND"));
     ok(&[
         "topics",
         "create",

@@ -5,6 +5,7 @@
 
 mod admin;
 mod console;
+mod groups;
 mod perf;
 mod topics;
 
@@ -40,6 +41,9 @@ enum Command {
     Produce(console::ProduceArgs),
     /// Print records to standard output, one per line.
     Consume(console::ConsumeArgs),
+    /// List, describe (offsets and lag) and delete consumer groups.
+    #[command(subcommand)]
+    Groups(groups::GroupsCommand),
     /// Describe and alter topic and broker configs.
     #[command(subcommand)]
     Configs(admin::ConfigsCommand),
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
             Command::Produce(a) => console::produce(&mut client, a).await,
             Command::Consume(a) => console::consume(&mut client, a).await,
             Command::Perf(c) => perf::run(&mut client, c).await,
+            Command::Groups(c) => groups::run(&mut client, c).await,
             Command::Configs(c) => admin::configs(&mut client, c).await,
             Command::MetadataQuorum(c) => admin::quorum(&mut client, c).await,
         }

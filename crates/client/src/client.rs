@@ -188,6 +188,13 @@ impl Client {
         self.bootstrap.join(",")
     }
 
+    /// The broker ids from the last Metadata response, sorted.
+    pub fn broker_ids(&self) -> Vec<i32> {
+        let mut ids: Vec<i32> = self.brokers.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// The client id this client sends.
     pub fn client_id(&self) -> &str {
         &self.client_id

@@ -132,7 +132,8 @@ impl GroupMember {
         })
     }
 
-    async fn coordinator(client: &mut Client, group: &str) -> Result<Connection, ClientError> {
+    /// A connection to `group`'s coordinator (waiting while `__consumer_offsets` is created).
+    pub async fn coordinator(client: &mut Client, group: &str) -> Result<Connection, ClientError> {
         let mut last = None;
         for _ in 0..20 {
             // Version 3 at most: one key per request (v4 batches keys).
@@ -369,6 +370,149 @@ impl GroupMember {
         let resp = self.coordinator.send(&req, v).await?;
         ClientError::check(resp.error_code, None)
     }
+}
+
+/// A member as DescribeGroups shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// Member id.
+    pub member_id: String,
+    /// Client id.
+    pub client_id: String,
+    /// Client host.
+    pub host: String,
+    /// Assigned partitions.
+    pub assignment: Vec<(String, i32)>,
+}
+
+/// A group as an operator sees it (DescribeGroups).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// State (Empty, Stable, ...; Dead when unknown).
+    pub state: String,
+    /// Protocol type.
+    pub protocol_type: String,
+    /// Chosen assignor.
+    pub protocol: String,
+    /// Members.
+    pub members: Vec<MemberInfo>,
+    /// Committed offsets.
+    pub offsets: Vec<((String, i32), i64)>,
+}
+
+/// Every group known to any broker: (group id, state, protocol type), sorted.
+pub async fn list_groups(
+    client: &mut Client,
+) -> Result<Vec<(String, String, String)>, ClientError> {
+    use kafka_protocol::messages::ListGroupsRequest;
+    client.metadata(Some(&[]), false).await?;
+    let mut out = Vec::new();
+    for id in client.broker_ids() {
+        let Some(addr) = client.broker_address(id).map(str::to_string) else {
+            continue;
+        };
+        let mut conn = Connection::connect(&addr, client.client_id()).await?;
+        let v = conn.version(ApiKey::ListGroups, 4)?;
+        let resp = conn.send(&ListGroupsRequest::default(), v).await?;
+        ClientError::check(
+            resp.error_code,
+            Some(format!("listing groups on broker {id}")),
+        )?;
+        out.extend(resp.groups.into_iter().map(|g| {
+            (
+                g.group_id.0.to_string(),
+                g.group_state.to_string(),
+                g.protocol_type.to_string(),
+            )
+        }));
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// DescribeGroups and OffsetFetch of `group`, from its coordinator.
+pub async fn describe_group(client: &mut Client, group: &str) -> Result<GroupInfo, ClientError> {
+    use kafka_protocol::messages::DescribeGroupsRequest;
+    let mut conn = GroupMember::coordinator(client, group).await?;
+    let v = conn.version(ApiKey::DescribeGroups, 5)?;
+    let resp = conn
+        .send(
+            &DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]),
+            v,
+        )
+        .await?;
+    let g = resp
+        .groups
+        .into_iter()
+        .next()
+        .ok_or_else(|| ClientError::Protocol("empty DescribeGroups response".into()))?;
+    ClientError::check(g.error_code, Some(format!("group {group}")))?;
+    let mut members = Vec::new();
+    for m in g.members {
+        let assigned = if m.member_assignment.is_empty() {
+            Vec::new()
+        } else {
+            let a: ConsumerProtocolAssignment = decode_versioned(m.member_assignment)?;
+            a.assigned_partitions
+                .iter()
+                .flat_map(|tp| tp.partitions.iter().map(|p| (tp.topic.0.to_string(), *p)))
+                .collect()
+        };
+        members.push(MemberInfo {
+            member_id: m.member_id.to_string(),
+            client_id: m.client_id.to_string(),
+            host: m.client_host.to_string(),
+            assignment: assigned,
+        });
+    }
+    let v = conn.version(ApiKey::OffsetFetch, 7)?;
+    let resp = conn
+        .send(
+            &OffsetFetchRequest::default()
+                .with_group_id(GroupId(s(group)))
+                .with_topics(None),
+            v,
+        )
+        .await?;
+    ClientError::check(resp.error_code, Some(format!("offsets of group {group}")))?;
+    let mut offsets: Vec<((String, i32), i64)> = resp
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    (t.name.0.to_string(), p.partition_index),
+                    p.committed_offset,
+                )
+            })
+        })
+        .collect();
+    offsets.sort();
+    Ok(GroupInfo {
+        state: g.group_state.to_string(),
+        protocol_type: g.protocol_type.to_string(),
+        protocol: g.protocol_data.to_string(),
+        members,
+        offsets,
+    })
+}
+
+/// DeleteGroups of an empty group (with its committed offsets).
+pub async fn delete_group(client: &mut Client, group: &str) -> Result<(), ClientError> {
+    use kafka_protocol::messages::DeleteGroupsRequest;
+    let mut conn = GroupMember::coordinator(client, group).await?;
+    let v = conn.version(ApiKey::DeleteGroups, 2)?;
+    let resp = conn
+        .send(
+            &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(group))]),
+            v,
+        )
+        .await?;
+    for r in resp.results {
+        ClientError::check(r.error_code, Some(format!("group {group}")))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
