@@ -51,3 +51,21 @@ def test_sigterm_closes_logs_cleanly(fresh_node):
     partition = fresh_node.workdir / "data" / "graceful-0"
     assert (partition / ".clean-shutdown").exists(), "logs closed cleanly"
     assert "broker stopped" in (fresh_node.workdir / "node.log").read_text()
+
+
+def test_balanced_consumer_group_commits(node):
+    """kcat -G: librdkafka 2.0.2's group consumer (JoinGroup/SyncGroup, offsets committed on exit)."""
+    topic = "kcat-group"
+    r = kcat("-b", node.bootstrap, "-P", "-t", topic, stdin="".join(f"g{i}\n" for i in range(20)))
+    assert r.returncode == 0, r.stderr
+    # -o would override the committed offsets on assignment: start from the earliest only
+    # where the group has none.
+    group = ["-b", node.bootstrap, "-G", "kcat-grp", "-e", "-f", "%s\\n", "-X", "auto.offset.reset=earliest"]
+    r = kcat(*group, topic)
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split()) == sorted(f"g{i}" for i in range(20))
+    # The group resumes after what it committed: only new records come back.
+    kcat("-b", node.bootstrap, "-P", "-t", topic, stdin="late\n")
+    r = kcat(*group, topic)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["late"]

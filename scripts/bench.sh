@@ -46,8 +46,8 @@ if "records sent" in last:
     n = re.findall(r"([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, ([\d.]+) ms max", last)[0]
     print(f"| {label} | {workload} | {float(n[0]):,.0f} | {float(n[1]):,.1f} | {n[2]} / {n[3]} | {cpu} |")
 elif "records received" in last:
-    n = re.findall(r"([\d.]+) ms avg.* ([\d.]+) ms 50th.* ([\d.]+) ms 99th, ([\d.]+) ms 99.9th", last)[0]
-    print(f"| {label} | {workload} | | | {n[0]} avg, {n[1]} p50, {n[2]} p99, {n[3]} p99.9 | {cpu} |")
+    n = re.findall(r"([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg.* ([\d.]+) ms 50th.* ([\d.]+) ms 99th, ([\d.]+) ms 99.9th", last)[0]
+    print(f"| {label} | {workload} | {float(n[0]):,.0f} | {float(n[1]):,.1f} | {n[2]} avg, {n[3]} p50, {n[4]} p99, {n[5]} p99.9 | {cpu} |")
 else:
     f = [x.strip() for x in last.split(",")]
     print(f"| {label} | {workload} | {float(f[5]):,.0f} | {float(f[3]):,.1f} | | {cpu} |")
@@ -68,7 +68,7 @@ workloads() {
   measure "$label" "produce, 6 partitions, acks=1, 1 KiB" 1024000000 -- produce --topic p6 --records 1000000 --record-size 1024 --acks 1
   measure "$label" "consume, 6 partitions, 1 KiB" 1024000000 -- consume --topic p6 --records 1000000
   local rate=$((peak / 2))
-  measure "$label" "end-to-end, 1 partition, 1 KiB at ${rate} records/s (half of peak), 10 s" $((rate * 10 * 1024)) -- \
+  measure "$label" "end-to-end, 1 partition, 1 KiB, asked ${rate} records/s (half of peak) for 10 s" $((rate * 10 * 1024)) -- \
     end-to-end --topic e2e --records $((rate * 10)) --record-size 1024 --throughput "$rate" --acks 1
 }
 

@@ -1,4 +1,4 @@
-//! The `odradek` CLI as a new user runs it, against a combined `--dev`-style node and against a
+//! The `odradek` CLI as a new user runs it, against `odradek-broker --dev` and against a
 //! cluster of three controller and three broker processes: every topics subcommand, configs,
 //! the quorum, produce from stdin, consume to stdout, the perf tools, and the exit codes scripts
 //! rely on.
@@ -45,27 +45,24 @@ fn wait_ready(node: &Node) {
     }
 }
 
-/// One process with `process.roles=broker,controller`, what `--dev` runs.
-fn start_combined(dir: &Path) -> (Vec<Node>, Shape) {
+/// `odradek-broker --dev` as a new user starts it (formatting its directory on the first start),
+/// on free ports instead of 9092/9093 so tests can run side by side.
+fn start_dev(dir: &Path) -> (Vec<Node>, Shape) {
     let ports = free_ports(2);
-    let config = dir.join("node.properties");
-    std::fs::write(
-        &config,
-        format!(
-            "node.id=1\nprocess.roles=broker,controller\ncontroller.quorum.voters=1@127.0.0.1:{c}\n\
-             listeners=PLAINTEXT://127.0.0.1:{b},CONTROLLER://127.0.0.1:{c}\ncontroller.listener.names=CONTROLLER\nlog.dirs={}\n\
-             offsets.topic.replication.factor=1\ngroup.initial.rebalance.delay.ms=0\n",
-            dir.join("data").display(),
-            b = ports[0],
-            c = ports[1]
-        ),
-    )
-    .expect("write config");
-    format(&config, &cluster_id());
-    let node = Node::spawn(&binary("odradek-broker"), &config, dir.join("node.log"));
+    let (b, c) = (ports[0], ports[1]);
+    let args: Vec<std::ffi::OsString> = vec![
+        "--dev".into(),
+        "--data-dir".into(),
+        dir.join("data").into_os_string(),
+        "--override".into(),
+        format!("listeners=PLAINTEXT://127.0.0.1:{b},CONTROLLER://127.0.0.1:{c}").into(),
+        "--override".into(),
+        format!("controller.quorum.voters=1@127.0.0.1:{c}").into(),
+    ];
+    let node = Node::spawn_args(&binary("odradek-broker"), &args, dir.join("node.log"));
     wait_ready(&node);
     let shape = Shape {
-        bootstrap: format!("127.0.0.1:{}", ports[0]),
+        bootstrap: format!("127.0.0.1:{b}"),
         brokers: vec![1],
         voters: vec![1],
         replication_factor: 1,
@@ -137,9 +134,9 @@ fn start_cluster(dir: &Path) -> (Vec<Node>, Shape) {
 }
 
 #[test]
-fn cli_against_a_combined_node() {
+fn cli_against_dev() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_nodes, shape) = start_combined(dir.path());
+    let (_nodes, shape) = start_dev(dir.path());
     scenario(&shape);
 }
 

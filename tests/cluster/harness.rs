@@ -50,14 +50,22 @@ pub struct Node {
 
 impl Node {
     pub fn spawn(bin: &Path, config: &Path, log: PathBuf) -> Node {
+        let args = [
+            std::ffi::OsString::from("-c"),
+            config.as_os_str().to_owned(),
+        ];
+        Node::spawn_args(bin, &args, log)
+    }
+
+    /// Starts `bin` with `args`, its stderr appended to `log`.
+    pub fn spawn_args(bin: &Path, args: &[std::ffi::OsString], log: PathBuf) -> Node {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .expect("log file");
         let child = Command::new(bin)
-            .arg("-c")
-            .arg(config)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()

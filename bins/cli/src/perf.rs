@@ -351,8 +351,8 @@ async fn end_to_end(client: &mut Client, a: ProduceArgs) -> Result<(), ClientErr
             "--record-size must be at least 8 (the send time travels in the value)".into(),
         ));
     }
-    let origin = Instant::now();
     let next = partitions_at(client, &a.topic, -1).await?;
+    let origin = Instant::now();
     let consumer = Client::new(&client.bootstrap(), client.client_id());
     let reader = tokio::spawn(read_stamped(
         consumer,
@@ -367,9 +367,12 @@ async fn end_to_end(client: &mut Client, a: ProduceArgs) -> Result<(), ClientErr
         Err(e) => return Err(ClientError::Protocol(format!("consumer task failed: {e}"))),
     };
     produced?;
+    let secs = origin.elapsed().as_secs_f64();
     let [avg, max, p50, p95, p99, p999] = latencies.summary();
     println!(
-        "{seen} records received, {avg:.2} ms avg end-to-end latency, {max:.2} ms max, {p50:.2} ms 50th, {p95:.2} ms 95th, {p99:.2} ms 99th, {p999:.2} ms 99.9th."
+        "{seen} records received, {:.1} records/sec ({:.2} MB/sec), {avg:.2} ms avg end-to-end latency, {max:.2} ms max, {p50:.2} ms 50th, {p95:.2} ms 95th, {p99:.2} ms 99th, {p999:.2} ms 99.9th.",
+        seen as f64 / secs,
+        seen as f64 * a.record_size as f64 / 1e6 / secs,
     );
     if seen < a.records {
         return Err(ClientError::Protocol(format!(
