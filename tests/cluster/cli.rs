@@ -366,6 +366,63 @@ fn scenario(shape: &Shape) {
         "10",
     ]);
     assert_eq!(group_read(&["--timeout-ms", "1000"]).lines().count(), 12);
+    // Stopped with SIGTERM (or Ctrl-C), a group consumer commits what it printed and leaves.
+    let mut running = Command::new(binary("odradek"))
+        .args([
+            "--bootstrap-server",
+            &bootstrap,
+            "consume",
+            "--topic",
+            "perf",
+            "--group",
+            "stopped-group",
+            "--from-beginning",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn consume");
+    let stdout = running.stdout.take().expect("stdout");
+    let lines = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for _ in std::io::BufReader::new(stdout).lines() {
+                lines.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lines.load(std::sync::atomic::Ordering::Relaxed) < 6012 {
+        assert!(
+            Instant::now() < deadline,
+            "the group consumer printed too little"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    run_ok(Command::new("kill").args(["-TERM", &running.id().to_string()]));
+    let stopped = running.wait_with_output().expect("consume");
+    counter.join().expect("reader");
+    assert!(
+        stopped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    assert_eq!(lines.load(std::sync::atomic::Ordering::Relaxed), 6012);
+    assert!(String::from_utf8_lossy(&stopped.stderr).contains("Processed a total of 6012 messages"));
+    let after = ok(&["groups", "describe", "--group", "stopped-group"]);
+    let committed: i64 = after
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split('\t')
+                .nth(3)
+                .and_then(|o| o.parse::<i64>().ok())
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(committed, 6012, "{after}");
     // The group as kafka-consumer-groups shows it: empty now, every partition caught up.
     let listed = ok(&["groups", "list"]);
     assert!(listed.contains("cli-group\tEmpty\tconsumer"), "{listed}");
@@ -520,6 +577,39 @@ fn scenario(shape: &Shape) {
             conn.send(&req, v).await.expect("describe")
         });
         assert_eq!(resp.results[0].error_code, 42, "INVALID_REQUEST");
+        // Group requests sent to a broker that does not coordinate the group: NOT_COORDINATOR.
+        let code = runtime.block_on(async {
+            use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+            use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, JoinGroupRequest};
+            use odradek::client::{Client, Connection};
+            let mut client = Client::new(&shape.bootstrap, "test");
+            client.metadata(Some(&[]), false).await.expect("metadata");
+            let find = FindCoordinatorRequest::default().with_key("elsewhere".into());
+            let coordinator = client
+                .send_any(&find, ApiKey::FindCoordinator, 3)
+                .await
+                .expect("find coordinator")
+                .node_id
+                .0;
+            let other = shape
+                .brokers
+                .iter()
+                .find(|b| **b != coordinator)
+                .and_then(|b| client.broker_address(*b))
+                .expect("another broker")
+                .to_string();
+            let mut conn = Connection::connect(&other, "test").await.expect("connect");
+            let join = JoinGroupRequest::default()
+                .with_group_id(kafka_protocol::messages::GroupId("elsewhere".into()))
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(10_000)
+                .with_protocol_type("consumer".into())
+                .with_protocols(vec![
+                    JoinGroupRequestProtocol::default().with_name("range".into())
+                ]);
+            conn.send(&join, 7).await.expect("join").error_code
+        });
+        assert_eq!(code, 16, "NOT_COORDINATOR");
     }
 
     // Exit codes: 1 for errors a script can act on, 2 for bad usage.

@@ -155,6 +155,7 @@ pub async fn consume(client: &mut Client, args: ConsumeArgs) -> Result<(), Clien
     let mut printed = 0usize;
     let mut last_record = Instant::now();
     let mut out = std::io::stdout().lock();
+    let interrupted = Interrupt::install();
     loop {
         for (p, next) in positions.iter_mut() {
             let (bytes, _hw) = client
@@ -165,16 +166,7 @@ pub async fn consume(client: &mut Client, args: ConsumeArgs) -> Result<(), Clien
             let from = *next;
             for r in records.into_iter().filter(|r| r.offset >= from) {
                 *next = r.offset + 1;
-                let value =
-                    String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
-                let line = if args.print_key {
-                    let key =
-                        String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned();
-                    format!("{key}{}{value}", args.key_separator)
-                } else {
-                    value
-                };
-                let _ = writeln!(out, "{line}");
+                print_record(&mut out, &args, &r);
                 printed += 1;
                 last_record = Instant::now();
                 if args.max_messages.is_some_and(|m| printed >= m) {
@@ -185,13 +177,45 @@ pub async fn consume(client: &mut Client, args: ConsumeArgs) -> Result<(), Clien
             }
         }
         let _ = out.flush();
-        if args
-            .timeout_ms
-            .is_some_and(|t| last_record.elapsed() >= Duration::from_millis(t))
+        if interrupted.is_stopped()
+            || args
+                .timeout_ms
+                .is_some_and(|t| last_record.elapsed() >= Duration::from_millis(t))
         {
             eprintln!("Processed a total of {printed} messages");
             return Ok(());
         }
+    }
+}
+
+/// Set by Ctrl-C / SIGTERM, so a consumer stops between fetches: it prints its total and, in a
+/// group, commits its positions and leaves (as Kafka's console consumer does).
+struct Interrupt(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Interrupt {
+    fn install() -> Self {
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let set = flag.clone();
+        tokio::spawn(async move {
+            let term = async {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term => {}
+            }
+            set.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        Interrupt(flag)
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -242,6 +266,7 @@ async fn consume_group(
     let (mut last_record, mut last_heartbeat, mut last_commit) =
         (Instant::now(), Instant::now(), Instant::now());
     let mut out = std::io::stdout().lock();
+    let interrupted = Interrupt::install();
     let done = loop {
         if positions.is_empty() {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -270,6 +295,7 @@ async fn consume_group(
         }
         let _ = out.flush();
         if finished
+            || interrupted.is_stopped()
             || args
                 .timeout_ms
                 .is_some_and(|t| last_record.elapsed() >= Duration::from_millis(t))
