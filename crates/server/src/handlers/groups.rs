@@ -65,21 +65,7 @@ async fn ensure_offsets_topic(broker: &Broker) -> std::sync::Arc<MetadataImage> 
         }],
         validate_only: false,
     };
-    match broker
-        .controller
-        .call(Duration::from_secs(5), |mut c| {
-            let r = req.clone();
-            async move { c.create_topics(r).await }
-        })
-        .await
-    {
-        Ok(resp) => {
-            for t in resp.topics.iter().filter(|t| t.error_code != 0) {
-                tracing::warn!(code = t.error_code, message = %t.error_message, "cannot create {OFFSETS_TOPIC}");
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot create {OFFSETS_TOPIC}"),
-    }
+    super::create_through_controller(broker, req, "creating the offsets topic").await;
     broker
         .wait_for_image(Duration::from_secs(5), |i| {
             i.topics.by_name.contains_key(OFFSETS_TOPIC)

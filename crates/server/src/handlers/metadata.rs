@@ -158,21 +158,7 @@ async fn auto_create(broker: &Broker, names: Vec<String>) -> std::sync::Arc<Meta
             .collect(),
         validate_only: false,
     };
-    match broker
-        .controller
-        .call(Duration::from_secs(5), |mut c| {
-            let r = req.clone();
-            async move { c.create_topics(r).await }
-        })
-        .await
-    {
-        Ok(resp) => {
-            for t in resp.topics.iter().filter(|t| t.error_code != 0) {
-                tracing::info!(topic = %t.name, code = t.error_code, message = %t.error_message, "auto-creation refused");
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "auto-creation failed"),
-    }
+    super::create_through_controller(broker, req, "auto-creation").await;
     broker
         .wait_for_image(Duration::from_secs(5), |i| {
             names.iter().all(|n| i.topics.by_name.contains_key(n))

@@ -56,6 +56,31 @@ impl Broker {
     }
 }
 
+/// Asks the active controller to create topics the broker needs (auto-creation, internal
+/// topics); refusals and failures are logged under `what`, not returned: the caller waits for the
+/// topics in its metadata and answers from what it sees.
+pub(crate) async fn create_through_controller(
+    broker: &Broker,
+    req: odradek_controller::pb::CreateTopicsRequest,
+    what: &str,
+) {
+    match broker
+        .controller
+        .call(std::time::Duration::from_secs(5), |mut c| {
+            let r = req.clone();
+            async move { c.create_topics(r).await }
+        })
+        .await
+    {
+        Ok(resp) => {
+            for t in resp.topics.iter().filter(|t| t.error_code != 0) {
+                tracing::info!(topic = %t.name, code = t.error_code, message = %t.error_message, "{what} refused");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "{what} failed"),
+    }
+}
+
 /// The endpoint of `broker` on the listener a request arrived on (its first one otherwise).
 pub(crate) fn endpoint_for<'a>(
     broker: &'a odradek_metadata::BrokerRegistration,
