@@ -526,6 +526,9 @@ impl Groups {
                     GroupState::Stable
                 };
                 g.set_state(state, now);
+                if v.current_state_timestamp >= 0 {
+                    g.state_timestamp = v.current_state_timestamp;
+                }
             }
             (RecordKey::Group { group }, None) => {
                 if self
@@ -1115,6 +1118,52 @@ impl Groups {
                 })
                 .collect(),
         })
+    }
+
+    /// Offsets retention (`offsets.retention.minutes`, KIP-211): the offsets of a group that
+    /// has been Empty for `retention_ms` expire, and so do those of a group that never had
+    /// members (assign-mode commits) once `retention_ms` passed since their commit; groups of
+    /// members keep theirs. A group left with neither members nor offsets is removed. Returns the
+    /// tombstones to append (then replay).
+    pub fn expire_offsets(&mut self, now: i64, retention_ms: i64) -> Output {
+        let mut out = Output::default();
+        for (id, g) in &self.groups {
+            let expired: Vec<&(String, i32)> = match (g.state, &g.protocol_type) {
+                (GroupState::Empty, Some(_)) => {
+                    if g.state_timestamp + retention_ms <= now {
+                        g.offsets.keys().collect()
+                    } else {
+                        Vec::new()
+                    }
+                }
+                (_, None) => g
+                    .offsets
+                    .iter()
+                    .filter(|(_, v)| v.commit_timestamp + retention_ms <= now)
+                    .map(|(k, _)| k)
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for (topic, partition) in &expired {
+                out.records.push((
+                    encode_key(&RecordKey::Offset {
+                        group: id.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                    }),
+                    None,
+                ));
+            }
+            if g.members.is_empty()
+                && g.state == GroupState::Empty
+                && expired.len() == g.offsets.len()
+                && (!expired.is_empty() || g.generation > 0)
+            {
+                out.records
+                    .push((encode_key(&RecordKey::Group { group: id.clone() }), None));
+            }
+        }
+        out
     }
 
     /// DeleteGroups of one group: the tombstones to append (then replay), or why not.

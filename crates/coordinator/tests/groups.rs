@@ -464,3 +464,84 @@ proptest! {
         prop_assert_eq!(reloaded.fetch("g", None), h.groups.fetch("g", None));
     }
 }
+
+#[test]
+fn offsets_expire_after_retention_only_for_groups_without_members() {
+    const DAY: i64 = 86_400_000;
+    let mut h = Harness::new(0);
+    let commit = |h: &mut Harness, group: &str, generation, member: &str| {
+        let (errors, out) = h.groups.commit(
+            h.now,
+            group,
+            generation,
+            member,
+            &[CommitOffset {
+                topic: "t".into(),
+                partition: 0,
+                offset: 3,
+                leader_epoch: -1,
+                metadata: None,
+            }],
+        );
+        assert_eq!(errors, vec![ErrorCode::None]);
+        h.apply(out);
+    };
+    // "simple" commits by assignment; "g" is a group with live members.
+    commit(&mut h, "simple", -1, "");
+    let (a, _b) = stable_pair(&mut h);
+    commit(&mut h, "g", 1, &a);
+    h.now += 8 * DAY;
+    // (No tick: the members of "g" are still members.)
+    let out = h.groups.expire_offsets(h.now, 7 * DAY);
+    h.apply(out);
+    assert!(
+        h.groups.fetch("simple", None).is_empty(),
+        "a week after its commit"
+    );
+    assert!(h.groups.describe("simple").is_none(), "nothing left of it");
+    assert_eq!(
+        h.groups.fetch("g", None).len(),
+        1,
+        "members keep their group's offsets"
+    );
+}
+
+#[test]
+fn an_emptied_group_keeps_offsets_for_the_retention_period() {
+    const DAY: i64 = 86_400_000;
+    let mut h = Harness::new(0);
+    let (a, b) = stable_pair(&mut h);
+    let (_, out) = h.groups.commit(
+        h.now,
+        "g",
+        1,
+        &a,
+        &[CommitOffset {
+            topic: "t".into(),
+            partition: 0,
+            offset: 3,
+            leader_epoch: -1,
+            metadata: None,
+        }],
+    );
+    h.apply(out);
+    let (_, out) = h.groups.leave(h.now, "g", &[a, b]);
+    h.apply(out);
+    assert_eq!(h.state(), GroupState::Empty);
+    h.now += 6 * DAY;
+    let out = h.groups.expire_offsets(h.now, 7 * DAY);
+    assert!(out.records.is_empty(), "empty for 6 days only");
+    h.now += 2 * DAY;
+    let out = h.groups.expire_offsets(h.now, 7 * DAY);
+    assert_eq!(out.records.len(), 2, "the offset and the group");
+    let log_before = h.log.len();
+    h.apply(out);
+    assert!(h.groups.describe("g").is_none());
+    // A reload of the log ends in the same place.
+    let mut reloaded = Groups::new(GroupConfig::default(), "r");
+    for (k, v) in h.log.clone() {
+        reloaded.replay(h.now, k, v);
+    }
+    assert!(reloaded.describe("g").is_none());
+    assert_eq!(h.log.len(), log_before + 2);
+}

@@ -45,6 +45,10 @@ pub struct GroupsConfig {
     pub offsets_topic_replication_factor: i32,
     /// `offsets.topic.segment.bytes` (104857600).
     pub offsets_topic_segment_bytes: i64,
+    /// `offsets.retention.minutes` (10080, 7 days), in ms.
+    pub offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms` (600000).
+    pub offsets_retention_check_interval_ms: i64,
     /// The state machine's settings (`group.initial.rebalance.delay.ms`,
     /// `group.min.session.timeout.ms`, `group.max.session.timeout.ms`, `group.max.size`,
     /// `offset.metadata.max.bytes`).
@@ -106,6 +110,15 @@ impl GroupsConfig {
             offsets_topic_segment_bytes: positive(
                 "offsets.topic.segment.bytes",
                 get_num(p, "offsets.topic.segment.bytes", 104_857_600)?,
+            )?,
+            offsets_retention_ms: positive(
+                "offsets.retention.minutes",
+                get_num(p, "offsets.retention.minutes", 10_080)?,
+            )?
+            .saturating_mul(60_000),
+            offsets_retention_check_interval_ms: positive(
+                "offsets.retention.check.interval.ms",
+                get_num(p, "offsets.retention.check.interval.ms", 600_000)?,
             )?,
             coordinator,
         })
@@ -265,6 +278,8 @@ const KNOWN: &[&str] = &[
     "offsets.topic.num.partitions",
     "offsets.topic.replication.factor",
     "offsets.topic.segment.bytes",
+    "offsets.retention.minutes",
+    "offsets.retention.check.interval.ms",
     "group.initial.rebalance.delay.ms",
     "group.min.session.timeout.ms",
     "group.max.session.timeout.ms",
@@ -275,3 +290,60 @@ const KNOWN: &[&str] = &[
     "max.connections",
     "socket.request.max.bytes",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut p: BTreeMap<String, String> = [
+            ("node.id", "1"),
+            ("process.roles", "broker,controller"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093"),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+            ),
+            ("controller.listener.names", "CONTROLLER"),
+            ("log.dirs", "/tmp/odradek-config-test"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            p.insert(k.to_string(), v.to_string());
+        }
+        p
+    }
+
+    #[test]
+    fn group_settings_have_kafka_defaults() {
+        let (c, unknown) = BrokerConfig::from_properties(&props(&[])).expect("valid");
+        assert!(unknown.is_empty(), "{unknown:?}");
+        let g = &c.groups;
+        assert_eq!(
+            (
+                g.offsets_topic_partitions,
+                g.offsets_topic_replication_factor,
+                g.offsets_retention_ms
+            ),
+            (50, 3, 7 * 24 * 3_600_000)
+        );
+        assert_eq!(g.coordinator.initial_rebalance_delay_ms, 3000);
+        assert_eq!(g.coordinator.min_session_timeout_ms, 6000);
+        assert_eq!(g.coordinator.offset_metadata_max_bytes, 4096);
+    }
+
+    #[test]
+    fn wrong_group_settings_name_their_key() {
+        for (key, value) in [
+            ("offsets.topic.num.partitions", "0"),
+            ("offsets.topic.replication.factor", "many"),
+            ("offsets.retention.minutes", "-5"),
+            ("group.min.session.timeout.ms", "2000000"),
+        ] {
+            let err = BrokerConfig::from_properties(&props(&[(key, value)])).expect_err("refused");
+            assert_eq!(err.key, key, "{err}");
+        }
+    }
+}

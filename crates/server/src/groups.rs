@@ -236,6 +236,20 @@ impl GroupCoordinator {
         }
     }
 
+    /// Expires committed offsets past `retention_ms` (offsets.retention.minutes) in every loaded
+    /// partition, writing their tombstones.
+    pub fn expire_offsets(&self, retention_ms: i64) {
+        let partitions: Vec<i32> = match self.slots.lock() {
+            Ok(s) => s.keys().copied().collect(),
+            Err(_) => return,
+        };
+        for p in partitions {
+            let _ = self.exec_partition(p, |groups, _, now| {
+                ((), groups.expire_offsets(now, retention_ms))
+            });
+        }
+    }
+
     /// Every group of every loaded partition: (id, protocol type, state name).
     pub fn list(&self) -> Result<Vec<(String, String, &'static str)>, ErrorCode> {
         let slots = self

@@ -125,15 +125,22 @@ async fn run_broker(
             }
         });
     }
-    // Group rebalance and session deadlines.
+    // Group rebalance and session deadlines; offsets retention.
     {
         let groups = Arc::clone(&groups);
         let mut stop = stop.clone();
+        let retention_ms = config.groups.offsets_retention_ms;
+        let every = Duration::from_millis(
+            u64::try_from(config.groups.offsets_retention_check_interval_ms).unwrap_or(600_000),
+        );
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(100));
+            let mut retention = tokio::time::interval(every);
+            retention.tick().await;
             loop {
                 tokio::select! {
                     _ = tick.tick() => groups.tick(),
+                    _ = retention.tick() => groups.expire_offsets(retention_ms),
                     _ = crate::until_stopped(&mut stop) => return,
                 }
             }
