@@ -187,3 +187,33 @@ def test_committed_offsets_survive_kill_9(fresh_node):
     c.subscribe([topic])
     assert drain([c], 1, timeout=30)[0] == ["after-restart"]
     c.close()
+
+
+def test_a_static_member_restarts_into_its_place(node):
+    """group.instance.id (KIP-345): a restarted static member takes over its old member's place
+    and assignment without a rebalance; the group never shows two members."""
+    topic, group = "grp-static-" + uuid.uuid4().hex[:6], "g-" + uuid.uuid4().hex[:6]
+    create(node, topic, 2)
+    admin = AdminClient({"bootstrap.servers": node.bootstrap})
+
+    def member_ids():
+        return [m.member_id for m in admin.describe_consumer_groups([group])[group].result(10).members]
+
+    first = consumer(node, group, **{"group.instance.id": "pod-0", "session.timeout.ms": 30000})
+    first.subscribe([topic])
+    deadline = time.time() + 20
+    while len(first.assignment()) != 2 and time.time() < deadline:
+        first.poll(0.1)
+    assert len(first.assignment()) == 2
+    before = member_ids()
+    first.close()  # a static member does not leave on close
+    assert member_ids() == before, "still in the group after close"
+    second = consumer(node, group, **{"group.instance.id": "pod-0", "session.timeout.ms": 30000})
+    second.subscribe([topic])
+    deadline = time.time() + 20
+    while len(second.assignment()) != 2 and time.time() < deadline:
+        second.poll(0.1)
+    assert len(second.assignment()) == 2
+    after = member_ids()
+    assert len(after) == 1 and after != before, (before, after)
+    second.close()

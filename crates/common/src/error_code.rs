@@ -99,6 +99,8 @@ pub enum ErrorCode {
     MemberIdRequired = 79,
     /// GROUP_MAX_SIZE_REACHED
     GroupMaxSizeReached = 81,
+    /// FENCED_INSTANCE_ID
+    FencedInstanceId = 82,
 }
 
 impl ErrorCode {
@@ -162,6 +164,7 @@ impl ErrorCode {
             ErrorCode::GroupIdNotFound => "GROUP_ID_NOT_FOUND",
             ErrorCode::MemberIdRequired => "MEMBER_ID_REQUIRED",
             ErrorCode::GroupMaxSizeReached => "GROUP_MAX_SIZE_REACHED",
+            ErrorCode::FencedInstanceId => "FENCED_INSTANCE_ID",
         }
     }
 }
@@ -220,6 +223,7 @@ const ALL: &[ErrorCode] = &[
     ErrorCode::GroupIdNotFound,
     ErrorCode::MemberIdRequired,
     ErrorCode::GroupMaxSizeReached,
+    ErrorCode::FencedInstanceId,
 ];
 
 /// Implemented by every library crate's error enum: which Kafka error a client should see.

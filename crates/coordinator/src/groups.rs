@@ -84,7 +84,7 @@ pub struct JoinRequest {
     pub group_id: String,
     /// Member id ("" for a new member).
     pub member_id: String,
-    /// `group.instance.id` (static membership is not distinguished yet).
+    /// `group.instance.id`: a static member (KIP-345) keeps its place across restarts.
     pub group_instance_id: Option<String>,
     /// Client id.
     pub client_id: String,
@@ -197,6 +197,8 @@ pub struct SyncRequest {
     pub generation: i32,
     /// Member id.
     pub member_id: String,
+    /// `group.instance.id` (v3+): a static member replaced by a newer one is fenced.
+    pub group_instance_id: Option<String>,
     /// Protocol type (v5+, checked when present).
     pub protocol_type: Option<String>,
     /// Protocol name (v5+, checked when present).
@@ -313,6 +315,21 @@ impl Group {
             state_timestamp: now,
             offsets: BTreeMap::new(),
         }
+    }
+
+    /// The member holding static instance `iid`.
+    fn static_member(&self, iid: &str) -> Option<String> {
+        self.members
+            .iter()
+            .find(|(_, m)| m.group_instance_id.as_deref() == Some(iid))
+            .map(|(id, _)| id.clone())
+    }
+
+    /// A request from `member` carrying instance `iid` that a newer member of that instance
+    /// replaced: Kafka answers FENCED_INSTANCE_ID so the old process stops.
+    fn fenced(&self, member: &str, iid: Option<&str>) -> bool {
+        iid.and_then(|i| self.static_member(i))
+            .is_some_and(|current| current != member)
     }
 
     fn set_state(&mut self, state: GroupState, now: i64) {
@@ -599,6 +616,30 @@ impl Groups {
             sync: None,
             heartbeat_deadline: now + i64::from(req.session_timeout_ms),
         };
+        if let Some(iid) = req.group_instance_id.clone() {
+            match (g.static_member(&iid), new_id.clone()) {
+                (Some(current), None) if current != req.member_id => {
+                    reject(&mut out, ErrorCode::FencedInstanceId);
+                    return out;
+                }
+                (Some(old), Some(id)) => {
+                    Self::replace_static(g, &req, old, id, token, now, delay, &mut out);
+                    return out;
+                }
+                (None, Some(id)) => {
+                    // Static members skip the member-id round trip (KIP-394 exempts them).
+                    if g.members.len() + g.pending.len() >= max_size {
+                        reject(&mut out, ErrorCode::GroupMaxSizeReached);
+                        return out;
+                    }
+                    g.protocol_type = Some(req.protocol_type.clone());
+                    g.members.insert(id, member(&req));
+                    Self::member_joined(g, now, delay, &mut out);
+                    return out;
+                }
+                _ => {}
+            }
+        }
         if let Some(id) = new_id {
             if g.members.len() + g.pending.len() >= max_size {
                 reject(&mut out, ErrorCode::GroupMaxSizeReached);
@@ -662,6 +703,71 @@ impl Groups {
             }
         }
         out
+    }
+
+    /// A static member rejoining without its member id (its process restarted): the new member
+    /// id takes the old one's place and assignment; the old id is fenced. Nothing changed ->
+    /// no rebalance, the current generation is returned (KIP-345).
+    #[allow(clippy::too_many_arguments)]
+    fn replace_static(
+        g: &mut Group,
+        req: &JoinRequest,
+        old: String,
+        id: String,
+        token: Token,
+        now: i64,
+        delay: i64,
+        out: &mut Output,
+    ) {
+        let Some(mut m) = g.members.remove(&old) else {
+            return;
+        };
+        if let Some(t) = m.join.take() {
+            out.replies.push(Reply::Join(
+                t,
+                JoinResponse::error(ErrorCode::FencedInstanceId, &old),
+            ));
+        }
+        if let Some(t) = m.sync.take() {
+            out.replies.push(Reply::Sync(
+                t,
+                SyncResponse::error(ErrorCode::FencedInstanceId),
+            ));
+        }
+        let same = m.protocols == req.protocols;
+        m.protocols = req.protocols.clone();
+        m.client_id = req.client_id.clone();
+        m.client_host = req.client_host.clone();
+        m.session_timeout_ms = req.session_timeout_ms;
+        m.rebalance_timeout_ms = req.rebalance_timeout_ms;
+        m.heartbeat_deadline = now + i64::from(req.session_timeout_ms);
+        if g.leader.as_deref() == Some(old.as_str()) {
+            g.leader = Some(id.clone());
+        }
+        match g.state {
+            GroupState::Stable | GroupState::CompletingRebalance if same => {
+                g.members.insert(id.clone(), m);
+                out.replies.push(Reply::Join(token, g.join_response(&id)));
+                if g.state == GroupState::Stable {
+                    out.records.push((
+                        encode_key(&RecordKey::Group {
+                            group: req.group_id.clone(),
+                        }),
+                        Some(encode_group(&g.value(now))),
+                    ));
+                }
+            }
+            GroupState::PreparingRebalance => {
+                m.join = Some(token);
+                g.members.insert(id, m);
+                Self::try_complete_join(g, now, out);
+            }
+            _ => {
+                m.join = Some(token);
+                g.members.insert(id, m);
+                Self::prepare_rebalance(g, now, delay, out);
+            }
+        }
     }
 
     fn member_joined(g: &mut Group, now: i64, delay: i64, out: &mut Output) {
@@ -758,6 +864,10 @@ impl Groups {
             );
             return out;
         }
+        if g.fenced(&req.member_id, req.group_instance_id.as_deref()) {
+            reply(&mut out, SyncResponse::error(ErrorCode::FencedInstanceId));
+            return out;
+        }
         if !g.members.contains_key(&req.member_id) {
             reply(&mut out, SyncResponse::error(ErrorCode::UnknownMemberId));
             return out;
@@ -848,12 +958,22 @@ impl Groups {
     }
 
     /// Heartbeat.
-    pub fn heartbeat(&mut self, now: i64, group: &str, generation: i32, member: &str) -> ErrorCode {
+    pub fn heartbeat(
+        &mut self,
+        now: i64,
+        group: &str,
+        generation: i32,
+        member: &str,
+        instance: Option<&str>,
+    ) -> ErrorCode {
         let Some(g) = self.groups.get_mut(group) else {
             return ErrorCode::UnknownMemberId;
         };
         if g.state == GroupState::Dead {
             return ErrorCode::CoordinatorNotAvailable;
+        }
+        if g.fenced(member, instance) {
+            return ErrorCode::FencedInstanceId;
         }
         let Some(m) = g.members.get_mut(member) else {
             return ErrorCode::UnknownMemberId;
@@ -869,8 +989,15 @@ impl Groups {
         }
     }
 
-    /// LeaveGroup of `members`: an error per member, and what the departures set off.
-    pub fn leave(&mut self, now: i64, group: &str, members: &[String]) -> (Vec<ErrorCode>, Output) {
+    /// LeaveGroup of `members` (member id, and `group.instance.id` for static members; an empty
+    /// member id with an instance id names that instance's member): an error per member, and
+    /// what the departures set off.
+    pub fn leave(
+        &mut self,
+        now: i64,
+        group: &str,
+        members: &[(String, Option<String>)],
+    ) -> (Vec<ErrorCode>, Output) {
         let mut out = Output::default();
         let delay = self.config.initial_rebalance_delay_ms;
         let Some(g) = self.groups.get_mut(group) else {
@@ -878,7 +1005,16 @@ impl Groups {
         };
         let mut errors = Vec::new();
         let mut removed = false;
-        for id in members {
+        for (member, instance) in members {
+            let id = match instance.as_deref() {
+                Some(iid) if member.is_empty() => g.static_member(iid).unwrap_or_default(),
+                Some(_) if g.fenced(member, instance.as_deref()) => {
+                    errors.push(ErrorCode::FencedInstanceId);
+                    continue;
+                }
+                _ => member.clone(),
+            };
+            let id = &id;
             if g.pending.remove(id).is_some() {
                 errors.push(ErrorCode::None);
                 continue;
@@ -987,6 +1123,7 @@ impl Groups {
         group: &str,
         generation: i32,
         member: &str,
+        instance: Option<&str>,
         offsets: &[CommitOffset],
     ) -> (Vec<ErrorCode>, Output) {
         let all = |e: ErrorCode| (vec![e; offsets.len()], Output::default());
@@ -999,6 +1136,9 @@ impl Groups {
             Some(g) => {
                 if g.state == GroupState::Dead {
                     return all(ErrorCode::CoordinatorNotAvailable);
+                }
+                if g.fenced(member, instance) {
+                    return all(ErrorCode::FencedInstanceId);
                 }
                 let simple = generation < 0 && g.state == GroupState::Empty;
                 if !simple {

@@ -90,6 +90,7 @@ impl Harness {
                 group_id: "g".into(),
                 generation,
                 member_id: member.into(),
+                group_instance_id: None,
                 protocol_type: Some("consumer".into()),
                 protocol_name: Some("range".into()),
                 assignments: leader_plan
@@ -172,17 +173,17 @@ fn stable_pair(h: &mut Harness) -> (String, String) {
 fn join_sync_and_heartbeat() {
     let mut h = Harness::new(3_000);
     let (a, b) = stable_pair(&mut h);
-    assert_eq!(h.groups.heartbeat(h.now, "g", 1, &a), ErrorCode::None);
+    assert_eq!(h.groups.heartbeat(h.now, "g", 1, &a, None), ErrorCode::None);
     assert_eq!(
-        h.groups.heartbeat(h.now, "g", 0, &a),
+        h.groups.heartbeat(h.now, "g", 0, &a, None),
         ErrorCode::IllegalGeneration
     );
     assert_eq!(
-        h.groups.heartbeat(h.now, "g", 1, "nobody"),
+        h.groups.heartbeat(h.now, "g", 1, "nobody", None),
         ErrorCode::UnknownMemberId
     );
     assert_eq!(
-        h.groups.heartbeat(h.now, "other", 1, &a),
+        h.groups.heartbeat(h.now, "other", 1, &a, None),
         ErrorCode::UnknownMemberId
     );
     // A third member sets off a rebalance: heartbeats say so, and the new generation waits
@@ -190,7 +191,7 @@ fn join_sync_and_heartbeat() {
     let c = h.new_member(7);
     assert!(h.join(8, &c).is_empty());
     assert_eq!(
-        h.groups.heartbeat(h.now, "g", 1, &b),
+        h.groups.heartbeat(h.now, "g", 1, &b, None),
         ErrorCode::RebalanceInProgress
     );
     assert!(h.join(9, &a).is_empty());
@@ -211,7 +212,7 @@ fn a_silent_member_is_expired_and_the_rest_rebalance() {
     // a keeps heartbeating, b goes quiet.
     for _ in 0..2 {
         h.tick(4_000);
-        assert_eq!(h.groups.heartbeat(h.now, "g", 1, &a), ErrorCode::None);
+        assert_eq!(h.groups.heartbeat(h.now, "g", 1, &a, None), ErrorCode::None);
     }
     assert_eq!(h.state(), GroupState::Stable);
     h.tick(4_000);
@@ -221,11 +222,11 @@ fn a_silent_member_is_expired_and_the_rest_rebalance() {
         "b's session expired"
     );
     assert_eq!(
-        h.groups.heartbeat(h.now, "g", 1, &a),
+        h.groups.heartbeat(h.now, "g", 1, &a, None),
         ErrorCode::RebalanceInProgress
     );
     assert_eq!(
-        h.groups.heartbeat(h.now, "g", 1, &b),
+        h.groups.heartbeat(h.now, "g", 1, &b, None),
         ErrorCode::UnknownMemberId
     );
     let replies = h.join(20, &a);
@@ -237,11 +238,13 @@ fn a_silent_member_is_expired_and_the_rest_rebalance() {
 fn the_last_member_leaving_empties_the_group_and_records_it() {
     let mut h = Harness::new(0);
     let (a, b) = stable_pair(&mut h);
-    let (errors, out) = h.groups.leave(h.now, "g", &[b.clone(), "nobody".into()]);
+    let (errors, out) = h
+        .groups
+        .leave(h.now, "g", &[(b.clone(), None), ("nobody".into(), None)]);
     assert_eq!(errors, vec![ErrorCode::None, ErrorCode::UnknownMemberId]);
     h.apply(out);
     assert_eq!(h.state(), GroupState::PreparingRebalance);
-    let (errors, out) = h.groups.leave(h.now, "g", std::slice::from_ref(&a));
+    let (errors, out) = h.groups.leave(h.now, "g", &[(a.clone(), None)]);
     assert_eq!(errors, vec![ErrorCode::None]);
     assert_eq!(out.records.len(), 1, "the empty group's record");
     h.apply(out);
@@ -280,15 +283,24 @@ fn offsets_commit_fetch_and_survive_a_reload() {
         metadata: Some("m".into()),
     };
     // A consumer that assigns partitions itself commits with generation -1 to an empty group.
-    let (errors, out) =
-        h.groups
-            .commit(h.now, "g", -1, "", &[offset("t", 0, 5), offset("t", 1, 7)]);
+    let (errors, out) = h.groups.commit(
+        h.now,
+        "g",
+        -1,
+        "",
+        None,
+        &[offset("t", 0, 5), offset("t", 1, 7)],
+    );
     assert_eq!(errors, vec![ErrorCode::None; 2]);
     h.apply(out);
     let (a, _b) = stable_pair(&mut h);
-    let (errors, _) = h.groups.commit(h.now, "g", 0, &a, &[offset("t", 0, 9)]);
+    let (errors, _) = h
+        .groups
+        .commit(h.now, "g", 0, &a, None, &[offset("t", 0, 9)]);
     assert_eq!(errors, vec![ErrorCode::IllegalGeneration]);
-    let (errors, _) = h.groups.commit(h.now, "g", -1, "", &[offset("t", 0, 9)]);
+    let (errors, _) = h
+        .groups
+        .commit(h.now, "g", -1, "", None, &[offset("t", 0, 9)]);
     assert_eq!(
         errors,
         vec![ErrorCode::UnknownMemberId],
@@ -298,7 +310,7 @@ fn offsets_commit_fetch_and_survive_a_reload() {
     big.metadata = Some("x".repeat(5000));
     let (errors, out) = h
         .groups
-        .commit(h.now, "g", 1, &a, &[offset("t", 0, 9), big]);
+        .commit(h.now, "g", 1, &a, None, &[offset("t", 0, 9), big]);
     assert_eq!(
         errors,
         vec![ErrorCode::None, ErrorCode::OffsetMetadataTooLarge]
@@ -328,7 +340,7 @@ fn offsets_commit_fetch_and_survive_a_reload() {
     assert_eq!(reloaded.fetch("g", None), h.groups.fetch("g", None));
     let d = reloaded.describe("g").expect("group");
     assert_eq!((d.state, d.members.len()), (GroupState::Stable, 2));
-    assert_eq!(reloaded.heartbeat(h.now, "g", 1, &a), ErrorCode::None);
+    assert_eq!(reloaded.heartbeat(h.now, "g", 1, &a, None), ErrorCode::None);
 }
 
 #[test]
@@ -339,6 +351,7 @@ fn delete_writes_tombstones() {
         "g",
         -1,
         "",
+        None,
         &[CommitOffset {
             topic: "t".into(),
             partition: 0,
@@ -433,10 +446,10 @@ proptest! {
                     let plan: Vec<(&str, &str)> = all.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
                     h.sync(token, &ids[m].clone(), generation, &plan)
                 }
-                Op::Heartbeat(m) => { h.groups.heartbeat(h.now, "g", generation, &ids[m]); vec![] }
-                Op::Leave(m) => { let (_, out) = h.groups.leave(h.now, "g", &[ids[m].clone()]); h.apply(out) }
+                Op::Heartbeat(m) => { h.groups.heartbeat(h.now, "g", generation, &ids[m], None); vec![] }
+                Op::Leave(m) => { let (_, out) = h.groups.leave(h.now, "g", &[(ids[m].clone(), None)]); h.apply(out) }
                 Op::Commit(m, o) => {
-                    let (_, out) = h.groups.commit(h.now, "g", generation, &ids[m], &[CommitOffset { topic: "t".into(), partition: 0, offset: o, leader_epoch: -1, metadata: None }]);
+                    let (_, out) = h.groups.commit(h.now, "g", generation, &ids[m], None, &[CommitOffset { topic: "t".into(), partition: 0, offset: o, leader_epoch: -1, metadata: None }]);
                     h.apply(out)
                 }
                 Op::Tick(t) => h.tick(t),
@@ -475,6 +488,7 @@ fn offsets_expire_after_retention_only_for_groups_without_members() {
             group,
             generation,
             member,
+            None,
             &[CommitOffset {
                 topic: "t".into(),
                 partition: 0,
@@ -516,6 +530,7 @@ fn an_emptied_group_keeps_offsets_for_the_retention_period() {
         "g",
         1,
         &a,
+        None,
         &[CommitOffset {
             topic: "t".into(),
             partition: 0,
@@ -525,7 +540,7 @@ fn an_emptied_group_keeps_offsets_for_the_retention_period() {
         }],
     );
     h.apply(out);
-    let (_, out) = h.groups.leave(h.now, "g", &[a, b]);
+    let (_, out) = h.groups.leave(h.now, "g", &[(a, None), (b, None)]);
     h.apply(out);
     assert_eq!(h.state(), GroupState::Empty);
     h.now += 6 * DAY;
@@ -544,4 +559,67 @@ fn an_emptied_group_keeps_offsets_for_the_retention_period() {
     }
     assert!(reloaded.describe("g").is_none());
     assert_eq!(h.log.len(), log_before + 2);
+}
+
+#[test]
+fn a_restarted_static_member_takes_its_place_without_a_rebalance() {
+    let mut h = Harness::new(3_000);
+    let static_join = |h: &mut Harness, token, member: &str, instance: &str| {
+        let out = h.groups.join(
+            h.now,
+            token,
+            JoinRequest {
+                group_id: "g".into(),
+                member_id: member.into(),
+                group_instance_id: Some(instance.into()),
+                client_id: "c".into(),
+                session_timeout_ms: SESSION,
+                rebalance_timeout_ms: REBALANCE,
+                protocol_type: "consumer".into(),
+                protocols: vec![("range".into(), Bytes::from_static(b"sub"))],
+                require_known_member: true,
+                ..JoinRequest::default()
+            },
+        );
+        h.apply(out)
+    };
+    // Two static members: no MEMBER_ID_REQUIRED round trip for them.
+    assert!(
+        static_join(&mut h, 1, "", "pod-0").is_empty(),
+        "initial delay"
+    );
+    assert!(static_join(&mut h, 2, "", "pod-1").is_empty());
+    let r = h.tick(3_000);
+    let (j0, j1) = (joined(&r, 1), joined(&r, 2));
+    assert_eq!((j0.generation, j1.generation), (1, 1));
+    let (leader, follower) = (j0.member_id.clone(), j1.member_id.clone());
+    h.sync(3, &follower, 1, &[]);
+    let r = h.sync(4, &leader, 1, &[(&leader, "A"), (&follower, "B")]);
+    assert_eq!(synced(&r, 3).assignment, "B");
+    // pod-1 restarts: a new member id, the same assignment, the same generation.
+    let r = static_join(&mut h, 5, "", "pod-1");
+    let j = joined(&r, 5);
+    assert_eq!(j.generation, 1, "no rebalance");
+    assert_ne!(j.member_id, follower);
+    assert_eq!(h.state(), GroupState::Stable);
+    let r = h.sync(6, &j.member_id, 1, &[]);
+    assert_eq!(synced(&r, 6).assignment, "B");
+    // The old process is fenced wherever it turns up.
+    assert_eq!(
+        h.groups.heartbeat(h.now, "g", 1, &follower, Some("pod-1")),
+        ErrorCode::FencedInstanceId
+    );
+    let r = static_join(&mut h, 7, &follower, "pod-1");
+    assert_eq!(joined(&r, 7).error, ErrorCode::FencedInstanceId);
+    let (errors, _) = h
+        .groups
+        .commit(h.now, "g", 1, &follower, Some("pod-1"), &[]);
+    assert!(errors.is_empty());
+    // Leaving by instance id alone.
+    let (errors, out) = h
+        .groups
+        .leave(h.now, "g", &[(String::new(), Some("pod-1".into()))]);
+    assert_eq!(errors, vec![ErrorCode::None]);
+    h.apply(out);
+    assert_eq!(h.state(), GroupState::PreparingRebalance);
 }

@@ -265,6 +265,7 @@ pub(super) async fn sync_group(
         group_id: group.clone(),
         generation: req.generation_id,
         member_id: req.member_id.to_string(),
+        group_instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
         protocol_type: req.protocol_type.as_ref().map(|p| p.to_string()),
         protocol_name: req.protocol_name.as_ref().map(|p| p.to_string()),
         assignments: req
@@ -312,7 +313,13 @@ pub(super) fn heartbeat(broker: &Broker, req: HeartbeatRequest) -> HeartbeatResp
         .groups
         .exec(&image, &group, |groups, _, now| {
             (
-                groups.heartbeat(now, &group, req.generation_id, &member),
+                groups.heartbeat(
+                    now,
+                    &group,
+                    req.generation_id,
+                    &member,
+                    req.group_instance_id.as_deref(),
+                ),
                 Output::default(),
             )
         })
@@ -328,13 +335,18 @@ pub(super) fn leave_group(
     let v = ctx.api_version;
     let image = broker.image();
     let group = req.group_id.0.to_string();
-    let members: Vec<String> = if v >= 3 {
+    let members: Vec<(String, Option<String>)> = if v >= 3 {
         req.members
             .iter()
-            .map(|m| m.member_id.to_string())
+            .map(|m| {
+                (
+                    m.member_id.to_string(),
+                    m.group_instance_id.as_ref().map(|i| i.to_string()),
+                )
+            })
             .collect()
     } else {
-        vec![req.member_id.to_string()]
+        vec![(req.member_id.to_string(), None)]
     };
     let result = broker.groups.exec(&image, &group, |groups, _, now| {
         groups.leave(now, &group, &members)
@@ -390,6 +402,7 @@ pub(super) fn offset_commit(broker: &Broker, req: OffsetCommitRequest) -> Offset
             &group,
             req.generation_id_or_member_epoch,
             &member,
+            req.group_instance_id.as_deref(),
             &valid,
         )
     });
