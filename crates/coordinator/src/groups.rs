@@ -773,7 +773,7 @@ impl Groups {
     fn member_joined(g: &mut Group, now: i64, delay: i64, out: &mut Output) {
         if g.state == GroupState::PreparingRebalance {
             if g.initial_join {
-                g.join_deadline = (now + delay).min(g.initial_join_limit);
+                g.join_deadline = now.saturating_add(delay).min(g.initial_join_limit);
             }
             Self::try_complete_join(g, now, out);
         } else {
@@ -795,9 +795,9 @@ impl Groups {
         }
         let rebalance = g.max_rebalance_timeout();
         g.initial_join = g.state == GroupState::Empty && delay > 0;
-        g.initial_join_limit = now + rebalance.max(delay);
+        g.initial_join_limit = now.saturating_add(rebalance.max(delay));
         g.join_deadline = if g.initial_join {
-            now + delay.min(rebalance.max(delay))
+            now.saturating_add(delay.min(rebalance.max(delay)))
         } else {
             now + rebalance
         };
@@ -1270,7 +1270,7 @@ impl Groups {
         for (id, g) in &self.groups {
             let expired: Vec<&(String, i32)> = match (g.state, &g.protocol_type) {
                 (GroupState::Empty, Some(_)) => {
-                    if g.state_timestamp + retention_ms <= now {
+                    if g.state_timestamp.saturating_add(retention_ms) <= now {
                         g.offsets.keys().collect()
                     } else {
                         Vec::new()
@@ -1279,7 +1279,7 @@ impl Groups {
                 (_, None) => g
                     .offsets
                     .iter()
-                    .filter(|(_, v)| v.commit_timestamp + retention_ms <= now)
+                    .filter(|(_, v)| v.commit_timestamp.saturating_add(retention_ms) <= now)
                     .map(|(k, _)| k)
                     .collect(),
                 _ => Vec::new(),
