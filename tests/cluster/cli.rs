@@ -423,6 +423,14 @@ fn scenario(shape: &Shape) {
         })
         .sum();
     assert_eq!(committed, 6012, "{after}");
+    // Groups live in the internal offsets topic, which `topics list` shows as kafka-topics does.
+    let topics = ok(&["topics", "list"]);
+    assert!(
+        topics.lines().any(|l| l == "__consumer_offsets"),
+        "{topics}"
+    );
+    let topics = ok(&["topics", "list", "--exclude-internal"]);
+    assert!(!topics.contains("__consumer_offsets"), "{topics}");
     // The group as kafka-consumer-groups shows it: empty now, every partition caught up.
     let listed = ok(&["groups", "list"]);
     assert!(listed.contains("cli-group\tEmpty\tconsumer"), "{listed}");

@@ -6,7 +6,11 @@ use odradek_client::{Client, ClientError};
 #[derive(Subcommand)]
 pub enum TopicsCommand {
     /// Topic names, one per line.
-    List,
+    List {
+        /// Leave out internal topics (`__consumer_offsets`).
+        #[arg(long = "exclude-internal")]
+        exclude_internal: bool,
+    },
     /// Partitions with Leader, Replicas and Isr, like kafka-topics --describe.
     Describe {
         /// Only this topic.
@@ -47,9 +51,11 @@ fn list(ids: &[i32]) -> String {
 
 pub async fn run(client: &mut Client, command: TopicsCommand) -> Result<(), ClientError> {
     match command {
-        TopicsCommand::List => {
+        TopicsCommand::List { exclude_internal } => {
             for t in client.metadata(None, false).await? {
-                println!("{}", t.name);
+                if !(exclude_internal && t.name.starts_with("__")) {
+                    println!("{}", t.name);
+                }
             }
         }
         TopicsCommand::Describe { topic } => {
