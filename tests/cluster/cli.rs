@@ -451,6 +451,74 @@ fn scenario(shape: &Shape) {
     let gone = odradek(&bootstrap, &["groups", "describe", "--group", "cli-group"]);
     assert_eq!(gone.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&gone.stderr).contains("GROUP_ID_NOT_FOUND"));
+    // A group consumer stalled past its session timeout (SIGSTOP) is expelled; when it resumes
+    // it rejoins as a new member and goes on reading instead of failing.
+    if shape.brokers.len() == 1 {
+        let mut stalled = Command::new(binary("odradek"))
+            .args([
+                "--bootstrap-server",
+                &bootstrap,
+                "consume",
+                "--topic",
+                "perf",
+                "--group",
+                "stalled-group",
+                "--max-messages",
+                "6",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn consume");
+        let pid = stalled.id().to_string();
+        std::thread::sleep(Duration::from_secs(2));
+        run_ok(Command::new("kill").args(["-STOP", &pid]));
+        std::thread::sleep(Duration::from_secs(12)); // session.timeout.ms is 10 s
+        let expelled = ok(&["groups", "describe", "--group", "stalled-group"]);
+        assert_eq!(
+            expelled.lines().count(),
+            1,
+            "no member owns anything: {expelled}"
+        );
+        run_ok(Command::new("kill").args(["-CONT", &pid]));
+        // Produce once it is a member again (it starts from the latest offsets).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let d = ok(&["groups", "describe", "--group", "stalled-group"]);
+            if d.lines().skip(1).any(|l| l.split('\t').nth(6) != Some("-")) {
+                // Assigned; give it a moment to look up its start offsets.
+                std::thread::sleep(Duration::from_secs(1));
+                break;
+            }
+            assert!(Instant::now() < deadline, "did not rejoin: {d}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        ok(&[
+            "perf",
+            "produce",
+            "--topic",
+            "perf",
+            "--records",
+            "6",
+            "--record-size",
+            "10",
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while stalled.try_wait().expect("wait").is_none() {
+            if Instant::now() > deadline {
+                let _ = stalled.kill();
+                panic!("the resumed group consumer did not read the 6 new records");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let out = stalled.wait_with_output().expect("consume");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
+    }
     ok(&[
         "topics",
         "create",

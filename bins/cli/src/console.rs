@@ -5,6 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use clap::Args;
+use odradek_client::group::must_rejoin;
 use odradek_client::partitioner::partition_for_key;
 use odradek_client::{Client, ClientError, GroupMember};
 use odradek_log::records::{decode_batches, encode_batch, Compression, NewRecord};
@@ -302,22 +303,38 @@ async fn consume_group(
         {
             break Ok::<(), ClientError>(());
         }
+        let mut rejoin = false;
         if last_commit.elapsed() >= AUTO_COMMIT {
-            member.commit(&positions).await?;
+            match member.commit(&positions).await {
+                Ok(()) => {}
+                Err(e) if must_rejoin(&e) => rejoin = true,
+                Err(e) => return Err(e),
+            }
             last_commit = Instant::now();
         }
-        if last_heartbeat.elapsed() >= HEARTBEAT {
+        if rejoin || last_heartbeat.elapsed() >= HEARTBEAT {
             last_heartbeat = Instant::now();
-            if !member.heartbeat().await? {
-                // Rebalance: commit what was read, rejoin, and start from the new assignment.
-                member.commit(&positions).await?;
+            if rejoin || !member.heartbeat().await? {
+                // Rebalance: commit what was read (when the generation still allows it),
+                // rejoin, and start from the new assignment.
+                if let Err(e) = member.commit(&positions).await {
+                    eprintln!("warning: offsets not committed before rejoining: {e}");
+                }
                 member.rejoin(client).await?;
                 positions = start_positions(client, &mut member, args.from_beginning).await?;
             }
         }
     };
-    member.commit(&positions).await?;
-    member.leave().await?;
+    // On the way out a lost generation is a warning, as in Kafka's console consumer: the
+    // records were printed, and the group's next member resumes from the last commit.
+    match member.commit(&positions).await {
+        Err(e) if must_rejoin(&e) => eprintln!("warning: offsets not committed: {e}"),
+        other => other?,
+    }
+    match member.leave().await {
+        Err(e) if must_rejoin(&e) => {}
+        other => other?,
+    }
     eprintln!("Processed a total of {printed} messages");
     done
 }

@@ -30,6 +30,18 @@ const MEMBER_ID_REQUIRED: i16 = 79;
 /// Returned by Heartbeat when the group must rejoin.
 pub const REBALANCE_IN_PROGRESS: i16 = 27;
 
+/// Whether `e` means this member must rejoin the group (its generation is gone, its session
+/// expired, or a rebalance is under way) rather than give up.
+pub fn must_rejoin(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::Kafka {
+            code: 22 | 25 | 27,
+            ..
+        }
+    )
+}
+
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
@@ -180,6 +192,11 @@ impl GroupMember {
                 self.member_id = resp.member_id.to_string();
                 continue;
             }
+            // Our member id expired meanwhile: join again as a new member.
+            if resp.error_code == 25 && !self.member_id.is_empty() {
+                self.member_id.clear();
+                continue;
+            }
             ClientError::check(
                 resp.error_code,
                 Some(format!("joining group {}", self.group)),
@@ -264,7 +281,8 @@ impl GroupMember {
         self.generation
     }
 
-    /// Heartbeat: `Ok(false)` when the group is rebalancing and the member must rejoin.
+    /// Heartbeat: `Ok(false)` when the member must rejoin (the group is rebalancing, or this
+    /// member's session expired or its generation is gone).
     pub async fn heartbeat(&mut self) -> Result<bool, ClientError> {
         let v = self.coordinator.version(ApiKey::Heartbeat, 4)?;
         let req = HeartbeatRequest::default()
@@ -272,8 +290,16 @@ impl GroupMember {
             .with_generation_id(self.generation)
             .with_member_id(s(&self.member_id));
         let resp = self.coordinator.send(&req, v).await?;
-        if resp.error_code == REBALANCE_IN_PROGRESS {
-            return Ok(false);
+        match resp.error_code {
+            REBALANCE_IN_PROGRESS => return Ok(false),
+            // Expired (UNKNOWN_MEMBER_ID) or left behind (ILLEGAL_GENERATION): rejoin, as a new
+            // member after an expiry.
+            25 => {
+                self.member_id.clear();
+                return Ok(false);
+            }
+            22 => return Ok(false),
+            _ => {}
         }
         ClientError::check(
             resp.error_code,
