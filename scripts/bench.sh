@@ -5,7 +5,8 @@
 # single-partition acks=1 produce of 100 B and 1 KiB records, 1 KiB over 6 partitions, consume of
 # those 6 partitions, and end-to-end latency at half of the measured single-partition 1 KiB peak.
 # Each row carries the broker CPU time (user + system, all broker processes) per GB moved. The
-# same produce/consume workloads then run through librdkafka (confluent-kafka) against `--dev`.
+# same produce/consume workloads then run through librdkafka (confluent-kafka) against `--dev`, and
+# the 6-partition one against the cluster.
 #
 # usage: scripts/bench.sh [--no-write]   (--no-write prints the section instead of writing it)
 set -euo pipefail
@@ -115,6 +116,8 @@ for b in 1 2 3; do
 done
 for b in 1 2 3; do wait_ready "$scratch/b$b.log"; done
 workloads "3 brokers" 1
+pid_list=$(IFS=,; echo "${brokers[*]}")
+"$venv/bin/python" scripts/bench_broker.py "$bootstrap" 1024 1000000 6 "3 brokers, confluent-kafka" "$pid_list" >>"$rows"
 
 section="$scratch/section.md"
 {

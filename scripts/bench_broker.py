@@ -1,7 +1,7 @@
 """Produce/consume throughput against a running broker with a librdkafka client (confluent-kafka),
 so the figures compare with anyone's. Prints one Markdown table row per workload.
 
-usage: bench_broker.py BOOTSTRAP RECORD_SIZE RECORDS [PARTITIONS [LABEL BROKER_PID]]
+usage: bench_broker.py BOOTSTRAP RECORD_SIZE RECORDS [PARTITIONS [LABEL BROKER_PIDS]]
 
 With LABEL and BROKER_PID the rows have scripts/bench.sh's columns, including the broker's CPU
 time per GB moved."""
@@ -21,11 +21,15 @@ label, pid = (sys.argv[5], sys.argv[6]) if len(sys.argv) > 6 else (None, None)
 
 
 def cpu_seconds():
+    """User + system CPU of the broker processes (BROKER_PID may list several, comma-separated)."""
     if pid is None:
         return 0.0
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in pid.split(","):
+        with open(f"/proc/{p}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 topic = f"bench-{size}-{uuid.uuid4().hex[:6]}"
