@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{binary, free_ports, run_ok, Node};
+use crate::harness::{binary, free_ports, run_ok, wait_ready, Node};
 
 /// What the scenario expects of the cluster it runs against.
 struct Shape {
@@ -33,36 +33,11 @@ fn cluster_id() -> String {
         .to_string()
 }
 
-fn wait_ready(node: &Node) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !node.log_text().contains("broker ready") {
-        assert!(
-            Instant::now() < deadline,
-            "node not ready:\n{}",
-            node.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// `odradek-broker --dev` as a new user starts it (formatting its directory on the first start),
-/// on free ports instead of 9092/9093 so tests can run side by side.
+/// `odradek-broker --dev`, on free ports.
 fn start_dev(dir: &Path) -> (Vec<Node>, Shape) {
-    let ports = free_ports(2);
-    let (b, c) = (ports[0], ports[1]);
-    let args: Vec<std::ffi::OsString> = vec![
-        "--dev".into(),
-        "--data-dir".into(),
-        dir.join("data").into_os_string(),
-        "--override".into(),
-        format!("listeners=PLAINTEXT://127.0.0.1:{b},CONTROLLER://127.0.0.1:{c}").into(),
-        "--override".into(),
-        format!("controller.quorum.voters=1@127.0.0.1:{c}").into(),
-    ];
-    let node = Node::spawn_args(&binary("odradek-broker"), &args, dir.join("node.log"));
-    wait_ready(&node);
+    let (node, bootstrap) = crate::harness::start_dev(dir);
     let shape = Shape {
-        bootstrap: format!("127.0.0.1:{b}"),
+        bootstrap,
         brokers: vec![1],
         voters: vec![1],
         replication_factor: 1,

@@ -94,3 +94,36 @@ impl Drop for Node {
         self.kill();
     }
 }
+
+/// Waits (up to 30 s) for a broker's "broker ready" line.
+pub fn wait_ready(node: &Node) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !node.log_text().contains("broker ready") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node not ready:\n{}",
+            node.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// `odradek-broker --dev` as a new user starts it (formatting its directory on the first start),
+/// on free ports instead of 9092/9093 so tests can run side by side; returns the node and its
+/// bootstrap address.
+pub fn start_dev(dir: &Path) -> (Node, String) {
+    let ports = free_ports(2);
+    let (b, c) = (ports[0], ports[1]);
+    let args: Vec<std::ffi::OsString> = vec![
+        "--dev".into(),
+        "--data-dir".into(),
+        dir.join("data").into_os_string(),
+        "--override".into(),
+        format!("listeners=PLAINTEXT://127.0.0.1:{b},CONTROLLER://127.0.0.1:{c}").into(),
+        "--override".into(),
+        format!("controller.quorum.voters=1@127.0.0.1:{c}").into(),
+    ];
+    let node = Node::spawn_args(&binary("odradek-broker"), &args, dir.join("node.log"));
+    wait_ready(&node);
+    (node, format!("127.0.0.1:{b}"))
+}

@@ -4,4 +4,5 @@
 
 mod cli;
 mod controllers;
+mod groups;
 mod harness;
