@@ -20,7 +20,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use odradek::client::{Client, Connection};
 
-use crate::harness::start_dev;
+use crate::harness::{free_ports, start_dev, start_dev_on};
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -251,4 +251,111 @@ fn group_apis_at_every_advertised_version() {
                 .any(|g| g.group_id.0.as_str() == group && g.group_state.as_str() == "Stable"));
         }
     });
+}
+
+/// Commits one group's offsets as fast as the broker acknowledges them, kills the broker with
+/// SIGKILL in the middle, restarts it: every partition's committed offset is at least the last
+/// one acknowledged (and no more than the last one sent).
+#[test]
+fn acknowledged_commits_survive_kill_9_under_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = free_ports(2);
+    let (mut node, bootstrap) = start_dev_on(dir.path(), ports[0], ports[1]);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let partitions = 4;
+    let (acked, sent) = runtime.block_on(async {
+        let mut client = Client::new(&bootstrap, "durable-test");
+        client
+            .create_topic("dt", partitions, 1, &[])
+            .await
+            .expect("create topic");
+        let mut member = Connection::connect(&bootstrap, "durable-test")
+            .await
+            .expect("connect");
+        // Wait for the offsets topic (created on first use) to be loaded.
+        loop {
+            let req = FindCoordinatorRequest::default().with_key(s("durable"));
+            let r = member.send(&req, 3).await.expect("answered");
+            let probe = OffsetFetchRequest::default()
+                .with_group_id(GroupId(s("durable")))
+                .with_topics(None);
+            if r.error_code == 0 && member.send(&probe, 7).await.expect("answered").error_code == 0
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let mut acked = vec![-1i64; partitions as usize];
+        let mut sent = vec![-1i64; partitions as usize];
+        let started = std::time::Instant::now();
+        let mut killed = false;
+        for round in 1i64.. {
+            if !killed && started.elapsed() > std::time::Duration::from_millis(1500) {
+                node.kill();
+                killed = true;
+            }
+            let req = OffsetCommitRequest::default()
+                .with_group_id(GroupId(s("durable")))
+                .with_generation_id_or_member_epoch(-1)
+                .with_topics(vec![OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(s("dt")))
+                    .with_partitions(
+                        (0..partitions)
+                            .map(|p| {
+                                OffsetCommitRequestPartition::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(round * 10 + i64::from(p))
+                            })
+                            .collect(),
+                    )]);
+            for p in &mut sent {
+                *p = round * 10;
+            }
+            match member.send(&req, 8).await {
+                Ok(r) => {
+                    for part in &r.topics[0].partitions {
+                        assert_eq!(part.error_code, 0);
+                        acked[part.partition_index as usize] =
+                            round * 10 + i64::from(part.partition_index);
+                    }
+                }
+                Err(_) => break, // the broker is gone
+            }
+        }
+        (acked, sent)
+    });
+    assert!(acked.iter().all(|a| *a > 100), "load ran: {acked:?}");
+    let (_node, bootstrap) = start_dev_on(dir.path(), ports[0], ports[1]);
+    let fetched = runtime.block_on(async {
+        let mut conn = Connection::connect(&bootstrap, "durable-test")
+            .await
+            .expect("connect");
+        loop {
+            let req = OffsetFetchRequest::default()
+                .with_group_id(GroupId(s("durable")))
+                .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(s("dt")))
+                    .with_partition_indexes((0..partitions).collect())]));
+            let r = conn.send(&req, 7).await.expect("answered");
+            if r.error_code == 14 {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+            assert_eq!(r.error_code, 0);
+            break r.topics[0]
+                .partitions
+                .iter()
+                .map(|p| p.committed_offset)
+                .collect::<Vec<i64>>();
+        }
+    });
+    for p in 0..partitions as usize {
+        assert!(
+            fetched[p] >= acked[p] && fetched[p] <= sent[p] + p as i64,
+            "partition {p}: acked {}, sent {}, after restart {}",
+            acked[p],
+            sent[p] + p as i64,
+            fetched[p]
+        );
+    }
 }

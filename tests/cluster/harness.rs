@@ -113,7 +113,11 @@ pub fn wait_ready(node: &Node) {
 /// bootstrap address.
 pub fn start_dev(dir: &Path) -> (Node, String) {
     let ports = free_ports(2);
-    let (b, c) = (ports[0], ports[1]);
+    start_dev_on(dir, ports[0], ports[1])
+}
+
+/// [`start_dev`] on given client and controller ports (to restart a node where it was).
+pub fn start_dev_on(dir: &Path, b: u16, c: u16) -> (Node, String) {
     let args: Vec<std::ffi::OsString> = vec![
         "--dev".into(),
         "--data-dir".into(),
@@ -123,7 +127,14 @@ pub fn start_dev(dir: &Path) -> (Node, String) {
         "--override".into(),
         format!("controller.quorum.voters=1@127.0.0.1:{c}").into(),
     ];
-    let node = Node::spawn_args(&binary("odradek-broker"), &args, dir.join("node.log"));
+    // One log per start, so a restart waits for its own "broker ready".
+    let starts = std::fs::read_dir(dir).map_or(0, |d| {
+        d.filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("node"))
+            .count()
+    });
+    let log = dir.join(format!("node-{starts}.log"));
+    let node = Node::spawn_args(&binary("odradek-broker"), &args, log);
     wait_ready(&node);
     (node, format!("127.0.0.1:{b}"))
 }
