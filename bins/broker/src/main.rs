@@ -8,6 +8,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use odradek_server::{dev, run_node, BrokerConfig};
 
+#[path = "../../common/process.rs"]
+mod process;
+
 #[derive(Parser)]
 #[command(name = "odradek-broker", version, about = "Run an Odradek broker")]
 struct Cli {
@@ -23,22 +26,6 @@ struct Cli {
     /// Override a property: key=value (repeatable).
     #[arg(long = "override")]
     overrides: Vec<String>,
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = ctrl_c.await;
-        }
-    }
-    tracing::info!("shutting down");
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -62,25 +49,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run_node(config, shutdown_signal(), None))?;
+    runtime.block_on(run_node(config, process::shutdown_signal(), None))?;
     Ok(())
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,raft=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    process::init_tracing();
+    process::exit(run(Cli::parse()))
 }

@@ -7,6 +7,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use odradek_controller::{config, run_controller, NodeConfig};
 
+#[path = "../../common/process.rs"]
+mod process;
+
 #[derive(Parser)]
 #[command(
     name = "odradek-controller",
@@ -22,28 +25,6 @@ struct Cli {
     overrides: Vec<String>,
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down");
-}
-
 fn run(cli: Cli) -> anyhow::Result<()> {
     let props = config::load_properties(&cli.config, &cli.overrides)?;
     let (config, unknown) = NodeConfig::from_properties(&props)?;
@@ -53,25 +34,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run_controller(config, shutdown_signal()))?;
+    runtime.block_on(run_controller(config, process::shutdown_signal()))?;
     Ok(())
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,raft=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    process::init_tracing();
+    process::exit(run(Cli::parse()))
 }
