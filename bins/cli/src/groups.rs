@@ -32,7 +32,7 @@ pub async fn run(client: &mut Client, command: GroupsCommand) -> Result<(), Clie
             let info = describe_group(client, &a.group).await?;
             if info.state == "Dead" && info.offsets.is_empty() {
                 return Err(ClientError::Kafka {
-                    code: 69,
+                    code: 69, // GROUP_ID_NOT_FOUND
                     message: Some(format!("consumer group '{}' does not exist", a.group)),
                 });
             }

@@ -21,14 +21,20 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
+use odradek_common::ErrorCode;
+
 use crate::client::Client;
 use crate::connection::Connection;
 use crate::error::ClientError;
 
-/// Kafka error codes the membership loop acts on.
-const MEMBER_ID_REQUIRED: i16 = 79;
-/// Returned by Heartbeat when the group must rejoin.
-pub const REBALANCE_IN_PROGRESS: i16 = 27;
+// The Kafka error codes the membership loop acts on.
+const COORDINATOR_LOAD_IN_PROGRESS: i16 = ErrorCode::CoordinatorLoadInProgress as i16;
+const COORDINATOR_NOT_AVAILABLE: i16 = ErrorCode::CoordinatorNotAvailable as i16;
+const NOT_COORDINATOR: i16 = ErrorCode::NotCoordinator as i16;
+const ILLEGAL_GENERATION: i16 = ErrorCode::IllegalGeneration as i16;
+const UNKNOWN_MEMBER_ID: i16 = ErrorCode::UnknownMemberId as i16;
+const REBALANCE_IN_PROGRESS: i16 = ErrorCode::RebalanceInProgress as i16;
+const MEMBER_ID_REQUIRED: i16 = ErrorCode::MemberIdRequired as i16;
 
 /// Whether `e` means this member must rejoin the group (its generation is gone, its session
 /// expired, or a rebalance is under way) rather than give up.
@@ -36,7 +42,7 @@ pub fn must_rejoin(e: &ClientError) -> bool {
     matches!(
         e,
         ClientError::Kafka {
-            code: 22 | 25 | 27,
+            code: ILLEGAL_GENERATION | UNKNOWN_MEMBER_ID | REBALANCE_IN_PROGRESS,
             ..
         }
     )
@@ -131,7 +137,10 @@ impl GroupMember {
         // The coordinator may still be loading (or moving): retry as Kafka clients do.
         for _ in 0..40 {
             match member.rejoin(client).await {
-                Err(ClientError::Kafka { code: 14..=16, .. }) => {
+                Err(ClientError::Kafka {
+                    code: COORDINATOR_LOAD_IN_PROGRESS | COORDINATOR_NOT_AVAILABLE | NOT_COORDINATOR,
+                    ..
+                }) => {
                     tokio::time::sleep(std::time::Duration::from_millis(250)).await;
                     member.coordinator = Self::coordinator(client, group).await?;
                 }
@@ -139,7 +148,7 @@ impl GroupMember {
             }
         }
         Err(ClientError::Kafka {
-            code: 15,
+            code: COORDINATOR_NOT_AVAILABLE,
             message: Some(format!("group {group}")),
         })
     }
@@ -155,7 +164,7 @@ impl GroupMember {
             let resp = client.send_any(&req, ApiKey::FindCoordinator, 3).await?;
             let (code, host, port) = (resp.error_code, resp.host.to_string(), resp.port);
             // COORDINATOR_NOT_AVAILABLE / LOAD_IN_PROGRESS while the offsets topic is created.
-            if code == 15 || code == 14 {
+            if code == COORDINATOR_NOT_AVAILABLE || code == COORDINATOR_LOAD_IN_PROGRESS {
                 last = Some(ClientError::Kafka {
                     code,
                     message: Some(format!("group {group}")),
@@ -193,7 +202,7 @@ impl GroupMember {
                 continue;
             }
             // Our member id expired meanwhile: join again as a new member.
-            if resp.error_code == 25 && !self.member_id.is_empty() {
+            if resp.error_code == UNKNOWN_MEMBER_ID && !self.member_id.is_empty() {
                 self.member_id.clear();
                 continue;
             }
@@ -294,11 +303,11 @@ impl GroupMember {
             REBALANCE_IN_PROGRESS => return Ok(false),
             // Expired (UNKNOWN_MEMBER_ID) or left behind (ILLEGAL_GENERATION): rejoin, as a new
             // member after an expiry.
-            25 => {
+            UNKNOWN_MEMBER_ID => {
                 self.member_id.clear();
                 return Ok(false);
             }
-            22 => return Ok(false),
+            ILLEGAL_GENERATION => return Ok(false),
             _ => {}
         }
         ClientError::check(

@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use odradek_common::{ErrorCode, ToErrorCode, Uuid};
 use odradek_coordinator::{
-    partition_for, GroupConfig, Groups, JoinResponse, Output, Reply, SyncResponse, Token,
-    OFFSETS_TOPIC,
+    partition_for, GroupConfig, Groups, Output, Reply, Token, OFFSETS_TOPIC,
 };
 use odradek_log::records::{decode_batches, encode_batch, Compression, NewRecord};
 use odradek_metadata::MetadataImage;
@@ -40,33 +39,6 @@ pub struct GroupCoordinator {
     parked: Mutex<HashMap<Token, (i32, oneshot::Sender<Reply>)>>,
     next_token: AtomicU64,
     clock: Arc<dyn odradek_common::Clock>,
-}
-
-/// A reply of `error` to whatever request `reply` answered.
-fn failed(reply: &Reply, error: ErrorCode) -> Reply {
-    match reply {
-        Reply::Join(t, j) => Reply::Join(
-            *t,
-            JoinResponse {
-                error,
-                generation: -1,
-                protocol_type: None,
-                protocol_name: None,
-                leader: String::new(),
-                member_id: j.member_id.clone(),
-                members: Vec::new(),
-            },
-        ),
-        Reply::Sync(t, _) => Reply::Sync(
-            *t,
-            SyncResponse {
-                error,
-                protocol_type: None,
-                protocol_name: None,
-                assignment: Bytes::new(),
-            },
-        ),
-    }
 }
 
 impl GroupCoordinator {
@@ -212,15 +184,11 @@ impl GroupCoordinator {
             return;
         };
         for reply in replies {
-            let token = match &reply {
-                Reply::Join(t, _) | Reply::Sync(t, _) => *t,
-            };
-            if let Some((_, tx)) = parked.remove(&token) {
-                let reply = match failure {
-                    Some(e) => failed(&reply, e),
+            if let Some((_, tx)) = parked.remove(&reply.token()) {
+                let _ = tx.send(match failure {
+                    Some(e) => reply.failed(e),
                     None => reply,
-                };
-                let _ = tx.send(reply);
+                });
             }
         }
     }
@@ -300,26 +268,9 @@ impl GroupCoordinator {
                 );
             }
             if !lost.is_empty() {
+                // Dropping their senders answers the waiting requests NOT_COORDINATOR.
                 if let Ok(mut parked) = self.parked.lock() {
-                    let gone: Vec<Token> = parked
-                        .iter()
-                        .filter(|(_, (p, _))| lost.contains(p))
-                        .map(|(t, _)| *t)
-                        .collect();
-                    for t in gone {
-                        if let Some((_, tx)) = parked.remove(&t) {
-                            let blank = Reply::Sync(
-                                t,
-                                SyncResponse {
-                                    error: ErrorCode::NotCoordinator,
-                                    protocol_type: None,
-                                    protocol_name: None,
-                                    assignment: Bytes::new(),
-                                },
-                            );
-                            let _ = tx.send(blank);
-                        }
-                    }
+                    parked.retain(|_, (p, _)| !lost.contains(p));
                 }
             }
             led.iter()

@@ -28,7 +28,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use odradek_common::ErrorCode;
 use odradek_controller::pb;
-use odradek_coordinator::{CommitOffset, JoinRequest, Output, Reply, SyncRequest, OFFSETS_TOPIC};
+use odradek_coordinator::{
+    CommitOffset, JoinRequest, Output, Reply, SyncRequest, SyncResponse, OFFSETS_TOPIC,
+};
 use odradek_frontend::RequestContext;
 use odradek_metadata::MetadataImage;
 
@@ -281,18 +283,8 @@ pub(super) async fn sync_group(
     .await
     {
         Ok(Reply::Sync(_, sr)) => sr,
-        Ok(Reply::Join(_, j)) => odradek_coordinator::SyncResponse {
-            error: j.error,
-            protocol_type: None,
-            protocol_name: None,
-            assignment: Default::default(),
-        },
-        Err(e) => odradek_coordinator::SyncResponse {
-            error: e,
-            protocol_type: None,
-            protocol_name: None,
-            assignment: Default::default(),
-        },
+        Ok(Reply::Join(_, j)) => SyncResponse::error(j.error),
+        Err(e) => SyncResponse::error(e),
     };
     let resp = SyncGroupResponse::default()
         .with_error_code(r.error.code())
