@@ -151,41 +151,74 @@ pub async fn consume(client: &mut Client, args: ConsumeArgs) -> Result<(), Clien
             (None, true) => client.list_offset(&args.topic, *p, -2).await?,
             (None, false) => client.list_offset(&args.topic, *p, -1).await?,
         };
-        positions.push((*p, start));
+        positions.push(((args.topic.clone(), *p), start));
     }
-    let mut printed = 0usize;
-    let mut last_record = Instant::now();
-    let mut out = std::io::stdout().lock();
-    let interrupted = Interrupt::install();
-    loop {
-        for (p, next) in positions.iter_mut() {
+    let mut printer = Printer::new(&args);
+    while !printer.poll(client, &mut positions).await? && !printer.should_stop() {}
+    printer.finish();
+    Ok(())
+}
+
+/// Fetches and prints records, counting them against `--max-messages` and `--timeout-ms`.
+struct Printer<'a> {
+    args: &'a ConsumeArgs,
+    out: std::io::StdoutLock<'static>,
+    printed: usize,
+    last_record: Instant,
+    interrupted: Interrupt,
+}
+
+impl<'a> Printer<'a> {
+    fn new(args: &'a ConsumeArgs) -> Self {
+        Self {
+            args,
+            out: std::io::stdout().lock(),
+            printed: 0,
+            last_record: Instant::now(),
+            interrupted: Interrupt::install(),
+        }
+    }
+
+    /// One fetch from each of `positions` (topic, partition -> next offset), printing what came
+    /// and advancing the positions; `true` once `--max-messages` records were printed.
+    async fn poll(
+        &mut self,
+        client: &mut Client,
+        positions: &mut [((String, i32), i64)],
+    ) -> Result<bool, ClientError> {
+        for ((topic, p), next) in positions.iter_mut() {
             let (bytes, _hw) = client
-                .fetch(&args.topic, *p, *next, 1 << 20, Duration::from_millis(200))
+                .fetch(topic, *p, *next, 1 << 20, Duration::from_millis(200))
                 .await?;
             let records =
                 decode_batches(bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
             let from = *next;
             for r in records.into_iter().filter(|r| r.offset >= from) {
                 *next = r.offset + 1;
-                print_record(&mut out, &args, &r);
-                printed += 1;
-                last_record = Instant::now();
-                if args.max_messages.is_some_and(|m| printed >= m) {
-                    let _ = out.flush();
-                    eprintln!("Processed a total of {printed} messages");
-                    return Ok(());
+                print_record(&mut self.out, self.args, &r);
+                self.printed += 1;
+                self.last_record = Instant::now();
+                if self.args.max_messages.is_some_and(|m| self.printed >= m) {
+                    let _ = self.out.flush();
+                    return Ok(true);
                 }
             }
         }
-        let _ = out.flush();
-        if interrupted.is_stopped()
-            || args
+        let _ = self.out.flush();
+        Ok(false)
+    }
+
+    /// Interrupted, or nothing came for `--timeout-ms`.
+    fn should_stop(&self) -> bool {
+        self.interrupted.is_stopped()
+            || self
+                .args
                 .timeout_ms
-                .is_some_and(|t| last_record.elapsed() >= Duration::from_millis(t))
-        {
-            eprintln!("Processed a total of {printed} messages");
-            return Ok(());
-        }
+                .is_some_and(|t| self.last_record.elapsed() >= Duration::from_millis(t))
+    }
+
+    fn finish(&self) {
+        eprintln!("Processed a total of {} messages", self.printed);
     }
 }
 
@@ -263,45 +296,14 @@ async fn consume_group(
     let topics = vec![args.topic.clone()];
     let mut member = GroupMember::join(client, group, &topics, 10_000).await?;
     let mut positions = start_positions(client, &mut member, args.from_beginning).await?;
-    let mut printed = 0usize;
-    let (mut last_record, mut last_heartbeat, mut last_commit) =
-        (Instant::now(), Instant::now(), Instant::now());
-    let mut out = std::io::stdout().lock();
-    let interrupted = Interrupt::install();
-    let done = loop {
+    let (mut last_heartbeat, mut last_commit) = (Instant::now(), Instant::now());
+    let mut printer = Printer::new(args);
+    loop {
         if positions.is_empty() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let mut finished = false;
-        for ((topic, p), next) in positions.iter_mut() {
-            let (bytes, _hw) = client
-                .fetch(topic, *p, *next, 1 << 20, Duration::from_millis(200))
-                .await?;
-            let records =
-                decode_batches(bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
-            let from = *next;
-            for r in records.into_iter().filter(|r| r.offset >= from) {
-                *next = r.offset + 1;
-                print_record(&mut out, args, &r);
-                printed += 1;
-                last_record = Instant::now();
-                if args.max_messages.is_some_and(|m| printed >= m) {
-                    finished = true;
-                    break;
-                }
-            }
-            if finished {
-                break;
-            }
-        }
-        let _ = out.flush();
-        if finished
-            || interrupted.is_stopped()
-            || args
-                .timeout_ms
-                .is_some_and(|t| last_record.elapsed() >= Duration::from_millis(t))
-        {
-            break Ok::<(), ClientError>(());
+        if printer.poll(client, &mut positions).await? || printer.should_stop() {
+            break;
         }
         let mut rejoin = false;
         if last_commit.elapsed() >= AUTO_COMMIT {
@@ -324,7 +326,7 @@ async fn consume_group(
                 positions = start_positions(client, &mut member, args.from_beginning).await?;
             }
         }
-    };
+    }
     // On the way out a lost generation is a warning, as in Kafka's console consumer: the
     // records were printed, and the group's next member resumes from the last commit.
     match member.commit(&positions).await {
@@ -335,6 +337,6 @@ async fn consume_group(
         Err(e) if must_rejoin(&e) => {}
         other => other?,
     }
-    eprintln!("Processed a total of {printed} messages");
-    done
+    printer.finish();
+    Ok(())
 }

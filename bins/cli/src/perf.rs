@@ -324,7 +324,7 @@ async fn produce(client: &mut Client, a: ProduceArgs) -> Result<(), ClientError>
     Ok(())
 }
 
-/// The topic's partitions and their log end offsets.
+/// The topic's partitions and their offsets at `timestamp` (-1 latest, -2 earliest).
 async fn partitions_at(
     client: &mut Client,
     topic: &str,
@@ -422,36 +422,26 @@ async fn read_stamped(
 }
 
 async fn consume(client: &mut Client, a: ConsumeArgs) -> Result<(), ClientError> {
-    let topics = client
-        .metadata(Some(std::slice::from_ref(&a.topic)), false)
-        .await?;
-    let partitions: Vec<i32> = topics
-        .first()
-        .map(|t| t.partitions.iter().map(|p| p.partition).collect())
-        .unwrap_or_default();
-    let mut next: Vec<i64> = Vec::new();
-    for p in &partitions {
-        next.push(client.list_offset(&a.topic, *p, -2).await?);
-    }
+    let mut next = partitions_at(client, &a.topic, -2).await?;
     let start = Instant::now();
     let (mut records, mut bytes) = (0u64, 0u64);
     let mut idle_since = Instant::now();
     while records < a.records {
         let before = records;
-        for (i, p) in partitions.iter().enumerate() {
+        for (p, offset) in &mut next {
             let (data, _) = client
                 .fetch(
                     &a.topic,
                     *p,
-                    next[i],
+                    *offset,
                     a.fetch_size,
                     Duration::from_millis(100),
                 )
                 .await?;
             bytes += data.len() as u64;
             for r in decode_batches(data).map_err(|e| ClientError::Protocol(e.to_string()))? {
-                if r.offset >= next[i] {
-                    next[i] = r.offset + 1;
+                if r.offset >= *offset {
+                    *offset = r.offset + 1;
                     records += 1;
                 }
             }

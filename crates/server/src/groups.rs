@@ -24,7 +24,6 @@ enum Slot {
     Loaded {
         groups: Groups,
         log: Arc<PartitionLog>,
-        leader_epoch: i32,
     },
 }
 
@@ -113,13 +112,8 @@ impl GroupCoordinator {
             .slots
             .lock()
             .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
-        let (_, _, slot) = slots.get_mut(&p).ok_or(ErrorCode::NotCoordinator)?;
-        let Slot::Loaded {
-            groups,
-            log,
-            leader_epoch,
-        } = slot
-        else {
+        let (_, leader_epoch, slot) = slots.get_mut(&p).ok_or(ErrorCode::NotCoordinator)?;
+        let Slot::Loaded { groups, log } = slot else {
             return Err(ErrorCode::CoordinatorLoadInProgress);
         };
         let (value, out) = f(groups, p, now);
@@ -195,26 +189,22 @@ impl GroupCoordinator {
 
     /// Fires the deadlines of every loaded partition (run every 100 ms or so).
     pub fn tick(&self) {
-        let partitions: Vec<i32> = match self.slots.lock() {
-            Ok(s) => s.keys().copied().collect(),
-            Err(_) => return,
-        };
-        for p in partitions {
-            let _ = self.exec_partition(p, |groups, _, now| ((), groups.tick(now)));
-        }
+        self.each_partition(|groups, now| groups.tick(now));
     }
 
     /// Expires committed offsets past `retention_ms` (offsets.retention.minutes) in every loaded
     /// partition, writing their tombstones.
     pub fn expire_offsets(&self, retention_ms: i64) {
+        self.each_partition(|groups, now| groups.expire_offsets(now, retention_ms));
+    }
+
+    fn each_partition(&self, f: impl Fn(&mut Groups, i64) -> Output) {
         let partitions: Vec<i32> = match self.slots.lock() {
             Ok(s) => s.keys().copied().collect(),
             Err(_) => return,
         };
         for p in partitions {
-            let _ = self.exec_partition(p, |groups, _, now| {
-                ((), groups.expire_offsets(now, retention_ms))
-            });
+            let _ = self.exec_partition(p, |groups, _, now| ((), f(groups, now)));
         }
     }
 
@@ -305,11 +295,16 @@ impl GroupCoordinator {
                 };
                 let Some(slice) = read.records else { break };
                 let next = slice.last_offset() + 1;
-                let decoded = slice
-                    .read_to_bytes()
-                    .ok()
-                    .and_then(|b| decode_batches(b).ok());
-                for r in decoded.into_iter().flatten() {
+                let decoded = match slice.read_to_bytes().map(decode_batches) {
+                    Ok(Ok(records)) => records,
+                    Ok(Err(e)) | Err(e) => {
+                        // Batches were CRC-checked on append and recovery; skip what cannot be
+                        // read rather than refuse to coordinate, and say so.
+                        tracing::warn!(error = %e, offset, "skipping unreadable {OFFSETS_TOPIC}-{p} batches");
+                        Vec::new()
+                    }
+                };
+                for r in decoded {
                     if r.control {
                         continue;
                     }
@@ -329,11 +324,7 @@ impl GroupCoordinator {
             if let Ok(mut slots) = self.slots.lock() {
                 if let Some((sid, sepoch, slot)) = slots.get_mut(&p) {
                     if (*sid, *sepoch) == (id, epoch) {
-                        *slot = Slot::Loaded {
-                            groups,
-                            log,
-                            leader_epoch: epoch,
-                        };
+                        *slot = Slot::Loaded { groups, log };
                     }
                 }
             }

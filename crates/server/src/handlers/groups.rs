@@ -276,7 +276,9 @@ pub(super) async fn sync_group(
             .map(|a| (a.member_id.to_string(), a.assignment.clone()))
             .collect(),
     };
-    let wait = Duration::from_secs(300);
+    // Only a safety bound: the coordinator itself answers a waiting follower when the leader
+    // syncs, or at the group's rebalance deadline (which can exceed 5 minutes).
+    let wait = Duration::from_secs(3600);
     let r = match parked_call(broker, &group, wait, |groups, token, now| {
         groups.sync(now, token, sync)
     })
@@ -366,28 +368,27 @@ pub(super) fn offset_commit(broker: &Broker, req: OffsetCommitRequest) -> Offset
     let image = broker.image();
     let group = req.group_id.0.to_string();
     let member = req.member_id.to_string();
-    let offsets: Vec<CommitOffset> = req
-        .topics
-        .iter()
-        .flat_map(|t| {
-            t.partitions.iter().map(move |p| CommitOffset {
-                topic: t.name.0.to_string(),
-                partition: p.partition_index,
-                offset: p.committed_offset,
-                leader_epoch: p.committed_leader_epoch,
-                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-            })
-        })
-        .collect();
-    // Offsets of partitions that do not exist are refused, as Kafka does.
-    let known = |o: &CommitOffset| {
-        image
-            .topics
-            .get_by_name(&o.topic)
-            .is_some_and(|t| t.partitions.contains_key(&o.partition))
-    };
-    let (valid, unknown): (Vec<CommitOffset>, Vec<CommitOffset>) =
-        offsets.into_iter().partition(|o| known(o));
+    // Offsets of partitions that do not exist are refused, as Kafka does; the rest go to the
+    // coordinator. `codes` follows the request's order, `None` until the coordinator answers.
+    let mut codes: Vec<Option<ErrorCode>> = Vec::new();
+    let mut valid: Vec<CommitOffset> = Vec::new();
+    for t in &req.topics {
+        let topic = image.topics.get_by_name(t.name.0.as_str());
+        for p in &t.partitions {
+            if topic.is_some_and(|x| x.partitions.contains_key(&p.partition_index)) {
+                codes.push(None);
+                valid.push(CommitOffset {
+                    topic: t.name.0.to_string(),
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                });
+            } else {
+                codes.push(Some(ErrorCode::UnknownTopicOrPartition));
+            }
+        }
+    }
     let result = broker.groups.exec(&image, &group, |groups, _, now| {
         groups.commit(
             now,
@@ -398,41 +399,34 @@ pub(super) fn offset_commit(broker: &Broker, req: OffsetCommitRequest) -> Offset
             &valid,
         )
     });
-    let mut codes: Vec<(String, i32, ErrorCode)> = match result {
-        Ok(errors) => valid
-            .iter()
-            .zip(errors)
-            .map(|(o, e)| (o.topic.clone(), o.partition, e))
-            .collect(),
-        Err(e) => valid
-            .iter()
-            .map(|o| (o.topic.clone(), o.partition, e))
-            .collect(),
+    let mut answers: Box<dyn Iterator<Item = ErrorCode>> = match result {
+        Ok(errors) => Box::new(errors.into_iter()),
+        Err(e) => Box::new(std::iter::repeat(e)),
     };
-    codes.extend(unknown.iter().map(|o| {
-        (
-            o.topic.clone(),
-            o.partition,
-            ErrorCode::UnknownTopicOrPartition,
-        )
-    }));
-    let mut topics: Vec<OffsetCommitResponseTopic> = Vec::new();
-    for t in &req.topics {
-        let partitions = codes
-            .iter()
-            .filter(|(name, _, _)| name == t.name.0.as_str())
-            .map(|(_, p, e)| {
-                OffsetCommitResponsePartition::default()
-                    .with_partition_index(*p)
-                    .with_error_code(e.code())
-            })
-            .collect();
-        topics.push(
+    let mut codes = codes.into_iter().map(|c| {
+        c.or_else(|| answers.next())
+            .unwrap_or(ErrorCode::UnknownServerError)
+    });
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
             OffsetCommitResponseTopic::default()
                 .with_name(t.name.clone())
-                .with_partitions(partitions),
-        );
-    }
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(
+                                    codes.next().unwrap_or(ErrorCode::UnknownServerError).code(),
+                                )
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
     OffsetCommitResponse::default().with_topics(topics)
 }
 
