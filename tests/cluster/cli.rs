@@ -52,46 +52,43 @@ fn start_cluster(dir: &Path) -> (Vec<Node>, Shape) {
         .map(|i| format!("{}@127.0.0.1:{}", 100 + i, ports[i]))
         .collect();
     let voters = voters.join(",");
-    let id = cluster_id();
+    let id_of_cluster = cluster_id();
     let mut nodes = Vec::new();
-    for (i, port) in ports.iter().enumerate().take(3) {
-        let config = dir.join(format!("controller-{i}.properties"));
+    // Writes `<name>.properties`, formats the node's directory and starts `bin` on it.
+    let node = |bin: &str, name: String, roles: &str, id: usize, listener: String| {
+        let config = dir.join(format!("{name}.properties"));
         std::fs::write(
             &config,
             format!(
-                "node.id={}\nprocess.roles=controller\ncontroller.quorum.voters={voters}\n\
-                 listeners=CONTROLLER://127.0.0.1:{}\ncontroller.listener.names=CONTROLLER\nlog.dirs={}\n",
-                100 + i,
-                port,
-                dir.join(format!("c{i}")).display()
+                "node.id={id}\nprocess.roles={roles}\ncontroller.quorum.voters={voters}\n\
+                 listeners={listener}\ncontroller.listener.names=CONTROLLER\nlog.dirs={}\n",
+                dir.join(&name).display()
             ),
         )
         .expect("write config");
-        format(&config, &id);
-        nodes.push(Node::spawn(
-            &binary("odradek-controller"),
-            &config,
-            dir.join(format!("controller-{i}.log")),
+        format(&config, &id_of_cluster);
+        Node::spawn(&binary(bin), &config, dir.join(format!("{name}.log")))
+    };
+    for (i, port) in ports.iter().enumerate().take(3) {
+        let listener = format!("CONTROLLER://127.0.0.1:{port}");
+        nodes.push(node(
+            "odradek-controller",
+            format!("controller-{i}"),
+            "controller",
+            100 + i,
+            listener,
         ));
     }
     let mut bootstrap = Vec::new();
     for b in 1..=3 {
         let port = ports[2 + b];
-        let config = dir.join(format!("broker-{b}.properties"));
-        std::fs::write(
-            &config,
-            format!(
-                "node.id={b}\nprocess.roles=broker\ncontroller.quorum.voters={voters}\n\
-                 listeners=PLAINTEXT://127.0.0.1:{port}\ncontroller.listener.names=CONTROLLER\nlog.dirs={}\n",
-                dir.join(format!("b{b}")).display()
-            ),
-        )
-        .expect("write config");
-        format(&config, &id);
-        nodes.push(Node::spawn(
-            &binary("odradek-broker"),
-            &config,
-            dir.join(format!("broker-{b}.log")),
+        let listener = format!("PLAINTEXT://127.0.0.1:{port}");
+        nodes.push(node(
+            "odradek-broker",
+            format!("broker-{b}"),
+            "broker",
+            b,
+            listener,
         ));
         bootstrap.push(format!("127.0.0.1:{port}"));
     }
@@ -129,6 +126,19 @@ fn odradek(bootstrap: &str, args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .expect("run odradek")
+}
+
+/// `odradek` started in the background with its standard streams piped.
+fn spawn_odradek(bootstrap: &str, args: &[&str]) -> std::process::Child {
+    Command::new(binary("odradek"))
+        .arg("--bootstrap-server")
+        .arg(bootstrap)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn odradek")
 }
 
 fn scenario(shape: &Shape) {
@@ -206,20 +216,10 @@ fn scenario(shape: &Shape) {
     }
     assert_eq!(leaders.len(), shape.brokers.len().min(3), "{describe}");
 
-    let mut produce = Command::new(binary("odradek"))
-        .args([
-            "--bootstrap-server",
-            &bootstrap,
-            "produce",
-            "--topic",
-            "orders",
-            "--key-separator",
-            ":",
-        ])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn produce");
+    let mut produce = spawn_odradek(
+        &bootstrap,
+        &["produce", "--topic", "orders", "--key-separator", ":"],
+    );
     let input: String = (0..30).map(|i| format!("k{}:v{i}\n", i % 4)).collect();
     produce
         .stdin
@@ -342,21 +342,17 @@ fn scenario(shape: &Shape) {
     ]);
     assert_eq!(group_read(&["--timeout-ms", "1000"]).lines().count(), 12);
     // Stopped with SIGTERM (or Ctrl-C), a group consumer commits what it printed and leaves.
-    let mut running = Command::new(binary("odradek"))
-        .args([
-            "--bootstrap-server",
-            &bootstrap,
+    let mut running = spawn_odradek(
+        &bootstrap,
+        &[
             "consume",
             "--topic",
             "perf",
             "--group",
             "stopped-group",
             "--from-beginning",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn consume");
+        ],
+    );
     let stdout = running.stdout.take().expect("stdout");
     let lines = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = {
@@ -429,10 +425,9 @@ fn scenario(shape: &Shape) {
     // A group consumer stalled past its session timeout (SIGSTOP) is expelled; when it resumes
     // it rejoins as a new member and goes on reading instead of failing.
     if shape.brokers.len() == 1 {
-        let mut stalled = Command::new(binary("odradek"))
-            .args([
-                "--bootstrap-server",
-                &bootstrap,
+        let mut stalled = spawn_odradek(
+            &bootstrap,
+            &[
                 "consume",
                 "--topic",
                 "perf",
@@ -440,11 +435,8 @@ fn scenario(shape: &Shape) {
                 "stalled-group",
                 "--max-messages",
                 "6",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn consume");
+            ],
+        );
         let pid = stalled.id().to_string();
         std::thread::sleep(Duration::from_secs(2));
         run_ok(Command::new("kill").args(["-STOP", &pid]));
