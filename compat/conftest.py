@@ -104,25 +104,23 @@ class Cluster:
         voters = ",".join(f"{100 + i}@127.0.0.1:{p}" for i, p in enumerate(cports))
         cluster_id = subprocess.run([BIN_DIR / "odradek-storage", "random-uuid"], check=True, capture_output=True, text=True).stdout.strip()
         self.procs = []
-        for i, cport in enumerate(cports):
-            cfg = workdir / f"controller-{i}.properties"
+
+        def start(binary, name, node_id, roles, listener):
+            cfg = workdir / f"{name}.properties"
             cfg.write_text(
-                f"node.id={100 + i}\nprocess.roles=controller\ncontroller.quorum.voters={voters}\n"
-                f"listeners=CONTROLLER://127.0.0.1:{cport}\ncontroller.listener.names=CONTROLLER\nlog.dirs={workdir / f'c{i}'}\n"
+                f"node.id={node_id}\nprocess.roles={roles}\ncontroller.quorum.voters={voters}\n"
+                f"listeners={listener}\ncontroller.listener.names=CONTROLLER\nlog.dirs={workdir / name}\n"
             )
             subprocess.run([BIN_DIR / "odradek-storage", "format", "-t", cluster_id, "-c", cfg], check=True, capture_output=True)
-            self.procs.append(subprocess.Popen([BIN_DIR / "odradek-controller", "-c", cfg], stdout=subprocess.DEVNULL, stderr=open(workdir / f"controller-{i}.log", "w")))
+            self.procs.append(subprocess.Popen([BIN_DIR / binary, "-c", cfg], stdout=subprocess.DEVNULL, stderr=open(workdir / f"{name}.log", "w")))
+
+        for i, cport in enumerate(cports):
+            start("odradek-controller", f"controller-{i}", 100 + i, "controller", f"CONTROLLER://127.0.0.1:{cport}")
         self.ports = []
         for b in range(1, brokers + 1):
             port = free_port()
             self.ports.append(port)
-            cfg = workdir / f"broker-{b}.properties"
-            cfg.write_text(
-                f"node.id={b}\nprocess.roles=broker\ncontroller.quorum.voters={voters}\n"
-                f"listeners=PLAINTEXT://127.0.0.1:{port}\ncontroller.listener.names=CONTROLLER\nlog.dirs={workdir / f'b{b}'}\n"
-            )
-            subprocess.run([BIN_DIR / "odradek-storage", "format", "-t", cluster_id, "-c", cfg], check=True, capture_output=True)
-            self.procs.append(subprocess.Popen([BIN_DIR / "odradek-broker", "-c", cfg], stdout=subprocess.DEVNULL, stderr=open(workdir / f"broker-{b}.log", "w")))
+            start("odradek-broker", f"broker-{b}", b, "broker", f"PLAINTEXT://127.0.0.1:{port}")
         self.bootstrap = ",".join(f"127.0.0.1:{p}" for p in self.ports)
         deadline = time.time() + 30
         for b in range(1, brokers + 1):
