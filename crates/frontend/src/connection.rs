@@ -1,49 +1,44 @@
-//! One client connection: framing, header decoding, ApiVersions, ordered responses.
+//! One client connection: framing and decoding ahead, handling one request at a time, writing
+//! responses in order as soon as each is ready.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, VersionRange};
-use odradek_common::ErrorCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
-use crate::server::FrontendConfig;
-use crate::{RequestContext, RequestHandler};
+use crate::server::{Shared, API_VERSIONS};
+use crate::{RequestContext, RequestHandler, Session};
 
-/// The ApiVersions range we answer.
-const API_VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
+/// How long the request being handled may take to finish once the frontend stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
-/// A response on its way: spawned handling, or an answer computed inline.
-enum Pending {
-    Spawned {
-        correlation_id: i32,
-        api_key: ApiKey,
-        version: i16,
-        task: JoinHandle<Option<ResponseKind>>,
-    },
-    Ready {
-        correlation_id: i32,
-        api_key: ApiKey,
-        version: i16,
-        response: Box<ResponseKind>,
-    },
+/// A frame body's buffer starts this small and grows eightfold each time it fills, so a peer
+/// that announces a large frame and stalls holds (and is charged for) little memory, while a
+/// large frame costs only a few small copies (at most a seventh of its size in all).
+const INITIAL_FRAME_CAPACITY: usize = 1024;
+const FRAME_GROWTH: usize = 8;
+
+/// A decoded request waiting for its turn, holding the memory it was read into.
+struct Queued {
+    correlation_id: i32,
+    api_key: ApiKey,
+    version: i16,
+    work: Work,
+    /// Released once the request has been handled.
+    _memory: OwnedSemaphorePermit,
 }
 
-pub(crate) struct Connection<H: RequestHandler> {
-    stream: TcpStream,
-    peer: SocketAddr,
-    config: Arc<FrontendConfig>,
-    handler: Arc<H>,
-    stop: watch::Receiver<bool>,
+enum Work {
+    /// ApiVersions, which the frontend answers itself.
+    Answered(Box<ResponseKind>),
+    /// For the handler, with the header's client id. Boxed: `RequestKind` is large, and the
+    /// queue's slots are allocated per connection.
+    Handle(Box<RequestKind>, Option<String>),
 }
 
 /// Why a connection is closed.
@@ -55,51 +50,112 @@ enum Close {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Protocol(String),
+    #[error("frontend stopping")]
+    Stopped,
 }
 
-impl<H: RequestHandler> Connection<H> {
-    pub(crate) fn new(
-        stream: TcpStream,
-        peer: SocketAddr,
-        config: Arc<FrontendConfig>,
-        handler: Arc<H>,
-        stop: watch::Receiver<bool>,
-    ) -> Self {
-        Self {
-            stream,
-            peer,
-            config,
-            handler,
-            stop,
-        }
-    }
-
-    pub(crate) async fn run(self) {
-        let Connection {
-            stream,
-            peer,
-            config,
-            handler,
-            mut stop,
-        } = self;
-        let (read, write) = stream.into_split();
-        let (tx, rx) = mpsc::channel::<Pending>(config.queued_max_requests.max(1));
-        let writer = tokio::spawn(write_responses(write, rx, peer));
-        let result = tokio::select! {
-            r = read_requests(read, peer, &config, &handler, &tx) => r,
-            _ = stop.wait_for(|s| *s) => Ok(()),
+pub(crate) async fn run<S, H>(
+    stream: S,
+    peer: SocketAddr,
+    session: Arc<Session>,
+    shared: Arc<Shared<H>>,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+    H: RequestHandler,
+{
+    let (read, write) = tokio::io::split(stream);
+    let queue = shared.config.queued_max_requests;
+    let (request_tx, mut requests) = mpsc::channel::<Queued>(queue);
+    let (response_tx, responses) = mpsc::channel::<Bytes>(queue);
+    let writer = tokio::spawn(write_responses(write, responses, peer));
+    let reader = {
+        let shared = Arc::clone(&shared);
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let result = read_requests(read, &shared, request_tx, stop).await;
+            match &result {
+                Ok(()) | Err(Close::Eof) | Err(Close::Stopped) => {
+                    tracing::debug!(%peer, "connection closed")
+                }
+                Err(e) => tracing::info!(%peer, reason = %e, "closing connection"),
+            }
+        })
+    };
+    // One request at a time, in arrival order.
+    loop {
+        let queued = tokio::select! {
+            q = requests.recv() => q,
+            _ = stop.wait_for(|s| *s) => None,
         };
-        match &result {
-            Ok(()) | Err(Close::Eof) => tracing::debug!(%peer, "connection closed"),
-            Err(e) => tracing::info!(%peer, reason = %e, "closing connection"),
+        let Some(queued) = queued else { break };
+        let response = match queued.work {
+            Work::Answered(response) => Some(*response),
+            Work::Handle(request, client_id) => {
+                let ctx = RequestContext {
+                    api_key: queued.api_key,
+                    api_version: queued.version,
+                    correlation_id: queued.correlation_id,
+                    client_id,
+                    peer,
+                    session: Arc::clone(&session),
+                };
+                let handler = Arc::clone(&shared.handler);
+                let mut task = tokio::spawn(async move { handler.handle(ctx, *request).await });
+                let done = tokio::select! {
+                    r = &mut task => Some(r),
+                    _ = stop.wait_for(|s| *s) => None,
+                };
+                let done = match done {
+                    Some(r) => Some(r),
+                    None => tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.ok(),
+                };
+                match done {
+                    Some(Ok(r)) => r,
+                    Some(Err(e)) => {
+                        tracing::error!(%peer, api_key = ?queued.api_key, error = %e, "request handler failed; closing the connection");
+                        break;
+                    }
+                    None => {
+                        task.abort();
+                        break;
+                    }
+                }
+            }
+        };
+        drop(queued._memory);
+        let Some(response) = response else { continue };
+        let frame = match encode_response(
+            queued.api_key,
+            queued.version,
+            queued.correlation_id,
+            response,
+        ) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(%peer, api_key = ?queued.api_key, version = queued.version, error = %e, "cannot encode response; closing the connection");
+                break;
+            }
+        };
+        if response_tx.send(frame).await.is_err() {
+            break;
         }
-        drop(tx);
-        // Finish what was read: the writer drains the queue, then ends.
-        let _ = writer.await;
     }
+    // Requests still queued are dropped unanswered (their memory with them); the peer sees the
+    // connection close after the responses already made.
+    reader.abort();
+    drop(requests);
+    drop(response_tx);
+    let _ = writer.await;
 }
 
-async fn read_frame(read: &mut OwnedReadHalf, max: usize) -> Result<Bytes, Close> {
+/// Reads one frame: its size, then its body into memory charged to the broker-wide pool as it
+/// grows.
+async fn read_frame<R: AsyncRead + Unpin>(
+    read: &mut R,
+    max: usize,
+    memory: &Arc<Semaphore>,
+) -> Result<(Bytes, OwnedSemaphorePermit), Close> {
     let mut size = [0u8; 4];
     match read.read_exact(&mut size).await {
         Ok(_) => {}
@@ -112,26 +168,48 @@ async fn read_frame(read: &mut OwnedReadHalf, max: usize) -> Result<Bytes, Close
             "request size {size} is outside 1..={max} (socket.request.max.bytes)"
         )));
     }
+    let size = size as usize;
+    let acquire = |n: usize| {
+        // n <= socket.request.max.bytes <= i32::MAX, and the pool holds at least that.
+        Arc::clone(memory).acquire_many_owned(n as u32)
+    };
+    let mut capacity = size.min(INITIAL_FRAME_CAPACITY);
+    let mut permit = acquire(capacity)
+        .await
+        .map_err(|_| Close::Protocol("memory pool closed".into()))?;
     // Read into spare capacity (no zero-filling), at most this frame's bytes.
-    let mut buf = BytesMut::with_capacity(size as usize);
-    let mut frame = (&mut *read).take(size as u64);
-    while buf.len() < size as usize {
+    let mut buf = BytesMut::with_capacity(capacity);
+    let mut frame = read.take(size as u64);
+    while buf.len() < size {
+        if buf.len() == capacity {
+            let grow = (capacity * (FRAME_GROWTH - 1)).min(size - capacity);
+            permit.merge(
+                acquire(grow)
+                    .await
+                    .map_err(|_| Close::Protocol("memory pool closed".into()))?,
+            );
+            capacity += grow;
+            buf.reserve(grow);
+        }
         if frame.read_buf(&mut buf).await? == 0 {
             return Err(Close::Protocol("truncated request".into()));
         }
     }
-    Ok(buf.freeze())
+    Ok((buf.freeze(), permit))
 }
 
-async fn read_requests<H: RequestHandler>(
-    mut read: OwnedReadHalf,
-    peer: SocketAddr,
-    config: &FrontendConfig,
-    handler: &Arc<H>,
-    tx: &mpsc::Sender<Pending>,
+async fn read_requests<R: AsyncRead + Unpin, H: RequestHandler>(
+    mut read: R,
+    shared: &Shared<H>,
+    tx: mpsc::Sender<Queued>,
+    mut stop: watch::Receiver<bool>,
 ) -> Result<(), Close> {
+    let max = shared.config.socket_request_max_bytes;
     loop {
-        let mut frame = read_frame(&mut read, config.socket_request_max_bytes).await?;
+        let (mut frame, memory) = tokio::select! {
+            f = read_frame(&mut read, max, &shared.memory) => f?,
+            _ = stop.wait_for(|s| *s) => return Err(Close::Stopped),
+        };
         if frame.len() < 8 {
             return Err(Close::Protocol("request shorter than a header".into()));
         }
@@ -141,144 +219,124 @@ async fn read_requests<H: RequestHandler>(
         let api_key = ApiKey::try_from(api_key_raw)
             .map_err(|_| Close::Protocol(format!("unknown API key {api_key_raw}")))?;
 
-        if api_key == ApiKey::ApiVersions {
-            // Answered here, whatever the version: an unsupported one gets our ranges.
-            let response = api_versions(handler.as_ref(), version);
-            // An unsupported version is answered in the v0 layout, which every client reads.
+        let queued = if api_key == ApiKey::ApiVersions {
+            // Answered here, whatever the version: an unsupported one gets UNSUPPORTED_VERSION
+            // and our ranges, in the v0 layout, which every client reads. The body is not
+            // needed; v3+ carries only client name and version.
             let supported = (API_VERSIONS.min..=API_VERSIONS.max).contains(&version);
-            let version = if supported { version } else { 0 };
-            // The body is not needed; v3+ carries only client name and version.
-            let pending = Pending::Ready {
+            Queued {
                 correlation_id,
                 api_key,
-                version,
-                response: Box::new(ResponseKind::ApiVersions(response)),
-            };
-            if tx.send(pending).await.is_err() {
-                return Ok(());
+                version: if supported { version } else { 0 },
+                work: Work::Answered(Box::new(ResponseKind::ApiVersions(
+                    shared.apis.api_versions(version),
+                ))),
+                _memory: memory,
             }
-            continue;
-        }
-
-        let range = handler
-            .supported_apis()
-            .into_iter()
-            .find(|(k, _)| *k == api_key)
-            .map(|(_, r)| r)
-            .ok_or_else(|| Close::Protocol(format!("API {api_key:?} is not served")))?;
-        if version < range.min || version > range.max || version < api_key.valid_versions().min {
-            return Err(Close::Protocol(format!(
-                "{api_key:?} version {version} is not supported ({}..={})",
-                range.min.max(api_key.valid_versions().min),
-                range.max
-            )));
-        }
-        let header_version = api_key.request_header_version(version);
-        let header = RequestHeader::decode(&mut frame, header_version)
-            .map_err(|e| Close::Protocol(format!("bad request header: {e}")))?;
-        let request = RequestKind::decode(api_key, &mut frame, version)
-            .map_err(|e| Close::Protocol(format!("cannot decode {api_key:?} v{version}: {e}")))?;
-        let ctx = RequestContext {
-            api_key,
-            api_version: version,
-            client_id: header.client_id.map(|c| c.to_string()),
-            peer,
-            listener: config.listener.clone(),
-        };
-        let handler = Arc::clone(handler);
-        let task = tokio::spawn(async move { handler.handle(ctx, request).await });
-        if tx
-            .send(Pending::Spawned {
+        } else {
+            let range = shared
+                .apis
+                .range(api_key)
+                .ok_or_else(|| Close::Protocol(format!("API {api_key:?} is not served")))?;
+            let min = range.min.max(api_key.valid_versions().min);
+            if version < min || version > range.max {
+                return Err(Close::Protocol(format!(
+                    "{api_key:?} version {version} is not supported ({min}..={})",
+                    range.max
+                )));
+            }
+            let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
+                .map_err(|e| Close::Protocol(format!("bad request header: {e}")))?;
+            let request = RequestKind::decode(api_key, &mut frame, version).map_err(|e| {
+                Close::Protocol(format!("cannot decode {api_key:?} v{version}: {e}"))
+            })?;
+            Queued {
                 correlation_id,
                 api_key,
                 version,
-                task,
-            })
-            .await
-            .is_err()
-        {
+                work: Work::Handle(Box::new(request), header.client_id.map(|c| c.to_string())),
+                _memory: memory,
+            }
+        };
+        if tx.send(queued).await.is_err() {
             return Ok(());
         }
     }
 }
 
-/// ApiVersions: our ranges, or UNSUPPORTED_VERSION with them for a version we do not know.
-fn api_versions<H: RequestHandler>(handler: &H, version: i16) -> ApiVersionsResponse {
-    let mut keys = vec![ApiVersion::default()
-        .with_api_key(ApiKey::ApiVersions as i16)
-        .with_min_version(API_VERSIONS.min)
-        .with_max_version(API_VERSIONS.max)];
-    for (key, range) in handler.supported_apis() {
-        // librdkafka disables compression unless Produce is advertised from v0 (Kafka 4.0 does
-        // the same and refuses v0-2 when they are used).
-        let min = if key == ApiKey::Produce { 0 } else { range.min };
-        keys.push(
-            ApiVersion::default()
-                .with_api_key(key as i16)
-                .with_min_version(min)
-                .with_max_version(range.max),
-        );
-    }
-    keys.sort_by_key(|k| k.api_key);
-    let mut response = ApiVersionsResponse::default().with_api_keys(keys);
-    if !(API_VERSIONS.min..=API_VERSIONS.max).contains(&version) {
-        response.error_code = ErrorCode::UnsupportedVersion.code();
-    }
+fn encode_response(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: ResponseKind,
+) -> Result<Bytes, String> {
+    let mut buf = BytesMut::new();
+    buf.put_i32(0); // size, filled below
+                    // ApiVersions responses always use header v0, whatever the request version.
+    let header_version = if api_key == ApiKey::ApiVersions {
+        0
+    } else {
+        api_key.response_header_version(version)
+    };
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut buf, header_version)
+        .map_err(|e| format!("header: {e}"))?;
     response
+        .encode(&mut buf, version)
+        .map_err(|e| e.to_string())?;
+    let size = i32::try_from(buf.len() - 4).map_err(|_| "response over 2 GiB".to_string())?;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf.freeze())
 }
 
-async fn write_responses(write: OwnedWriteHalf, mut rx: mpsc::Receiver<Pending>, peer: SocketAddr) {
-    let mut out = BufWriter::new(write);
-    let mut buf = BytesMut::new();
-    while let Some(p) = rx.recv().await {
-        let (correlation_id, api_key, version, response) = match p {
-            Pending::Ready {
-                correlation_id,
-                api_key,
-                version,
-                response,
-            } => (correlation_id, api_key, version, Some(*response)),
-            Pending::Spawned {
-                correlation_id,
-                api_key,
-                version,
-                task,
-            } => match task.await {
-                Ok(r) => (correlation_id, api_key, version, r),
-                Err(e) => {
-                    tracing::error!(%peer, ?api_key, error = %e, "request handler failed; closing the connection");
-                    return;
-                }
+/// Responses ready together are gathered into one write up to this size; a larger response is
+/// written on its own, without a copy.
+const GATHER_BYTES: usize = 64 * 1024;
+
+async fn write_responses<W: AsyncWrite + Unpin>(
+    mut out: W,
+    mut rx: mpsc::Receiver<Bytes>,
+    peer: SocketAddr,
+) {
+    // Only finished responses are queued here, so each is written at once: none waits for a
+    // request still being handled. No buffer is kept between writes (idle connections cost
+    // little); responses already waiting are gathered into one write.
+    let mut carried: Option<Bytes> = None;
+    loop {
+        let first = match carried.take() {
+            Some(f) => f,
+            None => match rx.recv().await {
+                Some(f) => f,
+                None => break,
             },
         };
-        let Some(response) = response else { continue };
-        buf.clear();
-        buf.put_i32(0); // size, filled below
-                        // ApiVersions responses always use header v0, whatever the request version.
-        let header_version = if api_key == ApiKey::ApiVersions {
-            0
-        } else {
-            api_key.response_header_version(version)
-        };
-        let header = ResponseHeader::default().with_correlation_id(correlation_id);
-        if let Err(e) = header.encode(&mut buf, header_version) {
-            tracing::error!(%peer, error = %e, "cannot encode response header");
-            return;
+        let mut write = first;
+        if write.len() < GATHER_BYTES {
+            let mut gathered: Option<BytesMut> = None;
+            while let Ok(next) = rx.try_recv() {
+                if next.len() >= GATHER_BYTES {
+                    carried = Some(next);
+                    break;
+                }
+                let g = gathered.get_or_insert_with(|| {
+                    let mut g = BytesMut::with_capacity(2 * GATHER_BYTES);
+                    g.extend_from_slice(&write);
+                    g
+                });
+                g.extend_from_slice(&next);
+                if g.len() >= GATHER_BYTES {
+                    break;
+                }
+            }
+            if let Some(g) = gathered {
+                write = g.freeze();
+            }
         }
-        if let Err(e) = response.encode(&mut buf, version) {
-            tracing::error!(%peer, ?api_key, version, error = %e, "cannot encode response; closing the connection");
-            return;
-        }
-        let size = (buf.len() - 4) as i32;
-        buf[..4].copy_from_slice(&size.to_be_bytes());
-        if out.write_all(&buf).await.is_err() {
-            return;
-        }
-        // Flush when nothing else is ready, so pipelined responses share a write.
-        if rx.is_empty() && out.flush().await.is_err() {
+        if let Err(e) = out.write_all(&write).await {
+            tracing::debug!(%peer, error = %e, "write failed");
             return;
         }
     }
-    let _ = out.flush().await;
     let _ = out.shutdown().await;
 }

@@ -5,52 +5,72 @@
 //! request headers, decoding and encoding of messages with the `kafka-protocol` crate (no
 //! hand-written codecs), ApiVersions (answered here, with Kafka's traps handled: Produce is
 //! advertised from version 0 though v0-2 are refused, the response header is always v0, an
-//! unsupported ApiVersions version gets UNSUPPORTED_VERSION plus our ranges), pipelining with
-//! responses in request order, and the bounds on connections (`max.connections`) and queued
-//! requests per connection (`queued.max.requests`).
+//! unsupported ApiVersions version gets UNSUPPORTED_VERSION plus our ranges), each connection's
+//! [`Session`] (listener, security protocol, principal), and the bounds: connections
+//! (`max.connections`, broker-wide), requests read ahead per connection (`queued.max.requests`)
+//! and bytes of requests read but not yet handled, broker-wide (`queued.max.request.bytes`).
 //!
 //! What a request means is the [`RequestHandler`]'s business (the broker, in `odradek-server`).
 //!
-//! # Bad input
+//! # Ordering
+//! Requests of one connection take effect in the order they arrived, as in Kafka: a connection
+//! reads and decodes ahead (bounded), but hands its requests to the handler one at a time, the
+//! next only once the previous one's response is ready. Producers with several requests in
+//! flight rely on this for the order of records within a partition. Responses go out in request
+//! order, each as soon as it is ready (pipelined responses that are ready together share a write).
+//!
+//! # Bad input and overload
 //! A frame that is empty, larger than the bound, truncated, for an unknown API, of an unsupported
 //! version or undecodable closes that connection (as Kafka does); nothing panics and every other
-//! connection carries on.
+//! connection carries on. When the bytes of requests read ahead reach `queued.max.request.bytes`,
+//! connections stop reading until handled requests free memory: back-pressure, never a crash.
 //!
 //! # Threading
-//! Per connection, a reader task decodes frames and spawns each request's handling, in parallel;
-//! a writer task awaits those results in request order and writes them. The bounded channel
-//! between them is the per-connection request queue.
+//! Per connection, a reader task frames and decodes requests into a bounded queue; the
+//! connection's task takes them one at a time, runs each handler in a task of its own (so a
+//! handler that panics closes only its connection), and passes the encoded response to a writer
+//! task. The stream is any `AsyncRead + AsyncWrite` ([`Frontend::serve_connection`]), so TLS can
+//! wrap a TCP stream without reshaping this crate.
 
 mod connection;
 mod server;
+mod session;
 
 use std::future::Future;
+use std::sync::Arc;
 
 pub use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 pub use kafka_protocol::protocol::VersionRange;
-pub use server::{serve, FrontendConfig};
+pub use server::{ConfigError, Frontend, FrontendConfig};
+pub use session::{
+    KafkaPrincipal, ListenerInfo, SecurityProtocol, Session, UnknownSecurityProtocol,
+};
 
-/// Who sent a request.
+/// Who sent a request, and over what.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     /// The API.
     pub api_key: ApiKey,
     /// Its version.
     pub api_version: i16,
+    /// The correlation id from the header.
+    pub correlation_id: i32,
     /// `client.id` from the header.
     pub client_id: Option<String>,
     /// The peer's address.
     pub peer: std::net::SocketAddr,
-    /// The listener the request arrived on.
-    pub listener: String,
+    /// The connection's session: listener, security protocol, principal.
+    pub session: Arc<Session>,
 }
 
 /// The broker side of the protocol.
 pub trait RequestHandler: Send + Sync + 'static {
     /// The APIs served (ApiVersions excluded: the frontend answers it) and their version ranges.
+    /// Asked once, when the [`Frontend`] is built.
     fn supported_apis(&self) -> Vec<(ApiKey, VersionRange)>;
 
-    /// Handles a decoded request. `None` sends no response (Produce with acks=0).
+    /// Handles a decoded request. `None` sends no response (Produce with acks=0). The next
+    /// request of the same connection is handed over only once this future has finished.
     fn handle(
         &self,
         ctx: RequestContext,

@@ -11,7 +11,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes, VersionRange};
 use odradek_frontend::{
-    serve, FrontendConfig, RequestContext, RequestHandler, RequestKind, ResponseKind,
+    Frontend, FrontendConfig, ListenerInfo, RequestContext, RequestHandler, RequestKind,
+    ResponseKind, SecurityProtocol,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -46,15 +47,26 @@ impl RequestHandler for Slow {
 }
 
 async fn start(config: FrontendConfig) -> std::net::SocketAddr {
+    start_with(config, Arc::new(Slow)).await.0
+}
+
+fn plaintext() -> ListenerInfo {
+    ListenerInfo {
+        name: "PLAINTEXT".into(),
+        security_protocol: SecurityProtocol::Plaintext,
+    }
+}
+
+async fn start_with<H: RequestHandler>(
+    config: FrontendConfig,
+    handler: Arc<H>,
+) -> (std::net::SocketAddr, Frontend<H>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(serve(
-        listener,
-        config,
-        Arc::new(Slow),
-        std::future::pending(),
-    ));
-    addr
+    let frontend = Frontend::new(config, handler).expect("valid config");
+    let f = frontend.clone();
+    tokio::spawn(async move { f.serve(listener, plaintext(), std::future::pending()).await });
+    (addr, frontend)
 }
 
 fn frame(
@@ -175,6 +187,7 @@ async fn pipelined_responses_come_back_in_request_order() {
 async fn bad_input_closes_only_that_connection() {
     let addr = start(FrontendConfig {
         socket_request_max_bytes: 1024,
+        queued_max_request_bytes: 1024,
         ..FrontendConfig::default()
     })
     .await;
@@ -254,5 +267,161 @@ async fn acks_zero_produce_gets_no_response() {
     assert_eq!(
         header.correlation_id, 2,
         "the acks=0 produce was not answered"
+    );
+}
+
+/// Records the order in which Produce requests take effect; each is delayed inside the handler
+/// by the number of milliseconds in its client id, so that, handled concurrently, later
+/// requests would take effect first.
+#[derive(Default)]
+struct Recorder {
+    effects: std::sync::Mutex<Vec<i32>>,
+}
+
+impl RequestHandler for Recorder {
+    fn supported_apis(&self) -> Vec<(ApiKey, VersionRange)> {
+        vec![
+            (ApiKey::Produce, VersionRange { min: 3, max: 11 }),
+            (ApiKey::Metadata, VersionRange { min: 0, max: 12 }),
+        ]
+    }
+
+    async fn handle(&self, ctx: RequestContext, request: RequestKind) -> Option<ResponseKind> {
+        let ms: u64 = ctx
+            .client_id
+            .as_deref()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        assert_eq!(ctx.session.listener.name, "PLAINTEXT");
+        assert_eq!(ctx.session.principal.to_string(), "User:ANONYMOUS");
+        match request {
+            RequestKind::Produce(_) => {
+                self.effects
+                    .lock()
+                    .expect("not poisoned")
+                    .push(ctx.correlation_id);
+                Some(ResponseKind::Produce(Default::default()))
+            }
+            _ => Some(ResponseKind::Metadata(MetadataResponse::default())),
+        }
+    }
+}
+
+#[tokio::test]
+async fn pipelined_produce_requests_take_effect_in_request_order() {
+    let recorder = Arc::new(Recorder::default());
+    let (addr, _frontend) = start_with(FrontendConfig::default(), Arc::clone(&recorder)).await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let mut all = BytesMut::new();
+    let n = 30;
+    for i in 0..n {
+        // Earlier requests are held longer inside the handler.
+        let delay = ((n - i) * 7) % 50;
+        all.extend_from_slice(&frame(ApiKey::Produce, 9, i, &delay.to_string(), |b| {
+            ProduceRequest::default()
+                .with_acks(1)
+                .encode(b, 9)
+                .expect("encode")
+        }));
+    }
+    s.write_all(&all).await.expect("write");
+    for i in 0..n {
+        let mut resp = read_response(&mut s).await.expect("response");
+        let header = ResponseHeader::decode(&mut resp, ApiKey::Produce.response_header_version(9))
+            .expect("header");
+        assert_eq!(header.correlation_id, i, "responses in request order");
+    }
+    let effects = recorder.effects.lock().expect("not poisoned").clone();
+    assert_eq!(
+        effects,
+        (0..n).collect::<Vec<_>>(),
+        "requests of one connection take effect in arrival order"
+    );
+}
+
+#[tokio::test]
+async fn each_response_goes_out_as_soon_as_it_is_ready() {
+    // A slow request followed, later, by quick ones: each quick one is answered while the
+    // next is still being sent, not all together at the end.
+    let addr = start(FrontendConfig::default()).await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    for i in 0..5 {
+        let sent = std::time::Instant::now();
+        let req = frame(ApiKey::Metadata, 9, i, "0", |b| {
+            MetadataRequest::default().encode(b, 9).expect("encode")
+        });
+        s.write_all(&req).await.expect("write");
+        let mut resp = read_response(&mut s).await.expect("response");
+        let header = ResponseHeader::decode(&mut resp, ApiKey::Metadata.response_header_version(9))
+            .expect("header");
+        assert_eq!(header.correlation_id, i);
+        // Far below the 5 s read timeout; this is not a benchmark, it catches a response held
+        // back until the connection goes idle.
+        assert!(
+            sent.elapsed() < Duration::from_secs(2),
+            "response {i} held back"
+        );
+    }
+}
+
+#[tokio::test]
+async fn requests_read_ahead_are_bounded_by_queued_max_request_bytes() {
+    // A pool of 64 KiB; each stalled peer announces a 60 KiB frame and sends 1 KiB of it.
+    let (addr, frontend) = start_with(
+        FrontendConfig {
+            socket_request_max_bytes: 60 * 1024,
+            queued_max_request_bytes: 64 * 1024,
+            ..FrontendConfig::default()
+        },
+        Arc::new(Slow),
+    )
+    .await;
+    let mut stalled = Vec::new();
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        s.write_all(&(60 * 1024i32).to_be_bytes())
+            .await
+            .expect("size");
+        s.write_all(&[0u8; 1024]).await.expect("partial body");
+        stalled.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Charged for what they hold (a 1 KiB buffer each, then 8 KiB once it filled), never more
+    // than the bound.
+    let queued = frontend.queued_request_bytes();
+    assert!(queued <= 64 * 1024, "{queued} bytes queued over the bound");
+    assert!(queued >= 20 * 1024, "stalled peers are charged: {queued}");
+    // Once the stalled peers go away, their memory comes back and a normal client is served.
+    drop(stalled);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut ok = TcpStream::connect(addr).await.expect("connect");
+    ok.write_all(&frame(ApiKey::Metadata, 9, 1, "0", |b| {
+        MetadataRequest::default().encode(b, 9).expect("encode")
+    }))
+    .await
+    .expect("write");
+    assert!(
+        read_response(&mut ok).await.is_some(),
+        "served after the stall"
+    );
+    assert_eq!(frontend.queued_request_bytes(), 0, "all memory released");
+}
+
+#[test]
+fn bounds_that_cannot_serve_a_request_are_refused_naming_the_key() {
+    let bad = FrontendConfig {
+        queued_max_request_bytes: 1024,
+        ..FrontendConfig::default()
+    };
+    let err = Frontend::new(bad, Arc::new(Slow)).expect_err("refused");
+    assert_eq!(err.key, "queued.max.request.bytes");
+    let bad = FrontendConfig {
+        queued_max_requests: 0,
+        ..FrontendConfig::default()
+    };
+    assert_eq!(
+        Frontend::new(bad, Arc::new(Slow)).expect_err("refused").key,
+        "queued.max.requests"
     );
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use odradek_controller::config::{parse_listeners, ConfigError, Listener, NodeConfig};
+use odradek_frontend::{FrontendConfig, ListenerInfo, SecurityProtocol};
 use odradek_log::LogConfig;
 
 /// A validated broker (or combined node) configuration.
@@ -25,12 +26,11 @@ pub struct BrokerConfig {
     /// Broker-wide log defaults (`log.segment.bytes`, `log.retention.ms`/`hours`, ...), which
     /// topic configs override.
     pub log_defaults: LogConfig,
-    /// `socket.request.max.bytes` (100 MiB).
-    pub socket_request_max_bytes: usize,
-    /// `queued.max.requests` (500).
-    pub queued_max_requests: usize,
-    /// `max.connections` (Kafka: unlimited; here 10,000 unless set).
-    pub max_connections: usize,
+    /// `listener.security.protocol.map`: each listener's security protocol.
+    pub security_protocols: BTreeMap<String, SecurityProtocol>,
+    /// `socket.request.max.bytes`, `queued.max.requests`, `queued.max.request.bytes`,
+    /// `max.connections`.
+    pub frontend: FrontendConfig,
     /// The group coordinator's settings.
     pub groups: GroupsConfig,
 }
@@ -171,6 +171,55 @@ impl BrokerConfig {
             Some(v) => parse_listeners("advertised.listeners", v)?,
             None => listeners.clone(),
         };
+        let security_protocols = security_protocol_map(props, &node)?;
+        for l in listeners.iter().chain(&advertised) {
+            match security_protocols.get(&l.name) {
+                None => {
+                    return Err(cfg_err(
+                        "listener.security.protocol.map",
+                        props
+                            .get("listener.security.protocol.map")
+                            .map_or("", |s| s.as_str()),
+                        &format!("no security protocol for listener {}", l.name),
+                    ))
+                }
+                Some(SecurityProtocol::Plaintext) => {}
+                Some(p) => {
+                    return Err(cfg_err(
+                        "listener.security.protocol.map",
+                        &format!("{}:{p}", l.name),
+                        "only PLAINTEXT listeners are served so far (TLS and SASL are planned)",
+                    ))
+                }
+            }
+        }
+        let frontend = FrontendConfig {
+            socket_request_max_bytes: get_num(
+                props,
+                "socket.request.max.bytes",
+                100 * 1024 * 1024,
+            )?,
+            queued_max_requests: get_num(props, "queued.max.requests", 500)?,
+            queued_max_request_bytes: match get_num::<i64>(props, "queued.max.request.bytes", -1)? {
+                // Kafka's -1 means unbounded; here it means the default bound.
+                -1 => FrontendConfig::default().queued_max_request_bytes,
+                v => usize::try_from(v).map_err(|_| {
+                    cfg_err(
+                        "queued.max.request.bytes",
+                        &v.to_string(),
+                        "must be -1 or positive",
+                    )
+                })?,
+            },
+            max_connections: get_num(
+                props,
+                "max.connections",
+                FrontendConfig::default().max_connections,
+            )?,
+        };
+        if let Err(e) = frontend.validate() {
+            return Err(cfg_err(e.key, &e.value, e.reason));
+        }
         let auto_create_topics = match props.get("auto.create.topics.enable").map(|s| s.trim()) {
             None | Some("true") => true,
             Some("false") => false,
@@ -259,13 +308,8 @@ impl BrokerConfig {
                 )?,
                 rack: props.get("broker.rack").cloned(),
                 log_defaults,
-                socket_request_max_bytes: get_num(
-                    props,
-                    "socket.request.max.bytes",
-                    100 * 1024 * 1024,
-                )?,
-                queued_max_requests: get_num(props, "queued.max.requests", 500)?,
-                max_connections: get_num(props, "max.connections", 10_000)?,
+                security_protocols,
+                frontend,
                 groups: GroupsConfig::from_properties(props)?,
                 node,
             },
@@ -289,7 +333,70 @@ const KNOWN: &[&str] = &[
     "broker.heartbeat.interval.ms",
     "max.connections",
     "socket.request.max.bytes",
+    "queued.max.request.bytes",
 ];
+
+impl BrokerConfig {
+    /// The client listeners with their security protocols, as the frontend serves them.
+    pub fn listener_infos(&self) -> Vec<(Listener, ListenerInfo)> {
+        self.listeners
+            .iter()
+            .map(|l| {
+                let security_protocol = self
+                    .security_protocols
+                    .get(&l.name)
+                    .copied()
+                    .unwrap_or(SecurityProtocol::Plaintext);
+                (
+                    l.clone(),
+                    ListenerInfo {
+                        name: l.name.clone(),
+                        security_protocol,
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+/// `listener.security.protocol.map` (`NAME:PROTOCOL,...`). Kafka's default maps each protocol
+/// name to itself; when the key is not set, the controller listener is PLAINTEXT too.
+fn security_protocol_map(
+    props: &BTreeMap<String, String>,
+    node: &NodeConfig,
+) -> Result<BTreeMap<String, SecurityProtocol>, ConfigError> {
+    const KEY: &str = "listener.security.protocol.map";
+    let Some(raw) = props.get(KEY) else {
+        let mut map: BTreeMap<String, SecurityProtocol> = [
+            SecurityProtocol::Plaintext,
+            SecurityProtocol::Ssl,
+            SecurityProtocol::SaslPlaintext,
+            SecurityProtocol::SaslSsl,
+        ]
+        .into_iter()
+        .map(|p| (p.name().to_string(), p))
+        .collect();
+        map.entry(node.controller_listener_name.clone())
+            .or_insert(SecurityProtocol::Plaintext);
+        return Ok(map);
+    };
+    let mut map = BTreeMap::new();
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, protocol) = entry
+            .split_once(':')
+            .ok_or_else(|| cfg_err(KEY, raw, &format!("{entry:?} is not NAME:PROTOCOL")))?;
+        let protocol: SecurityProtocol =
+            protocol
+                .parse()
+                .map_err(|e: odradek_frontend::UnknownSecurityProtocol| {
+                    cfg_err(KEY, raw, &e.to_string())
+                })?;
+        if map.insert(name.trim().to_string(), protocol).is_some() {
+            return Err(cfg_err(KEY, raw, &format!("listener {name} appears twice")));
+        }
+    }
+    Ok(map)
+}
 
 #[cfg(test)]
 mod tests {
@@ -341,6 +448,56 @@ mod tests {
             ("offsets.topic.replication.factor", "many"),
             ("offsets.retention.minutes", "-5"),
             ("group.min.session.timeout.ms", "2000000"),
+        ] {
+            let err = BrokerConfig::from_properties(&props(&[(key, value)])).expect_err("refused");
+            assert_eq!(err.key, key, "{err}");
+        }
+    }
+
+    #[test]
+    fn listeners_get_their_security_protocols() {
+        let (c, _) = BrokerConfig::from_properties(&props(&[
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9092,INTERNAL://127.0.0.1:9094,CONTROLLER://127.0.0.1:9093",
+            ),
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            ),
+        ]))
+        .expect("valid");
+        let names: Vec<String> = c
+            .listener_infos()
+            .into_iter()
+            .map(|(_, i)| i.name)
+            .collect();
+        assert_eq!(names, ["PLAINTEXT", "INTERNAL"]);
+        // A listener without a protocol, a protocol not served yet, a malformed map.
+        for extra in [
+            vec![(
+                "listeners",
+                "PLAINTEXT://:9092,INTERNAL://:9094,CONTROLLER://:9093",
+            )],
+            vec![(
+                "listener.security.protocol.map",
+                "PLAINTEXT:SSL,CONTROLLER:PLAINTEXT",
+            )],
+            vec![("listener.security.protocol.map", "PLAINTEXT")],
+        ] {
+            let err = BrokerConfig::from_properties(&props(&extra)).expect_err("refused");
+            assert_eq!(err.key, "listener.security.protocol.map", "{err}");
+        }
+    }
+
+    #[test]
+    fn frontend_bounds_are_validated_naming_the_key() {
+        let (c, _) = BrokerConfig::from_properties(&props(&[])).expect("valid");
+        assert_eq!(c.frontend, FrontendConfig::default());
+        for (key, value) in [
+            ("queued.max.request.bytes", "1000"),
+            ("queued.max.requests", "0"),
+            ("socket.request.max.bytes", "lots"),
         ] {
             let err = BrokerConfig::from_properties(&props(&[(key, value)])).expect_err("refused");
             assert_eq!(err.key, key, "{err}");

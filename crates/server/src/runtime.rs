@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use odradek_common::{Clock, SystemClock};
 use odradek_controller::{dirs, run_controller, RunError};
-use odradek_frontend::FrontendConfig;
+use odradek_frontend::{Frontend, ListenerInfo};
 use odradek_metadata::MetadataImage;
 use tokio::sync::{oneshot, watch};
 
@@ -28,40 +28,88 @@ pub async fn run_node(
     ready: Option<oneshot::Sender<SocketAddr>>,
 ) -> Result<(), RunError> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
+    let stop_tx = Arc::new(stop_tx);
+    {
+        let stop_tx = Arc::clone(&stop_tx);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+    }
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let controller = if config.node.roles.controller {
-        Some(tokio::spawn(run_controller(
+    // Either part failing (a listener that cannot bind, unformatted directories) stops the
+    // whole node: it must not look healthy with half of it missing.
+    let fail_stops = |r: Result<(), RunError>| {
+        if r.is_err() {
+            let _ = stop_tx.send(true);
+        }
+        r
+    };
+    let controller = async {
+        if !config.node.roles.controller {
+            return Ok(());
+        }
+        let task = tokio::spawn(run_controller(
             config.node.clone(),
             stopped(stop_rx.clone()),
-        )))
-    } else {
-        None
+        ));
+        let r = match task.await {
+            Ok(r) => r,
+            Err(e) => Err(RunError::Config(format!("controller task failed: {e}"))),
+        };
+        fail_stops(r)
     };
-    let broker_result = if config.node.roles.broker {
-        run_broker(config, stop_rx.clone(), ready).await
-    } else {
-        Ok(())
+    let broker = async {
+        if !config.node.roles.broker {
+            return Ok(());
+        }
+        fail_stops(run_broker(config.clone(), stop_rx.clone(), ready).await)
     };
-    if let Some(c) = controller {
-        let _ = stopped(stop_rx).await;
-        c.await
-            .map_err(|e| RunError::Config(format!("controller task failed: {e}")))??;
+    let (c, b) = tokio::join!(controller, broker);
+    c.and(b)
+}
+
+/// Binds every client listener, so that a port in use fails the start (naming the address)
+/// before the broker registers. Advertised listeners on port 0 take the bound port.
+async fn bind_listeners(
+    config: &mut BrokerConfig,
+) -> Result<Vec<(tokio::net::TcpListener, ListenerInfo)>, RunError> {
+    let mut bound = Vec::new();
+    for (l, info) in config.listener_infos() {
+        let addr = l.bind_addr().ok_or_else(|| {
+            RunError::Config(format!(
+                "listener {}://{}:{} is not an address",
+                l.name, l.host, l.port
+            ))
+        })?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| RunError::Serve {
+                addr: format!("{}://{addr}", l.name),
+                message: e.to_string(),
+            })?;
+        let port = listener.local_addr().map_or(l.port, |a| a.port());
+        for a in config
+            .advertised
+            .iter_mut()
+            .filter(|a| a.name == l.name && a.port == 0)
+        {
+            a.port = port;
+        }
+        bound.push((listener, info));
     }
-    broker_result
+    Ok(bound)
 }
 
 async fn run_broker(
-    config: BrokerConfig,
+    mut config: BrokerConfig,
     stop: watch::Receiver<bool>,
     ready: Option<oneshot::Sender<SocketAddr>>,
 ) -> Result<(), RunError> {
     let cluster_id = dirs::check_formatted(&config.node)?;
+    let listeners = bind_listeners(&mut config).await?;
     let config = Arc::new(config);
     let client = ControllerClient::new(&config.node.voters).map_err(RunError::Config)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -169,41 +217,43 @@ async fn run_broker(
         r = own.wait_for(|i| i.cluster.brokers.get(&id).is_some_and(|b| !b.fenced)) => { if r.is_err() { return Ok(()); } }
         _ = crate::until_stopped(&mut stop_wait) => { close_logs(&logs).await; return Ok(()); }
     }
-    let l = &config.listeners[0];
-    let addr = l.bind_addr().ok_or_else(|| {
-        RunError::Config(format!("listener {}:{} is not an address", l.host, l.port))
-    })?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| RunError::Serve {
-            addr: addr.to_string(),
-            message: e.to_string(),
-        })?;
-    let bound = listener.local_addr().unwrap_or(addr);
-    tracing::info!(broker_id = config.node.node_id, %cluster_id, %bound, "broker ready: bootstrap.servers={bound}");
-    if let Some(r) = ready {
-        let _ = r.send(bound);
-    }
-    let frontend = FrontendConfig {
-        listener: l.name.clone(),
-        socket_request_max_bytes: config.socket_request_max_bytes,
-        queued_max_requests: config.queued_max_requests,
-        max_connections: config.max_connections,
-    };
     let broker = Arc::new(Broker {
         config: Arc::clone(&config),
-        cluster_id,
+        cluster_id: cluster_id.clone(),
         images,
         logs: Arc::clone(&logs),
         controller: client,
         clock,
         groups,
     });
-    let mut stop_serve = stop.clone();
-    odradek_frontend::serve(listener, frontend, broker, async move {
-        let _ = stop_serve.wait_for(|s| *s).await;
-    })
-    .await;
+    let frontend = Frontend::new(config.frontend.clone(), broker)
+        .map_err(|e| RunError::Config(e.to_string()))?;
+    let mut serving = tokio::task::JoinSet::new();
+    let mut first = None;
+    for (listener, info) in listeners {
+        let bound = listener.local_addr().map_err(|e| RunError::Serve {
+            addr: info.name.clone(),
+            message: e.to_string(),
+        })?;
+        tracing::info!(broker_id = config.node.node_id, listener = %info.name, %bound, "listening");
+        first.get_or_insert(bound);
+        let frontend = frontend.clone();
+        let mut stop_serve = stop.clone();
+        serving.spawn(async move {
+            frontend
+                .serve(listener, info, async move {
+                    let _ = stop_serve.wait_for(|s| *s).await;
+                })
+                .await
+        });
+    }
+    if let Some(bound) = first {
+        tracing::info!(broker_id = config.node.node_id, %cluster_id, %bound, "broker ready: bootstrap.servers={bound}");
+        if let Some(r) = ready {
+            let _ = r.send(bound);
+        }
+    }
+    while serving.join_next().await.is_some() {}
     let _ = lifecycle_task.await;
     close_logs(&logs).await;
     tracing::info!("broker stopped");

@@ -111,7 +111,7 @@ pub(super) async fn find_coordinator(
             .cluster
             .brokers
             .get(&leader)
-            .and_then(|b| super::endpoint_for(b, &ctx.listener))
+            .and_then(|b| super::endpoint_for(b, &ctx.session.listener.name))
             .ok_or((
                 ErrorCode::CoordinatorNotAvailable,
                 format!("{OFFSETS_TOPIC}-{p} has no leader"),

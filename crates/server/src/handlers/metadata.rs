@@ -9,6 +9,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use odradek_common::ErrorCode;
+use odradek_controller::managers::replication::validate_topic_name;
 use odradek_controller::pb;
 use odradek_frontend::RequestContext;
 use odradek_metadata::{MetadataImage, TopicImage, NO_LEADER};
@@ -34,11 +35,17 @@ pub(super) async fn handle(
     // Versions 0-3 always allow auto-creation; later ones say so.
     let allow_create =
         (ctx.api_version < 4 || req.allow_auto_topic_creation) && broker.config.auto_create_topics;
+    // As Kafka's auto-creation does, a name that can never be a topic is answered
+    // INVALID_TOPIC_EXCEPTION at once rather than sent to the controller and waited for.
+    let invalid = |name: &str| allow_create && validate_topic_name(name).is_err();
     if let (Some(list), true) = (&requested, allow_create) {
         let missing: Vec<String> = list
             .iter()
             .filter(|(n, _)| {
-                !n.is_empty() && !image.topics.by_name.contains_key(n) && !n.starts_with("__")
+                !n.is_empty()
+                    && !image.topics.by_name.contains_key(n)
+                    && !n.starts_with("__")
+                    && !invalid(n)
             })
             .map(|(n, _)| n.clone())
             .collect();
@@ -58,7 +65,11 @@ pub(super) async fn handle(
             .map(|(name, id)| match find_topic(&image, name, id) {
                 Some(t) => topic_response(&image, &t, ctx.api_version),
                 None => MetadataResponseTopic::default()
-                    .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
+                    .with_error_code(if !name.is_empty() && invalid(name) {
+                        ErrorCode::InvalidTopicException.code()
+                    } else {
+                        ErrorCode::UnknownTopicOrPartition.code()
+                    })
                     .with_name(Some(TopicName(StrBytes::from_string(name.clone()))))
                     .with_topic_id(if ctx.api_version >= 10 {
                         *id
@@ -72,7 +83,7 @@ pub(super) async fn handle(
         .cluster
         .unfenced()
         .filter_map(|b| {
-            let e = super::endpoint_for(b, &ctx.listener)?;
+            let e = super::endpoint_for(b, &ctx.session.listener.name)?;
             let r = MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.id))
                 .with_host(StrBytes::from_string(e.host.clone()))

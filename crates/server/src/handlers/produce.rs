@@ -29,6 +29,21 @@ fn fail(
     }
 }
 
+/// Produce v3+ carries exactly one record batch per partition (Kafka refuses anything else
+/// with INVALID_RECORD). A batch whose length runs past the buffer is left to the log's
+/// validation, which answers CORRUPT_MESSAGE.
+fn single_batch(records: &[u8]) -> Result<BatchHeader, String> {
+    let h = BatchHeader::parse(records).ok_or_else(|| {
+        "produce requests v3+ must contain exactly one record batch; found none".to_string()
+    })?;
+    if h.size() < records.len() as u64 {
+        return Err(
+            "produce requests v3+ must contain exactly one record batch; found more".into(),
+        );
+    }
+    Ok(h)
+}
+
 pub(super) async fn handle(
     broker: &Broker,
     ctx: &RequestContext,
@@ -105,18 +120,22 @@ pub(super) async fn handle(
                         "partition log not open yet".into(),
                     )
                 })?;
-                let records = pd
-                    .records
-                    .as_ref()
-                    .ok_or_else(|| fail(index, ErrorCode::InvalidRecord, "no records".into()))?;
-                if let Some(h) = BatchHeader::parse(records) {
-                    if h.producer_id >= 0 {
-                        return Err(fail(
-                            index,
-                            ErrorCode::InvalidRecord,
-                            "idempotent and transactional producers are not supported yet".into(),
-                        ));
-                    }
+                let records = pd.records.as_ref().ok_or_else(|| {
+                    fail(
+                        index,
+                        ErrorCode::InvalidRecord,
+                        "produce requests v3+ must contain exactly one record batch; found none"
+                            .into(),
+                    )
+                })?;
+                let h =
+                    single_batch(records).map_err(|m| fail(index, ErrorCode::InvalidRecord, m))?;
+                if h.producer_id >= 0 {
+                    return Err(fail(
+                        index,
+                        ErrorCode::InvalidRecord,
+                        "idempotent and transactional producers are not supported yet".into(),
+                    ));
                 }
                 let info = {
                     let mut log = log.log.lock().map_err(|_| {

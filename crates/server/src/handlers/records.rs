@@ -130,7 +130,7 @@ pub(super) fn describe_cluster(
         .values()
         .filter(|b| !b.fenced || (ctx.api_version >= 2 && req.include_fenced_brokers))
         .filter_map(|b| {
-            let e = super::endpoint_for(b, &ctx.listener)?;
+            let e = super::endpoint_for(b, &ctx.session.listener.name)?;
             let r = DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.id))
                 .with_host(StrBytes::from_string(e.host.clone()))
