@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{binary, free_ports, run_ok, wait_ready, Node};
+use crate::harness::{binary, run_ok, Node};
 
 /// What the scenario expects of the cluster it runs against.
 struct Shape {
@@ -17,20 +17,6 @@ struct Shape {
     brokers: Vec<i32>,
     voters: Vec<i32>,
     replication_factor: usize,
-}
-
-fn format(config: &Path, cluster_id: &str) {
-    run_ok(
-        Command::new(binary("odradek-storage"))
-            .args(["format", "-t", cluster_id, "-c"])
-            .arg(config),
-    );
-}
-
-fn cluster_id() -> String {
-    run_ok(Command::new(binary("odradek-storage")).arg("random-uuid"))
-        .trim()
-        .to_string()
 }
 
 /// `odradek-broker --dev`, on free ports.
@@ -47,54 +33,7 @@ fn start_dev(dir: &Path) -> (Vec<Node>, Shape) {
 
 /// Controllers 100-102 and brokers 1-3, each its own process and directory.
 fn start_cluster(dir: &Path) -> (Vec<Node>, Shape) {
-    let ports = free_ports(6);
-    let voters: Vec<String> = (0..3)
-        .map(|i| format!("{}@127.0.0.1:{}", 100 + i, ports[i]))
-        .collect();
-    let voters = voters.join(",");
-    let id_of_cluster = cluster_id();
-    let mut nodes = Vec::new();
-    // Writes `<name>.properties`, formats the node's directory and starts `bin` on it.
-    let node = |bin: &str, name: String, roles: &str, id: usize, listener: String| {
-        let config = dir.join(format!("{name}.properties"));
-        std::fs::write(
-            &config,
-            format!(
-                "node.id={id}\nprocess.roles={roles}\ncontroller.quorum.voters={voters}\n\
-                 listeners={listener}\ncontroller.listener.names=CONTROLLER\nlog.dirs={}\n",
-                dir.join(&name).display()
-            ),
-        )
-        .expect("write config");
-        format(&config, &id_of_cluster);
-        Node::spawn(&binary(bin), &config, dir.join(format!("{name}.log")))
-    };
-    for (i, port) in ports.iter().enumerate().take(3) {
-        let listener = format!("CONTROLLER://127.0.0.1:{port}");
-        nodes.push(node(
-            "odradek-controller",
-            format!("controller-{i}"),
-            "controller",
-            100 + i,
-            listener,
-        ));
-    }
-    let mut bootstrap = Vec::new();
-    for b in 1..=3 {
-        let port = ports[2 + b];
-        let listener = format!("PLAINTEXT://127.0.0.1:{port}");
-        nodes.push(node(
-            "odradek-broker",
-            format!("broker-{b}"),
-            "broker",
-            b,
-            listener,
-        ));
-        bootstrap.push(format!("127.0.0.1:{port}"));
-    }
-    for node in &nodes[3..] {
-        wait_ready(node);
-    }
+    let (nodes, bootstrap) = crate::harness::start_cluster(dir);
     let shape = Shape {
         // One address is what a user types; the client learns the others from Metadata.
         bootstrap: bootstrap[1].clone(),

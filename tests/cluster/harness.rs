@@ -138,3 +138,106 @@ pub fn start_dev_on(dir: &Path, b: u16, c: u16) -> (Node, String) {
     wait_ready(&node);
     (node, format!("127.0.0.1:{b}"))
 }
+
+/// A new cluster id from `odradek-storage random-uuid`.
+pub fn cluster_id() -> String {
+    run_ok(Command::new(binary("odradek-storage")).arg("random-uuid"))
+        .trim()
+        .to_string()
+}
+
+/// `odradek-storage format` of the directories in `config`.
+pub fn format(config: &Path, cluster_id: &str) {
+    run_ok(
+        Command::new(binary("odradek-storage"))
+            .args(["format", "-t", cluster_id, "-c"])
+            .arg(config),
+    );
+}
+
+/// Controllers 100-102 (processes 0-2 of the result) and brokers 1-3 (processes 3-5), each its
+/// own process and directory, every broker ready; returns them and the brokers' addresses.
+pub fn start_cluster(dir: &Path) -> (Vec<Node>, Vec<String>) {
+    let ports = free_ports(6);
+    let voters: Vec<String> = (0..3)
+        .map(|i| format!("{}@127.0.0.1:{}", 100 + i, ports[i]))
+        .collect();
+    let voters = voters.join(",");
+    let id_of_cluster = cluster_id();
+    let mut nodes = Vec::new();
+    // Writes `<name>.properties`, formats the node's directory and starts `bin` on it.
+    let node = |bin: &str, name: String, roles: &str, id: usize, listener: String| {
+        let config = dir.join(format!("{name}.properties"));
+        std::fs::write(
+            &config,
+            format!(
+                "node.id={id}\nprocess.roles={roles}\ncontroller.quorum.voters={voters}\n\
+                 listeners={listener}\ncontroller.listener.names=CONTROLLER\nlog.dirs={}\n",
+                dir.join(&name).display()
+            ),
+        )
+        .expect("write config");
+        format(&config, &id_of_cluster);
+        Node::spawn(&binary(bin), &config, dir.join(format!("{name}.log")))
+    };
+    for (i, port) in ports.iter().enumerate().take(3) {
+        let listener = format!("CONTROLLER://127.0.0.1:{port}");
+        nodes.push(node(
+            "odradek-controller",
+            format!("controller-{i}"),
+            "controller",
+            100 + i,
+            listener,
+        ));
+    }
+    let mut bootstrap = Vec::new();
+    for b in 1..=3 {
+        let port = ports[2 + b];
+        let listener = format!("PLAINTEXT://127.0.0.1:{port}");
+        nodes.push(node(
+            "odradek-broker",
+            format!("broker-{b}"),
+            "broker",
+            b,
+            listener,
+        ));
+        bootstrap.push(format!("127.0.0.1:{port}"));
+    }
+    for node in &nodes[3..] {
+        wait_ready(node);
+    }
+    (nodes, bootstrap)
+}
+
+impl Node {
+    /// SIGTERM, then waits up to `within` for the process to exit; returns its status and how
+    /// long it took, or `None` (after a kill -9) if it did not stop in time.
+    pub fn terminate(
+        &mut self,
+        within: std::time::Duration,
+    ) -> Option<(std::process::ExitStatus, std::time::Duration)> {
+        let child = self.child.as_mut()?;
+        let started = std::time::Instant::now();
+        run_ok(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+        let exited = self.wait_exit(within);
+        exited.map(|s| (s, started.elapsed()))
+    }
+
+    /// Waits up to `within` for the process to exit by itself; kills it (and answers `None`)
+    /// if it does not.
+    pub fn wait_exit(&mut self, within: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                self.kill();
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}

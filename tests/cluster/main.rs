@@ -6,3 +6,5 @@ mod cli;
 mod controllers;
 mod groups;
 mod harness;
+mod lifecycle;
+mod produce;

@@ -55,6 +55,13 @@ pub async fn run_controller(
             config.controller_listener_name
         ))
     })?;
+    // Bind first: a port in use fails the start, naming the address, before the quorum runs.
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| RunError::Serve {
+            addr: addr.to_string(),
+            message: e.to_string(),
+        })?;
     let mut settings = config.settings.clone();
     settings.cluster_id = cluster_id.clone();
     let mut quorum_config = QuorumConfig::new(
@@ -76,18 +83,18 @@ pub async fn run_controller(
         settings,
         clock,
     ));
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let service = ControllerServiceImpl {
         commands,
         quorum: quorum.clone(),
         voters: config.voters.clone(),
         cluster_id: cluster_id.clone(),
+        stop: stop.clone(),
     };
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| RunError::Serve {
-            addr: addr.to_string(),
-            message: e.to_string(),
-        })?;
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
     tracing::info!(node_id = config.node_id, %cluster_id, %addr, "controller listening");
     let result = tonic::transport::Server::builder()
         .add_service(raft_service)

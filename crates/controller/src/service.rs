@@ -7,7 +7,7 @@ use std::pin::Pin;
 
 use odradek_quorum::{QuorumError, QuorumHandle};
 use raft::StorageError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -26,6 +26,10 @@ pub struct ControllerServiceImpl {
     pub(crate) quorum: QuorumHandle,
     pub(crate) voters: BTreeMap<u64, String>,
     pub(crate) cluster_id: String,
+    /// Turns true when the controller stops: open metadata streams end and calls waiting for
+    /// a commit answer UNAVAILABLE, so the gRPC server's graceful shutdown does not wait for
+    /// brokers to go away.
+    pub(crate) stop: watch::Receiver<bool>,
 }
 
 fn not_controller(leader_id: Option<u64>, voters: &BTreeMap<u64, String>) -> Status {
@@ -54,10 +58,12 @@ impl ControllerServiceImpl {
             .send(make(req, tx))
             .await
             .map_err(|_| Status::unavailable("controller shutting down"))?;
-        match rx
-            .await
-            .map_err(|_| Status::unavailable("controller shutting down"))?
-        {
+        let mut stop = self.stop.clone();
+        let reply = tokio::select! {
+            r = rx => r.map_err(|_| Status::unavailable("controller shutting down"))?,
+            _ = stop.wait_for(|s| *s) => return Err(Status::unavailable("controller shutting down")),
+        };
+        match reply {
             Ok(resp) => Ok(Response::new(resp)),
             Err(QuorumError::NotLeader { leader_id }) => {
                 Err(not_controller(leader_id, &self.voters))
@@ -113,6 +119,7 @@ impl ControllerService for ControllerServiceImpl {
             self.quorum.clone(),
             req.from_offset.max(0) as u64,
             tx,
+            self.stop.clone(),
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -202,6 +209,7 @@ async fn stream_metadata(
     quorum: QuorumHandle,
     from: u64,
     tx: mpsc::Sender<Result<pb::MetadataUpdate, Status>>,
+    mut stop: watch::Receiver<bool>,
 ) {
     let storage = quorum.storage().clone();
     let mut status = quorum.watch_status();
@@ -268,6 +276,7 @@ async fn stream_metadata(
         tokio::select! {
             changed = status.changed() => if changed.is_err() { return },
             _ = tx.closed() => return,
+            _ = stop.wait_for(|s| *s) => return,
         }
     }
 }

@@ -65,13 +65,16 @@ pub async fn run(
                     rack: config.rack.clone(),
                     log_dirs: vec![],
                 };
-                match client
-                    .call(Duration::from_secs(5), |mut c| {
-                        let r = req.clone();
-                        async move { c.register_broker(r).await }
-                    })
-                    .await
-                {
+                let call = client.call(Duration::from_secs(5), |mut c| {
+                    let r = req.clone();
+                    async move { c.register_broker(r).await }
+                });
+                // A stop ends a call in progress: shutting down must not wait out its retries.
+                let result = tokio::select! {
+                    r = call => r,
+                    _ = crate::until_stopped(&mut stop) => continue,
+                };
+                match result {
                     Ok(r) if r.error_code == 0 => {
                         tracing::info!(
                             broker_id,
@@ -95,13 +98,15 @@ pub async fn run(
                     want_fence: false,
                     want_shut_down: false,
                 };
-                match client
-                    .call(Duration::from_secs(5), |mut c| {
-                        let r = req;
-                        async move { c.broker_heartbeat(r).await }
-                    })
-                    .await
-                {
+                let call = client.call(Duration::from_secs(5), |mut c| {
+                    let r = req;
+                    async move { c.broker_heartbeat(r).await }
+                });
+                let result = tokio::select! {
+                    r = call => r,
+                    _ = crate::until_stopped(&mut stop) => continue,
+                };
+                match result {
                     Ok(r) if r.error_code == 0 => {
                         fenced.send_if_modified(|f| {
                             let changed = *f != r.is_fenced;
