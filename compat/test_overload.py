@@ -34,6 +34,8 @@ def test_stalled_connections_and_large_batches_stay_within_the_memory_bound(tmp_
     assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= want, "too few file descriptors allowed"
     node = Node(tmp_path, {
         "queued.max.request.bytes": str(POOL),
+        # The pool must hold a largest request beside every connection's first KiB.
+        "max.connections": "12000",
         "socket.request.max.bytes": str(16 * MiB),
         "log.segment.bytes": str(64 * MiB),
     })
@@ -99,6 +101,7 @@ def test_stalled_connections_and_large_batches_stay_within_the_memory_bound(tmp_
         assert len(latencies) > 10, "the normal client was served throughout"
         # Bounded: the request pool plus what 10,000 connections cost at rest (their tasks,
         # channels and small buffers), with room for the heavy producers' responses.
-        assert peak - baseline < (POOL + 400 * MiB) // 1024, f"peak RSS {peak // 1024} MiB"
+        # (Measured: 130 MiB above the baseline on a debug build.)
+        assert peak - baseline < (POOL + 200 * MiB) // 1024, f"peak RSS {peak // 1024} MiB"
     finally:
         node.stop()

@@ -2,6 +2,7 @@
 //! module per subject). Build the binaries first: `cargo build --workspace --bins`
 //! (`scripts/test.sh` does).
 
+mod bad_input;
 mod cli;
 mod controllers;
 mod groups;

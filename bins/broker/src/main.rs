@@ -11,6 +11,10 @@ use odradek_server::{dev, run_node, BrokerConfig};
 #[path = "../../common/process.rs"]
 mod process;
 
+/// Requests claiming huge element counts must not abort the process (see the module docs).
+#[global_allocator]
+static ALLOC: odradek_server::alloc::NodeAllocator = odradek_server::alloc::NodeAllocator;
+
 #[derive(Parser)]
 #[command(name = "odradek-broker", version, about = "Run an Odradek broker")]
 struct Cli {

@@ -2,6 +2,7 @@
 //! responses in order as soon as each is ready.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,11 +18,8 @@ use crate::{RequestContext, RequestHandler, Session};
 /// How long the request being handled may take to finish once the frontend stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
-/// A frame body's buffer starts this small and grows eightfold each time it fills, so a peer
-/// that announces a large frame and stalls holds (and is charged for) little memory, while a
-/// large frame costs only a few small copies (at most a seventh of its size in all).
-const INITIAL_FRAME_CAPACITY: usize = 1024;
-const FRAME_GROWTH: usize = 8;
+/// The part of a frame's body read (and charged to the pool) before the rest is reserved.
+pub(crate) const INITIAL_FRAME_BYTES: usize = 1024;
 
 /// A decoded request waiting for its turn, holding the memory it was read into.
 struct Queued {
@@ -30,7 +28,8 @@ struct Queued {
     version: i16,
     work: Work,
     /// Released once the request has been handled.
-    _memory: OwnedSemaphorePermit,
+    _memory: FrameMemory,
+    _in_flight: InFlight,
 }
 
 enum Work {
@@ -52,6 +51,8 @@ enum Close {
     Protocol(String),
     #[error("frontend stopping")]
     Stopped,
+    #[error("idle for connections.max.idle.ms")]
+    Idle,
 }
 
 pub(crate) async fn run<S, H>(
@@ -75,7 +76,7 @@ pub(crate) async fn run<S, H>(
         tokio::spawn(async move {
             let result = read_requests(read, &shared, request_tx, stop).await;
             match &result {
-                Ok(()) | Err(Close::Eof) | Err(Close::Stopped) => {
+                Ok(()) | Err(Close::Eof) | Err(Close::Stopped) | Err(Close::Idle) => {
                     tracing::debug!(%peer, "connection closed")
                 }
                 Err(e) => tracing::info!(%peer, reason = %e, "closing connection"),
@@ -137,7 +138,12 @@ pub(crate) async fn run<S, H>(
                 break;
             }
         };
-        if response_tx.send(frame).await.is_err() {
+        // A peer that does not read its responses must not hold up a stop.
+        let sent = tokio::select! {
+            r = response_tx.send(frame) => r.is_ok(),
+            _ = stop.wait_for(|s| *s) => false,
+        };
+        if !sent {
             break;
         }
     }
@@ -146,16 +152,59 @@ pub(crate) async fn run<S, H>(
     reader.abort();
     drop(requests);
     drop(response_tx);
-    let _ = writer.await;
+    // The writer ends once it has written what it holds; when stopping, it gets the grace
+    // period to do so.
+    let mut writer = writer;
+    let stopping = tokio::select! {
+        _ = &mut writer => false,
+        _ = stop.wait_for(|s| *s) => true,
+    };
+    if stopping
+        && tokio::time::timeout(SHUTDOWN_GRACE, &mut writer)
+            .await
+            .is_err()
+    {
+        writer.abort();
+    }
 }
 
-/// Reads one frame: its size, then its body into memory charged to the broker-wide pool as it
-/// grows.
+/// Counts a connection's requests queued or being handled while it lives.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The memory a read frame holds until its request has been handled.
+struct FrameMemory {
+    /// Its share of the broker-wide `queued.max.request.bytes` pool.
+    _pool: OwnedSemaphorePermit,
+    /// Its share of this connection's read-ahead bound.
+    _ahead: OwnedSemaphorePermit,
+}
+
+/// Reads one frame: its size, then its body. The body is charged to this connection's
+/// read-ahead bound (`socket.request.max.bytes` of requests not yet handled) and to the
+/// broker-wide pool: first [`INITIAL_FRAME_BYTES`], and, once those have arrived, the rest in a
+/// single acquisition. A frame waiting for memory thus holds at most its first KiB, and a
+/// frame holding more waits for nothing but its peer, so waiting frames can never hold the pool
+/// between them (see [`crate::FrontendConfig::validate`]); a peer that announces a large frame
+/// and stalls early holds little.
 async fn read_frame<R: AsyncRead + Unpin>(
     read: &mut R,
     max: usize,
     memory: &Arc<Semaphore>,
-) -> Result<(Bytes, OwnedSemaphorePermit), Close> {
+    ahead: &Arc<Semaphore>,
+) -> Result<(Bytes, FrameMemory), Close> {
     let mut size = [0u8; 4];
     match read.read_exact(&mut size).await {
         Ok(_) => {}
@@ -169,33 +218,48 @@ async fn read_frame<R: AsyncRead + Unpin>(
         )));
     }
     let size = size as usize;
-    let acquire = |n: usize| {
-        // n <= socket.request.max.bytes <= i32::MAX, and the pool holds at least that.
-        Arc::clone(memory).acquire_many_owned(n as u32)
-    };
-    let mut capacity = size.min(INITIAL_FRAME_CAPACITY);
-    let mut permit = acquire(capacity)
-        .await
-        .map_err(|_| Close::Protocol("memory pool closed".into()))?;
-    // Read into spare capacity (no zero-filling), at most this frame's bytes.
-    let mut buf = BytesMut::with_capacity(capacity);
-    let mut frame = read.take(size as u64);
-    while buf.len() < size {
-        if buf.len() == capacity {
-            let grow = (capacity * (FRAME_GROWTH - 1)).min(size - capacity);
-            permit.merge(
-                acquire(grow)
-                    .await
-                    .map_err(|_| Close::Protocol("memory pool closed".into()))?,
-            );
-            capacity += grow;
-            buf.reserve(grow);
+    // n <= socket.request.max.bytes <= i32::MAX; both semaphores hold at least that.
+    let acquire = |pool: &Arc<Semaphore>, n: usize| {
+        let pool = Arc::clone(pool);
+        async move {
+            pool.acquire_many_owned(n as u32)
+                .await
+                .map_err(|_| Close::Protocol("memory pool closed".into()))
         }
-        if frame.read_buf(&mut buf).await? == 0 {
+    };
+    let ahead = acquire(ahead, size).await?;
+    let first = size.min(INITIAL_FRAME_BYTES);
+    let mut pool = acquire(memory, first).await?;
+    // Read into spare capacity (no zero-filling), at most this frame's bytes.
+    let mut buf = BytesMut::with_capacity(first);
+    let mut frame = read.take(size as u64);
+    fill(&mut frame, &mut buf, first).await?;
+    if size > first {
+        pool.merge(acquire(memory, size - first).await?);
+        buf.reserve(size - buf.len());
+        fill(&mut frame, &mut buf, size).await?;
+    }
+    Ok((
+        buf.freeze(),
+        FrameMemory {
+            _pool: pool,
+            _ahead: ahead,
+        },
+    ))
+}
+
+/// Reads into `buf`'s spare capacity until it holds `len` bytes.
+async fn fill<R: AsyncRead + Unpin>(
+    read: &mut R,
+    buf: &mut BytesMut,
+    len: usize,
+) -> Result<(), Close> {
+    while buf.len() < len {
+        if read.read_buf(buf).await? == 0 {
             return Err(Close::Protocol("truncated request".into()));
         }
     }
-    Ok((buf.freeze(), permit))
+    Ok(())
 }
 
 async fn read_requests<R: AsyncRead + Unpin, H: RequestHandler>(
@@ -205,10 +269,24 @@ async fn read_requests<R: AsyncRead + Unpin, H: RequestHandler>(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), Close> {
     let max = shared.config.socket_request_max_bytes;
+    let idle = Duration::from_millis(shared.config.connections_max_idle_ms.max(1));
+    let ahead = Arc::new(Semaphore::new(max));
+    let in_flight = Arc::new(AtomicUsize::new(0));
     loop {
-        let (mut frame, memory) = tokio::select! {
-            f = read_frame(&mut read, max, &shared.memory) => f?,
-            _ = stop.wait_for(|s| *s) => return Err(Close::Stopped),
+        let next = read_frame(&mut read, max, &shared.memory, &ahead);
+        tokio::pin!(next);
+        let (mut frame, memory) = loop {
+            tokio::select! {
+                f = &mut next => break f?,
+                _ = stop.wait_for(|s| *s) => return Err(Close::Stopped),
+                // connections.max.idle.ms: no complete request for that long, and none queued
+                // or being handled (their permits are all back).
+                _ = tokio::time::sleep(idle) => {
+                    if in_flight.load(Ordering::Acquire) == 0 {
+                        return Err(Close::Idle);
+                    }
+                }
+            }
         };
         if frame.len() < 8 {
             return Err(Close::Protocol("request shorter than a header".into()));
@@ -232,6 +310,7 @@ async fn read_requests<R: AsyncRead + Unpin, H: RequestHandler>(
                     shared.apis.api_versions(version),
                 ))),
                 _memory: memory,
+                _in_flight: InFlight::new(&in_flight),
             }
         } else {
             let range = shared
@@ -256,6 +335,7 @@ async fn read_requests<R: AsyncRead + Unpin, H: RequestHandler>(
                 version,
                 work: Work::Handle(Box::new(request), header.client_id.map(|c| c.to_string())),
                 _memory: memory,
+                _in_flight: InFlight::new(&in_flight),
             }
         };
         if tx.send(queued).await.is_err() {

@@ -24,6 +24,10 @@
 //! version or undecodable closes that connection (as Kafka does); nothing panics and every other
 //! connection carries on. When the bytes of requests read ahead reach `queued.max.request.bytes`,
 //! connections stop reading until handled requests free memory: back-pressure, never a crash.
+//! One caveat: the `kafka-protocol` decoders reserve an array's capacity from the count a
+//! request claims, so a tiny request claiming billions of elements makes one huge allocation,
+//! and a refused allocation aborts the process. Run a frontend on an allocator that grants such
+//! reservations lazily (`odradek_server::alloc::NodeAllocator`, which `odradek-broker` uses).
 //!
 //! # Threading
 //! Per connection, a reader task frames and decodes requests into a bounded queue; the

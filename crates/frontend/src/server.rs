@@ -28,11 +28,15 @@ pub struct FrontendConfig {
     /// this broker-wide; here it is per connection (the byte bound below is broker-wide).
     pub queued_max_requests: usize,
     /// `queued.max.request.bytes`: the bytes of requests read but not yet handled, over every
-    /// connection. Kafka's default is unbounded (-1); here 512 MiB unless set. At least
-    /// `socket.request.max.bytes`, so any single request fits.
+    /// connection. Kafka's default is unbounded (-1); here [`FrontendConfig::default_queued_bytes`]
+    /// unless set. It must leave room for one largest request beside the first KiB of a frame
+    /// on every connection (see [`FrontendConfig::validate`]).
     pub queued_max_request_bytes: usize,
     /// `max.connections` over all listeners (Kafka: unlimited; here 65,536 unless set).
     pub max_connections: usize,
+    /// `connections.max.idle.ms` (600000): a connection with no complete request for this long,
+    /// and none queued or being handled, is closed.
+    pub connections_max_idle_ms: u64,
 }
 
 impl Default for FrontendConfig {
@@ -42,6 +46,7 @@ impl Default for FrontendConfig {
             queued_max_requests: 500,
             queued_max_request_bytes: 512 * 1024 * 1024,
             max_connections: 65_536,
+            connections_max_idle_ms: 600_000,
         }
     }
 }
@@ -59,7 +64,23 @@ pub struct ConfigError {
 }
 
 impl FrontendConfig {
-    /// Checks that the bounds can serve at least one request.
+    /// The pool when `queued.max.request.bytes` is not set (or <= 0, Kafka's unbounded): 512 MiB,
+    /// or more if the other bounds need it.
+    pub fn default_queued_bytes(socket_request_max_bytes: usize, max_connections: usize) -> usize {
+        (512 * 1024 * 1024).max(Self::min_queued_bytes(
+            socket_request_max_bytes,
+            max_connections,
+        ))
+    }
+
+    /// The smallest pool that cannot deadlock: a frame waiting for memory holds at most its
+    /// first KiB, so once every connection holds that, one largest request still fits.
+    fn min_queued_bytes(socket_request_max_bytes: usize, max_connections: usize) -> usize {
+        socket_request_max_bytes
+            .saturating_add(max_connections.saturating_mul(crate::connection::INITIAL_FRAME_BYTES))
+    }
+
+    /// Checks that the bounds can serve requests and cannot deadlock.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |key, value: usize, reason| {
             Err(ConfigError {
@@ -82,11 +103,14 @@ impl FrontendConfig {
                 "must be at least 1",
             );
         }
-        if self.queued_max_request_bytes < self.socket_request_max_bytes {
+        if self.queued_max_request_bytes
+            < Self::min_queued_bytes(self.socket_request_max_bytes, self.max_connections)
+        {
             return err(
                 "queued.max.request.bytes",
                 self.queued_max_request_bytes,
-                "must be at least socket.request.max.bytes, so that any request fits",
+                "must be at least socket.request.max.bytes + 1 KiB per max.connections, so that \
+                 a largest request always fits beside every connection's first KiB",
             );
         }
         if self.queued_max_request_bytes > Semaphore::MAX_PERMITS {

@@ -187,7 +187,6 @@ async fn pipelined_responses_come_back_in_request_order() {
 async fn bad_input_closes_only_that_connection() {
     let addr = start(FrontendConfig {
         socket_request_max_bytes: 1024,
-        queued_max_request_bytes: 1024,
         ..FrontendConfig::default()
     })
     .await;
@@ -367,51 +366,89 @@ async fn each_response_goes_out_as_soon_as_it_is_ready() {
 
 #[tokio::test]
 async fn requests_read_ahead_are_bounded_by_queued_max_request_bytes() {
-    // A pool of 64 KiB; each stalled peer announces a 60 KiB frame and sends 1 KiB of it.
+    // A pool of 64 KiB: 32 KiB for a largest request beside 1 KiB for each of 32 connections.
     let (addr, frontend) = start_with(
         FrontendConfig {
-            socket_request_max_bytes: 60 * 1024,
+            socket_request_max_bytes: 32 * 1024,
             queued_max_request_bytes: 64 * 1024,
+            max_connections: 32,
             ..FrontendConfig::default()
         },
         Arc::new(Slow),
     )
     .await;
+    let metadata = || {
+        frame(ApiKey::Metadata, 9, 1, "0", |b| {
+            MetadataRequest::default().encode(b, 9).expect("encode")
+        })
+    };
+    // Twenty peers announce a 30 KiB request, send 100 bytes of it and stall: each is charged
+    // its first KiB only, and a normal client is still served beside them.
     let mut stalled = Vec::new();
     for _ in 0..20 {
         let mut s = TcpStream::connect(addr).await.expect("connect");
-        s.write_all(&(60 * 1024i32).to_be_bytes())
+        s.write_all(&(30 * 1024i32).to_be_bytes())
             .await
             .expect("size");
-        s.write_all(&[0u8; 1024]).await.expect("partial body");
+        s.write_all(&[0u8; 100]).await.expect("partial body");
         stalled.push(s);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    // Charged for what they hold (a 1 KiB buffer each, then 8 KiB once it filled), never more
-    // than the bound.
-    let queued = frontend.queued_request_bytes();
-    assert!(queued <= 64 * 1024, "{queued} bytes queued over the bound");
-    assert!(queued >= 20 * 1024, "stalled peers are charged: {queued}");
-    // Once the stalled peers go away, their memory comes back and a normal client is served.
-    drop(stalled);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(frontend.queued_request_bytes(), 20 * 1024);
     let mut ok = TcpStream::connect(addr).await.expect("connect");
-    ok.write_all(&frame(ApiKey::Metadata, 9, 1, "0", |b| {
+    ok.write_all(&metadata()).await.expect("write");
+    assert!(read_response(&mut ok).await.is_some(), "served beside them");
+    // A peer past its first KiB is charged its whole frame at once, and no more.
+    let mut big = TcpStream::connect(addr).await.expect("connect");
+    big.write_all(&(30 * 1024i32).to_be_bytes())
+        .await
+        .expect("size");
+    big.write_all(&[0u8; 2048]).await.expect("partial body");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(frontend.queued_request_bytes(), 20 * 1024 + 30 * 1024);
+    // Once the stalled peers go away, their memory comes back.
+    drop(stalled);
+    drop(big);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(frontend.queued_request_bytes(), 0, "all memory released");
+    ok.write_all(&metadata()).await.expect("write");
+    assert!(read_response(&mut ok).await.is_some(), "still served");
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_after_connections_max_idle_ms() {
+    let addr = start(FrontendConfig {
+        connections_max_idle_ms: 300,
+        ..FrontendConfig::default()
+    })
+    .await;
+    // Silent, and stalled inside a frame: both closed.
+    let mut silent = TcpStream::connect(addr).await.expect("connect");
+    let mut partial = TcpStream::connect(addr).await.expect("connect");
+    partial
+        .write_all(&1000i32.to_be_bytes())
+        .await
+        .expect("size");
+    // A request handled for longer than the idle time keeps its connection.
+    let mut busy = TcpStream::connect(addr).await.expect("connect");
+    busy.write_all(&frame(ApiKey::Metadata, 9, 1, "900", |b| {
         MetadataRequest::default().encode(b, 9).expect("encode")
     }))
     .await
     .expect("write");
+    assert!(closed(&mut silent).await, "silent connection closed");
+    assert!(closed(&mut partial).await, "stalled connection closed");
     assert!(
-        read_response(&mut ok).await.is_some(),
-        "served after the stall"
+        read_response(&mut busy).await.is_some(),
+        "a request in progress is not idleness"
     );
-    assert_eq!(frontend.queued_request_bytes(), 0, "all memory released");
 }
 
 #[test]
 fn bounds_that_cannot_serve_a_request_are_refused_naming_the_key() {
     let bad = FrontendConfig {
-        queued_max_request_bytes: 1024,
+        // 100 MiB, the largest request: nothing left for the other connections' first KiB.
+        queued_max_request_bytes: 100 * 1024 * 1024,
         ..FrontendConfig::default()
     };
     let err = Frontend::new(bad, Arc::new(Slow)).expect_err("refused");

@@ -173,7 +173,7 @@ impl BrokerConfig {
         };
         let security_protocols = security_protocol_map(props, &node)?;
         for l in listeners.iter().chain(&advertised) {
-            match security_protocols.get(&l.name) {
+            match security_protocols.get(&l.name.to_ascii_uppercase()) {
                 None => {
                     return Err(cfg_err(
                         "listener.security.protocol.map",
@@ -193,29 +193,25 @@ impl BrokerConfig {
                 }
             }
         }
+        let socket_request_max_bytes =
+            get_num(props, "socket.request.max.bytes", 100 * 1024 * 1024)?;
+        let max_connections = get_num(
+            props,
+            "max.connections",
+            FrontendConfig::default().max_connections,
+        )?;
         let frontend = FrontendConfig {
-            socket_request_max_bytes: get_num(
-                props,
-                "socket.request.max.bytes",
-                100 * 1024 * 1024,
-            )?,
+            socket_request_max_bytes,
             queued_max_requests: get_num(props, "queued.max.requests", 500)?,
             queued_max_request_bytes: match get_num::<i64>(props, "queued.max.request.bytes", -1)? {
-                // Kafka's -1 means unbounded; here it means the default bound.
-                -1 => FrontendConfig::default().queued_max_request_bytes,
-                v => usize::try_from(v).map_err(|_| {
-                    cfg_err(
-                        "queued.max.request.bytes",
-                        &v.to_string(),
-                        "must be -1 or positive",
-                    )
-                })?,
+                // Kafka: <= 0 is unbounded; here it means the default bound.
+                v if v <= 0 => {
+                    FrontendConfig::default_queued_bytes(socket_request_max_bytes, max_connections)
+                }
+                v => usize::try_from(v).unwrap_or(usize::MAX),
             },
-            max_connections: get_num(
-                props,
-                "max.connections",
-                FrontendConfig::default().max_connections,
-            )?,
+            max_connections,
+            connections_max_idle_ms: get_num(props, "connections.max.idle.ms", 600_000)?,
         };
         if let Err(e) = frontend.validate() {
             return Err(cfg_err(e.key, &e.value, e.reason));
@@ -334,19 +330,24 @@ const KNOWN: &[&str] = &[
     "max.connections",
     "socket.request.max.bytes",
     "queued.max.request.bytes",
+    "connections.max.idle.ms",
 ];
 
 impl BrokerConfig {
+    /// The security protocol of the listener named `name`.
+    pub fn security_protocol(&self, name: &str) -> SecurityProtocol {
+        self.security_protocols
+            .get(&name.to_ascii_uppercase())
+            .copied()
+            .unwrap_or(SecurityProtocol::Plaintext)
+    }
+
     /// The client listeners with their security protocols, as the frontend serves them.
     pub fn listener_infos(&self) -> Vec<(Listener, ListenerInfo)> {
         self.listeners
             .iter()
             .map(|l| {
-                let security_protocol = self
-                    .security_protocols
-                    .get(&l.name)
-                    .copied()
-                    .unwrap_or(SecurityProtocol::Plaintext);
+                let security_protocol = self.security_protocol(&l.name);
                 (
                     l.clone(),
                     ListenerInfo {
@@ -376,7 +377,7 @@ fn security_protocol_map(
         .into_iter()
         .map(|p| (p.name().to_string(), p))
         .collect();
-        map.entry(node.controller_listener_name.clone())
+        map.entry(node.controller_listener_name.to_ascii_uppercase())
             .or_insert(SecurityProtocol::Plaintext);
         return Ok(map);
     };
@@ -391,7 +392,11 @@ fn security_protocol_map(
                 .map_err(|e: odradek_frontend::UnknownSecurityProtocol| {
                     cfg_err(KEY, raw, &e.to_string())
                 })?;
-        if map.insert(name.trim().to_string(), protocol).is_some() {
+        // Listener names are case-insensitive, as Kafka's (normalised to upper case).
+        if map
+            .insert(name.trim().to_ascii_uppercase(), protocol)
+            .is_some()
+        {
             return Err(cfg_err(KEY, raw, &format!("listener {name} appears twice")));
         }
     }
@@ -494,8 +499,16 @@ mod tests {
     fn frontend_bounds_are_validated_naming_the_key() {
         let (c, _) = BrokerConfig::from_properties(&props(&[])).expect("valid");
         assert_eq!(c.frontend, FrontendConfig::default());
+        // Kafka's unbounded (<= 0) is the default bound, grown to fit a larger request bound.
+        let (c, _) = BrokerConfig::from_properties(&props(&[
+            ("queued.max.request.bytes", "0"),
+            ("socket.request.max.bytes", "1073741824"),
+        ]))
+        .expect("valid");
+        assert!(c.frontend.queued_max_request_bytes > 1 << 30);
         for (key, value) in [
             ("queued.max.request.bytes", "1000"),
+            ("queued.max.request.bytes", "104857600"),
             ("queued.max.requests", "0"),
             ("socket.request.max.bytes", "lots"),
         ] {

@@ -13,6 +13,7 @@
 //! fetches read through the log's lock-free readers. Metadata images are shared as `Arc` through a
 //! `watch`. No lock is held across an `.await`.
 
+pub mod alloc;
 pub mod config;
 pub mod controller_client;
 pub mod dev;

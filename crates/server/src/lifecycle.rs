@@ -59,7 +59,7 @@ pub async fn run(
                             name: l.name.clone(),
                             host: advertised_host(&l.host),
                             port: u32::from(l.port),
-                            security_protocol: "PLAINTEXT".into(),
+                            security_protocol: config.security_protocol(&l.name).name().into(),
                         })
                         .collect(),
                     rack: config.rack.clone(),

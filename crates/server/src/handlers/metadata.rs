@@ -35,9 +35,9 @@ pub(super) async fn handle(
     // Versions 0-3 always allow auto-creation; later ones say so.
     let allow_create =
         (ctx.api_version < 4 || req.allow_auto_topic_creation) && broker.config.auto_create_topics;
-    // As Kafka's auto-creation does, a name that can never be a topic is answered
-    // INVALID_TOPIC_EXCEPTION at once rather than sent to the controller and waited for.
-    let invalid = |name: &str| allow_create && validate_topic_name(name).is_err();
+    // As Kafka does, a name that can never be a topic is answered INVALID_TOPIC_EXCEPTION at
+    // once (with or without auto-creation), never sent to the controller and waited for.
+    let invalid = |name: &str| validate_topic_name(name).is_err();
     if let (Some(list), true) = (&requested, allow_create) {
         let missing: Vec<String> = list
             .iter()

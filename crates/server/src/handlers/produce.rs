@@ -6,7 +6,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use odradek_common::{ErrorCode, ToErrorCode};
 use odradek_frontend::RequestContext;
-use odradek_log::BatchHeader;
+use odradek_log::{BatchHeader, LOG_OVERHEAD};
 use odradek_metadata::ConfigResource;
 
 use super::{find_topic, Broker};
@@ -29,19 +29,27 @@ fn fail(
     }
 }
 
-/// Produce v3+ carries exactly one record batch per partition (Kafka refuses anything else
-/// with INVALID_RECORD). A batch whose length runs past the buffer is left to the log's
-/// validation, which answers CORRUPT_MESSAGE.
-fn single_batch(records: &[u8]) -> Result<BatchHeader, String> {
-    let h = BatchHeader::parse(records).ok_or_else(|| {
-        "produce requests v3+ must contain exactly one record batch; found none".to_string()
-    })?;
-    if h.size() < records.len() as u64 {
-        return Err(
-            "produce requests v3+ must contain exactly one record batch; found more".into(),
-        );
+/// Produce v3+ carries exactly one record batch per partition; Kafka refuses anything else with
+/// INVALID_RECORD. Batches are counted as Kafka's record iterator sees them: a batch whose length
+/// runs past the buffer is not a batch, and trailing bytes too few for a batch are ignored (so
+/// only the batch itself is appended).
+fn single_batch(records: &bytes::Bytes) -> Result<(BatchHeader, bytes::Bytes), String> {
+    const NONE: &str = "produce requests v3+ must contain exactly one record batch; found none";
+    let h = BatchHeader::parse(records).ok_or(NONE)?;
+    let size = usize::try_from(h.size()).map_err(|_| NONE)?;
+    if size > records.len() || h.batch_length < 0 {
+        return Err(NONE.into());
     }
-    Ok(h)
+    let rest = &records[size..];
+    if rest.len() >= LOG_OVERHEAD {
+        let next = i32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]);
+        if next >= 0 && LOG_OVERHEAD + next as usize <= rest.len() {
+            return Err(
+                "produce requests v3+ must contain exactly one record batch; found more".into(),
+            );
+        }
+    }
+    Ok((h, records.slice(..size)))
 }
 
 pub(super) async fn handle(
@@ -96,6 +104,24 @@ pub(super) async fn handle(
                         format!("partition {index} of '{name}' does not exist"),
                     )
                 })?;
+                let records = pd.records.as_ref().ok_or_else(|| {
+                    fail(
+                        index,
+                        ErrorCode::InvalidRecord,
+                        "produce requests v3+ must contain exactly one record batch; found none"
+                            .into(),
+                    )
+                })?;
+                // Checked before leadership, as Kafka does.
+                let (h, records) =
+                    single_batch(records).map_err(|m| fail(index, ErrorCode::InvalidRecord, m))?;
+                if h.producer_id >= 0 {
+                    return Err(fail(
+                        index,
+                        ErrorCode::InvalidRecord,
+                        "idempotent and transactional producers are not supported yet".into(),
+                    ));
+                }
                 if p.leader != broker.id() {
                     return Err(fail(
                         index,
@@ -120,23 +146,6 @@ pub(super) async fn handle(
                         "partition log not open yet".into(),
                     )
                 })?;
-                let records = pd.records.as_ref().ok_or_else(|| {
-                    fail(
-                        index,
-                        ErrorCode::InvalidRecord,
-                        "produce requests v3+ must contain exactly one record batch; found none"
-                            .into(),
-                    )
-                })?;
-                let h =
-                    single_batch(records).map_err(|m| fail(index, ErrorCode::InvalidRecord, m))?;
-                if h.producer_id >= 0 {
-                    return Err(fail(
-                        index,
-                        ErrorCode::InvalidRecord,
-                        "idempotent and transactional producers are not supported yet".into(),
-                    ));
-                }
                 let info = {
                     let mut log = log.log.lock().map_err(|_| {
                         fail(
@@ -146,7 +155,7 @@ pub(super) async fn handle(
                         )
                     })?;
                     let info = log
-                        .append_as_leader(records, p.leader_epoch, now)
+                        .append_as_leader(&records, p.leader_epoch, now)
                         .map_err(|e| fail(index, e.error_code(), e.to_string()))?;
                     // Single replica: committed as soon as appended.
                     let end = log.log_end_offset();
