@@ -12,4 +12,5 @@ pub use odradek_frontend as frontend;
 pub use odradek_log as log;
 pub use odradek_metadata as metadata;
 pub use odradek_quorum as quorum;
+pub use odradek_replication as replication;
 pub use odradek_server as server;

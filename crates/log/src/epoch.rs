@@ -78,12 +78,15 @@ impl LeaderEpochCache {
         self.persist()
     }
 
-    /// OffsetForLeaderEpoch: the largest epoch `<= requested` and the offset where it ended
-    /// (the next epoch's start, or `log_end_offset` for the latest). `(-1, -1)` when the
-    /// requested epoch is older than everything known.
+    /// OffsetForLeaderEpoch, as Kafka's leader epoch cache answers it: the largest epoch
+    /// `<= requested` and the offset where it ended (the next epoch's start, or
+    /// `log_end_offset` for the latest). An epoch older than everything known answers itself
+    /// with the first known epoch's start (that data is gone; the follower replicates from
+    /// there); one newer than everything, or any epoch of an empty cache, answers `(-1, -1)`.
     pub fn end_offset_for(&self, requested: i32, log_end_offset: i64) -> (i32, i64) {
         match self.entries.last() {
             None => return (-1, -1),
+            Some(_) if requested < 0 => return (-1, -1),
             Some(last) if requested == last.epoch => return (last.epoch, log_end_offset),
             // Newer than anything we know: Kafka answers UNDEFINED, as here.
             Some(last) if requested > last.epoch => return (-1, -1),
@@ -91,7 +94,7 @@ impl LeaderEpochCache {
         }
         let idx = self.entries.partition_point(|e| e.epoch <= requested);
         match idx {
-            0 => (-1, -1),
+            0 => (requested, self.entries[0].start_offset),
             i => (self.entries[i - 1].epoch, self.entries[i].start_offset),
         }
     }
@@ -173,7 +176,11 @@ mod tests {
         c.assign(3, 100).expect("assign");
         c.assign(2, 50).expect("older epoch ignored");
         c.assign(5, 250).expect("assign");
-        assert_eq!(c.end_offset_for(0, 300), (-1, -1));
+        assert_eq!(
+            c.end_offset_for(0, 300),
+            (0, 0),
+            "older than all: the first start"
+        );
         assert_eq!(c.end_offset_for(1, 300), (1, 100));
         assert_eq!(c.end_offset_for(2, 300), (1, 100));
         assert_eq!(c.end_offset_for(3, 300), (3, 250));

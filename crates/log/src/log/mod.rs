@@ -152,8 +152,18 @@ impl Log {
         self.epochs.entries()
     }
 
+    /// Records that leader epoch `epoch` starts at the log end offset, as a new leader does
+    /// before its first append (Kafka's `maybeAssignEpochStartOffset`), so OffsetForLeaderEpoch
+    /// and followers' divergence checks see where the previous epoch ended. Epochs not newer
+    /// than the latest are ignored.
+    pub fn assign_epoch_start(&mut self, epoch: i32) -> Result<()> {
+        let start = self.log_end_offset();
+        self.epochs.assign(epoch, start)
+    }
+
     /// OffsetForLeaderEpoch: the largest known epoch `<= epoch` and the offset where it ended
-    /// (the log end offset for the current epoch); `(-1, -1)` when unknown.
+    /// (the log end offset for the current epoch); `(-1, -1)` when unknown (see the epoch
+    /// cache's rule for epochs older than all known).
     pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
         self.epochs.end_offset_for(epoch, self.log_end_offset())
     }

@@ -1,0 +1,701 @@
+//! One partition replica on one broker: its log, its role, the followers' progress as its
+//! leader sees it, the high watermark and the ISR changes it proposes.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use odradek_log::{Log, LogAppendInfo, LogReader};
+
+use crate::error::{ReplicationError, Result};
+
+/// No leader (Kafka's -1).
+pub const NO_LEADER: i32 = -1;
+
+/// The partition as the metadata image registers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionState {
+    /// Leader broker, or [`NO_LEADER`].
+    pub leader: i32,
+    /// Bumped on every leader change.
+    pub leader_epoch: i32,
+    /// Bumped on every change (ISR included).
+    pub partition_epoch: i32,
+    /// Assigned replicas.
+    pub replicas: Vec<i32>,
+    /// The committed in-sync replicas.
+    pub isr: Vec<i32>,
+}
+
+/// What this replica is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// It leads: it appends producer batches and serves followers.
+    Leader,
+    /// It follows `leader`, fetching from it.
+    Follower {
+        /// The leader's broker id.
+        leader: i32,
+    },
+    /// The partition has no leader: this replica waits.
+    Leaderless,
+}
+
+/// What [`Partition::apply`] changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// This replica became the leader (or stayed leader under a new leader epoch).
+    BecameLeader,
+    /// This replica became a follower of `leader` (or follows under a new epoch).
+    BecameFollower {
+        /// The leader to fetch from.
+        leader: i32,
+    },
+    /// The partition lost its leader.
+    BecameLeaderless,
+    /// Same role and epoch; the ISR, replicas or partition epoch may have changed.
+    Updated,
+}
+
+/// An ISR change for the leader to send to the controller (AlterPartition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrProposal {
+    /// The leader epoch it is proposed under.
+    pub leader_epoch: i32,
+    /// The partition epoch it is based on.
+    pub partition_epoch: i32,
+    /// The proposed ISR.
+    pub new_isr: Vec<i32>,
+}
+
+/// A leader epoch and the offset where it ended (Kafka's `EpochEndOffset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochEndOffset {
+    /// The epoch (-1 when unknown).
+    pub epoch: i32,
+    /// Its end offset (-1 when unknown).
+    pub end_offset: i64,
+}
+
+/// The outcome of a leader append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderAppend {
+    /// Offsets and sizes assigned by the log.
+    pub info: LogAppendInfo,
+    /// The leader epoch the batch was appended under (an acks=all waiter checks it still holds).
+    pub leader_epoch: i32,
+    /// The high watermark moved (a single-member ISR commits at once).
+    pub high_watermark_advanced: bool,
+}
+
+/// What the leader tells a follower's fetch before the records are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowerFetch {
+    /// The follower's log diverges from the leader's: it must truncate, and gets no records.
+    pub diverging_epoch: Option<EpochEndOffset>,
+    /// The leader's high watermark after this fetch.
+    pub high_watermark: i64,
+    /// The leader's log start offset.
+    pub log_start_offset: i64,
+    /// The leader's log end offset (followers read up to it).
+    pub log_end_offset: i64,
+    /// The fetch moved the high watermark (complete acks=all waiters and consumer fetches).
+    pub high_watermark_advanced: bool,
+    /// The follower caught up and should join the ISR.
+    pub isr_proposal: Option<IsrProposal>,
+}
+
+/// A follower's progress, as its leader tracks it (Kafka's `ReplicaState`).
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    /// The follower's log end offset (its last fetch offset), -1 until it fetches.
+    log_end_offset: i64,
+    /// The last time it was caught up to the leader's log end.
+    last_caught_up_ms: i64,
+    /// The leader's log end offset at the follower's previous fetch.
+    last_fetch_leader_log_end_offset: i64,
+    /// When that fetch was.
+    last_fetch_ms: i64,
+}
+
+impl Progress {
+    fn new(in_isr: bool, now_ms: i64) -> Self {
+        Self {
+            log_end_offset: -1,
+            // ISR members get replica.lag.time.max.ms from now to show up.
+            last_caught_up_ms: if in_isr { now_ms } else { i64::MIN / 2 },
+            last_fetch_leader_log_end_offset: -1,
+            last_fetch_ms: now_ms,
+        }
+    }
+}
+
+/// One hosted partition replica. Synchronous and I/O-free but for its log: every input
+/// (metadata state, appends, follower fetches, time) comes in as an argument, every effect
+/// (high watermark advanced, ISR change to propose, divergence) goes out as a value.
+#[derive(Debug)]
+pub struct Partition {
+    topic: String,
+    index: i32,
+    broker_id: i32,
+    log: Log,
+    state: PartitionState,
+    role: Role,
+    high_watermark: i64,
+    /// The high watermark for readers that do not hold the partition (consumer fetches).
+    published_high_watermark: Arc<AtomicI64>,
+    /// Followers' progress (leader only).
+    followers: BTreeMap<i32, Progress>,
+    /// An ISR change sent to the controller and not yet seen committed.
+    pending_isr: Option<Vec<i32>>,
+    /// The log end offset when this replica became leader under the current epoch.
+    leader_epoch_start_offset: i64,
+}
+
+impl Partition {
+    /// A replica of `topic`-`index` on broker `broker_id` over `log`, leaderless until the first
+    /// [`Partition::apply`]. `checkpointed_high_watermark` comes from
+    /// `replication-offset-checkpoint` (clamped to the log).
+    pub fn new(
+        topic: impl Into<String>,
+        index: i32,
+        broker_id: i32,
+        log: Log,
+        checkpointed_high_watermark: Option<i64>,
+    ) -> Self {
+        let high_watermark = checkpointed_high_watermark
+            .unwrap_or(log.log_start_offset())
+            .clamp(log.log_start_offset(), log.log_end_offset());
+        let mut p = Self {
+            topic: topic.into(),
+            index,
+            broker_id,
+            log,
+            state: PartitionState {
+                leader: NO_LEADER,
+                leader_epoch: -1,
+                partition_epoch: -1,
+                replicas: Vec::new(),
+                isr: Vec::new(),
+            },
+            role: Role::Leaderless,
+            high_watermark,
+            published_high_watermark: Arc::new(AtomicI64::new(high_watermark)),
+            followers: BTreeMap::new(),
+            pending_isr: None,
+            leader_epoch_start_offset: 0,
+        };
+        p.set_high_watermark(high_watermark);
+        p
+    }
+
+    /// The topic name.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The partition index.
+    pub fn index(&self) -> i32 {
+        self.index
+    }
+
+    /// This replica's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The partition as last applied from metadata.
+    pub fn state(&self) -> &PartitionState {
+        &self.state
+    }
+
+    /// The current leader epoch (-1 before the first apply).
+    pub fn leader_epoch(&self) -> i32 {
+        self.state.leader_epoch
+    }
+
+    /// The high watermark: offsets below it are committed (replicated to every ISR member).
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+
+    /// A lock-free view of the high watermark, updated whenever it moves.
+    pub fn high_watermark_handle(&self) -> Arc<AtomicI64> {
+        Arc::clone(&self.published_high_watermark)
+    }
+
+    /// The ISR the leader counts for the high watermark: the committed ISR plus members of a
+    /// pending expansion (Kafka's "maximal ISR"; a pending shrink still counts the members it
+    /// would remove).
+    pub fn maximal_isr(&self) -> Vec<i32> {
+        let mut isr = self.state.isr.clone();
+        if let Some(pending) = &self.pending_isr {
+            for r in pending {
+                if !isr.contains(r) {
+                    isr.push(*r);
+                }
+            }
+        }
+        isr
+    }
+
+    /// The log.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// The log, for retention, compaction, flushes and DeleteRecords (which stay below the
+    /// high watermark through [`Log::update_high_watermark`]).
+    pub fn log_mut(&mut self) -> &mut Log {
+        &mut self.log
+    }
+
+    /// A reader of the log for fetches outside the partition's lock.
+    pub fn reader(&self) -> LogReader {
+        self.log.reader()
+    }
+
+    /// Consumes the replica, returning its log (to close it).
+    pub fn into_log(self) -> Log {
+        self.log
+    }
+
+    fn not(&self, role: &'static str) -> ReplicationError {
+        ReplicationError::NotLeaderOrFollower {
+            topic: self.topic.clone(),
+            partition: self.index,
+            broker: self.broker_id,
+            role,
+        }
+    }
+
+    /// Kafka's leader epoch rule for a request carrying `current_leader_epoch` (-1: no check):
+    /// older is FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH.
+    pub fn check_leader_epoch(&self, current_leader_epoch: i32) -> Result<()> {
+        let current = self.state.leader_epoch;
+        if current_leader_epoch < 0 || current_leader_epoch == current {
+            return Ok(());
+        }
+        let (topic, partition, request) = (self.topic.clone(), self.index, current_leader_epoch);
+        if request < current {
+            Err(ReplicationError::FencedLeaderEpoch {
+                topic,
+                partition,
+                request,
+                current,
+            })
+        } else {
+            Err(ReplicationError::UnknownLeaderEpoch {
+                topic,
+                partition,
+                request,
+                current,
+            })
+        }
+    }
+
+    /// Checks that this replica leads, under `current_leader_epoch` if one is given.
+    pub fn check_leader(&self, current_leader_epoch: i32) -> Result<()> {
+        self.check_leader_epoch(current_leader_epoch)?;
+        if self.role != Role::Leader {
+            return Err(self.not("leader"));
+        }
+        Ok(())
+    }
+
+    fn set_high_watermark(&mut self, hw: i64) {
+        self.high_watermark = hw;
+        self.log.update_high_watermark(hw);
+        self.published_high_watermark.store(hw, Ordering::Release);
+    }
+
+    /// Applies the partition's registration from a metadata delta. Returns the transition and
+    /// whether the high watermark moved (a committed shrink can let it advance).
+    pub fn apply(&mut self, state: PartitionState, now_ms: i64) -> (Transition, bool) {
+        let was = self.role;
+        let new_epoch = state.leader_epoch != self.state.leader_epoch;
+        let partition_epoch_changed = state.partition_epoch != self.state.partition_epoch;
+        self.state = state;
+        let committed = self.pending_isr.as_ref().is_some_and(|pending| {
+            let mut a = pending.clone();
+            let mut b = self.state.isr.clone();
+            a.sort_unstable();
+            b.sort_unstable();
+            a == b
+        });
+        if partition_epoch_changed || committed {
+            // Whatever was pending was committed or refused; the image says which.
+            self.pending_isr = None;
+        }
+        let transition = if self.state.leader == self.broker_id {
+            if was != Role::Leader || new_epoch {
+                self.role = Role::Leader;
+                self.leader_epoch_start_offset = self.log.log_end_offset();
+                if let Err(e) = self.log.assign_epoch_start(self.state.leader_epoch) {
+                    // The cache file could not be written; the epoch is still recorded in
+                    // memory and with the first batch.
+                    tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "cannot persist the leader epoch start");
+                }
+                self.pending_isr = None;
+                self.followers = self
+                    .state
+                    .replicas
+                    .iter()
+                    .filter(|r| **r != self.broker_id)
+                    .map(|r| (*r, Progress::new(self.state.isr.contains(r), now_ms)))
+                    .collect();
+                tracing::info!(topic = %self.topic, partition = self.index, leader_epoch = self.state.leader_epoch,
+                    log_end_offset = self.log.log_end_offset(), high_watermark = self.high_watermark, "became leader");
+                Transition::BecameLeader
+            } else {
+                // Same epoch: follow replica-set changes.
+                let replicas = self.state.replicas.clone();
+                self.followers.retain(|r, _| replicas.contains(r));
+                for r in replicas.iter().filter(|r| **r != self.broker_id) {
+                    self.followers
+                        .entry(*r)
+                        .or_insert_with(|| Progress::new(false, now_ms));
+                }
+                Transition::Updated
+            }
+        } else if self.state.leader == NO_LEADER {
+            self.role = Role::Leaderless;
+            self.followers.clear();
+            if was == Role::Leaderless {
+                Transition::Updated
+            } else {
+                Transition::BecameLeaderless
+            }
+        } else {
+            let leader = self.state.leader;
+            self.role = Role::Follower { leader };
+            self.followers.clear();
+            self.pending_isr = None;
+            if was != self.role || new_epoch {
+                tracing::info!(topic = %self.topic, partition = self.index, leader, leader_epoch = self.state.leader_epoch,
+                    log_end_offset = self.log.log_end_offset(), "became follower");
+                Transition::BecameFollower { leader }
+            } else {
+                Transition::Updated
+            }
+        };
+        let advanced = self.maybe_advance_high_watermark();
+        (transition, advanced)
+    }
+
+    /// HW = min log end offset over the maximal ISR; it never moves back. Leader only.
+    fn maybe_advance_high_watermark(&mut self) -> bool {
+        if self.role != Role::Leader {
+            return false;
+        }
+        let mut hw = self.log.log_end_offset();
+        for r in self.maximal_isr() {
+            if r == self.broker_id {
+                continue;
+            }
+            match self.followers.get(&r) {
+                Some(p) if p.log_end_offset >= 0 => hw = hw.min(p.log_end_offset),
+                // A member we have not heard from since becoming leader holds it where it is.
+                _ => hw = hw.min(self.high_watermark),
+            }
+        }
+        if hw > self.high_watermark {
+            self.set_high_watermark(hw);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Appends a producer's batch as leader. With acks=all (-1), an ISR smaller than
+    /// `min_insync_replicas` is NOT_ENOUGH_REPLICAS before anything is written.
+    pub fn append_as_leader(
+        &mut self,
+        records: &[u8],
+        acks: i16,
+        min_insync_replicas: usize,
+        now_ms: i64,
+    ) -> Result<LeaderAppend> {
+        self.check_leader(-1)?;
+        if acks == -1 && self.state.isr.len() < min_insync_replicas {
+            return Err(ReplicationError::NotEnoughReplicas {
+                topic: self.topic.clone(),
+                partition: self.index,
+                isr: self.state.isr.len(),
+                min: min_insync_replicas,
+            });
+        }
+        let info = self
+            .log
+            .append_as_leader(records, self.state.leader_epoch, now_ms)?;
+        let high_watermark_advanced = self.maybe_advance_high_watermark();
+        Ok(LeaderAppend {
+            info,
+            leader_epoch: self.state.leader_epoch,
+            high_watermark_advanced,
+        })
+    }
+
+    /// Where an acks=all append of `last_offset` under `leader_epoch` stands: `None` while it
+    /// waits, `Some(Ok)` once committed, or an error (leadership lost: NOT_LEADER_OR_FOLLOWER;
+    /// committed with the ISR below `min_insync_replicas`: NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+    pub fn acks_all_outcome(
+        &self,
+        leader_epoch: i32,
+        last_offset: i64,
+        min_insync_replicas: usize,
+    ) -> Option<Result<()>> {
+        if self.role != Role::Leader || self.state.leader_epoch != leader_epoch {
+            return Some(Err(self.not("leader")));
+        }
+        if self.high_watermark <= last_offset {
+            return None;
+        }
+        if self.state.isr.len() < min_insync_replicas {
+            return Some(Err(ReplicationError::NotEnoughReplicasAfterAppend {
+                topic: self.topic.clone(),
+                partition: self.index,
+                isr: self.state.isr.len(),
+                min: min_insync_replicas,
+            }));
+        }
+        Some(Ok(()))
+    }
+
+    /// A follower's fetch at `fetch_offset`, having last fetched under `last_fetched_epoch`
+    /// (-1: unknown). Records the follower's progress, advances the high watermark, proposes an
+    /// ISR expansion when it caught up, or answers the epoch where its log diverges. The caller
+    /// reads the records (up to the log end) with a [`LogReader`], outside any lock.
+    pub fn follower_fetch(
+        &mut self,
+        replica: i32,
+        fetch_offset: i64,
+        last_fetched_epoch: i32,
+        now_ms: i64,
+    ) -> Result<FollowerFetch> {
+        self.check_leader(-1)?;
+        if !self.followers.contains_key(&replica) {
+            return Err(ReplicationError::UnknownReplica {
+                topic: self.topic.clone(),
+                partition: self.index,
+                replica,
+            });
+        }
+        let log_end = self.log.log_end_offset();
+        let answer = |p: &Self, diverging_epoch, advanced, isr_proposal| FollowerFetch {
+            diverging_epoch,
+            high_watermark: p.high_watermark,
+            log_start_offset: p.log.log_start_offset(),
+            log_end_offset: log_end,
+            high_watermark_advanced: advanced,
+            isr_proposal,
+        };
+        if last_fetched_epoch >= 0 {
+            let (epoch, end_offset) = self.log.end_offset_for_epoch(last_fetched_epoch);
+            if epoch < last_fetched_epoch || end_offset < fetch_offset {
+                // KIP-320/KIP-595: the follower truncates to where the epochs agree first.
+                return Ok(answer(
+                    self,
+                    Some(EpochEndOffset { epoch, end_offset }),
+                    false,
+                    None,
+                ));
+            }
+        }
+        if fetch_offset > log_end || fetch_offset < self.log.log_start_offset() {
+            return Err(ReplicationError::Log(
+                odradek_log::LogError::OffsetOutOfRange {
+                    offset: fetch_offset,
+                    log_start_offset: self.log.log_start_offset(),
+                    log_end_offset: log_end,
+                },
+            ));
+        }
+        let p = self
+            .followers
+            .get_mut(&replica)
+            .expect("checked above: the follower is tracked");
+        p.log_end_offset = fetch_offset;
+        if fetch_offset >= log_end {
+            p.last_caught_up_ms = now_ms;
+        } else if fetch_offset >= p.last_fetch_leader_log_end_offset {
+            // Caught up to where the leader was at the previous fetch: caught up then.
+            p.last_caught_up_ms = p.last_caught_up_ms.max(p.last_fetch_ms);
+        }
+        p.last_fetch_leader_log_end_offset = log_end;
+        p.last_fetch_ms = now_ms;
+        let advanced = self.maybe_advance_high_watermark();
+        let isr_proposal = self.maybe_expand_isr(replica, fetch_offset);
+        Ok(answer(self, None, advanced, isr_proposal))
+    }
+
+    /// A follower not in the ISR that reached the high watermark (and this leader's epoch
+    /// start) joins it, one proposal at a time.
+    fn maybe_expand_isr(&mut self, replica: i32, fetch_offset: i64) -> Option<IsrProposal> {
+        if self.pending_isr.is_some() || self.state.isr.contains(&replica) {
+            return None;
+        }
+        if fetch_offset < self.high_watermark || fetch_offset < self.leader_epoch_start_offset {
+            return None;
+        }
+        let mut new_isr = self.state.isr.clone();
+        new_isr.push(replica);
+        self.propose(new_isr)
+    }
+
+    fn propose(&mut self, new_isr: Vec<i32>) -> Option<IsrProposal> {
+        self.pending_isr = Some(new_isr.clone());
+        Some(IsrProposal {
+            leader_epoch: self.state.leader_epoch,
+            partition_epoch: self.state.partition_epoch,
+            new_isr,
+        })
+    }
+
+    /// ISR members that have not caught up to the leader's log end for `replica_lag_time_max_ms`
+    /// leave the ISR (one proposal at a time). Leader only.
+    pub fn maybe_shrink_isr(
+        &mut self,
+        now_ms: i64,
+        replica_lag_time_max_ms: i64,
+    ) -> Option<IsrProposal> {
+        if self.role != Role::Leader || self.pending_isr.is_some() {
+            return None;
+        }
+        let log_end = self.log.log_end_offset();
+        let lagging: Vec<i32> = self
+            .state
+            .isr
+            .iter()
+            .copied()
+            .filter(|r| *r != self.broker_id)
+            .filter(|r| {
+                self.followers.get(r).is_none_or(|p| {
+                    p.log_end_offset < log_end
+                        && now_ms.saturating_sub(p.last_caught_up_ms) > replica_lag_time_max_ms
+                })
+            })
+            .collect();
+        if lagging.is_empty() {
+            return None;
+        }
+        tracing::info!(topic = %self.topic, partition = self.index, ?lagging, "shrinking the ISR: replicas out of sync for replica.lag.time.max.ms");
+        let new_isr = self
+            .state
+            .isr
+            .iter()
+            .copied()
+            .filter(|r| !lagging.contains(r))
+            .collect();
+        self.propose(new_isr)
+    }
+
+    /// The controller refused (or never answered) the pending proposal: the next check may
+    /// propose again.
+    pub fn isr_proposal_failed(&mut self) {
+        self.pending_isr = None;
+    }
+
+    /// Where a follower fetches next: its log end offset and the epoch of its last batch.
+    pub fn fetch_position(&self) -> (i64, i32) {
+        (
+            self.log.log_end_offset(),
+            self.log.latest_epoch().unwrap_or(-1),
+        )
+    }
+
+    /// Appends batches fetched from the leader (offsets as the leader gave them) and takes the
+    /// leader's high watermark, bounded by this replica's log end. Returns whether the high
+    /// watermark moved.
+    pub fn append_as_follower(
+        &mut self,
+        records: &Bytes,
+        leader_high_watermark: i64,
+        now_ms: i64,
+    ) -> Result<bool> {
+        if !matches!(self.role, Role::Follower { .. }) {
+            return Err(self.not("follower"));
+        }
+        if !records.is_empty() {
+            self.log.append_as_follower(records, now_ms)?;
+        }
+        Ok(self.follow_high_watermark(leader_high_watermark))
+    }
+
+    fn follow_high_watermark(&mut self, leader_high_watermark: i64) -> bool {
+        let hw = leader_high_watermark.min(self.log.log_end_offset());
+        if hw > self.high_watermark {
+            self.set_high_watermark(hw);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The leader answered that this follower's log diverges at `diverging`: truncates to
+    /// where the two logs agree (Kafka's rule: if this replica knows the leader's epoch, the
+    /// smaller of both end offsets for it; else the end of this replica's largest smaller
+    /// epoch). Returns the new log end offset.
+    pub fn truncate_on_divergence(&mut self, diverging: EpochEndOffset) -> Result<i64> {
+        if !matches!(self.role, Role::Follower { .. }) {
+            return Err(self.not("follower"));
+        }
+        let target = if diverging.epoch < 0 || diverging.end_offset < 0 {
+            // The leader knows no epoch at or below ours: keep what is committed.
+            self.high_watermark
+        } else {
+            let (epoch, end) = self.log.end_offset_for_epoch(diverging.epoch);
+            if epoch == diverging.epoch {
+                end.min(diverging.end_offset)
+            } else {
+                end
+            }
+        };
+        self.truncate_to(target)?;
+        Ok(self.log.log_end_offset())
+    }
+
+    /// The follower's fetch offset is outside the leader's log: restart the log at the leader's
+    /// start when behind it, or cut it back to the leader's end when past it.
+    pub fn reset_to_leader_range(
+        &mut self,
+        leader_log_start: i64,
+        leader_log_end: i64,
+    ) -> Result<()> {
+        let leo = self.log.log_end_offset();
+        if leo < leader_log_start {
+            tracing::warn!(topic = %self.topic, partition = self.index, leo, leader_log_start, "behind the leader's log start: restarting the log there");
+            self.log.truncate_fully_and_start_at(leader_log_start)?;
+            self.high_watermark = self.high_watermark.max(leader_log_start);
+            let hw = self.high_watermark.min(self.log.log_end_offset());
+            self.set_high_watermark(hw);
+        } else if leo > leader_log_end {
+            self.truncate_to(leader_log_end)?;
+        }
+        Ok(())
+    }
+
+    fn truncate_to(&mut self, offset: i64) -> Result<()> {
+        let leo = self.log.log_end_offset();
+        if offset >= leo {
+            return Ok(());
+        }
+        if offset < self.high_watermark {
+            tracing::warn!(topic = %self.topic, partition = self.index, offset, high_watermark = self.high_watermark, "truncating below the high watermark");
+        }
+        tracing::info!(topic = %self.topic, partition = self.index, from = leo, to = offset, "truncating a diverging log");
+        self.log.truncate_to(offset)?;
+        let hw = self.high_watermark.min(self.log.log_end_offset());
+        self.high_watermark = hw;
+        self.log.update_high_watermark(hw);
+        self.published_high_watermark.store(hw, Ordering::Release);
+        Ok(())
+    }
+
+    /// OffsetForLeaderEpoch as this replica answers it.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> EpochEndOffset {
+        let (epoch, end_offset) = self.log.end_offset_for_epoch(epoch);
+        EpochEndOffset { epoch, end_offset }
+    }
+}

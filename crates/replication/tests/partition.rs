@@ -1,0 +1,368 @@
+//! `Partition` without a runtime: the leader's high watermark, acks=all, ISR shrink and expand,
+//! divergence and truncation (KIP-101 / KIP-279 scenarios), and a property test over random
+//! schedules of appends and follower fetches.
+
+use bytes::Bytes;
+use odradek_log::records::{encode_batch, Compression, NewRecord};
+use odradek_log::{Log, LogConfig};
+use odradek_replication::{
+    EpochEndOffset, Partition, PartitionState, ReplicationError, Role, Transition,
+};
+use proptest::prelude::*;
+
+fn batch(n: usize) -> Bytes {
+    let records: Vec<NewRecord> = (0..n)
+        .map(|i| NewRecord::value(format!("v{i}"), 0))
+        .collect();
+    encode_batch(&records, Compression::None).expect("encode")
+}
+
+fn replica(dir: &std::path::Path, broker: i32) -> Partition {
+    let log = Log::open(dir.join(format!("b{broker}")), LogConfig::default(), 0).expect("open");
+    Partition::new("t", 0, broker, log, None)
+}
+
+fn state(leader: i32, leader_epoch: i32, isr: &[i32]) -> PartitionState {
+    PartitionState {
+        leader,
+        leader_epoch,
+        partition_epoch: leader_epoch * 100 + isr.len() as i32,
+        replicas: vec![1, 2, 3],
+        isr: isr.to_vec(),
+    }
+}
+
+/// Copies the leader's batches from `from` into a follower, as a fetch response would.
+fn replicate(leader: &Partition, follower: &mut Partition, now: i64) {
+    let (offset, _) = follower.fetch_position();
+    let read = leader
+        .reader()
+        .read(offset, u64::MAX, leader.log().log_end_offset())
+        .expect("read");
+    let bytes = read.to_bytes().expect("bytes");
+    follower
+        .append_as_follower(&bytes, leader.high_watermark(), now)
+        .expect("follower append");
+}
+
+#[test]
+fn high_watermark_is_the_minimum_log_end_over_the_isr_and_acks_all_waits_for_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut leader = replica(dir.path(), 1);
+    let mut f2 = replica(dir.path(), 2);
+    let mut f3 = replica(dir.path(), 3);
+    let s = state(1, 1, &[1, 2, 3]);
+    assert_eq!(leader.apply(s.clone(), 0).0, Transition::BecameLeader);
+    assert_eq!(
+        f2.apply(s.clone(), 0).0,
+        Transition::BecameFollower { leader: 1 }
+    );
+    f3.apply(s, 0);
+
+    let a = leader
+        .append_as_leader(&batch(5), -1, 2, 0)
+        .expect("append");
+    assert_eq!((a.info.first_offset, a.info.last_offset), (0, 4));
+    assert_eq!(leader.high_watermark(), 0);
+    assert!(
+        leader.acks_all_outcome(a.leader_epoch, 4, 2).is_none(),
+        "waits"
+    );
+
+    // Broker 2 has it; broker 3 has not fetched yet: the HW holds.
+    replicate(&leader, &mut f2, 1);
+    let r = leader.follower_fetch(2, 5, 1, 1).expect("fetch");
+    assert!(!r.high_watermark_advanced);
+    assert_eq!(leader.high_watermark(), 0);
+    // Broker 3 fetches at 2 (it has part): HW = 2. Then all: HW = 5, the ack completes.
+    leader.follower_fetch(3, 2, -1, 2).expect("fetch");
+    assert_eq!(leader.high_watermark(), 2);
+    replicate(&leader, &mut f3, 3);
+    assert!(
+        leader
+            .follower_fetch(3, 5, 1, 3)
+            .expect("fetch")
+            .high_watermark_advanced
+    );
+    assert_eq!(leader.high_watermark(), 5);
+    assert!(matches!(
+        leader.acks_all_outcome(a.leader_epoch, 4, 2),
+        Some(Ok(()))
+    ));
+    // Followers learn the HW from the next response, never past their own log end.
+    f2.append_as_follower(&Bytes::new(), leader.high_watermark(), 4)
+        .expect("hw");
+    assert_eq!(f2.high_watermark(), 5);
+}
+
+#[test]
+fn acks_all_needs_min_insync_replicas_and_fails_when_leadership_moves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut leader = replica(dir.path(), 1);
+    leader.apply(state(1, 1, &[1]), 0);
+    let e = leader
+        .append_as_leader(&batch(1), -1, 2, 0)
+        .expect_err("refused");
+    assert!(matches!(
+        e,
+        ReplicationError::NotEnoughReplicas { isr: 1, min: 2, .. }
+    ));
+    assert_eq!(leader.log().log_end_offset(), 0, "nothing written");
+    // acks=1 is not bound by min.insync.replicas, and a lone ISR commits at once.
+    let a = leader.append_as_leader(&batch(1), 1, 2, 0).expect("acks=1");
+    assert!(a.high_watermark_advanced);
+    // Leadership moves away while an acks=all append waits: NOT_LEADER_OR_FOLLOWER.
+    leader.apply(state(1, 2, &[1, 2]), 0);
+    let w = leader
+        .append_as_leader(&batch(1), -1, 2, 0)
+        .expect("append");
+    leader.apply(state(2, 3, &[2]), 0);
+    assert!(matches!(
+        leader.acks_all_outcome(w.leader_epoch, w.info.last_offset, 2),
+        Some(Err(ReplicationError::NotLeaderOrFollower { .. }))
+    ));
+    assert!(
+        leader.append_as_leader(&batch(1), 1, 1, 0).is_err(),
+        "a follower refuses appends"
+    );
+}
+
+#[test]
+fn a_lagging_follower_leaves_the_isr_and_rejoins_once_caught_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut leader = replica(dir.path(), 1);
+    leader.apply(state(1, 1, &[1, 2, 3]), 0);
+    leader.append_as_leader(&batch(3), 1, 1, 0).expect("append");
+    // Broker 2 keeps up; broker 3 never fetches.
+    leader.follower_fetch(2, 3, 1, 10_000).expect("fetch");
+    assert!(
+        leader.maybe_shrink_isr(20_000, 30_000).is_none(),
+        "within the lag time"
+    );
+    leader.follower_fetch(2, 3, 1, 35_000).expect("fetch");
+    let shrink = leader.maybe_shrink_isr(35_000, 30_000).expect("shrink");
+    assert_eq!(shrink.new_isr, vec![1, 2]);
+    assert_eq!(shrink.leader_epoch, 1);
+    // While pending, the removed member still counts for the HW (maximal ISR), and no second
+    // proposal is made.
+    assert_eq!(leader.high_watermark(), 0);
+    assert!(leader.maybe_shrink_isr(36_000, 30_000).is_none());
+    // Committed: the HW moves to what 1 and 2 have.
+    let mut s = state(1, 1, &[1, 2]);
+    s.partition_epoch = 200;
+    let (t, advanced) = leader.apply(s.clone(), 36_000);
+    assert_eq!((t, advanced), (Transition::Updated, true));
+    assert_eq!(leader.high_watermark(), 3);
+    // Broker 3 comes back and catches up to the HW: it is proposed for the ISR.
+    let r = leader.follower_fetch(3, 1, -1, 37_000).expect("fetch");
+    assert!(r.isr_proposal.is_none(), "below the HW");
+    let r = leader.follower_fetch(3, 3, 1, 38_000).expect("fetch");
+    assert_eq!(r.isr_proposal.expect("expand").new_isr, vec![1, 2, 3]);
+    // Refused by the controller: proposed again at the next fetch.
+    leader.isr_proposal_failed();
+    assert!(leader
+        .follower_fetch(3, 3, 1, 39_000)
+        .expect("fetch")
+        .isr_proposal
+        .is_some());
+}
+
+#[test]
+fn a_follower_of_a_new_leader_truncates_its_unreplicated_tail_kip_101() {
+    // Broker 1 leads epoch 1 and writes 0..5, of which broker 2 replicates 0..3. Broker 1 dies
+    // with 3..5 uncommitted; broker 2 leads epoch 2 and writes 3..7 (other records at the same
+    // offsets). Broker 1 returns as follower: it must truncate to 3 before fetching on.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut b1 = replica(dir.path(), 1);
+    let mut b2 = replica(dir.path(), 2);
+    b1.apply(state(1, 1, &[1, 2]), 0);
+    b2.apply(state(1, 1, &[1, 2]), 0);
+    b1.append_as_leader(&batch(3), 1, 1, 0).expect("append");
+    replicate(&b1, &mut b2, 0);
+    b1.append_as_leader(&batch(2), 1, 1, 0).expect("append");
+    assert_eq!(b1.log().log_end_offset(), 5);
+
+    b2.apply(state(2, 2, &[2]), 1);
+    assert_eq!(b2.role(), Role::Leader);
+    b2.append_as_leader(&batch(4), 1, 1, 1).expect("append");
+    b1.apply(state(2, 2, &[2]), 1);
+    let (offset, epoch) = b1.fetch_position();
+    assert_eq!((offset, epoch), (5, 1));
+    let r = b2.follower_fetch(1, offset, epoch, 2).expect("fetch");
+    let diverging = r.diverging_epoch.expect("diverges");
+    assert_eq!(
+        diverging,
+        EpochEndOffset {
+            epoch: 1,
+            end_offset: 3
+        }
+    );
+    assert_eq!(b1.truncate_on_divergence(diverging).expect("truncate"), 3);
+    // Now it agrees, replicates the new leader's records, and ends identical.
+    let (offset, epoch) = b1.fetch_position();
+    assert!(b2
+        .follower_fetch(1, offset, epoch, 3)
+        .expect("fetch")
+        .diverging_epoch
+        .is_none());
+    replicate(&b2, &mut b1, 3);
+    let all = |p: &Partition| {
+        p.reader()
+            .read(0, u64::MAX, p.log().log_end_offset())
+            .expect("read")
+            .to_bytes()
+            .expect("bytes")
+    };
+    assert_eq!(all(&b1), all(&b2));
+}
+
+#[test]
+fn a_follower_that_misses_the_leaders_epoch_truncates_to_its_own_earlier_epoch_end_kip_279() {
+    // Broker 1 wrote 0..2 in epoch 1 and 2..4 in epoch 3 (a leadership nobody replicated);
+    // broker 2 led epoch 2 and wrote 2..6. Broker 1, following epoch 4 led by broker 2, asks
+    // with last epoch 3: the leader answers its largest epoch <= 3, which is 2, ending at 6.
+    // Broker 1 does not know epoch 2, so it truncates to the end of its epoch below: 2.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut b1 = replica(dir.path(), 1);
+    let mut b2 = replica(dir.path(), 2);
+    b1.apply(state(1, 1, &[1, 2]), 0);
+    b2.apply(state(1, 1, &[1, 2]), 0);
+    b1.append_as_leader(&batch(2), 1, 1, 0).expect("append");
+    replicate(&b1, &mut b2, 0);
+    b2.apply(state(2, 2, &[2]), 0);
+    b2.append_as_leader(&batch(4), 1, 1, 0).expect("append");
+    b1.apply(state(1, 3, &[1]), 0);
+    b1.append_as_leader(&batch(2), 1, 1, 0).expect("append");
+    b2.apply(state(2, 4, &[2]), 0);
+    b1.apply(state(2, 4, &[2]), 0);
+    let (offset, epoch) = b1.fetch_position();
+    assert_eq!((offset, epoch), (4, 3));
+    let d = b2
+        .follower_fetch(1, offset, epoch, 0)
+        .expect("fetch")
+        .diverging_epoch
+        .expect("diverges");
+    assert_eq!(
+        d,
+        EpochEndOffset {
+            epoch: 2,
+            end_offset: 6
+        }
+    );
+    assert_eq!(b1.truncate_on_divergence(d).expect("truncate"), 2);
+    let (offset, epoch) = b1.fetch_position();
+    assert_eq!((offset, epoch), (2, 1));
+    assert!(b2
+        .follower_fetch(1, offset, epoch, 0)
+        .expect("fetch")
+        .diverging_epoch
+        .is_none());
+}
+
+#[test]
+fn leader_epoch_rule_and_unknown_replicas() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut leader = replica(dir.path(), 1);
+    leader.apply(state(1, 5, &[1, 2, 3]), 0);
+    assert!(leader.check_leader(5).is_ok());
+    assert!(leader.check_leader(-1).is_ok());
+    assert!(matches!(
+        leader.check_leader(4),
+        Err(ReplicationError::FencedLeaderEpoch { .. })
+    ));
+    assert!(matches!(
+        leader.check_leader(6),
+        Err(ReplicationError::UnknownLeaderEpoch { .. })
+    ));
+    assert!(matches!(
+        leader.follower_fetch(9, 0, -1, 0),
+        Err(ReplicationError::UnknownReplica { replica: 9, .. })
+    ));
+}
+
+/// One step of a random schedule on a leader with followers 2 and 3.
+#[derive(Debug, Clone)]
+enum Step {
+    Append(usize),
+    Fetch { follower: i32, up_to_fraction: u8 },
+    Tick(i64),
+    Shrink,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (1usize..5).prop_map(Step::Append),
+        (2i32..4, 0u8..=4).prop_map(|(follower, up_to_fraction)| Step::Fetch {
+            follower,
+            up_to_fraction
+        }),
+        (1i64..20_000).prop_map(Step::Tick),
+        Just(Step::Shrink),
+    ]
+}
+
+proptest! {
+    /// Over any schedule: the HW never moves back, never passes the log end of an ISR member
+    /// that has fetched (nor the leader's), and an acknowledged acks=all append is below it.
+    #[test]
+    fn high_watermark_never_moves_back_nor_passes_an_isr_member(steps in proptest::collection::vec(step(), 1..60)) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut leader = replica(dir.path(), 1);
+        let mut isr = vec![1, 2, 3];
+        let mut partition_epoch = 0;
+        let apply = |leader: &mut Partition, isr: &[i32], pe: i32, now: i64| {
+            leader.apply(PartitionState { leader: 1, leader_epoch: 1, partition_epoch: pe, replicas: vec![1, 2, 3], isr: isr.to_vec() }, now)
+        };
+        apply(&mut leader, &isr, partition_epoch, 0);
+        let mut now = 0;
+        let mut follower_leo = std::collections::BTreeMap::from([(2, 0i64), (3, 0i64)]);
+        let mut hw = leader.high_watermark();
+        let mut acked: Vec<i64> = Vec::new();
+        let mut waiting: Vec<(i32, i64)> = Vec::new();
+        for s in steps {
+            match s {
+                Step::Append(n) => {
+                    let a = leader.append_as_leader(&batch(n), -1, 1, now).expect("append");
+                    waiting.push((a.leader_epoch, a.info.last_offset));
+                }
+                Step::Fetch { follower, up_to_fraction } => {
+                    let leo = leader.log().log_end_offset();
+                    let have = follower_leo[&follower];
+                    let to = have + (leo - have) * i64::from(up_to_fraction) / 4;
+                    follower_leo.insert(follower, to);
+                    let r = leader.follower_fetch(follower, to, -1, now).expect("fetch");
+                    if let Some(p) = r.isr_proposal {
+                        isr = p.new_isr;
+                        partition_epoch += 1;
+                        apply(&mut leader, &isr, partition_epoch, now);
+                    }
+                }
+                Step::Tick(ms) => now += ms,
+                Step::Shrink => {
+                    if let Some(p) = leader.maybe_shrink_isr(now, 30_000) {
+                        isr = p.new_isr;
+                        partition_epoch += 1;
+                        apply(&mut leader, &isr, partition_epoch, now);
+                    }
+                }
+            }
+            let new_hw = leader.high_watermark();
+            prop_assert!(new_hw >= hw, "HW moved back: {hw} -> {new_hw}");
+            prop_assert!(new_hw <= leader.log().log_end_offset());
+            for r in &isr {
+                if *r != 1 {
+                    prop_assert!(new_hw <= follower_leo[r], "HW {new_hw} passes ISR member {r} at {}", follower_leo[r]);
+                }
+            }
+            hw = new_hw;
+            waiting.retain(|(epoch, last)| match leader.acks_all_outcome(*epoch, *last, 1) {
+                Some(Ok(())) => { acked.push(*last); false }
+                None => true,
+                Some(Err(e)) => panic!("unexpected {e}"),
+            });
+            for last in &acked {
+                prop_assert!(*last < hw, "acknowledged offset {last} not below the HW {hw}");
+            }
+        }
+    }
+}
