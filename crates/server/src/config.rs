@@ -33,6 +33,86 @@ pub struct BrokerConfig {
     pub frontend: FrontendConfig,
     /// The group coordinator's settings.
     pub groups: GroupsConfig,
+    /// Follower replication and acks=all.
+    pub replication: ReplicationConfig,
+    /// `inter.broker.listener.name`: the listener followers fetch from (Kafka's default: the
+    /// listener of `security.inter.broker.protocol`, PLAINTEXT; here the first client listener
+    /// when none is named PLAINTEXT).
+    pub inter_broker_listener: String,
+}
+
+/// Replication settings, with Kafka's keys and defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    /// `min.insync.replicas` (1): the broker default for topics that do not set it.
+    pub min_insync_replicas: usize,
+    /// `replica.lag.time.max.ms` (30000).
+    pub replica_lag_time_max_ms: i64,
+    /// `replica.fetch.max.bytes` (1048576), per partition.
+    pub replica_fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes` (10485760).
+    pub replica_fetch_response_max_bytes: i32,
+    /// `replica.fetch.wait.max.ms` (500).
+    pub replica_fetch_wait_max_ms: i32,
+    /// `replica.fetch.min.bytes` (1).
+    pub replica_fetch_min_bytes: i32,
+    /// `replica.fetch.backoff.ms` (1000).
+    pub replica_fetch_backoff_ms: u64,
+    /// `replica.high.watermark.checkpoint.interval.ms` (5000).
+    pub replica_high_watermark_checkpoint_interval_ms: u64,
+    /// `num.replica.fetchers` (1). One fetcher per source broker is run whatever the value.
+    pub num_replica_fetchers: i32,
+}
+
+impl ReplicationConfig {
+    fn from_properties(p: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let at_least = |key: &str, v: i64, min: i64| -> Result<i64, ConfigError> {
+            if v < min {
+                return Err(cfg_err(
+                    key,
+                    &v.to_string(),
+                    &format!("must be at least {min}"),
+                ));
+            }
+            Ok(v)
+        };
+        let num = |key: &str, default: i64, min: i64| -> Result<i64, ConfigError> {
+            at_least(key, get_num(p, key, default)?, min)
+        };
+        let c = Self {
+            min_insync_replicas: num("min.insync.replicas", 1, 1)? as usize,
+            replica_lag_time_max_ms: num("replica.lag.time.max.ms", 30_000, 1)?,
+            replica_fetch_max_bytes: num("replica.fetch.max.bytes", 1_048_576, 0)?
+                .min(i64::from(i32::MAX)) as i32,
+            replica_fetch_response_max_bytes: num(
+                "replica.fetch.response.max.bytes",
+                10_485_760,
+                0,
+            )?
+            .min(i64::from(i32::MAX)) as i32,
+            replica_fetch_wait_max_ms: num("replica.fetch.wait.max.ms", 500, 0)?
+                .min(i64::from(i32::MAX)) as i32,
+            replica_fetch_min_bytes: num("replica.fetch.min.bytes", 1, 1)?.min(i64::from(i32::MAX))
+                as i32,
+            replica_fetch_backoff_ms: num("replica.fetch.backoff.ms", 1000, 0)? as u64,
+            replica_high_watermark_checkpoint_interval_ms: num(
+                "replica.high.watermark.checkpoint.interval.ms",
+                5000,
+                1,
+            )? as u64,
+            num_replica_fetchers: num("num.replica.fetchers", 1, 1)?.min(i64::from(i32::MAX))
+                as i32,
+        };
+        // Kafka: the follower must fetch well within the lag bound, or it leaves the ISR.
+        if i64::from(c.replica_fetch_wait_max_ms) > c.replica_lag_time_max_ms {
+            return Err(cfg_err(
+                "replica.fetch.wait.max.ms",
+                &c.replica_fetch_wait_max_ms.to_string(),
+                "must not exceed replica.lag.time.max.ms",
+            ));
+        }
+        Ok(c)
+    }
 }
 
 /// `offsets.topic.*`, `group.*` and `offset.metadata.max.bytes`.
@@ -172,6 +252,25 @@ impl BrokerConfig {
             None => listeners.clone(),
         };
         let security_protocols = security_protocol_map(props, &node)?;
+        let inter_broker_listener = match props.get("inter.broker.listener.name") {
+            Some(name) => {
+                let name = name.trim().to_string();
+                if !listeners.iter().any(|l| l.name.eq_ignore_ascii_case(&name)) {
+                    return Err(cfg_err(
+                        "inter.broker.listener.name",
+                        &name,
+                        "must name one of the client listeners in listeners",
+                    ));
+                }
+                name
+            }
+            None => listeners
+                .iter()
+                .find(|l| l.name.eq_ignore_ascii_case("PLAINTEXT"))
+                .or(listeners.first())
+                .map(|l| l.name.clone())
+                .unwrap_or_default(),
+        };
         for l in listeners.iter().chain(&advertised) {
             match security_protocols.get(&l.name.to_ascii_uppercase()) {
                 None => {
@@ -307,6 +406,8 @@ impl BrokerConfig {
                 security_protocols,
                 frontend,
                 groups: GroupsConfig::from_properties(props)?,
+                replication: ReplicationConfig::from_properties(props)?,
+                inter_broker_listener,
                 node,
             },
             unknown,
@@ -331,6 +432,16 @@ const KNOWN: &[&str] = &[
     "socket.request.max.bytes",
     "queued.max.request.bytes",
     "connections.max.idle.ms",
+    "min.insync.replicas",
+    "replica.lag.time.max.ms",
+    "replica.fetch.max.bytes",
+    "replica.fetch.response.max.bytes",
+    "replica.fetch.wait.max.ms",
+    "replica.fetch.min.bytes",
+    "replica.fetch.backoff.ms",
+    "replica.high.watermark.checkpoint.interval.ms",
+    "num.replica.fetchers",
+    "replica.socket.receive.buffer.bytes",
 ];
 
 impl BrokerConfig {

@@ -16,15 +16,29 @@ use odradek_log::records::{decode_batches, encode_batch, Compression, NewRecord}
 use odradek_metadata::MetadataImage;
 use tokio::sync::oneshot;
 
-use crate::logs::{LogManager, PartitionLog};
+use crate::replicas::{HostedPartition, ReplicaManager};
 
 #[derive(Debug)]
 enum Slot {
     Loading,
     Loaded {
         groups: Groups,
-        log: Arc<PartitionLog>,
+        partition: Arc<HostedPartition>,
+        /// The leader epoch and last offset of the latest append, for callers that answer
+        /// only once it is committed.
+        last_append: Option<(i32, i64)>,
     },
+}
+
+/// Where a coordinator append must be committed before its caller is answered.
+#[derive(Debug, Clone)]
+pub struct AppendPosition {
+    /// The `__consumer_offsets` partition.
+    pub partition: Arc<HostedPartition>,
+    /// The leader epoch it was appended under.
+    pub leader_epoch: i32,
+    /// Its last offset.
+    pub last_offset: i64,
 }
 
 /// The broker's group coordinator.
@@ -112,14 +126,23 @@ impl GroupCoordinator {
             .slots
             .lock()
             .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
-        let (_, leader_epoch, slot) = slots.get_mut(&p).ok_or(ErrorCode::NotCoordinator)?;
-        let Slot::Loaded { groups, log } = slot else {
+        let (_, _, slot) = slots.get_mut(&p).ok_or(ErrorCode::NotCoordinator)?;
+        let Slot::Loaded {
+            groups,
+            partition,
+            last_append,
+        } = slot
+        else {
             return Err(ErrorCode::CoordinatorLoadInProgress);
         };
         let (value, out) = f(groups, p, now);
         // Appending under the slot lock keeps the partition's records in the order the state
         // machine produced them. The append is a write to the page cache.
-        let appended = Self::append(log, *leader_epoch, &out.records, now);
+        let appended = Self::append(partition, &out.records, now);
+        if let Ok(Some(position)) = &appended {
+            *last_append = Some(*position);
+        }
+        let appended = appended.map(|_| ());
         if appended.is_ok() {
             for (k, v) in &out.records {
                 groups.replay(now, k.clone(), v.clone());
@@ -135,14 +158,15 @@ impl GroupCoordinator {
         }
     }
 
+    /// Appends the state machine's records to the partition as leader; returns the leader
+    /// epoch and last offset when something was appended.
     fn append(
-        log: &PartitionLog,
-        leader_epoch: i32,
+        partition: &HostedPartition,
         records: &[(Bytes, Option<Bytes>)],
         now: i64,
-    ) -> Result<(), ErrorCode> {
+    ) -> Result<Option<(i32, i64)>, ErrorCode> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let records: Vec<NewRecord> = records
             .iter()
@@ -155,22 +179,47 @@ impl GroupCoordinator {
             .collect();
         let batch = encode_batch(&records, Compression::None)
             .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
-        let mut log = log
-            .log
+        let appended = partition
             .lock()
-            .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
-        log.append_as_leader(&batch, leader_epoch, now)
+            .map_err(|_| ErrorCode::CoordinatorNotAvailable)?
+            .append_as_leader(&batch, 1, 1, now)
             .map_err(|e| {
                 tracing::warn!(error = %e, "cannot append to {OFFSETS_TOPIC}");
                 match e.error_code() {
-                    ErrorCode::KafkaStorageError => ErrorCode::NotCoordinator,
+                    ErrorCode::NotLeaderOrFollower
+                    | ErrorCode::FencedLeaderEpoch
+                    | ErrorCode::KafkaStorageError => ErrorCode::NotCoordinator,
                     _ => ErrorCode::CoordinatorNotAvailable,
                 }
             })?;
-        // One replica until replication lands: committed once appended.
-        let end = log.log_end_offset();
-        log.update_high_watermark(end);
-        Ok(())
+        partition.leo_waiters.wake_all();
+        if appended.high_watermark_advanced {
+            partition.hw_waiters.wake_all();
+        }
+        Ok(Some((appended.leader_epoch, appended.info.last_offset)))
+    }
+
+    /// The latest append to `group`'s partition, which a caller waits to see committed before
+    /// answering (OffsetCommit).
+    pub fn last_append(&self, image: &MetadataImage, group: &str) -> Option<AppendPosition> {
+        let p = Self::partition_of(image, group)?;
+        let slots = self.slots.lock().ok()?;
+        match slots.get(&p)? {
+            (
+                _,
+                _,
+                Slot::Loaded {
+                    partition,
+                    last_append: Some((leader_epoch, last_offset)),
+                    ..
+                },
+            ) => Some(AppendPosition {
+                partition: Arc::clone(partition),
+                leader_epoch: *leader_epoch,
+                last_offset: *last_offset,
+            }),
+            _ => None,
+        }
     }
 
     fn dispatch(&self, replies: Vec<Reply>, failure: Option<ErrorCode>) {
@@ -229,7 +278,7 @@ impl GroupCoordinator {
 
     /// Follows leadership of `__consumer_offsets` in `image`: loads the partitions this broker
     /// now leads (reading their logs; call on a blocking thread) and drops the others.
-    pub fn on_image(&self, image: &MetadataImage, logs: &LogManager) {
+    pub fn on_image(&self, image: &MetadataImage, replicas: &ReplicaManager) {
         let led: HashMap<i32, (Uuid, i32)> = image
             .topics
             .get_by_name(OFFSETS_TOPIC)
@@ -272,7 +321,7 @@ impl GroupCoordinator {
             if let Ok(mut slots) = self.slots.lock() {
                 slots.insert(p, (id, epoch, Slot::Loading));
             }
-            let Some(log) = logs.get(id, p) else {
+            let Some(partition) = replicas.get(id, p) else {
                 if let Ok(mut slots) = self.slots.lock() {
                     slots.remove(&p);
                 }
@@ -282,11 +331,12 @@ impl GroupCoordinator {
             let seed = Uuid::random().to_string();
             let mut groups = Groups::new(self.config.clone(), seed);
             let now = self.clock.now_ms();
-            let mut offset = log.reader.log_start_offset();
-            let end = log.reader.log_end_offset();
+            let log = &partition.reader;
+            let mut offset = log.log_start_offset();
+            let end = log.log_end_offset();
             let mut records = 0u64;
             while offset < end {
-                let read = match log.reader.read(offset, 1 << 20, end) {
+                let read = match log.read(offset, 1 << 20, end) {
                     Ok(r) => r,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot read {OFFSETS_TOPIC}-{p}");
@@ -324,7 +374,11 @@ impl GroupCoordinator {
             if let Ok(mut slots) = self.slots.lock() {
                 if let Some((sid, sepoch, slot)) = slots.get_mut(&p) {
                     if (*sid, *sepoch) == (id, epoch) {
-                        *slot = Slot::Loaded { groups, log };
+                        *slot = Slot::Loaded {
+                            groups,
+                            partition,
+                            last_append: None,
+                        };
                     }
                 }
             }

@@ -17,11 +17,13 @@ pub mod alloc;
 pub mod config;
 pub mod controller_client;
 pub mod dev;
+pub mod fetcher;
 pub mod follower;
 pub mod groups;
 pub mod handlers;
+pub mod isr;
 pub mod lifecycle;
-pub mod logs;
+pub mod replicas;
 pub mod runtime;
 
 pub use config::BrokerConfig;

@@ -2,6 +2,7 @@
 //! `broker.heartbeat.interval.ms` with its metadata offset, is unfenced once caught up, and
 //! re-registers if the controller forgot it.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ pub async fn run(
     client: ControllerClient,
     images: watch::Receiver<Arc<MetadataImage>>,
     fenced: watch::Sender<bool>,
+    broker_epoch: Arc<AtomicI64>,
     mut stop: watch::Receiver<bool>,
 ) {
     let incarnation = Uuid::random();
@@ -82,6 +84,7 @@ pub async fn run(
                             "registered with the controller"
                         );
                         epoch = Some(r.broker_epoch);
+                        broker_epoch.store(r.broker_epoch, Ordering::Release);
                         continue;
                     }
                     Ok(r) => {

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,9 +16,10 @@ use tokio::sync::{oneshot, watch};
 
 use crate::config::BrokerConfig;
 use crate::controller_client::ControllerClient;
+use crate::fetcher::ReplicaFetchers;
 use crate::groups::GroupCoordinator;
 use crate::handlers::Broker;
-use crate::logs::LogManager;
+use crate::replicas::ReplicaManager;
 use crate::{follower, lifecycle};
 
 /// Runs the node until `shutdown` resolves. `ready` receives the broker's client address once it
@@ -115,12 +117,22 @@ async fn run_broker(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (images_tx, images) = watch::channel(Arc::new(MetadataImage::empty()));
     let log_dir = config.node.log_dirs[0].clone();
-    let logs = Arc::new(LogManager::new(
+    let replicas = Arc::new(ReplicaManager::new(
         log_dir,
         config.log_defaults.clone(),
         config.node.node_id,
         Arc::clone(&clock),
     ));
+    let broker_epoch = Arc::new(AtomicI64::new(-1));
+    let (applied_tx, applied) = watch::channel(-1i64);
+    let fetchers = ReplicaFetchers::new(
+        config.node.node_id,
+        config.replication.clone(),
+        config.inter_broker_listener.clone(),
+        images.clone(),
+        Arc::clone(&clock),
+        stop.clone(),
+    );
 
     tokio::spawn(follower::follow(
         client.clone(),
@@ -133,23 +145,28 @@ async fn run_broker(
         config.groups.coordinator.clone(),
         Arc::clone(&clock),
     ));
-    // Publisher: the log manager, then the group coordinator, follow every new image.
+    // Publisher: the replica manager (roles, then the replica fetchers), then the group
+    // coordinator, follow every new image.
     {
         let mut images = images.clone();
-        let logs = Arc::clone(&logs);
+        let replicas = Arc::clone(&replicas);
         let groups = Arc::clone(&groups);
+        let fetchers = fetchers.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
             loop {
                 let image = Arc::clone(&images.borrow_and_update());
                 // Opening a log may recover it from disk, and loading a coordinator partition
                 // reads it: keep both off the async workers.
-                let (l, g) = (Arc::clone(&logs), Arc::clone(&groups));
+                let (r, g, f) = (Arc::clone(&replicas), Arc::clone(&groups), fetchers.clone());
+                let offset = image.offset;
                 let _ = tokio::task::spawn_blocking(move || {
-                    l.apply(&image);
-                    g.on_image(&image, &l);
+                    let changes = r.apply(&image);
+                    f.apply(changes);
+                    g.on_image(&image, &r);
                 })
                 .await;
+                let _ = applied_tx.send(offset);
                 tokio::select! {
                     changed = images.changed() => if changed.is_err() { return },
                     _ = crate::until_stopped(&mut stop) => return,
@@ -157,17 +174,48 @@ async fn run_broker(
             }
         });
     }
-    // Retention and compaction on log.retention.check.interval.ms.
+    // Retention and compaction on log.retention.check.interval.ms; high watermark checkpoints
+    // on replica.high.watermark.checkpoint.interval.ms.
     {
-        let logs = Arc::clone(&logs);
+        let replicas = Arc::clone(&replicas);
         let every = Duration::from_millis(config.retention_check_interval_ms.max(1000));
+        let checkpoint_every = Duration::from_millis(
+            config
+                .replication
+                .replica_high_watermark_checkpoint_interval_ms
+                .max(100),
+        );
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
+            let mut checkpoint = tokio::time::interval(checkpoint_every);
             tick.tick().await;
             loop {
                 tokio::select! {
-                    _ = tick.tick() => { let l = Arc::clone(&logs); let _ = tokio::task::spawn_blocking(move || l.enforce_retention()).await; }
+                    _ = tick.tick() => { let r = Arc::clone(&replicas); let _ = tokio::task::spawn_blocking(move || r.enforce_retention()).await; }
+                    _ = checkpoint.tick() => { let r = Arc::clone(&replicas); let _ = tokio::task::spawn_blocking(move || r.checkpoint_high_watermarks()).await; }
+                    _ = crate::until_stopped(&mut stop) => return,
+                }
+            }
+        });
+    }
+    // ISR shrinks: every half of replica.lag.time.max.ms, as Kafka checks.
+    {
+        let replicas = Arc::clone(&replicas);
+        let client = client.clone();
+        let broker_epoch = Arc::clone(&broker_epoch);
+        let lag = config.replication.replica_lag_time_max_ms;
+        let broker_id = config.node.node_id;
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis((lag / 2).max(100) as u64));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        for (partition, proposal) in replicas.maybe_shrink_isrs(lag) {
+                            crate::isr::propose(&client, broker_id, &broker_epoch, partition, proposal);
+                        }
+                    }
                     _ = crate::until_stopped(&mut stop) => return,
                 }
             }
@@ -201,6 +249,7 @@ async fn run_broker(
         client.clone(),
         images.clone(),
         fenced_tx,
+        Arc::clone(&broker_epoch),
         stop.clone(),
     ));
 
@@ -208,20 +257,22 @@ async fn run_broker(
     let mut stop_wait = stop.clone();
     tokio::select! {
         r = fenced.wait_for(|f| !*f) => { if r.is_err() { return Ok(()); } }
-        _ = crate::until_stopped(&mut stop_wait) => { close_logs(&logs).await; return Ok(()); }
+        _ = crate::until_stopped(&mut stop_wait) => { close_logs(&replicas).await; return Ok(()); }
     }
     // ...and once our own metadata shows it, so Metadata responses list this broker.
     let id = config.node.node_id;
     let mut own = images.clone();
     tokio::select! {
         r = own.wait_for(|i| i.cluster.brokers.get(&id).is_some_and(|b| !b.fenced)) => { if r.is_err() { return Ok(()); } }
-        _ = crate::until_stopped(&mut stop_wait) => { close_logs(&logs).await; return Ok(()); }
+        _ = crate::until_stopped(&mut stop_wait) => { close_logs(&replicas).await; return Ok(()); }
     }
     let broker = Arc::new(Broker {
         config: Arc::clone(&config),
         cluster_id: cluster_id.clone(),
         images,
-        logs: Arc::clone(&logs),
+        replicas: Arc::clone(&replicas),
+        broker_epoch,
+        applied,
         controller: client,
         clock,
         groups,
@@ -255,13 +306,14 @@ async fn run_broker(
     }
     while serving.join_next().await.is_some() {}
     let _ = lifecycle_task.await;
-    close_logs(&logs).await;
+    close_logs(&replicas).await;
     tracing::info!("broker stopped");
     Ok(())
 }
 
-/// Flushes and closes every log on a blocking thread (fsyncs are slow).
-async fn close_logs(logs: &Arc<LogManager>) {
-    let l = Arc::clone(logs);
-    let _ = tokio::task::spawn_blocking(move || l.close_all()).await;
+/// Checkpoints high watermarks, flushes and closes every log on a blocking thread (fsyncs are
+/// slow).
+async fn close_logs(replicas: &Arc<ReplicaManager>) {
+    let r = Arc::clone(replicas);
+    let _ = tokio::task::spawn_blocking(move || r.close_all()).await;
 }

@@ -1,15 +1,24 @@
-//! Fetch: whole batches from each partition up to the high watermark, bounded by
-//! `partition_max_bytes` and `max_bytes`; waits up to `max_wait_ms` for `min_bytes`, woken by
-//! appends. Sessionless (every request lists its partitions).
+//! Fetch, from consumers and from followers. A consumer reads whole batches up to the high
+//! watermark; a follower (`replica_id`, or `ReplicaState` from v15) reads up to the log end,
+//! and its fetch offset tells the leader how far it has replicated (advancing the high
+//! watermark, expanding the ISR), or it is answered the epoch where its log diverges (v12+).
+//! Bounded by `partition_max_bytes` and `max_bytes`; waits up to `max_wait_ms` for
+//! `min_bytes`, woken per partition (consumers when the high watermark moves, followers when
+//! the log end moves). Sessionless (every request lists its partitions).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    EpochEndOffset, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use odradek_common::{ErrorCode, ToErrorCode};
 use odradek_frontend::RequestContext;
+use tokio::sync::Notify;
 
 use super::{find_topic, Broker};
+use crate::replicas::Need;
 
 fn error(index: i32, code: ErrorCode) -> PartitionData {
     PartitionData::default()
@@ -18,11 +27,21 @@ fn error(index: i32, code: ErrorCode) -> PartitionData {
         .with_high_watermark(-1)
 }
 
-/// One pass over the requested partitions; returns the response and the bytes it carries.
-fn read_once(broker: &Broker, version: i16, req: &FetchRequest) -> (FetchResponse, usize) {
+/// One pass over the requested partitions, registering `waiter` on each; returns the
+/// response, the bytes it carries and whether any partition failed.
+fn read_once(
+    broker: &Broker,
+    version: i16,
+    req: &FetchRequest,
+    replica_id: i32,
+    waiter: &Arc<Notify>,
+) -> (FetchResponse, usize, bool) {
     let image = broker.image();
+    let now = broker.clock.now_ms();
+    let from_follower = replica_id >= 0;
     let mut remaining = req.max_bytes.max(0) as u64;
     let mut total = 0usize;
+    let mut failed = false;
     let mut topics = Vec::new();
     for topic in &req.topics {
         let name = topic.topic.0.to_string();
@@ -39,37 +58,93 @@ fn read_once(broker: &Broker, version: i16, req: &FetchRequest) -> (FetchRespons
                 };
                 partitions
                     .push(error(index, ErrorCode::UnknownTopicOrPartition).with_error_code(code));
+                failed = true;
                 continue;
             };
-            let Some(p) = t.partitions.get(&index) else {
+            if !t.partitions.contains_key(&index) {
                 partitions.push(error(index, ErrorCode::UnknownTopicOrPartition));
-                continue;
-            };
-            let log = match broker.logs.get(t.id, index) {
-                Some(l) if p.leader == broker.id() => l,
-                _ => {
-                    partitions.push(error(index, ErrorCode::NotLeaderOrFollower));
-                    continue;
-                }
-            };
-            if fp.current_leader_epoch >= 0 && fp.current_leader_epoch < p.leader_epoch {
-                partitions.push(error(index, ErrorCode::FencedLeaderEpoch));
+                failed = true;
                 continue;
             }
-            let hw = log.reader.log_end_offset();
+            let hosted =
+                match broker
+                    .replicas
+                    .partition(t.id, index, fp.current_leader_epoch, Need::Leader)
+                {
+                    Ok(h) => h,
+                    Err(r) => {
+                        partitions.push(error(index, r.code));
+                        failed = true;
+                        continue;
+                    }
+                };
+            if from_follower {
+                hosted.leo_waiters.register(waiter);
+            } else {
+                hosted.hw_waiters.register(waiter);
+            }
+            // What the reader may see: a follower up to the log end, a consumer up to the HW.
+            let (upper, hw, log_start) = if from_follower {
+                let fetched = hosted.lock().map_err(|c| (c, None)).and_then(|mut p| {
+                    p.follower_fetch(replica_id, fp.fetch_offset, fp.last_fetched_epoch, now)
+                        .map_err(|e| {
+                            (
+                                e.error_code(),
+                                Some((p.high_watermark(), p.log().log_start_offset())),
+                            )
+                        })
+                });
+                let f = match fetched {
+                    Ok(f) => f,
+                    Err((code, offsets)) => {
+                        let mut d = error(index, code);
+                        if let Some((hw, start)) = offsets {
+                            d.high_watermark = hw;
+                            d.log_start_offset = start;
+                        }
+                        partitions.push(d);
+                        failed = true;
+                        continue;
+                    }
+                };
+                if f.high_watermark_advanced {
+                    hosted.hw_waiters.wake_all();
+                }
+                broker.propose_isr(&hosted, f.isr_proposal.clone());
+                if let Some(d) = f.diverging_epoch {
+                    partitions.push(
+                        PartitionData::default()
+                            .with_partition_index(index)
+                            .with_high_watermark(f.high_watermark)
+                            .with_last_stable_offset(f.high_watermark)
+                            .with_log_start_offset(f.log_start_offset)
+                            .with_diverging_epoch(
+                                EpochEndOffset::default()
+                                    .with_epoch(d.epoch)
+                                    .with_end_offset(d.end_offset),
+                            )
+                            .with_records(Some(bytes::Bytes::new())),
+                    );
+                    continue;
+                }
+                (f.log_end_offset, f.high_watermark, f.log_start_offset)
+            } else {
+                let hw = hosted.high_watermark();
+                (hw, hw, hosted.reader.log_start_offset())
+            };
             // The first partition may exceed max_bytes by one batch (KIP-74); later ones may not.
             let limit = (fp.partition_max_bytes.max(0) as u64).min(if total == 0 {
                 u64::MAX
             } else {
                 remaining
             });
-            let read = log.reader.read(fp.fetch_offset, limit.max(1), hw);
-            let data = match read {
+            let data = match hosted.reader.read(fp.fetch_offset, limit.max(1), upper) {
                 Ok(r) => {
                     let bytes = match r.to_bytes() {
                         Ok(b) => b,
                         Err(e) => {
                             partitions.push(error(index, e.error_code()));
+                            failed = true;
                             continue;
                         }
                     };
@@ -88,17 +163,18 @@ fn read_once(broker: &Broker, version: i16, req: &FetchRequest) -> (FetchRespons
                         .with_records(Some(bytes));
                     // log_start_offset exists from v5.
                     if version >= 5 {
-                        d.with_log_start_offset(r.log_start_offset)
+                        d.with_log_start_offset(log_start)
                     } else {
                         d
                     }
                 }
                 Err(e) => {
+                    failed = true;
                     let mut d = error(index, e.error_code());
                     d.high_watermark = hw;
                     d.last_stable_offset = hw;
                     if version >= 5 {
-                        d.log_start_offset = log.reader.log_start_offset();
+                        d.log_start_offset = log_start;
                     }
                     d
                 }
@@ -112,7 +188,11 @@ fn read_once(broker: &Broker, version: i16, req: &FetchRequest) -> (FetchRespons
                 .with_partitions(partitions),
         );
     }
-    (FetchResponse::default().with_responses(topics), total)
+    (
+        FetchResponse::default().with_responses(topics),
+        total,
+        failed,
+    )
 }
 
 pub(super) async fn handle(
@@ -121,26 +201,24 @@ pub(super) async fn handle(
     req: FetchRequest,
 ) -> FetchResponse {
     let version = ctx.api_version;
+    // From v15 the replica is named in ReplicaState.
+    let replica_id = if version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, 60_000) as u64);
+    let waiter = Arc::new(Notify::new());
     loop {
-        // Register for wake-ups before reading, so an append in between is not missed.
-        let notified = broker.logs.appended.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let (response, bytes) = read_once(broker, version, &req);
-        let errors = response
-            .responses
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .any(|p| p.error_code != 0);
-        if bytes >= req.min_bytes.max(1) as usize || errors || Instant::now() >= deadline {
+        let (response, bytes, failed) = read_once(broker, version, &req, replica_id, &waiter);
+        if bytes >= req.min_bytes.max(1) as usize || failed || Instant::now() >= deadline {
             return response;
         }
-        if tokio::time::timeout_at(deadline.into(), notified)
+        if tokio::time::timeout_at(deadline.into(), waiter.notified())
             .await
             .is_err()
         {
-            return read_once(broker, version, &req).0;
+            return read_once(broker, version, &req, replica_id, &waiter).0;
         }
     }
 }

@@ -364,7 +364,13 @@ pub(super) fn leave_group(
     }
 }
 
-pub(super) fn offset_commit(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitResponse {
+/// How long an offset commit waits to be replicated (Kafka: `offsets.commit.timeout.ms`).
+const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+pub(super) async fn offset_commit(
+    broker: &Broker,
+    req: OffsetCommitRequest,
+) -> OffsetCommitResponse {
     let image = broker.image();
     let group = req.group_id.0.to_string();
     let member = req.member_id.to_string();
@@ -399,6 +405,34 @@ pub(super) fn offset_commit(broker: &Broker, req: OffsetCommitRequest) -> Offset
             &valid,
         )
     });
+    // Acknowledged once committed to the offsets topic's ISR, not merely appended (as Kafka's
+    // coordinator appends with acks=all): a commit lost with its leader was never answered.
+    let result = match result {
+        Ok(errors) if errors.contains(&ErrorCode::None) => {
+            match broker.groups.last_append(&image, &group) {
+                Some(at) => {
+                    let deadline = std::time::Instant::now() + COMMIT_TIMEOUT;
+                    let min_isr = broker.min_insync_replicas(&image, OFFSETS_TOPIC);
+                    match super::acks::wait_committed(
+                        &at.partition,
+                        at.leader_epoch,
+                        at.last_offset,
+                        min_isr,
+                        deadline,
+                    )
+                    .await
+                    {
+                        Ok(()) => Ok(errors),
+                        // Kafka's mapping of a failed offsets append.
+                        Err((ErrorCode::NotLeaderOrFollower, _)) => Err(ErrorCode::NotCoordinator),
+                        Err(_) => Err(ErrorCode::CoordinatorNotAvailable),
+                    }
+                }
+                None => Ok(errors),
+            }
+        }
+        other => other,
+    };
     let mut answers: Box<dyn Iterator<Item = ErrorCode>> = match result {
         Ok(errors) => Box::new(errors.into_iter()),
         Err(e) => Box::new(std::iter::repeat(e)),

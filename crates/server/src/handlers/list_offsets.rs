@@ -1,4 +1,5 @@
-//! ListOffsets: earliest (-2), latest (-1, the high watermark), max timestamp (-3), earliest
+//! ListOffsets: earliest (-2), latest (-1: the high watermark for consumers, the log end for
+//! replicas), max timestamp (-3), earliest
 //! local (-4, the same as earliest without tiered storage), or the first record at or after a
 //! timestamp.
 
@@ -10,6 +11,7 @@ use odradek_common::{ErrorCode, ToErrorCode};
 use odradek_log::OffsetSpec;
 
 use super::Broker;
+use crate::replicas::Need;
 
 pub(super) fn handle(
     broker: &Broker,
@@ -32,20 +34,28 @@ pub(super) fn handle(
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
-                    let Some((t, p)) =
-                        t.and_then(|t| t.partitions.get(&lp.partition_index).map(|p| (t, p)))
+                    let Some(t) = t.filter(|t| t.partitions.contains_key(&lp.partition_index))
                     else {
                         return base.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
                     };
-                    let Some(log) = broker
-                        .logs
-                        .get(t.id, lp.partition_index)
-                        .filter(|_| p.leader == broker.id())
-                    else {
-                        return base.with_error_code(ErrorCode::NotLeaderOrFollower.code());
+                    let hosted = match broker.replicas.partition(
+                        t.id,
+                        lp.partition_index,
+                        lp.current_leader_epoch,
+                        Need::Leader,
+                    ) {
+                        Ok(h) => h,
+                        Err(r) => return base.with_error_code(r.code.code()),
                     };
-                    if lp.current_leader_epoch >= 0 && lp.current_leader_epoch < p.leader_epoch {
-                        return base.with_error_code(ErrorCode::FencedLeaderEpoch.code());
+                    let leader_epoch = hosted.lock().map(|p| p.leader_epoch()).unwrap_or(-1);
+                    // Consumers see the log up to the high watermark; a replica to the end.
+                    if lp.timestamp == -1 && req.replica_id.0 < 0 {
+                        let r = base.with_offset(hosted.high_watermark());
+                        return if version >= 4 {
+                            r.with_leader_epoch(leader_epoch)
+                        } else {
+                            r
+                        };
                     }
                     let spec = match lp.timestamp {
                         -1 => OffsetSpec::Latest,
@@ -54,14 +64,14 @@ pub(super) fn handle(
                         ts if ts >= 0 => OffsetSpec::Timestamp(ts),
                         _ => return base.with_error_code(ErrorCode::InvalidRequest.code()),
                     };
-                    match log.reader.offset_for(spec) {
+                    match hosted.reader.offset_for(spec) {
                         Ok(Some(found)) => {
                             let r = base
                                 .with_offset(found.offset)
                                 .with_timestamp(found.timestamp);
                             // leader_epoch exists from v4.
                             if version >= 4 {
-                                r.with_leader_epoch(found.leader_epoch.unwrap_or(p.leader_epoch))
+                                r.with_leader_epoch(found.leader_epoch.unwrap_or(leader_epoch))
                             } else {
                                 r
                             }

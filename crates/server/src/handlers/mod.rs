@@ -1,5 +1,6 @@
 //! Request handlers, one file per API. [`Broker`] routes decoded requests to them.
 
+mod acks;
 mod admin;
 mod configs;
 mod fetch;
@@ -21,7 +22,7 @@ use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
 use crate::controller_client::ControllerClient;
-use crate::logs::LogManager;
+use crate::replicas::{HostedPartition, ReplicaManager};
 
 /// The broker's request handling state, shared by all connections.
 #[derive(Debug)]
@@ -29,7 +30,11 @@ pub struct Broker {
     pub(crate) config: Arc<BrokerConfig>,
     pub(crate) cluster_id: String,
     pub(crate) images: watch::Receiver<Arc<MetadataImage>>,
-    pub(crate) logs: Arc<LogManager>,
+    pub(crate) replicas: Arc<ReplicaManager>,
+    /// This broker's epoch from its registration (-1 until registered), for AlterPartition.
+    pub(crate) broker_epoch: Arc<std::sync::atomic::AtomicI64>,
+    /// The offset of the latest image the replica manager has applied.
+    pub(crate) applied: watch::Receiver<i64>,
     pub(crate) controller: ControllerClient,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) groups: Arc<crate::groups::GroupCoordinator>,
@@ -42,6 +47,67 @@ impl Broker {
 
     pub(crate) fn id(&self) -> i32 {
         self.config.node.node_id
+    }
+
+    /// [`ReplicaManager::partition`], but when the refusal is only that this broker has not
+    /// applied the newest image yet (a topic just created, a leadership just moved here),
+    /// waits up to a second for the replica manager to catch up and asks again, sparing the
+    /// client a retry.
+    pub(crate) async fn partition_when_applied(
+        &self,
+        topic_id: Uuid,
+        index: i32,
+        current_leader_epoch: i32,
+        need: crate::replicas::Need,
+    ) -> Result<Arc<HostedPartition>, crate::replicas::Refusal> {
+        match self
+            .replicas
+            .partition(topic_id, index, current_leader_epoch, need)
+        {
+            Err(r) if r.code == odradek_common::ErrorCode::NotLeaderOrFollower => {
+                let wanted = self.image().offset;
+                let mut applied = self.applied.clone();
+                let caught_up = tokio::time::timeout(
+                    std::time::Duration::from_secs(1),
+                    applied.wait_for(|a| *a >= wanted),
+                )
+                .await;
+                if matches!(caught_up, Ok(Ok(_))) {
+                    self.replicas
+                        .partition(topic_id, index, current_leader_epoch, need)
+                } else {
+                    Err(r)
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Sends an ISR change a leader proposed.
+    pub(crate) fn propose_isr(
+        &self,
+        partition: &Arc<HostedPartition>,
+        proposal: Option<odradek_replication::IsrProposal>,
+    ) {
+        if let Some(proposal) = proposal {
+            crate::isr::propose(
+                &self.controller,
+                self.id(),
+                &self.broker_epoch,
+                Arc::clone(partition),
+                proposal,
+            );
+        }
+    }
+
+    /// `min.insync.replicas` of `topic`: its override, else the broker's.
+    pub(crate) fn min_insync_replicas(&self, image: &MetadataImage, topic: &str) -> usize {
+        image
+            .configs
+            .get(&odradek_metadata::ConfigResource::Topic(topic.to_string()))
+            .get("min.insync.replicas")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(self.config.replication.min_insync_replicas)
     }
 
     /// Waits (up to `timeout`) until the metadata image satisfies `pred`.
@@ -202,9 +268,9 @@ impl RequestHandler for Broker {
             RequestKind::LeaveGroup(r) => {
                 Some(ResponseKind::LeaveGroup(groups::leave_group(self, &ctx, r)))
             }
-            RequestKind::OffsetCommit(r) => {
-                Some(ResponseKind::OffsetCommit(groups::offset_commit(self, r)))
-            }
+            RequestKind::OffsetCommit(r) => Some(ResponseKind::OffsetCommit(
+                groups::offset_commit(self, r).await,
+            )),
             RequestKind::OffsetFetch(r) => Some(ResponseKind::OffsetFetch(groups::offset_fetch(
                 self, &ctx, r,
             ))),

@@ -1,5 +1,9 @@
-//! Produce: validate and append each partition's batch as leader; acks=0 gets no response.
-//! With one replica per partition (until replication lands) an append is committed at once.
+//! Produce: validate and append each partition's batch as leader; acks=0 gets no response,
+//! acks=1 an answer after the leader's append, acks=all one once the batch is committed (the
+//! high watermark passed it), with min.insync.replicas checked before the append.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -7,9 +11,9 @@ use kafka_protocol::protocol::StrBytes;
 use odradek_common::{ErrorCode, ToErrorCode};
 use odradek_frontend::RequestContext;
 use odradek_log::{BatchHeader, LOG_OVERHEAD};
-use odradek_metadata::ConfigResource;
 
 use super::{find_topic, Broker};
+use crate::replicas::{HostedPartition, Need};
 
 /// A partition failure; `error_message` exists from v8, so older versions get only the code.
 fn fail(
@@ -52,6 +56,16 @@ fn single_batch(records: &bytes::Bytes) -> Result<(BatchHeader, bytes::Bytes), S
     Ok((h, records.slice(..size)))
 }
 
+/// An acks=all append waiting for the high watermark.
+struct Pending {
+    topic: usize,
+    slot: usize,
+    partition: Arc<HostedPartition>,
+    leader_epoch: i32,
+    last_offset: i64,
+    min_insync_replicas: usize,
+}
+
 pub(super) async fn handle(
     broker: &Broker,
     ctx: &RequestContext,
@@ -62,24 +76,26 @@ pub(super) async fn handle(
     let fail = |index, code, message: String| Box::new(fail(version, index, code, message));
     let image = broker.image();
     let now = broker.clock.now_ms();
-    let mut appended = false;
+    let deadline = Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
+    let mut pending = Vec::new();
     let mut responses = Vec::new();
-    for topic in &req.topic_data {
+    for (ti, topic) in req.topic_data.iter().enumerate() {
         let name = topic.name.0.to_string();
         let t = find_topic(&image, &name, &topic.topic_id);
-        let min_isr: usize = t
-            .as_ref()
-            .and_then(|t| {
-                image
-                    .configs
-                    .get(&ConfigResource::Topic(t.name.clone()))
-                    .get("min.insync.replicas")
-                    .and_then(|v| v.parse().ok())
-            })
-            .unwrap_or(1);
         let mut partitions = Vec::new();
         for pd in &topic.partition_data {
             let index = pd.index;
+            let hosted = match t.as_ref() {
+                Some(t) => {
+                    broker
+                        .partition_when_applied(t.id, index, -1, Need::Leader)
+                        .await
+                }
+                None => Err(crate::replicas::Refusal {
+                    code: ErrorCode::UnknownTopicOrPartition,
+                    message: String::new(),
+                }),
+            };
             let result = (|| {
                 if !matches!(req.acks, -1..=1) {
                     let mut r = fail(
@@ -97,13 +113,13 @@ pub(super) async fn handle(
                         format!("topic '{name}' does not exist"),
                     )
                 })?;
-                let p = t.partitions.get(&index).ok_or_else(|| {
-                    fail(
+                if !t.partitions.contains_key(&index) {
+                    return Err(fail(
                         index,
                         ErrorCode::UnknownTopicOrPartition,
                         format!("partition {index} of '{name}' does not exist"),
-                    )
-                })?;
+                    ));
+                }
                 let records = pd.records.as_ref().ok_or_else(|| {
                     fail(
                         index,
@@ -122,61 +138,43 @@ pub(super) async fn handle(
                         "idempotent and transactional producers are not supported yet".into(),
                     ));
                 }
-                if p.leader != broker.id() {
-                    return Err(fail(
-                        index,
-                        ErrorCode::NotLeaderOrFollower,
-                        format!("broker {} does not lead {name}-{index}", broker.id()),
-                    ));
+                let hosted = hosted.clone().map_err(|r| fail(index, r.code, r.message))?;
+                let min_isr = broker.min_insync_replicas(&image, &t.name);
+                let appended = hosted
+                    .lock()
+                    .map_err(|c| fail(index, c, "partition state poisoned".into()))?
+                    .append_as_leader(&records, req.acks, min_isr, now)
+                    .map_err(|e| fail(index, e.error_code(), e.to_string()))?;
+                hosted.leo_waiters.wake_all();
+                if appended.high_watermark_advanced {
+                    hosted.hw_waiters.wake_all();
                 }
-                if req.acks == -1 && p.isr.len() < min_isr {
-                    return Err(fail(
-                        index,
-                        ErrorCode::NotEnoughReplicas,
-                        format!(
-                            "ISR has {} replicas, min.insync.replicas is {min_isr}",
-                            p.isr.len()
-                        ),
-                    ));
-                }
-                let log = broker.logs.get(t.id, index).ok_or_else(|| {
-                    fail(
-                        index,
-                        ErrorCode::NotLeaderOrFollower,
-                        "partition log not open yet".into(),
-                    )
-                })?;
-                let info = {
-                    let mut log = log.log.lock().map_err(|_| {
-                        fail(
-                            index,
-                            ErrorCode::KafkaStorageError,
-                            "log lock poisoned".into(),
-                        )
-                    })?;
-                    let info = log
-                        .append_as_leader(&records, p.leader_epoch, now)
-                        .map_err(|e| fail(index, e.error_code(), e.to_string()))?;
-                    // Single replica: committed as soon as appended.
-                    let end = log.log_end_offset();
-                    log.update_high_watermark(end);
-                    (info, log.log_start_offset())
-                };
-                Ok(info)
+                Ok((hosted, appended, min_isr))
             })();
             partitions.push(match result {
-                Ok((info, log_start)) => {
-                    appended = true;
+                Ok((hosted, appended, min_isr)) => {
+                    let info = &appended.info;
                     let r = PartitionProduceResponse::default()
                         .with_index(index)
                         .with_base_offset(info.first_offset)
                         .with_log_append_time_ms(info.log_append_time_ms.unwrap_or(-1));
                     // log_start_offset exists from v5.
-                    if version >= 5 {
-                        r.with_log_start_offset(log_start)
+                    let r = if version >= 5 {
+                        r.with_log_start_offset(hosted.reader.log_start_offset())
                     } else {
                         r
+                    };
+                    if req.acks == -1 {
+                        pending.push(Pending {
+                            topic: ti,
+                            slot: partitions.len(),
+                            leader_epoch: appended.leader_epoch,
+                            last_offset: info.last_offset,
+                            partition: hosted,
+                            min_insync_replicas: min_isr,
+                        });
                     }
+                    r
                 }
                 Err(r) => *r,
             });
@@ -188,8 +186,20 @@ pub(super) async fn handle(
                 .with_partition_responses(partitions),
         );
     }
-    if appended {
-        broker.logs.appended.notify_waiters();
+    // acks=all: every appended partition waits for its batch to be committed.
+    for p in pending {
+        if let Err((code, message)) = super::acks::wait_committed(
+            &p.partition,
+            p.leader_epoch,
+            p.last_offset,
+            p.min_insync_replicas,
+            deadline,
+        )
+        .await
+        {
+            let slot = &mut responses[p.topic].partition_responses[p.slot];
+            *slot = *fail(slot.index, code, message);
+        }
     }
     (req.acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }

@@ -17,6 +17,7 @@ use odradek_common::{ErrorCode, ToErrorCode};
 use odradek_frontend::RequestContext;
 
 use super::Broker;
+use crate::replicas::Need;
 
 pub(super) fn delete_records(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let image = broker.image();
@@ -32,21 +33,24 @@ pub(super) fn delete_records(broker: &Broker, req: DeleteRecordsRequest) -> Dele
                     let r = DeleteRecordsPartitionResult::default()
                         .with_partition_index(dp.partition_index)
                         .with_low_watermark(-1);
-                    let Some((topic, p)) = topic
-                        .and_then(|tp| tp.partitions.get(&dp.partition_index).map(|p| (tp, p)))
+                    let Some(topic) =
+                        topic.filter(|tp| tp.partitions.contains_key(&dp.partition_index))
                     else {
                         return r.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
                     };
-                    let Some(log) = broker
-                        .logs
-                        .get(topic.id, dp.partition_index)
-                        .filter(|_| p.leader == broker.id())
-                    else {
-                        return r.with_error_code(ErrorCode::NotLeaderOrFollower.code());
+                    let hosted = match broker.replicas.partition(
+                        topic.id,
+                        dp.partition_index,
+                        -1,
+                        Need::Leader,
+                    ) {
+                        Ok(h) => h,
+                        Err(refusal) => return r.with_error_code(refusal.code.code()),
                     };
-                    let Ok(mut log) = log.log.lock() else {
+                    let Ok(mut replica) = hosted.lock() else {
                         return r.with_error_code(ErrorCode::KafkaStorageError.code());
                     };
+                    let log = replica.log_mut();
                     // -1 means "up to the high watermark".
                     let offset = if dp.offset == -1 {
                         log.high_watermark()
@@ -85,28 +89,30 @@ pub(super) fn offset_for_leader_epoch(
                         .with_partition(op.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    let Some((topic, p)) =
-                        topic.and_then(|tp| tp.partitions.get(&op.partition).map(|p| (tp, p)))
+                    let Some(topic) = topic.filter(|tp| tp.partitions.contains_key(&op.partition))
                     else {
                         return r.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
                     };
-                    let Some(log) = broker
-                        .logs
-                        .get(topic.id, op.partition)
-                        .filter(|_| p.leader == broker.id())
-                    else {
-                        return r.with_error_code(ErrorCode::NotLeaderOrFollower.code());
+                    // Consumers ask the leader; a follower (replica_id >= 0) may ask any replica.
+                    let need = if req.replica_id.0 >= 0 {
+                        Need::Any
+                    } else {
+                        Need::Leader
                     };
-                    if op.current_leader_epoch >= 0 && op.current_leader_epoch < p.leader_epoch {
-                        return r.with_error_code(ErrorCode::FencedLeaderEpoch.code());
-                    }
-                    if op.current_leader_epoch > p.leader_epoch {
-                        return r.with_error_code(ErrorCode::UnknownLeaderEpoch.code());
-                    }
-                    let Ok(log) = log.log.lock() else {
+                    let hosted = match broker.replicas.partition(
+                        topic.id,
+                        op.partition,
+                        op.current_leader_epoch,
+                        need,
+                    ) {
+                        Ok(h) => h,
+                        Err(refusal) => return r.with_error_code(refusal.code.code()),
+                    };
+                    let Ok(replica) = hosted.lock() else {
                         return r.with_error_code(ErrorCode::KafkaStorageError.code());
                     };
-                    let (epoch, end) = log.end_offset_for_epoch(op.leader_epoch);
+                    let end = replica.end_offset_for_epoch(op.leader_epoch);
+                    let (epoch, end) = (end.epoch, end.end_offset);
                     r.with_leader_epoch(epoch).with_end_offset(end)
                 })
                 .collect();

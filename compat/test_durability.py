@@ -1,0 +1,171 @@
+"""Durability on Kafka's three-node tutorial cluster (three combined nodes, RF 3,
+min.insync.replicas=2), as a new user runs it: a confluent-kafka producer at its defaults
+(acks=all) writes numbered records to three partitions while a fault hits one node: kill -9 of a
+partition leader, kill -9 of the active controller, or SIGSTOP of a leader past the broker
+session timeout (a paused leader removed from the ISR must not acknowledge acks=all writes).
+Killed nodes restart in place, truncate what was never committed, catch up and rejoin the ISR.
+Then every partition is read back: every acknowledged record must be there, once, exactly at its
+acknowledged offset (lost = 0, moved = 0); records the broker holds twice (a retry whose first
+attempt was in fact appended) are counted and reported.
+
+DURABILITY_ROUNDS (default 3: one of each fault) sets how many rounds run; scripts/durability.sh
+runs 100."""
+
+import os
+import subprocess
+import threading
+import time
+import uuid
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import BIN_DIR
+
+FAULTS = ["kill9-leader", "kill9-controller", "sigstop-leader"]
+ROUNDS = int(os.environ.get("DURABILITY_ROUNDS", len(FAULTS)))
+PARTITIONS = 3
+
+
+def describe(cluster, topic):
+    md = AdminClient({"bootstrap.servers": cluster.bootstrap}).list_topics(topic, timeout=10)
+    return {p.id: (p.leader, sorted(p.isrs)) for p in md.topics[topic].partitions.values()}
+
+
+def active_controller(cluster):
+    out = subprocess.run([BIN_DIR / "odradek", "--bootstrap-server", cluster.bootstrap,
+                          "metadata-quorum", "describe", "--status"],
+                         capture_output=True, text=True, timeout=30).stdout
+    for line in out.splitlines():
+        if line.startswith("LeaderId:"):
+            return int(line.split(":")[1])
+    raise AssertionError("no LeaderId in:\n" + out)
+
+
+def wait_for(what, predicate, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception:  # noqa: BLE001 - a node may be down while we ask
+            pass
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Load:
+    """A producer thread at librdkafka's defaults (acks=all, retries), recording acks."""
+
+    def __init__(self, cluster, topic):
+        self.topic = topic
+        self.acked = {}  # (partition, offset) -> value
+        self.ack_times = {p: [] for p in range(PARTITIONS)}
+        self.errors = []
+        self.sent = 0
+        self.stop = threading.Event()
+        self.producer = Producer({"bootstrap.servers": cluster.bootstrap})
+        self.thread = threading.Thread(target=self.run)
+        self.thread.start()
+
+    def delivered(self, err, msg):
+        if err is not None:
+            self.errors.append(err)
+            return
+        self.acked[(msg.partition(), msg.offset())] = msg.value()
+        self.ack_times[msg.partition()].append(time.time())
+
+    def run(self):
+        tag = uuid.uuid4().hex[:8]
+        while not self.stop.is_set():
+            value = f"{tag}-{self.sent}".encode()
+            try:
+                self.producer.produce(self.topic, value=value, partition=self.sent % PARTITIONS,
+                                      on_delivery=self.delivered)
+                self.sent += 1
+            except BufferError:
+                pass
+            self.producer.poll(0.001 if self.sent % 50 == 0 else 0)
+            if self.sent % 50 == 0:
+                time.sleep(0.002)
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join()
+        assert self.producer.flush(120) == 0, "undelivered records after 120 s"
+
+
+def read_partition(cluster, topic, partition):
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "check-" + uuid.uuid4().hex,
+                  "enable.auto.commit": False})
+    low, high = c.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+    c.assign([TopicPartition(topic, partition, low)])
+    out = {}
+    deadline = time.time() + 60
+    while (not out or max(out) < high - 1) and time.time() < deadline:
+        for m in c.consume(10_000, 1.0):
+            assert m.error() is None, m.error()
+            out[m.offset()] = m.value()
+    c.close()
+    return out
+
+
+def one_round(cluster, fault, round_no):
+    topic = f"durable-{round_no}"
+    a = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    a.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=3)])[topic].result(30)
+    wait_for("the topic's full ISR", lambda: all(len(isr) == 3 for _, isr in describe(cluster, topic).values()), 30)
+    load = Load(cluster, topic)
+    time.sleep(2)
+    if fault == "kill9-controller":
+        victim = active_controller(cluster)
+    else:
+        victim = describe(cluster, topic)[0][0]
+    led = [p for p, (leader, _) in describe(cluster, topic).items() if leader == victim]
+    faulted_at = time.time()
+    if fault.startswith("kill9"):
+        cluster.kill9(victim)
+        # Past broker.session.timeout.ms (9 s): the controller fences it and elects new leaders.
+        time.sleep(12)
+        cluster.start(victim)
+    else:
+        cluster.pause(victim)
+        time.sleep(12)
+        cluster.resume(victim)
+    time.sleep(3)
+    load.finish()
+    wait_for("the restarted replica back in every ISR",
+             lambda: all(len(isr) == 3 for _, isr in describe(cluster, topic).values()), 90)
+    # The outage: the longest gap between acknowledgements of a partition the victim led.
+    outage = max((max(b - a for a, b in zip(t, t[1:])) if len(t) > 1 else 0.0)
+                 for p, t in load.ack_times.items() if p in led) if led else 0.0
+
+    lost = moved = duplicated = 0
+    by_value = {}
+    for p in range(PARTITIONS):
+        log = read_partition(cluster, topic, p)
+        for offset, value in log.items():
+            by_value.setdefault(value, []).append((p, offset))
+        for (ap, offset), value in load.acked.items():
+            if ap != p:
+                continue
+            if log.get(offset) == value:
+                continue
+            if any(q == p for q, _ in by_value.get(value, [])):
+                moved += 1
+            else:
+                lost += 1
+    duplicated = sum(len(v) - 1 for v in by_value.values() if len(v) > 1)
+    report = (f"round {round_no} {fault} (node {victim}, led {led}): sent {load.sent}, "
+              f"acknowledged {len(load.acked)}, lost {lost}, moved {moved}, duplicated-by-broker "
+              f"{duplicated}, delivery errors {len(load.errors)}, longest gap in acks on its "
+              f"partitions {outage:.1f} s")
+    print("\n" + report)
+    assert len(load.acked) > 1000, report
+    assert lost == 0 and moved == 0, report
+    return report
+
+
+def test_acknowledged_records_survive_faults_of_any_one_node(tutorial_cluster):
+    reports = [one_round(tutorial_cluster, FAULTS[r % len(FAULTS)], r) for r in range(ROUNDS)]
+    print("\n" + "\n".join(reports))

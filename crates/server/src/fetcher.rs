@@ -1,0 +1,330 @@
+//! Replica fetchers: for each broker this one follows partitions of, one task that sends Kafka
+//! Fetch requests (v12+, with this broker's `replica_id`, each partition's current leader
+//! epoch, fetch offset and last fetched epoch) over the inter-broker listener, appends what
+//! comes back as follower, takes the leader's high watermark, and truncates where the leader
+//! answers a diverging epoch. The leader long-polls (`replica.fetch.wait.max.ms`), so an idle
+//! follower costs one request per wait.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use odradek_client::Connection;
+use odradek_common::{Clock, ErrorCode, Uuid};
+use odradek_metadata::MetadataImage;
+use odradek_replication::{EpochEndOffset, Role};
+use tokio::sync::{watch, Notify};
+
+use crate::config::ReplicationConfig;
+use crate::replicas::{Change, HostedPartition};
+
+/// The partitions one fetcher fetches.
+#[derive(Debug, Default)]
+struct Assigned {
+    /// A std `Mutex`: held to copy or change the set, never across an `.await`.
+    partitions: Mutex<HashMap<(Uuid, i32), Arc<HostedPartition>>>,
+    /// Woken when partitions are added.
+    added: Notify,
+}
+
+/// The broker's replica fetchers, one per source broker.
+#[derive(Debug, Clone)]
+pub struct ReplicaFetchers {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    broker_id: i32,
+    config: ReplicationConfig,
+    /// The listener followers connect to (`inter.broker.listener.name`).
+    listener: String,
+    images: watch::Receiver<Arc<MetadataImage>>,
+    clock: Arc<dyn Clock>,
+    stop: watch::Receiver<bool>,
+    /// Fetchers by source broker; a std `Mutex` held to look one up or add one.
+    by_leader: Mutex<HashMap<i32, Arc<Assigned>>>,
+}
+
+impl ReplicaFetchers {
+    /// No fetchers yet; they start as partitions are followed and stop with `stop`.
+    pub fn new(
+        broker_id: i32,
+        config: ReplicationConfig,
+        listener: String,
+        images: watch::Receiver<Arc<MetadataImage>>,
+        clock: Arc<dyn Clock>,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                broker_id,
+                config,
+                listener,
+                images,
+                clock,
+                stop,
+                by_leader: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Applies what the replica manager decided for an image.
+    pub fn apply(&self, changes: Vec<Change>) {
+        let Ok(mut by_leader) = self.inner.by_leader.lock() else {
+            return;
+        };
+        for change in changes {
+            let (partition, leader) = match change {
+                Change::Follow { partition, leader } => (partition, Some(leader)),
+                Change::Unfollow(partition) => (partition, None),
+            };
+            let key = (partition.topic_id, partition.index);
+            for assigned in by_leader.values() {
+                if let Ok(mut p) = assigned.partitions.lock() {
+                    p.remove(&key);
+                }
+            }
+            let Some(leader) = leader else { continue };
+            let assigned = by_leader.entry(leader).or_insert_with(|| {
+                let assigned = Arc::new(Assigned::default());
+                tokio::spawn(run(Arc::clone(&self.inner), leader, Arc::clone(&assigned)));
+                assigned
+            });
+            if let Ok(mut p) = assigned.partitions.lock() {
+                p.insert(key, partition);
+            }
+            assigned.added.notify_one();
+        }
+    }
+}
+
+/// What one request asked for a partition, to match its response against.
+struct Asked {
+    partition: Arc<HostedPartition>,
+    leader_epoch: i32,
+    fetch_offset: i64,
+}
+
+async fn run(inner: Arc<Inner>, leader: i32, assigned: Arc<Assigned>) {
+    let mut stop = inner.stop.clone();
+    let backoff = Duration::from_millis(inner.config.replica_fetch_backoff_ms.max(10));
+    let mut conn: Option<Connection> = None;
+    tracing::info!(
+        broker_id = inner.broker_id,
+        leader,
+        "replica fetcher started"
+    );
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let parts: Vec<Arc<HostedPartition>> = assigned
+            .partitions
+            .lock()
+            .map(|p| p.values().cloned().collect())
+            .unwrap_or_default();
+        if parts.is_empty() {
+            conn = None;
+            tokio::select! {
+                _ = assigned.added.notified() => {}
+                _ = crate::until_stopped(&mut stop) => return,
+            }
+            continue;
+        }
+        let (request, asked) = build_request(&inner, leader, &parts);
+        if asked.is_empty() {
+            // Metadata moved these partitions on; wait for the next change.
+            sleep_or_stop(&mut stop, Duration::from_millis(100)).await;
+            continue;
+        }
+        if conn.is_none() {
+            let Some(addr) = leader_address(&inner, leader) else {
+                sleep_or_stop(&mut stop, backoff).await;
+                continue;
+            };
+            match Connection::connect(&addr, &format!("replica-fetcher-{}", inner.broker_id)).await
+            {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    tracing::debug!(leader, error = %e, "cannot reach the leader; retrying");
+                    sleep_or_stop(&mut stop, backoff).await;
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        let version = match c.version(ApiKey::Fetch, 12) {
+            Ok(v) if v >= 12 => v,
+            _ => {
+                tracing::warn!(
+                    leader,
+                    "the leader does not serve Fetch v12+; cannot replicate"
+                );
+                conn = None;
+                sleep_or_stop(&mut stop, backoff).await;
+                continue;
+            }
+        };
+        let wait = Duration::from_millis(inner.config.replica_fetch_wait_max_ms.max(0) as u64);
+        let sent = tokio::select! {
+            r = tokio::time::timeout(wait + Duration::from_secs(30), c.send(&request, version)) => r,
+            _ = crate::until_stopped(&mut stop) => return,
+        };
+        let response = match sent {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::debug!(leader, error = %e, "fetch from the leader failed; reconnecting");
+                conn = None;
+                sleep_or_stop(&mut stop, backoff).await;
+                continue;
+            }
+            Err(_) => {
+                conn = None;
+                continue;
+            }
+        };
+        let mut failed = 0;
+        let now = inner.clock.now_ms();
+        for topic in &response.responses {
+            for pd in &topic.partitions {
+                let key = (topic.topic.0.to_string(), pd.partition_index);
+                let Some(a) = asked.get(&key) else { continue };
+                if !handle_partition(a, leader, pd, now) {
+                    failed += 1;
+                }
+            }
+        }
+        if failed > 0 && failed >= asked.len() {
+            // Every partition refused (a stale leadership): give metadata time to catch up.
+            sleep_or_stop(&mut stop, Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = crate::until_stopped(stop) => {}
+    }
+}
+
+fn leader_address(inner: &Inner, leader: i32) -> Option<String> {
+    let image = Arc::clone(&inner.images.borrow());
+    let b = image.cluster.brokers.get(&leader)?;
+    let e = crate::handlers::endpoint_for(b, &inner.listener)?;
+    Some(format!("{}:{}", e.host, e.port))
+}
+
+fn build_request(
+    inner: &Inner,
+    leader: i32,
+    parts: &[Arc<HostedPartition>],
+) -> (FetchRequest, HashMap<(String, i32), Asked>) {
+    let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
+    let mut asked = HashMap::new();
+    for h in parts {
+        let Ok(p) = h.lock() else { continue };
+        if p.role() != (Role::Follower { leader }) {
+            continue;
+        }
+        let (fetch_offset, last_fetched_epoch) = p.fetch_position();
+        topics.entry(h.topic.clone()).or_default().push(
+            FetchPartition::default()
+                .with_partition(h.index)
+                .with_current_leader_epoch(p.leader_epoch())
+                .with_fetch_offset(fetch_offset)
+                .with_last_fetched_epoch(last_fetched_epoch)
+                .with_log_start_offset(p.log().log_start_offset())
+                .with_partition_max_bytes(inner.config.replica_fetch_max_bytes),
+        );
+        asked.insert(
+            (h.topic.clone(), h.index),
+            Asked {
+                partition: Arc::clone(h),
+                leader_epoch: p.leader_epoch(),
+                fetch_offset,
+            },
+        );
+    }
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(inner.broker_id))
+        .with_max_wait_ms(inner.config.replica_fetch_wait_max_ms)
+        .with_min_bytes(inner.config.replica_fetch_min_bytes)
+        .with_max_bytes(inner.config.replica_fetch_response_max_bytes)
+        .with_isolation_level(0)
+        .with_session_epoch(-1)
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(name, partitions)| {
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(name)))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        );
+    (request, asked)
+}
+
+/// Applies one partition's part of a fetch response; false when the leader refused it.
+fn handle_partition(
+    a: &Asked,
+    leader: i32,
+    pd: &kafka_protocol::messages::fetch_response::PartitionData,
+    now_ms: i64,
+) -> bool {
+    let h = &a.partition;
+    let Ok(mut p) = h.lock() else { return false };
+    // Metadata or a truncation moved the partition on while the request was out.
+    if p.role() != (Role::Follower { leader })
+        || p.leader_epoch() != a.leader_epoch
+        || p.fetch_position().0 != a.fetch_offset
+    {
+        return true;
+    }
+    match ErrorCode::from_code(pd.error_code) {
+        Some(ErrorCode::None) => {
+            let d = &pd.diverging_epoch;
+            if d.epoch >= 0 || d.end_offset >= 0 {
+                let diverging = EpochEndOffset {
+                    epoch: d.epoch,
+                    end_offset: d.end_offset,
+                };
+                if let Err(e) = p.truncate_on_divergence(diverging) {
+                    tracing::warn!(topic = %h.topic, partition = h.index, error = %e, "cannot truncate a diverging replica");
+                }
+                return true;
+            }
+            let records = pd.records.clone().unwrap_or_default();
+            match p.append_as_follower(&records, pd.high_watermark, now_ms) {
+                Ok(advanced) => {
+                    drop(p);
+                    if advanced {
+                        h.hw_waiters.wake_all();
+                    }
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %h.topic, partition = h.index, error = %e, "cannot append replicated batches");
+                    false
+                }
+            }
+        }
+        Some(ErrorCode::OffsetOutOfRange) => {
+            // Behind the leader's log start, or past what it has: start over inside its range
+            // (above its high watermark this may refetch what the leader does have).
+            if let Err(e) = p.reset_to_leader_range(pd.log_start_offset, pd.high_watermark) {
+                tracing::warn!(topic = %h.topic, partition = h.index, error = %e, "cannot reset an out-of-range replica");
+            }
+            true
+        }
+        _ => {
+            tracing::debug!(topic = %h.topic, partition = h.index, code = pd.error_code, "the leader refused a replica fetch");
+            false
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! The replica manager: one [`odradek_replication::Partition`] per partition replica this broker
+//! hosts, under `<log.dir>/<topic>-<partition>`, opened (and recovered) as metadata assigns
+//! them, deleted when they are unassigned, driven to leader or follower by each new metadata
+//! image, and the one way handlers reach a log.
+//!
+//! Lookups take the map's read lock for a hash lookup; opening, recovering and deleting logs
+//! happen outside it. Each partition's state is behind a std `Mutex` held for one call into the
+//! replication core (an append to the page cache at most), never across an `.await`. Readers
+//! (fetches, ListOffsets, the group coordinator's loads) use the log's lock-free reader and the
+//! published high watermark.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+
+use odradek_common::{Clock, ErrorCode, ToErrorCode, Uuid};
+use odradek_log::{Log, LogConfig, LogReader};
+use odradek_metadata::{ConfigResource, MetadataImage};
+use odradek_replication::checkpoint::{
+    read_checkpoint, write_checkpoint, HIGH_WATERMARK_CHECKPOINT,
+};
+use odradek_replication::{IsrProposal, Partition, PartitionState, Transition};
+use tokio::sync::Notify;
+
+/// One-shot wake-ups keyed by partition (Kafka's purgatory keys): a waiter registers before
+/// it checks its condition, then awaits its `Notify`; a change wakes every registered waiter
+/// once. `notify_one` keeps a permit, so a wake between registering and awaiting is not lost.
+#[derive(Debug, Default)]
+pub struct Wakers(Mutex<Vec<Weak<Notify>>>);
+
+impl Wakers {
+    /// Registers `waiter` for the next wake.
+    pub fn register(&self, waiter: &Arc<Notify>) {
+        if let Ok(mut w) = self.0.lock() {
+            w.retain(|n| n.strong_count() > 0);
+            w.push(Arc::downgrade(waiter));
+        }
+    }
+
+    /// Wakes every registered waiter once.
+    pub fn wake_all(&self) {
+        let waiters = match self.0.lock() {
+            Ok(mut w) => std::mem::take(&mut *w),
+            Err(_) => return,
+        };
+        for w in waiters {
+            if let Some(n) = w.upgrade() {
+                n.notify_one();
+            }
+        }
+    }
+}
+
+/// A hosted partition replica.
+#[derive(Debug)]
+pub struct HostedPartition {
+    /// Topic name.
+    pub topic: String,
+    /// Topic id.
+    pub topic_id: Uuid,
+    /// Partition index.
+    pub index: i32,
+    replica: Mutex<Partition>,
+    /// Reads without the lock.
+    pub reader: LogReader,
+    high_watermark: Arc<AtomicI64>,
+    /// Woken when the high watermark advances: consumer fetches, acks=all produces.
+    pub hw_waiters: Wakers,
+    /// Woken when the log end advances: followers' fetches.
+    pub leo_waiters: Wakers,
+}
+
+impl HostedPartition {
+    /// The replica, for one short call.
+    pub fn lock(&self) -> Result<MutexGuard<'_, Partition>, ErrorCode> {
+        self.replica
+            .lock()
+            .map_err(|_| ErrorCode::KafkaStorageError)
+    }
+
+    /// The high watermark, without the lock.
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+}
+
+/// Why a handler cannot use a partition, as Kafka answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The error code.
+    pub code: ErrorCode,
+    /// For the response's message.
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// What a lookup needs the replica to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// The leader (Produce, consumer Fetch, ListOffsets, DeleteRecords, ...).
+    Leader,
+    /// Any replica (a follower's own OffsetForLeaderEpoch, the coordinator's loads).
+    Any,
+}
+
+/// What followers must do after an image was applied.
+#[derive(Debug)]
+pub enum Change {
+    /// Fetch this partition from `leader`.
+    Follow {
+        /// The partition.
+        partition: Arc<HostedPartition>,
+        /// The leader to fetch from.
+        leader: i32,
+    },
+    /// Stop fetching this partition (it leads, has no leader, or is gone).
+    Unfollow(Arc<HostedPartition>),
+}
+
+/// All hosted replicas.
+#[derive(Debug)]
+pub struct ReplicaManager {
+    dir: PathBuf,
+    defaults: LogConfig,
+    broker_id: i32,
+    clock: Arc<dyn Clock>,
+    /// Looked up on every request and changed on metadata updates: a short read lock.
+    partitions: RwLock<HashMap<(Uuid, i32), Arc<HostedPartition>>>,
+    /// High watermarks read from `replication-offset-checkpoint` at start, for logs not yet
+    /// opened.
+    checkpointed: Mutex<BTreeMap<(String, i32), i64>>,
+}
+
+impl ReplicaManager {
+    /// A manager for replicas under `dir`; reads the directory's HW checkpoint.
+    pub fn new(dir: PathBuf, defaults: LogConfig, broker_id: i32, clock: Arc<dyn Clock>) -> Self {
+        let checkpointed = match read_checkpoint(&dir.join(HIGH_WATERMARK_CHECKPOINT)) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable high watermark checkpoint; starting each partition's HW at its log start");
+                BTreeMap::new()
+            }
+        };
+        Self {
+            dir,
+            defaults,
+            broker_id,
+            clock,
+            partitions: RwLock::new(HashMap::new()),
+            checkpointed: Mutex::new(checkpointed),
+        }
+    }
+
+    /// The hosted replica, if any, whatever its role.
+    pub fn get(&self, topic_id: Uuid, index: i32) -> Option<Arc<HostedPartition>> {
+        self.partitions
+            .read()
+            .ok()?
+            .get(&(topic_id, index))
+            .cloned()
+    }
+
+    /// The one lookup handlers use: the hosted replica of `topic_id`-`index`, checked against
+    /// the request's `current_leader_epoch` (-1: none) with Kafka's rule (FENCED_LEADER_EPOCH
+    /// when older, UNKNOWN_LEADER_EPOCH when newer) and, for [`Need::Leader`], that it leads
+    /// (NOT_LEADER_OR_FOLLOWER otherwise, as for a partition not hosted here).
+    pub fn partition(
+        &self,
+        topic_id: Uuid,
+        index: i32,
+        current_leader_epoch: i32,
+        need: Need,
+    ) -> Result<Arc<HostedPartition>, Refusal> {
+        let hosted = self.get(topic_id, index).ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::NotLeaderOrFollower,
+                format!(
+                    "broker {} hosts no replica of this partition",
+                    self.broker_id
+                ),
+            )
+        })?;
+        {
+            let p = hosted
+                .lock()
+                .map_err(|c| Refusal::new(c, "partition state poisoned"))?;
+            let checked = match need {
+                Need::Leader => p.check_leader(current_leader_epoch),
+                Need::Any => p.check_leader_epoch(current_leader_epoch),
+            };
+            checked.map_err(|e| Refusal::new(e.error_code(), e.to_string()))?;
+        }
+        Ok(hosted)
+    }
+
+    /// Every hosted replica.
+    pub fn all(&self) -> Vec<Arc<HostedPartition>> {
+        self.partitions
+            .read()
+            .map(|p| p.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn topic_config(&self, image: &MetadataImage, topic: &str) -> LogConfig {
+        let overrides = image.configs.get(&ConfigResource::Topic(topic.to_string()));
+        let mut props: HashMap<String, String> = HashMap::new();
+        let d = &self.defaults;
+        for (k, v) in [
+            ("segment.bytes", d.segment_bytes.to_string()),
+            ("segment.ms", d.segment_ms.to_string()),
+            ("retention.ms", d.retention_ms.to_string()),
+            ("retention.bytes", d.retention_bytes.to_string()),
+            ("max.message.bytes", d.max_message_bytes.to_string()),
+        ] {
+            props.insert(k.to_string(), v);
+        }
+        for (k, v) in overrides {
+            if odradek_log::LOG_CONFIG_KEYS.contains(&k.as_str()) {
+                props.insert(k, v);
+            }
+        }
+        LogConfig::from_properties(&props)
+            .map(|(c, _)| c)
+            .unwrap_or_else(|_| self.defaults.clone())
+    }
+
+    /// Follows `image`: opens the replicas newly assigned here, deletes those no longer
+    /// assigned, applies config changes, and drives every replica to its role. Returns what
+    /// the replica fetchers must do. Opening and deleting logs reads and writes disk: call on a
+    /// blocking thread.
+    pub fn apply(&self, image: &MetadataImage) -> Vec<Change> {
+        let now = self.clock.now_ms();
+        let mut wanted: HashMap<(Uuid, i32), (String, LogConfig, PartitionState)> = HashMap::new();
+        for t in image.topics.by_id.values() {
+            let config = self.topic_config(image, &t.name);
+            for (p, reg) in &t.partitions {
+                if reg.replicas.contains(&self.broker_id) {
+                    let state = PartitionState {
+                        leader: reg.leader,
+                        leader_epoch: reg.leader_epoch,
+                        partition_epoch: reg.partition_epoch,
+                        replicas: reg.replicas.clone(),
+                        isr: reg.isr.clone(),
+                    };
+                    wanted.insert((t.id, *p), (t.name.clone(), config.clone(), state));
+                }
+            }
+        }
+        let mut changes = Vec::new();
+        // Removed: out of the map first (under the lock), deleted after (outside it).
+        let removed: Vec<Arc<HostedPartition>> = match self.partitions.write() {
+            Ok(mut partitions) => {
+                let gone: Vec<(Uuid, i32)> = partitions
+                    .keys()
+                    .filter(|k| !wanted.contains_key(k))
+                    .copied()
+                    .collect();
+                gone.iter().filter_map(|k| partitions.remove(k)).collect()
+            }
+            Err(_) => return changes,
+        };
+        for p in removed {
+            changes.push(Change::Unfollow(Arc::clone(&p)));
+            let dir = self.dir.join(format!("{}-{}", p.topic, p.index));
+            tracing::info!(topic = %p.topic, partition = p.index, "deleting the replica of a removed partition");
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot delete partition directory");
+            }
+        }
+        // New: opened (and recovered) outside the map lock.
+        let missing: Vec<((Uuid, i32), String, LogConfig)> = {
+            let Ok(partitions) = self.partitions.read() else {
+                return changes;
+            };
+            wanted
+                .iter()
+                .filter(|(k, _)| !partitions.contains_key(k))
+                .map(|(k, (name, config, _))| (*k, name.clone(), config.clone()))
+                .collect()
+        };
+        for ((id, index), name, config) in missing {
+            let dir = self.dir.join(format!("{name}-{index}"));
+            match Log::open(&dir, config, now) {
+                Ok(log) => {
+                    let hw = self
+                        .checkpointed
+                        .lock()
+                        .ok()
+                        .and_then(|c| c.get(&(name.clone(), index)).copied());
+                    tracing::info!(topic = %name, partition = index, log_end_offset = log.log_end_offset(), high_watermark = ?hw, "opened partition replica");
+                    let replica = Partition::new(name.clone(), index, self.broker_id, log, hw);
+                    let hosted = Arc::new(HostedPartition {
+                        topic: name,
+                        topic_id: id,
+                        index,
+                        reader: replica.reader(),
+                        high_watermark: replica.high_watermark_handle(),
+                        replica: Mutex::new(replica),
+                        hw_waiters: Wakers::default(),
+                        leo_waiters: Wakers::default(),
+                    });
+                    if let Ok(mut partitions) = self.partitions.write() {
+                        partitions.insert((id, index), hosted);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(dir = %dir.display(), error = %e, "cannot open partition log")
+                }
+            }
+        }
+        // Every wanted replica: config and role.
+        for (key, (_, config, state)) in wanted {
+            let Some(hosted) = self.get(key.0, key.1) else {
+                continue;
+            };
+            let Ok(mut p) = hosted.lock() else { continue };
+            if p.log().config() != &config {
+                p.log_mut().set_config(config);
+            }
+            if p.state() == &state {
+                continue;
+            }
+            let (transition, advanced) = p.apply(state, now);
+            drop(p);
+            if advanced {
+                hosted.hw_waiters.wake_all();
+            }
+            match transition {
+                Transition::BecameFollower { leader } => changes.push(Change::Follow {
+                    partition: Arc::clone(&hosted),
+                    leader,
+                }),
+                Transition::BecameLeader | Transition::BecameLeaderless => {
+                    // Waiters under the old epoch must see the change (acks=all answers
+                    // NOT_LEADER_OR_FOLLOWER, consumer fetches re-check leadership).
+                    hosted.hw_waiters.wake_all();
+                    hosted.leo_waiters.wake_all();
+                    changes.push(Change::Unfollow(Arc::clone(&hosted)));
+                }
+                Transition::Updated => {}
+            }
+        }
+        changes
+    }
+
+    /// ISR shrinks due now, for every partition this broker leads.
+    pub fn maybe_shrink_isrs(
+        &self,
+        replica_lag_time_max_ms: i64,
+    ) -> Vec<(Arc<HostedPartition>, IsrProposal)> {
+        let now = self.clock.now_ms();
+        self.all()
+            .into_iter()
+            .filter_map(|h| {
+                let proposal = h
+                    .lock()
+                    .ok()?
+                    .maybe_shrink_isr(now, replica_lag_time_max_ms)?;
+                Some((h, proposal))
+            })
+            .collect()
+    }
+
+    /// One retention (and compaction) pass over every log. Each log's lock is held for its
+    /// pass only.
+    pub fn enforce_retention(&self) {
+        let now = self.clock.now_ms();
+        for p in self.all() {
+            let Ok(mut replica) = p.lock() else { continue };
+            let log = replica.log_mut();
+            if let Err(e) = log.enforce_retention(now) {
+                tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed");
+            }
+            if let Err(e) = log.compact_if_needed(now) {
+                tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "compaction failed");
+            }
+        }
+    }
+
+    /// Writes every hosted replica's high watermark to `replication-offset-checkpoint`.
+    pub fn checkpoint_high_watermarks(&self) {
+        let entries: BTreeMap<(String, i32), i64> = self
+            .all()
+            .iter()
+            .map(|p| ((p.topic.clone(), p.index), p.high_watermark()))
+            .collect();
+        if let Err(e) = write_checkpoint(&self.dir.join(HIGH_WATERMARK_CHECKPOINT), &entries) {
+            tracing::warn!(error = %e, "cannot write the high watermark checkpoint");
+        }
+    }
+
+    /// Checkpoints the high watermarks, then flushes and closes every log cleanly (the next
+    /// start trusts their indexes).
+    pub fn close_all(&self) {
+        self.checkpoint_high_watermarks();
+        let Ok(mut partitions) = self.partitions.write() else {
+            return;
+        };
+        for (_, p) in partitions.drain() {
+            match Arc::try_unwrap(p) {
+                Ok(p) => {
+                    if let Ok(replica) = p.replica.into_inner() {
+                        if let Err(e) = replica.into_log().close() {
+                            tracing::warn!(error = %e, "closing a log failed");
+                        }
+                    }
+                }
+                Err(p) => {
+                    if let Ok(mut replica) = p.lock() {
+                        let _ = replica.log_mut().flush();
+                    }
+                }
+            }
+        }
+    }
+}
