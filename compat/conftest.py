@@ -215,6 +215,11 @@ class TutorialCluster:
         self.procs[i].send_signal(signal.SIGKILL)
         self.procs[i].wait()
 
+    def stop_node(self, i, timeout=30):
+        """SIGTERM, waiting for a clean exit."""
+        self.procs[i].send_signal(signal.SIGTERM)
+        self.procs[i].wait(timeout=timeout)
+
     def pause(self, i):
         self.procs[i].send_signal(signal.SIGSTOP)
 

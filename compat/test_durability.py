@@ -2,14 +2,18 @@
 min.insync.replicas=2), as a new user runs it: a confluent-kafka producer at its defaults
 (acks=all) writes numbered records to three partitions while a fault hits one node: kill -9 of a
 partition leader, kill -9 of the active controller, or SIGSTOP of a leader past the broker
-session timeout (a paused leader removed from the ISR must not acknowledge acks=all writes).
+session timeout (a paused leader removed from the ISR must not acknowledge acks=all writes), or
+a rolling restart by SIGTERM of every node in turn.
 Killed nodes restart in place, truncate what was never committed, catch up and rejoin the ISR.
 Then every partition is read back: every acknowledged record must be there, once, exactly at its
 acknowledged offset (lost = 0, moved = 0); records the broker holds twice (a retry whose first
 attempt was in fact appended) are counted and reported.
 
-DURABILITY_ROUNDS (default 3: one of each fault) sets how many rounds run; scripts/durability.sh
-runs 100."""
+DURABILITY_ROUNDS (default: one round of each fault) sets how many rounds run;
+scripts/durability.sh runs 100.
+
+Also: committed consumer-group offsets survive kill -9 of the group coordinator's node under a
+commit load."""
 
 import os
 import subprocess
@@ -22,7 +26,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import BIN_DIR
 
-FAULTS = ["kill9-leader", "kill9-controller", "sigstop-leader"]
+FAULTS = ["kill9-leader", "kill9-controller", "sigstop-leader", "sigterm-rolling"]
 ROUNDS = int(os.environ.get("DURABILITY_ROUNDS", len(FAULTS)))
 PARTITIONS = 3
 
@@ -40,6 +44,15 @@ def active_controller(cluster):
         if line.startswith("LeaderId:"):
             return int(line.split(":")[1])
     raise AssertionError("no LeaderId in:\n" + out)
+
+
+def topics_describe(cluster, topic, flag):
+    """The partitions `odradek topics describe --topic T FLAG` lists."""
+    live = ",".join(f"127.0.0.1:{cluster.ports[i]}" for i in cluster.ids if cluster.procs[i].poll() is None)
+    out = subprocess.run([BIN_DIR / "odradek", "--bootstrap-server", live, "topics", "describe",
+                          "--topic", topic, flag], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return [int(line.split("Partition:")[1].split()[0]) for line in out.stdout.splitlines() if "Partition:" in line]
 
 
 def wait_for(what, predicate, timeout):
@@ -123,10 +136,22 @@ def one_round(cluster, fault, round_no):
         victim = describe(cluster, topic)[0][0]
     led = [p for p, (leader, _) in describe(cluster, topic).items() if leader == victim]
     faulted_at = time.time()
-    if fault.startswith("kill9"):
+    if fault == "sigterm-rolling":
+        # Each node in turn: SIGTERM, restart, and its replicas back in every ISR.
+        for node in cluster.ids:
+            cluster.stop_node(node)
+            cluster.start(node)
+            wait_for(f"node {node} back in every ISR",
+                     lambda: all(len(isr) == 3 for _, isr in describe(cluster, topic).values()), 90)
+    elif fault.startswith("kill9"):
         cluster.kill9(victim)
         # Past broker.session.timeout.ms (9 s): the controller fences it and elects new leaders.
         time.sleep(12)
+        # kafka-topics' health views, as an operator would look: every partition is
+        # under-replicated (the victim left every ISR), none is unavailable.
+        wait_for("every partition listed under-replicated", lambda: sorted(
+            topics_describe(cluster, topic, "--under-replicated-partitions")) == list(range(PARTITIONS)), 20)
+        assert topics_describe(cluster, topic, "--unavailable-partitions") == []
         cluster.start(victim)
     else:
         cluster.pause(victim)
@@ -136,6 +161,7 @@ def one_round(cluster, fault, round_no):
     load.finish()
     wait_for("the restarted replica back in every ISR",
              lambda: all(len(isr) == 3 for _, isr in describe(cluster, topic).values()), 90)
+    assert topics_describe(cluster, topic, "--under-replicated-partitions") == []
     # The outage: the longest gap between acknowledgements of a partition the victim led.
     outage = max((max(b - a for a, b in zip(t, t[1:])) if len(t) > 1 else 0.0)
                  for p, t in load.ack_times.items() if p in led) if led else 0.0
@@ -169,3 +195,39 @@ def one_round(cluster, fault, round_no):
 def test_acknowledged_records_survive_faults_of_any_one_node(tutorial_cluster):
     reports = [one_round(tutorial_cluster, FAULTS[r % len(FAULTS)], r) for r in range(ROUNDS)]
     print("\n" + "\n".join(reports))
+
+
+def test_committed_offsets_survive_kill_9_of_the_coordinator(tutorial_cluster):
+    cluster = tutorial_cluster
+    a = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    a.create_topics([NewTopic("commits", num_partitions=1, replication_factor=3)])["commits"].result(30)
+    group = "survivor"
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group, "enable.auto.commit": False})
+    c.assign([TopicPartition("commits", 0, 0)])
+    acked = -1
+
+    def commit(offset):
+        nonlocal acked
+        c.commit(offsets=[TopicPartition("commits", 0, offset)], asynchronous=False)
+        acked = offset
+
+    for offset in range(1, 50):
+        commit(offset)
+    coordinator = a.describe_consumer_groups([group])[group].result(10).coordinator.id
+    killed_at = time.time()
+    cluster.kill9(coordinator)
+    # Commits go on: the client finds the new coordinator, which loaded the replicated
+    # partition of __consumer_offsets.
+    offset = 50
+    while time.time() - killed_at < 15:
+        try:
+            commit(offset)
+            offset += 1
+        except Exception:  # noqa: BLE001 - retriable while the coordinator moves
+            time.sleep(0.2)
+    assert acked > 50, f"no commit acknowledged after the coordinator died (last {acked})"
+    cluster.start(coordinator)
+    committed = c.committed([TopicPartition("commits", 0)], timeout=30)[0].offset
+    c.close()
+    print(f"\ncoordinator node {coordinator} killed: last acknowledged commit {acked}, committed now {committed}")
+    assert committed == acked, f"acknowledged commit {acked}, committed {committed}"

@@ -45,7 +45,9 @@ label, workload, cpu, out = sys.argv[1:]
 last = out.strip().splitlines()[-1]
 if "records sent" in last:
     n = re.findall(r"([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, ([\d.]+) ms max", last)[0]
-    print(f"| {label} | {workload} | {float(n[0]):,.0f} | {float(n[1]):,.1f} | {n[2]} / {n[3]} | {cpu} |")
+    q = re.findall(r"([\d.]+) ms 50th, [\d.]+ ms 95th, ([\d.]+) ms 99th", last)
+    pct = f" (p50 {q[0][0]}, p99 {q[0][1]})" if q else ""
+    print(f"| {label} | {workload} | {float(n[0]):,.0f} | {float(n[1]):,.1f} | {n[2]} / {n[3]}{pct} | {cpu} |")
 elif "records received" in last:
     n = re.findall(r"([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg.* ([\d.]+) ms 50th.* ([\d.]+) ms 99th, ([\d.]+) ms 99.9th", last)[0]
     print(f"| {label} | {workload} | {float(n[0]):,.0f} | {float(n[1]):,.1f} | {n[2]} avg, {n[3]} p50, {n[4]} p99, {n[5]} p99.9 | {cpu} |")
@@ -116,6 +118,17 @@ for b in 1 2 3; do
 done
 for b in 1 2 3; do wait_ready "$scratch/b$b.log"; done
 workloads "3 brokers" 1
+# Replicated: one partition with three replicas, acks=1 and acks=all, then acks=all at half of
+# its peak for the latency percentiles.
+"$bin/odradek" --bootstrap-server "$bootstrap" topics create --topic r3one --partitions 1 --replication-factor 3 >/dev/null
+"$bin/odradek" --bootstrap-server "$bootstrap" topics create --topic r3all --partitions 1 --replication-factor 3 >/dev/null
+"$bin/odradek" --bootstrap-server "$bootstrap" topics create --topic r3half --partitions 1 --replication-factor 3 >/dev/null
+measure "3 brokers, RF 3" "produce, 1 partition, acks=1, 1 KiB" 1024000000 -- produce --topic r3one --records 1000000 --record-size 1024 --acks 1
+measure "3 brokers, RF 3" "produce, 1 partition, acks=all, 1 KiB" 1024000000 -- produce --topic r3all --records 1000000 --record-size 1024 --acks -1
+peak=$(tail -n 1 "$rows" | awk -F'|' '{gsub(/[ ,]/, "", $4); print $4}')
+rate=$((peak / 2))
+measure "3 brokers, RF 3" "produce, 1 partition, acks=all, 1 KiB, asked ${rate} records/s (half of peak)" $((rate * 10 * 1024)) -- \
+  produce --topic r3half --records $((rate * 10)) --record-size 1024 --acks -1 --throughput "$rate"
 pid_list=$(IFS=,; echo "${brokers[*]}")
 "$venv/bin/python" scripts/bench_broker.py "$bootstrap" 1024 1000000 6 "3 brokers, confluent-kafka" "$pid_list" >>"$rows"
 

@@ -12,8 +12,9 @@ declare -A LAYER=(
   [odradek-server]=3
 )
 # Sideways edges within one layer that the design allows, each with its reason:
-# - the controller is built on the quorum's replicated log (as Kafka's controller on its raft).
-ALLOWED_SIDEWAYS=" odradek-controller>odradek-quorum "
+# - the controller is built on the quorum's replicated log (as Kafka's controller on its raft);
+# - a partition replica owns its partition's log (as Kafka's Partition its UnifiedLog).
+ALLOWED_SIDEWAYS=" odradek-controller>odradek-quorum odradek-replication>odradek-log "
 # External crates an L0/L1 crate must never reach.
 ASYNC_CRATES='^(tokio|tonic|hyper|async-std|futures-executor|mio) '
 

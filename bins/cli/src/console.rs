@@ -7,7 +7,7 @@ use bytes::Bytes;
 use clap::Args;
 use odradek_client::group::must_rejoin;
 use odradek_client::partitioner::partition_for_key;
-use odradek_client::{Client, ClientError, GroupMember};
+use odradek_client::{coordinator_moved, Client, ClientError, GroupMember};
 use odradek_log::records::{decode_batches, encode_batch, Compression, NewRecord};
 
 #[derive(Args)]
@@ -302,7 +302,14 @@ async fn consume_group(
         if positions.is_empty() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        if printer.poll(client, &mut positions).await? || printer.should_stop() {
+        match printer.poll(client, &mut positions).await {
+            Ok(true) => break,
+            Ok(false) => {}
+            // A partition leader moved or its broker died: ask again after a moment.
+            Err(e) if e.is_retriable() => tokio::time::sleep(Duration::from_millis(500)).await,
+            Err(e) => return Err(e),
+        }
+        if printer.should_stop() {
             break;
         }
         let mut rejoin = false;
@@ -310,19 +317,37 @@ async fn consume_group(
             match member.commit(&positions).await {
                 Ok(()) => {}
                 Err(e) if must_rejoin(&e) => rejoin = true,
+                Err(e) if coordinator_moved(&e) => {
+                    eprintln!("warning: the group coordinator moved ({e}); finding it again");
+                    member.relocate(client).await?;
+                }
                 Err(e) => return Err(e),
             }
             last_commit = Instant::now();
         }
         if rejoin || last_heartbeat.elapsed() >= HEARTBEAT {
             last_heartbeat = Instant::now();
-            if rejoin || !member.heartbeat().await? {
+            let alive = match member.heartbeat().await {
+                Ok(alive) => alive,
+                Err(e) if coordinator_moved(&e) => {
+                    eprintln!("warning: the group coordinator moved ({e}); finding it again");
+                    member.relocate(client).await?;
+                    true
+                }
+                Err(e) => return Err(e),
+            };
+            if rejoin || !alive {
                 // Rebalance: commit what was read (when the generation still allows it),
                 // rejoin, and start from the new assignment.
                 if let Err(e) = member.commit(&positions).await {
                     eprintln!("warning: offsets not committed before rejoining: {e}");
                 }
-                member.rejoin(client).await?;
+                loop {
+                    match member.rejoin(client).await {
+                        Err(e) if coordinator_moved(&e) => member.relocate(client).await?,
+                        other => break other?,
+                    }
+                }
                 positions = start_positions(client, &mut member, args.from_beginning).await?;
             }
         }

@@ -16,6 +16,15 @@ pub enum TopicsCommand {
         /// Only this topic.
         #[arg(long)]
         topic: Option<String>,
+        /// Only partitions whose ISR is smaller than their replica set.
+        #[arg(long)]
+        under_replicated_partitions: bool,
+        /// Only partitions whose ISR is smaller than the topic's min.insync.replicas.
+        #[arg(long)]
+        under_min_isr_partitions: bool,
+        /// Only partitions without a live leader.
+        #[arg(long)]
+        unavailable_partitions: bool,
     },
     /// Create a topic.
     Create {
@@ -58,21 +67,48 @@ pub async fn run(client: &mut Client, command: TopicsCommand) -> Result<(), Clie
                 }
             }
         }
-        TopicsCommand::Describe { topic } => {
+        TopicsCommand::Describe {
+            topic,
+            under_replicated_partitions,
+            under_min_isr_partitions,
+            unavailable_partitions,
+        } => {
             let wanted = topic.map(|t| vec![t]);
-            for t in client.metadata(wanted.as_deref(), false).await? {
+            let topics = client.metadata(wanted.as_deref(), false).await?;
+            // Metadata lists the live (unfenced) brokers.
+            let live: Vec<i32> = client.broker_ids();
+            // As kafka-topics: with a filter, only the matching partition lines are printed.
+            let filtered =
+                under_replicated_partitions || under_min_isr_partitions || unavailable_partitions;
+            for t in topics {
                 let rf = t.partitions.first().map_or(0, |p| p.replicas.len());
-                let configs = client.topic_overrides(&t.name).await?;
-                let configs: Vec<String> =
-                    configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                println!(
-                    "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: {}",
-                    t.name,
-                    t.id,
-                    t.partitions.len(),
-                    configs.join(",")
-                );
+                let all_configs = client.describe_configs(2, &t.name).await?;
+                let min_isr: usize = all_configs
+                    .iter()
+                    .find(|(k, _, _)| k == "min.insync.replicas")
+                    .and_then(|(_, v, _)| v.parse().ok())
+                    .unwrap_or(1);
+                if !filtered {
+                    let configs = client.topic_overrides(&t.name).await?;
+                    let configs: Vec<String> =
+                        configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    println!(
+                        "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: {}",
+                        t.name,
+                        t.id,
+                        t.partitions.len(),
+                        configs.join(",")
+                    );
+                }
                 for p in &t.partitions {
+                    let unavailable = p.leader < 0 || !live.contains(&p.leader);
+                    let keep = !filtered
+                        || (under_replicated_partitions && p.isr.len() < p.replicas.len())
+                        || (under_min_isr_partitions && p.isr.len() < min_isr)
+                        || (unavailable_partitions && unavailable);
+                    if !keep {
+                        continue;
+                    }
                     println!(
                         "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",
                         t.name,

@@ -466,9 +466,21 @@ impl Client {
                     .with_partition(partition)
                     .with_fetch_offset(offset)
                     .with_partition_max_bytes(max_bytes)])]);
+        let addr = self.brokers.get(&leader).cloned();
         let conn = self.broker(leader).await?;
         let v = conn.version(ApiKey::Fetch, 12)?;
-        let resp = conn.send(&req, v).await?;
+        let resp = match conn.send(&req, v).await {
+            Ok(r) => r,
+            Err(e) => {
+                // The leader's broker went away: forget the connection and the leader, so the
+                // next call asks Metadata for the new one.
+                if let Some(addr) = addr {
+                    self.conns.remove(&addr);
+                }
+                self.leaders.remove(&(topic.to_string(), partition));
+                return Err(e);
+            }
+        };
         let p = resp
             .responses
             .first()

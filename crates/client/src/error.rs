@@ -32,6 +32,34 @@ fn code_name(code: i16) -> String {
 }
 
 impl ClientError {
+    /// Whether retrying (after refreshing metadata or finding the coordinator again) can
+    /// succeed, as Kafka's `RetriableException`s: a lost connection, a leader or coordinator
+    /// that moved or is being elected, not enough replicas for now, a timeout.
+    pub fn is_retriable(&self) -> bool {
+        use odradek_common::ErrorCode as E;
+        match self {
+            ClientError::Io { .. } => true,
+            ClientError::Kafka { code, .. } => matches!(
+                E::from_code(*code),
+                Some(
+                    E::UnknownTopicOrPartition
+                        | E::LeaderNotAvailable
+                        | E::NotLeaderOrFollower
+                        | E::RequestTimedOut
+                        | E::NotEnoughReplicas
+                        | E::NotEnoughReplicasAfterAppend
+                        | E::KafkaStorageError
+                        | E::FencedLeaderEpoch
+                        | E::UnknownLeaderEpoch
+                        | E::CoordinatorLoadInProgress
+                        | E::CoordinatorNotAvailable
+                        | E::NotCoordinator
+                )
+            ),
+            ClientError::Protocol(_) => false,
+        }
+    }
+
     /// `Err(Kafka)` unless `code` is 0.
     pub fn check(code: i16, message: Option<String>) -> Result<(), ClientError> {
         if code == 0 {

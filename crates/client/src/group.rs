@@ -48,6 +48,18 @@ pub fn must_rejoin(e: &ClientError) -> bool {
     )
 }
 
+/// Whether `e` means the coordinator moved or cannot be reached: find it again and retry.
+pub fn coordinator_moved(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::Io { .. }
+            | ClientError::Kafka {
+                code: NOT_COORDINATOR | COORDINATOR_NOT_AVAILABLE | COORDINATOR_LOAD_IN_PROGRESS,
+                ..
+            }
+    )
+}
+
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
@@ -174,6 +186,27 @@ impl GroupMember {
             }
             ClientError::check(code, Some(format!("group {group}")))?;
             return Connection::connect(&format!("{host}:{port}"), client.client_id()).await;
+        }
+        Err(last.unwrap_or_else(|| ClientError::Protocol("no coordinator".into())))
+    }
+
+    /// Finds the group's coordinator again after it moved (its broker died or lost
+    /// leadership of the group's `__consumer_offsets` partition), retrying for about 30 s:
+    /// longer than `broker.session.timeout.ms`, after which the controller has moved it.
+    pub async fn relocate(&mut self, client: &mut Client) -> Result<(), ClientError> {
+        let mut last = None;
+        for _ in 0..60 {
+            match Self::coordinator(client, &self.group).await {
+                Ok(c) => {
+                    self.coordinator = c;
+                    return Ok(());
+                }
+                Err(e) if coordinator_moved(&e) => {
+                    last = Some(e);
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e),
+            }
         }
         Err(last.unwrap_or_else(|| ClientError::Protocol("no coordinator".into())))
     }

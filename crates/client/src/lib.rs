@@ -19,4 +19,4 @@ pub mod partitioner;
 pub use client::{Client, PartitionInfo, TopicInfo};
 pub use connection::Connection;
 pub use error::ClientError;
-pub use group::GroupMember;
+pub use group::{coordinator_moved, GroupMember};

@@ -2,27 +2,31 @@
 //!
 //! # What it owns
 //! The broker: its configuration ([`config`]), the controller client, registration and
-//! heartbeats ([`lifecycle`]), the metadata follower that replays the controllers' committed log
-//! into this broker's `MetadataImage` ([`follower`]), the log manager that opens, recovers and
-//! deletes partition logs as metadata says and runs retention ([`logs`]), and the Kafka request
-//! handlers, one file per API ([`handlers`]). [`runtime::run_node`] runs a broker, a controller
-//! or both in one process; [`dev`] holds the `--dev` defaults.
+//! heartbeats ([`lifecycle`]), the metadata cache that replays the controllers' committed log
+//! into this broker's `MetadataImage` ([`metadata_cache`]), the replica manager that opens,
+//! recovers and deletes partition replicas as metadata says, drives each to leader or follower
+//! and runs retention ([`replicas`]), the replica fetchers of its followers ([`fetcher`]), the
+//! ISR changes its leaders propose ([`isr`]), the group coordinator ([`groups`]), and the Kafka
+//! request handlers, one file per API ([`handlers`]). [`runtime::run_node`] runs a broker, a
+//! controller or both in one process; [`dev`] holds the `--dev` defaults; [`alloc`] is the
+//! allocator `odradek-broker` runs on.
 //!
 //! # Threading
-//! Each partition log has one `std::sync::Mutex` held only for an append or a retention pass;
-//! fetches read through the log's lock-free readers. Metadata images are shared as `Arc` through a
-//! `watch`. No lock is held across an `.await`.
+//! Each hosted replica's state has one `std::sync::Mutex`, held for one call into the
+//! replication core (an append to the page cache at most); fetches read through the log's
+//! lock-free readers and the published high watermark; waiters are woken per partition.
+//! Metadata images are shared as `Arc` through a `watch`. No lock is held across an `.await`.
 
 pub mod alloc;
 pub mod config;
 pub mod controller_client;
 pub mod dev;
 pub mod fetcher;
-pub mod follower;
 pub mod groups;
 pub mod handlers;
 pub mod isr;
 pub mod lifecycle;
+pub mod metadata_cache;
 pub mod replicas;
 pub mod runtime;
 

@@ -20,7 +20,7 @@ use crate::fetcher::ReplicaFetchers;
 use crate::groups::GroupCoordinator;
 use crate::handlers::Broker;
 use crate::replicas::ReplicaManager;
-use crate::{follower, lifecycle};
+use crate::{lifecycle, metadata_cache};
 
 /// Runs the node until `shutdown` resolves. `ready` receives the broker's client address once it
 /// serves.
@@ -134,7 +134,7 @@ async fn run_broker(
         stop.clone(),
     );
 
-    tokio::spawn(follower::follow(
+    tokio::spawn(metadata_cache::follow(
         client.clone(),
         config.node.node_id,
         images_tx,

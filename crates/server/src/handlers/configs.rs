@@ -51,7 +51,10 @@ fn topic_defaults(broker: &Broker) -> BTreeMap<&'static str, String> {
             d.min_cleanable_dirty_ratio.to_string(),
         ),
         ("min.compaction.lag.ms", d.min_compaction_lag_ms.to_string()),
-        ("min.insync.replicas", "1".to_string()),
+        (
+            "min.insync.replicas",
+            broker.config.replication.min_insync_replicas.to_string(),
+        ),
         ("retention.bytes", d.retention_bytes.to_string()),
         ("retention.ms", d.retention_ms.to_string()),
         ("segment.bytes", d.segment_bytes.to_string()),
