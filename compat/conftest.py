@@ -151,23 +151,33 @@ def cluster3(tmp_path):
 class TutorialCluster:
     """Kafka's classic three-node KRaft tutorial cluster: three combined nodes
     (process.roles=broker,controller), default.replication.factor=3, min.insync.replicas=2,
-    each formatted with odradek-storage. Nodes can be killed, paused and restarted in place."""
+    each formatted with odradek-storage. Nodes can be killed, paused and restarted in place.
 
-    def __init__(self, workdir: Path, extra=None):
+    With `netns=True` each node runs in a network namespace of its own (`ip netns`, a veth pair
+    on a bridge: 10.213.S.1i), so a node's network can be cut and healed (`cut`, `heal`) while
+    its process keeps running; the test process reaches the nodes over the bridge."""
+
+    def __init__(self, workdir: Path, extra=None, netns=False):
         self.workdir = workdir
         self.ids = [1, 2, 3]
+        self.netns = None
+        self.hosts = {i: "127.0.0.1" for i in self.ids}
+        if netns:
+            self.netns = Namespaces(self.ids)
+            self.hosts = {i: self.netns.address(i) for i in self.ids}
         self.ports = {i: free_port() for i in self.ids}
         self.cports = {i: free_port() for i in self.ids}
-        voters = ",".join(f"{i}@127.0.0.1:{self.cports[i]}" for i in self.ids)
+        voters = ",".join(f"{i}@{self.hosts[i]}:{self.cports[i]}" for i in self.ids)
         cluster_id = subprocess.run([BIN_DIR / "odradek-storage", "random-uuid"], check=True, capture_output=True, text=True).stdout.strip()
         self.procs = {}
         self.configs = {}
         for i in self.ids:
+            h = self.hosts[i]
             lines = {
                 "node.id": str(i),
                 "process.roles": "broker,controller",
                 "controller.quorum.voters": voters,
-                "listeners": f"PLAINTEXT://127.0.0.1:{self.ports[i]},CONTROLLER://127.0.0.1:{self.cports[i]}",
+                "listeners": f"PLAINTEXT://{h}:{self.ports[i]},CONTROLLER://{h}:{self.cports[i]}",
                 "inter.broker.listener.name": "PLAINTEXT",
                 "controller.listener.names": "CONTROLLER",
                 "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
@@ -187,7 +197,14 @@ class TutorialCluster:
             self.start(i, wait=False)
         for i in self.ids:
             self.wait_ready(i)
-        self.bootstrap = ",".join(f"127.0.0.1:{self.ports[i]}" for i in self.ids)
+        self.bootstrap = ",".join(f"{self.hosts[i]}:{self.ports[i]}" for i in self.ids)
+
+    def cut(self, i):
+        """Takes node i's network down: its connections hang, nothing reaches it."""
+        self.netns.set_link(i, "down")
+
+    def heal(self, i):
+        self.netns.set_link(i, "up")
 
     def log_path(self, i):
         return self.workdir / f"node-{i}.log"
@@ -197,7 +214,8 @@ class TutorialCluster:
         log = self.log_path(i)
         if log.exists():
             log.rename(self.workdir / f"node-{i}-{time.time_ns()}.log")
-        self.procs[i] = subprocess.Popen([BIN_DIR / "odradek-broker", "-c", self.configs[i]],
+        prefix = self.netns.exec_prefix(i) if self.netns else []
+        self.procs[i] = subprocess.Popen(prefix + [BIN_DIR / "odradek-broker", "-c", self.configs[i]],
                                          stdout=subprocess.DEVNULL, stderr=open(log, "w"))
         if wait:
             self.wait_ready(i)
@@ -227,6 +245,9 @@ class TutorialCluster:
         self.procs[i].send_signal(signal.SIGCONT)
 
     def stop(self):
+        if self.netns:
+            for i in self.ids:
+                self.heal(i)
         for p in self.procs.values():
             if p.poll() is None:
                 p.send_signal(signal.SIGCONT)
@@ -236,10 +257,74 @@ class TutorialCluster:
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if self.netns:
+            self.netns.remove()
+
+
+class Namespaces:
+    """One network namespace per node, each with a veth pair into a bridge of the test's own
+    (names and a 10.213.S.0/24 subnet chosen per run, removed at the end)."""
+
+    def __init__(self, ids):
+        import random
+        self.ids = ids
+        self.s = random.randint(2, 250)
+        self.tag = f"odr{os.getpid() % 10000}{self.s}"
+        self.bridge = f"{self.tag}b"[:15]
+        run = lambda *cmd: subprocess.run(cmd, check=True, capture_output=True)
+        self.created = []
+        try:
+            run("ip", "link", "add", self.bridge, "type", "bridge")
+            self.created.append(("link", self.bridge))
+            run("ip", "addr", "add", f"10.213.{self.s}.1/24", "dev", self.bridge)
+            run("ip", "link", "set", self.bridge, "up")
+            for i in ids:
+                ns, veth = self.ns(i), f"{self.tag}v{i}"[:15]
+                run("ip", "netns", "add", ns)
+                self.created.append(("netns", ns))
+                run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
+                self.created.append(("link", veth))
+                run("ip", "link", "set", veth, "master", self.bridge, "up")
+                run("ip", "netns", "exec", ns, "ip", "addr", "add", f"{self.address(i)}/24", "dev", "eth0")
+                run("ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "up")
+                run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        except subprocess.CalledProcessError as e:
+            self.remove()
+            raise RuntimeError(f"cannot set up network namespaces: {e.cmd}: {e.stderr.decode()}") from e
+
+    def ns(self, i):
+        return f"{self.tag}n{i}"
+
+    def address(self, i):
+        return f"10.213.{self.s}.{10 + i}"
+
+    def exec_prefix(self, i):
+        return ["ip", "netns", "exec", self.ns(i)]
+
+    def set_link(self, i, state):
+        subprocess.run(["ip", "netns", "exec", self.ns(i), "ip", "link", "set", "eth0", state],
+                       check=True, capture_output=True)
+
+    def remove(self):
+        for kind, name in reversed(self.created):
+            cmd = ["ip", "netns", "del", name] if kind == "netns" else ["ip", "link", "del", name]
+            subprocess.run(cmd, capture_output=True)
+        self.created = []
 
 
 @pytest.fixture
 def tutorial_cluster(tmp_path):
     c = TutorialCluster(tmp_path)
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def netns_cluster(tmp_path):
+    """The tutorial cluster with one network namespace per node. Needs CAP_NET_ADMIN (root):
+    skipped, saying so, without it."""
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root (CAP_NET_ADMIN)")
+    c = TutorialCluster(tmp_path, netns=True)
     yield c
     c.stop()

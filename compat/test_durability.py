@@ -3,7 +3,8 @@ min.insync.replicas=2), as a new user runs it: a confluent-kafka producer at its
 (acks=all) writes numbered records to three partitions while a fault hits one node: kill -9 of a
 partition leader, kill -9 of the active controller, or SIGSTOP of a leader past the broker
 session timeout (a paused leader removed from the ISR must not acknowledge acks=all writes), or
-a rolling restart by SIGTERM of every node in turn.
+a rolling restart by SIGTERM of every node in turn, or (each node in a network namespace of its
+own) a network cut of a leader past the session timeout.
 Killed nodes restart in place, truncate what was never committed, catch up and rejoin the ISR.
 Then every partition is read back: every acknowledged record must be there, once, exactly at its
 acknowledged offset (lost = 0, moved = 0); records the broker holds twice (a retry whose first
@@ -48,7 +49,7 @@ def active_controller(cluster):
 
 def topics_describe(cluster, topic, flag):
     """The partitions `odradek topics describe --topic T FLAG` lists."""
-    live = ",".join(f"127.0.0.1:{cluster.ports[i]}" for i in cluster.ids if cluster.procs[i].poll() is None)
+    live = ",".join(f"{cluster.hosts[i]}:{cluster.ports[i]}" for i in cluster.ids if cluster.procs[i].poll() is None)
     out = subprocess.run([BIN_DIR / "odradek", "--bootstrap-server", live, "topics", "describe",
                           "--topic", topic, flag], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
@@ -153,6 +154,13 @@ def one_round(cluster, fault, round_no):
             topics_describe(cluster, topic, "--under-replicated-partitions")) == list(range(PARTITIONS)), 20)
         assert topics_describe(cluster, topic, "--unavailable-partitions") == []
         cluster.start(victim)
+    elif fault == "netcut-leader":
+        # The leader's network goes down (its process lives on, believing it leads): past the
+        # session timeout the others fence it and elect new leaders; healed, it must learn that,
+        # truncate what it never committed, and rejoin.
+        cluster.cut(victim)
+        time.sleep(12)
+        cluster.heal(victim)
     else:
         cluster.pause(victim)
         time.sleep(12)
@@ -194,6 +202,12 @@ def one_round(cluster, fault, round_no):
 
 def test_acknowledged_records_survive_faults_of_any_one_node(tutorial_cluster):
     reports = [one_round(tutorial_cluster, FAULTS[r % len(FAULTS)], r) for r in range(ROUNDS)]
+    print("\n" + "\n".join(reports))
+
+
+def test_acknowledged_records_survive_a_network_cut_of_a_leader(netns_cluster):
+    rounds = max(1, ROUNDS // len(FAULTS))
+    reports = [one_round(netns_cluster, "netcut-leader", r) for r in range(rounds)]
     print("\n" + "\n".join(reports))
 
 

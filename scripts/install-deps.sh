@@ -3,9 +3,10 @@
 #   librocksdb-dev, libclang-dev  to build (the controller quorum links the system RocksDB;
 #                                  bindgen reads its headers)
 #   kcat, python3-venv            for the real-client compatibility suite (with --test)
+#   iproute2                      network namespaces for the network-cut durability test
 set -euo pipefail
 packages=(librocksdb-dev libclang-dev)
-[ "${1:-}" = "--test" ] && packages+=(kcat python3-venv)
+[ "${1:-}" = "--test" ] && packages+=(kcat python3-venv iproute2)
 need=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
