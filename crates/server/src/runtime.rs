@@ -160,13 +160,14 @@ async fn run_broker(
                 // reads it: keep both off the async workers.
                 let (r, g, f) = (Arc::clone(&replicas), Arc::clone(&groups), fetchers.clone());
                 let offset = image.offset;
-                let _ = tokio::task::spawn_blocking(move || {
-                    let changes = r.apply(&image);
-                    f.apply(changes);
-                    g.on_image(&image, &r);
-                })
-                .await;
+                let replicas_done = {
+                    let (r, image) = (Arc::clone(&r), Arc::clone(&image));
+                    tokio::task::spawn_blocking(move || f.apply(r.apply(&image)))
+                };
+                let _ = replicas_done.await;
+                // Partition APIs may go ahead now; coordinator loads can take longer.
                 let _ = applied_tx.send(offset);
+                let _ = tokio::task::spawn_blocking(move || g.on_image(&image, &r)).await;
                 tokio::select! {
                     changed = images.changed() => if changed.is_err() { return },
                     _ = crate::until_stopped(&mut stop) => return,

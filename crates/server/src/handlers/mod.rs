@@ -49,38 +49,22 @@ impl Broker {
         self.config.node.node_id
     }
 
-    /// [`ReplicaManager::partition`], but when the refusal is only that this broker has not
-    /// applied the newest image yet (a topic just created, a leadership just moved here),
-    /// waits up to a second for the replica manager to catch up and asks again, sparing the
-    /// client a retry.
-    pub(crate) async fn partition_when_applied(
-        &self,
-        topic_id: Uuid,
-        index: i32,
-        current_leader_epoch: i32,
-        need: crate::replicas::Need,
-    ) -> Result<Arc<HostedPartition>, crate::replicas::Refusal> {
-        match self
-            .replicas
-            .partition(topic_id, index, current_leader_epoch, need)
-        {
-            Err(r) if r.code == odradek_common::ErrorCode::NotLeaderOrFollower => {
-                let wanted = self.image().offset;
-                let mut applied = self.applied.clone();
-                let caught_up = tokio::time::timeout(
-                    std::time::Duration::from_secs(1),
-                    applied.wait_for(|a| *a >= wanted),
-                )
-                .await;
-                if matches!(caught_up, Ok(Ok(_))) {
-                    self.replicas
-                        .partition(topic_id, index, current_leader_epoch, need)
-                } else {
-                    Err(r)
-                }
-            }
-            other => other,
+    /// Waits (up to a second) until the replica manager has applied the metadata image that
+    /// was current when the request arrived, so a partition API sees the partitions this
+    /// broker's Metadata answers describe (a topic just created, a leadership just moved here)
+    /// instead of answering NOT_LEADER_OR_FOLLOWER and costing the client a retry. Returns at
+    /// once when it is caught up.
+    pub(crate) async fn await_applied(&self) {
+        let wanted = self.image().offset;
+        if *self.applied.borrow() >= wanted {
+            return;
         }
+        let mut applied = self.applied.clone();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            applied.wait_for(|a| *a >= wanted),
+        )
+        .await;
     }
 
     /// Sends an ISR change a leader proposed.
@@ -215,6 +199,16 @@ impl RequestHandler for Broker {
     }
 
     async fn handle(&self, ctx: RequestContext, request: RequestKind) -> Option<ResponseKind> {
+        if matches!(
+            request,
+            RequestKind::Produce(_)
+                | RequestKind::Fetch(_)
+                | RequestKind::ListOffsets(_)
+                | RequestKind::DeleteRecords(_)
+                | RequestKind::OffsetForLeaderEpoch(_)
+        ) {
+            self.await_applied().await;
+        }
         match request {
             RequestKind::Metadata(r) => Some(ResponseKind::Metadata(
                 metadata::handle(self, &ctx, r).await,

@@ -85,17 +85,6 @@ pub(super) async fn handle(
         let mut partitions = Vec::new();
         for pd in &topic.partition_data {
             let index = pd.index;
-            let hosted = match t.as_ref() {
-                Some(t) => {
-                    broker
-                        .partition_when_applied(t.id, index, -1, Need::Leader)
-                        .await
-                }
-                None => Err(crate::replicas::Refusal {
-                    code: ErrorCode::UnknownTopicOrPartition,
-                    message: String::new(),
-                }),
-            };
             let result = (|| {
                 if !matches!(req.acks, -1..=1) {
                     let mut r = fail(
@@ -138,7 +127,10 @@ pub(super) async fn handle(
                         "idempotent and transactional producers are not supported yet".into(),
                     ));
                 }
-                let hosted = hosted.clone().map_err(|r| fail(index, r.code, r.message))?;
+                let hosted = broker
+                    .replicas
+                    .partition(t.id, index, -1, Need::Leader)
+                    .map_err(|r| fail(index, r.code, r.message))?;
                 let min_isr = broker.min_insync_replicas(&image, &t.name);
                 let appended = hosted
                     .lock()
