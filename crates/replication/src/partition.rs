@@ -493,6 +493,16 @@ impl Partition {
         };
         if last_fetched_epoch >= 0 {
             let (epoch, end_offset) = self.log.end_offset_for_epoch(last_fetched_epoch);
+            if end_offset < 0 {
+                // No epoch to agree on (Kafka answers OFFSET_OUT_OF_RANGE here too).
+                return Err(ReplicationError::Log(
+                    odradek_log::LogError::OffsetOutOfRange {
+                        offset: fetch_offset,
+                        log_start_offset: self.log.log_start_offset(),
+                        log_end_offset: log_end,
+                    },
+                ));
+            }
             if epoch < last_fetched_epoch || end_offset < fetch_offset {
                 // KIP-320/KIP-595: the follower truncates to where the epochs agree first.
                 return Ok(answer(
@@ -591,10 +601,30 @@ impl Partition {
         self.propose(new_isr)
     }
 
-    /// The controller refused (or never answered) the pending proposal: the next check may
-    /// propose again.
-    pub fn isr_proposal_failed(&mut self) {
-        self.pending_isr = None;
+    /// The controller refused `proposal`: if it is still the pending one under the same
+    /// partition epoch, it is dropped and the next check may propose again. (A proposal whose
+    /// outcome is unknown, a timeout, must stay pending: it may have been committed, and the
+    /// high watermark must keep counting the members it adds.)
+    pub fn isr_proposal_refused(&mut self, proposal: &IsrProposal) {
+        if self.pending_isr.as_ref() == Some(&proposal.new_isr)
+            && self.state.partition_epoch == proposal.partition_epoch
+            && self.state.leader_epoch == proposal.leader_epoch
+        {
+            self.pending_isr = None;
+        }
+    }
+
+    /// Whether `proposal` is still pending (its outcome not yet seen in metadata).
+    pub fn isr_proposal_pending(&self, proposal: &IsrProposal) -> bool {
+        self.role == Role::Leader
+            && self.pending_isr.as_ref() == Some(&proposal.new_isr)
+            && self.state.partition_epoch == proposal.partition_epoch
+            && self.state.leader_epoch == proposal.leader_epoch
+    }
+
+    /// The log end offset when this replica became leader under the current epoch.
+    pub fn leader_epoch_start_offset(&self) -> i64 {
+        self.leader_epoch_start_offset
     }
 
     /// Where a follower fetches next: its log end offset and the epoch of its last batch.
@@ -618,9 +648,29 @@ impl Partition {
             return Err(self.not("follower"));
         }
         if !records.is_empty() {
+            if let Some(h) = odradek_log::BatchHeader::parse(records) {
+                let leo = self.log.log_end_offset();
+                if h.base_offset < leo && leo == self.log.log_start_offset() {
+                    // An empty log restarted at the leader's log start, which fell inside this
+                    // batch (DeleteRecords): start it at the batch instead (Kafka's KAFKA-6975).
+                    self.log.truncate_fully_and_start_at(h.base_offset)?;
+                }
+            }
             self.log.append_as_follower(records, now_ms)?;
         }
         Ok(self.follow_high_watermark(leader_high_watermark))
+    }
+
+    /// The leader's log start moved (retention, DeleteRecords): follow it, within this
+    /// replica's high watermark.
+    pub fn follow_log_start(&mut self, leader_log_start: i64) -> Result<()> {
+        if matches!(self.role, Role::Follower { .. })
+            && leader_log_start > self.log.log_start_offset()
+            && leader_log_start <= self.high_watermark
+        {
+            self.log.delete_records_before(leader_log_start)?;
+        }
+        Ok(())
     }
 
     fn follow_high_watermark(&mut self, leader_high_watermark: i64) -> bool {
@@ -671,7 +721,8 @@ impl Partition {
             let hw = self.high_watermark.min(self.log.log_end_offset());
             self.set_high_watermark(hw);
         } else if leo > leader_log_end {
-            self.truncate_to(leader_log_end)?;
+            // Never below what this replica knows is committed.
+            self.truncate_to(leader_log_end.max(self.high_watermark))?;
         }
         Ok(())
     }

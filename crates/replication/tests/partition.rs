@@ -157,9 +157,26 @@ fn a_lagging_follower_leaves_the_isr_and_rejoins_once_caught_up() {
     let r = leader.follower_fetch(3, 1, -1, 37_000).expect("fetch");
     assert!(r.isr_proposal.is_none(), "below the HW");
     let r = leader.follower_fetch(3, 3, 1, 38_000).expect("fetch");
-    assert_eq!(r.isr_proposal.expect("expand").new_isr, vec![1, 2, 3]);
-    // Refused by the controller: proposed again at the next fetch.
-    leader.isr_proposal_failed();
+    assert_eq!(
+        r.isr_proposal.clone().expect("expand").new_isr,
+        vec![1, 2, 3]
+    );
+    // Refused by the controller: proposed again at the next fetch. A refusal of an older
+    // proposal, or a timeout, does not drop the pending one.
+    let pending = leader
+        .follower_fetch(3, 3, 1, 38_500)
+        .expect("fetch")
+        .isr_proposal;
+    assert!(pending.is_none(), "one proposal at a time");
+    let mut stale = r.isr_proposal.clone().expect("expand");
+    stale.partition_epoch -= 1;
+    leader.isr_proposal_refused(&stale);
+    assert!(leader
+        .follower_fetch(3, 3, 1, 38_600)
+        .expect("fetch")
+        .isr_proposal
+        .is_none());
+    leader.isr_proposal_refused(&r.isr_proposal.clone().expect("expand"));
     assert!(leader
         .follower_fetch(3, 3, 1, 39_000)
         .expect("fetch")

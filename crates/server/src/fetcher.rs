@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, TopicName};
@@ -113,6 +113,7 @@ async fn run(inner: Arc<Inner>, leader: i32, assigned: Arc<Assigned>) {
     let mut stop = inner.stop.clone();
     let backoff = Duration::from_millis(inner.config.replica_fetch_backoff_ms.max(10));
     let mut conn: Option<Connection> = None;
+    let mut delayed: HashMap<(Uuid, i32), Instant> = HashMap::new();
     tracing::info!(
         broker_id = inner.broker_id,
         leader,
@@ -122,11 +123,24 @@ async fn run(inner: Arc<Inner>, leader: i32, assigned: Arc<Assigned>) {
         if *stop.borrow() {
             return;
         }
+        // Partitions the leader refused sit out `replica.fetch.backoff.ms` (Kafka's delayed
+        // partitions), so one bad partition does not make the others spin.
+        let now = Instant::now();
+        delayed.retain(|_, until| *until > now);
         let parts: Vec<Arc<HostedPartition>> = assigned
             .partitions
             .lock()
-            .map(|p| p.values().cloned().collect())
+            .map(|p| {
+                p.values()
+                    .filter(|h| !delayed.contains_key(&(h.topic_id, h.index)))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
+        if parts.is_empty() && !delayed.is_empty() {
+            sleep_or_stop(&mut stop, Duration::from_millis(100)).await;
+            continue;
+        }
         if parts.is_empty() {
             conn = None;
             tokio::select! {
@@ -187,20 +201,16 @@ async fn run(inner: Arc<Inner>, leader: i32, assigned: Arc<Assigned>) {
                 continue;
             }
         };
-        let mut failed = 0;
         let now = inner.clock.now_ms();
         for topic in &response.responses {
             for pd in &topic.partitions {
                 let key = (topic.topic.0.to_string(), pd.partition_index);
                 let Some(a) = asked.get(&key) else { continue };
                 if !handle_partition(a, leader, pd, now) {
-                    failed += 1;
+                    let id = (a.partition.topic_id, a.partition.index);
+                    delayed.insert(id, Instant::now() + backoff);
                 }
             }
-        }
-        if failed > 0 && failed >= asked.len() {
-            // Every partition refused (a stale leadership): give metadata time to catch up.
-            sleep_or_stop(&mut stop, Duration::from_millis(100)).await;
         }
     }
 }
@@ -302,6 +312,9 @@ fn handle_partition(
             let records = pd.records.clone().unwrap_or_default();
             match p.append_as_follower(&records, pd.high_watermark, now_ms) {
                 Ok(advanced) => {
+                    if let Err(e) = p.follow_log_start(pd.log_start_offset) {
+                        tracing::warn!(topic = %h.topic, partition = h.index, error = %e, "cannot follow the leader's log start");
+                    }
                     drop(p);
                     if advanced {
                         h.hw_waiters.wake_all();
@@ -316,7 +329,8 @@ fn handle_partition(
         }
         Some(ErrorCode::OffsetOutOfRange) => {
             // Behind the leader's log start, or past what it has: start over inside its range
-            // (above its high watermark this may refetch what the leader does have).
+            // (cut back to the leader's high watermark, never below this replica's own; what
+            // the leader has above it is fetched again).
             if let Err(e) = p.reset_to_leader_range(pd.log_start_offset, pd.high_watermark) {
                 tracing::warn!(topic = %h.topic, partition = h.index, error = %e, "cannot reset an out-of-range replica");
             }

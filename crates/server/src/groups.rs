@@ -24,9 +24,6 @@ enum Slot {
     Loaded {
         groups: Groups,
         partition: Arc<HostedPartition>,
-        /// The leader epoch and last offset of the latest append, for callers that answer
-        /// only once it is committed.
-        last_append: Option<(i32, i64)>,
     },
 }
 
@@ -100,6 +97,17 @@ impl GroupCoordinator {
         group: &str,
         f: impl FnOnce(&mut Groups, i32, i64) -> (T, Output),
     ) -> Result<T, ErrorCode> {
+        self.exec_appending(image, group, f).map(|(value, _)| value)
+    }
+
+    /// [`GroupCoordinator::exec`], also returning where the call's records were appended, for
+    /// a caller that answers only once they are committed (OffsetCommit).
+    pub fn exec_appending<T>(
+        &self,
+        image: &MetadataImage,
+        group: &str,
+        f: impl FnOnce(&mut Groups, i32, i64) -> (T, Output),
+    ) -> Result<(T, Option<AppendPosition>), ErrorCode> {
         let p = Self::partition_of(image, group).ok_or(ErrorCode::CoordinatorNotAvailable)?;
         match self.exec_partition(p, f) {
             // Leader in the image but not loaded yet: the publisher is about to load it.
@@ -120,28 +128,28 @@ impl GroupCoordinator {
         &self,
         p: i32,
         f: impl FnOnce(&mut Groups, i32, i64) -> (T, Output),
-    ) -> Result<T, ErrorCode> {
+    ) -> Result<(T, Option<AppendPosition>), ErrorCode> {
         let now = self.clock.now_ms();
         let mut slots = self
             .slots
             .lock()
             .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
         let (_, _, slot) = slots.get_mut(&p).ok_or(ErrorCode::NotCoordinator)?;
-        let Slot::Loaded {
-            groups,
-            partition,
-            last_append,
-        } = slot
-        else {
+        let Slot::Loaded { groups, partition } = slot else {
             return Err(ErrorCode::CoordinatorLoadInProgress);
         };
         let (value, out) = f(groups, p, now);
         // Appending under the slot lock keeps the partition's records in the order the state
         // machine produced them. The append is a write to the page cache.
         let appended = Self::append(partition, &out.records, now);
-        if let Ok(Some(position)) = &appended {
-            *last_append = Some(*position);
-        }
+        let position = match &appended {
+            Ok(Some((leader_epoch, last_offset))) => Some(AppendPosition {
+                partition: Arc::clone(partition),
+                leader_epoch: *leader_epoch,
+                last_offset: *last_offset,
+            }),
+            _ => None,
+        };
         let appended = appended.map(|_| ());
         if appended.is_ok() {
             for (k, v) in &out.records {
@@ -154,7 +162,7 @@ impl GroupCoordinator {
         self.dispatch(out.replies, failure);
         match failure {
             Some(e) => Err(e),
-            None => Ok(value),
+            None => Ok((value, position)),
         }
     }
 
@@ -197,29 +205,6 @@ impl GroupCoordinator {
             partition.hw_waiters.wake_all();
         }
         Ok(Some((appended.leader_epoch, appended.info.last_offset)))
-    }
-
-    /// The latest append to `group`'s partition, which a caller waits to see committed before
-    /// answering (OffsetCommit).
-    pub fn last_append(&self, image: &MetadataImage, group: &str) -> Option<AppendPosition> {
-        let p = Self::partition_of(image, group)?;
-        let slots = self.slots.lock().ok()?;
-        match slots.get(&p)? {
-            (
-                _,
-                _,
-                Slot::Loaded {
-                    partition,
-                    last_append: Some((leader_epoch, last_offset)),
-                    ..
-                },
-            ) => Some(AppendPosition {
-                partition: Arc::clone(partition),
-                leader_epoch: *leader_epoch,
-                last_offset: *last_offset,
-            }),
-            _ => None,
-        }
     }
 
     fn dispatch(&self, replies: Vec<Reply>, failure: Option<ErrorCode>) {
@@ -374,11 +359,7 @@ impl GroupCoordinator {
             if let Ok(mut slots) = self.slots.lock() {
                 if let Some((sid, sepoch, slot)) = slots.get_mut(&p) {
                     if (*sid, *sepoch) == (id, epoch) {
-                        *slot = Slot::Loaded {
-                            groups,
-                            partition,
-                            last_append: None,
-                        };
+                        *slot = Slot::Loaded { groups, partition };
                     }
                 }
             }

@@ -33,31 +33,40 @@ pub fn propose(
             partition_epoch: proposal.partition_epoch,
             new_isr: proposal.new_isr.clone(),
         };
-        let result = client
-            .call(Duration::from_secs(5), |mut c| {
-                let r = req.clone();
-                async move { c.alter_partition(r).await }
-            })
-            .await;
-        let refused = match result {
-            Ok(r) if r.error_code == 0 => {
-                tracing::info!(topic = %partition.topic, partition = partition.index, isr = ?r.isr, partition_epoch = r.partition_epoch, "ISR change committed");
-                false
-            }
-            Ok(r) => {
-                tracing::info!(topic = %partition.topic, partition = partition.index, new_isr = ?proposal.new_isr, code = r.error_code, message = %r.error_message, "ISR change refused");
-                true
-            }
-            Err(e) => {
-                tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "ISR change not sent");
-                true
-            }
-        };
-        if refused {
-            // Kept pending a moment, so a refused change is not proposed again at once.
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            if let Ok(mut p) = partition.lock() {
-                p.isr_proposal_failed();
+        loop {
+            let result = client
+                .call(Duration::from_secs(5), |mut c| {
+                    let r = req.clone();
+                    async move { c.alter_partition(r).await }
+                })
+                .await;
+            match result {
+                Ok(r) if r.error_code == 0 => {
+                    tracing::info!(topic = %partition.topic, partition = partition.index, isr = ?r.isr, partition_epoch = r.partition_epoch, "ISR change committed");
+                    return;
+                }
+                Ok(r) => {
+                    tracing::info!(topic = %partition.topic, partition = partition.index, new_isr = ?proposal.new_isr, code = r.error_code, message = %r.error_message, "ISR change refused");
+                    // Kept pending a moment, so a refused change is not proposed again at once.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if let Ok(mut p) = partition.lock() {
+                        p.isr_proposal_refused(&proposal);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    // The outcome is unknown (it may have been committed): the proposal stays
+                    // pending, and is sent again while metadata has not settled it.
+                    tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "ISR change not answered; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let still = partition
+                        .lock()
+                        .map(|p| p.isr_proposal_pending(&proposal))
+                        .unwrap_or(false);
+                    if !still {
+                        return;
+                    }
+                }
             }
         }
     });

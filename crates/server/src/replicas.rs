@@ -126,6 +126,35 @@ pub enum Change {
     Unfollow(Arc<HostedPartition>),
 }
 
+/// The file naming the topic a partition directory belongs to (Kafka's `partition.metadata`).
+const PARTITION_METADATA: &str = "partition.metadata";
+
+/// Makes `dir` the directory of topic `topic_id`'s partition: a directory left by a deleted
+/// topic of the same name (this broker was down when it was deleted) is removed first, so the
+/// new topic never serves the old one's records; a new or unmarked one is marked.
+fn claim_directory(dir: &std::path::Path, topic_id: Uuid) -> std::io::Result<()> {
+    let marker = dir.join(PARTITION_METADATA);
+    match std::fs::read_to_string(&marker) {
+        Ok(text) => {
+            let found = text
+                .lines()
+                .find_map(|l| l.strip_prefix("topic_id:"))
+                .map(|v| v.trim().to_string());
+            if found.as_deref() == Some(topic_id.to_string().as_str()) {
+                return Ok(());
+            }
+            tracing::warn!(dir = %dir.display(), found = ?found, expected = %topic_id, "partition directory of another topic with this name; deleting it");
+            std::fs::remove_dir_all(dir)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join("partition.metadata.tmp");
+    std::fs::write(&tmp, format!("version: 0\ntopic_id: {topic_id}\n"))?;
+    std::fs::rename(&tmp, &marker)
+}
+
 /// All hosted replicas.
 #[derive(Debug)]
 pub struct ReplicaManager {
@@ -135,8 +164,8 @@ pub struct ReplicaManager {
     clock: Arc<dyn Clock>,
     /// Looked up on every request and changed on metadata updates: a short read lock.
     partitions: RwLock<HashMap<(Uuid, i32), Arc<HostedPartition>>>,
-    /// High watermarks read from `replication-offset-checkpoint` at start, for logs not yet
-    /// opened.
+    /// High watermarks read from `replication-offset-checkpoint` at start (for logs not yet
+    /// opened) and as last checkpointed.
     checkpointed: Mutex<BTreeMap<(String, i32), i64>>,
 }
 
@@ -269,6 +298,9 @@ impl ReplicaManager {
             Err(_) => return changes,
         };
         for p in removed {
+            if let Ok(mut c) = self.checkpointed.lock() {
+                c.remove(&(p.topic.clone(), p.index));
+            }
             changes.push(Change::Unfollow(Arc::clone(&p)));
             let dir = self.dir.join(format!("{}-{}", p.topic, p.index));
             tracing::info!(topic = %p.topic, partition = p.index, "deleting the replica of a removed partition");
@@ -289,6 +321,10 @@ impl ReplicaManager {
         };
         for ((id, index), name, config) in missing {
             let dir = self.dir.join(format!("{name}-{index}"));
+            if let Err(e) = claim_directory(&dir, id) {
+                tracing::error!(dir = %dir.display(), error = %e, "cannot prepare partition directory");
+                continue;
+            }
             match Log::open(&dir, config, now) {
                 Ok(log) => {
                     let hw = self
@@ -334,16 +370,18 @@ impl ReplicaManager {
             if advanced {
                 hosted.hw_waiters.wake_all();
             }
+            if transition != Transition::Updated {
+                // Waiters under the old role or epoch must see the change: acks=all answers
+                // NOT_LEADER_OR_FOLLOWER at once, fetches re-check leadership.
+                hosted.hw_waiters.wake_all();
+                hosted.leo_waiters.wake_all();
+            }
             match transition {
                 Transition::BecameFollower { leader } => changes.push(Change::Follow {
                     partition: Arc::clone(&hosted),
                     leader,
                 }),
                 Transition::BecameLeader | Transition::BecameLeaderless => {
-                    // Waiters under the old epoch must see the change (acks=all answers
-                    // NOT_LEADER_OR_FOLLOWER, consumer fetches re-check leadership).
-                    hosted.hw_waiters.wake_all();
-                    hosted.leo_waiters.wake_all();
                     changes.push(Change::Unfollow(Arc::clone(&hosted)));
                 }
                 Transition::Updated => {}
@@ -388,11 +426,14 @@ impl ReplicaManager {
 
     /// Writes every hosted replica's high watermark to `replication-offset-checkpoint`.
     pub fn checkpoint_high_watermarks(&self) {
-        let entries: BTreeMap<(String, i32), i64> = self
-            .all()
-            .iter()
-            .map(|p| ((p.topic.clone(), p.index), p.high_watermark()))
-            .collect();
+        // Replicas not opened yet keep the entries read at start.
+        let Ok(mut entries) = self.checkpointed.lock() else {
+            return;
+        };
+        for p in self.all() {
+            entries.insert((p.topic.clone(), p.index), p.high_watermark());
+        }
+        let entries = entries.clone();
         if let Err(e) = write_checkpoint(&self.dir.join(HIGH_WATERMARK_CHECKPOINT), &entries) {
             tracing::warn!(error = %e, "cannot write the high watermark checkpoint");
         }

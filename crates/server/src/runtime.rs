@@ -145,12 +145,11 @@ async fn run_broker(
         config.groups.coordinator.clone(),
         Arc::clone(&clock),
     ));
-    // Publisher: the replica manager (roles, then the replica fetchers), then the group
-    // coordinator, follow every new image.
+    // Publisher: the replica manager (roles, then the replica fetchers) follows every new
+    // image.
     {
         let mut images = images.clone();
         let replicas = Arc::clone(&replicas);
-        let groups = Arc::clone(&groups);
         let fetchers = fetchers.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
@@ -158,20 +157,39 @@ async fn run_broker(
                 let image = Arc::clone(&images.borrow_and_update());
                 // Opening a log may recover it from disk, and loading a coordinator partition
                 // reads it: keep both off the async workers.
-                let (r, g, f) = (Arc::clone(&replicas), Arc::clone(&groups), fetchers.clone());
+                let (r, f) = (Arc::clone(&replicas), fetchers.clone());
                 let offset = image.offset;
                 let replicas_done = {
                     let (r, image) = (Arc::clone(&r), Arc::clone(&image));
                     tokio::task::spawn_blocking(move || f.apply(r.apply(&image)))
                 };
                 let _ = replicas_done.await;
-                // Partition APIs may go ahead now; coordinator loads can take longer.
+                // Partition APIs (and the coordinator's loads) may go ahead now.
                 let _ = applied_tx.send(offset);
-                let _ = tokio::task::spawn_blocking(move || g.on_image(&image, &r)).await;
                 tokio::select! {
                     changed = images.changed() => if changed.is_err() { return },
                     _ = crate::until_stopped(&mut stop) => return,
                 }
+            }
+        });
+    }
+    // The group coordinator follows each image the replica manager has applied, in a loop of
+    // its own: loading a large __consumer_offsets partition does not hold up role changes.
+    {
+        let mut applied = applied.clone();
+        let images = images.clone();
+        let replicas = Arc::clone(&replicas);
+        let groups = Arc::clone(&groups);
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = applied.changed() => if changed.is_err() { return },
+                    _ = crate::until_stopped(&mut stop) => return,
+                }
+                let image = Arc::clone(&images.borrow());
+                let (r, g) = (Arc::clone(&replicas), Arc::clone(&groups));
+                let _ = tokio::task::spawn_blocking(move || g.on_image(&image, &r)).await;
             }
         });
     }
@@ -191,6 +209,7 @@ async fn run_broker(
             let mut tick = tokio::time::interval(every);
             let mut checkpoint = tokio::time::interval(checkpoint_every);
             tick.tick().await;
+            checkpoint.tick().await;
             loop {
                 tokio::select! {
                     _ = tick.tick() => { let r = Arc::clone(&replicas); let _ = tokio::task::spawn_blocking(move || r.enforce_retention()).await; }

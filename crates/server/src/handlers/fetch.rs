@@ -28,7 +28,8 @@ fn error(index: i32, code: ErrorCode) -> PartitionData {
 }
 
 /// One pass over the requested partitions, registering `waiter` on each; returns the
-/// response, the bytes it carries and whether any partition failed.
+/// response, the bytes it carries and whether any partition must be answered at once (an
+/// error, or a follower's diverging epoch).
 fn read_once(
     broker: &Broker,
     version: i16,
@@ -112,6 +113,8 @@ fn read_once(
                 }
                 broker.propose_isr(&hosted, f.isr_proposal.clone());
                 if let Some(d) = f.diverging_epoch {
+                    // Answered at once, as Kafka does: the follower must truncate first.
+                    failed = true;
                     partitions.push(
                         PartitionData::default()
                             .with_partition_index(index)

@@ -395,43 +395,41 @@ pub(super) async fn offset_commit(
             }
         }
     }
-    let result = broker.groups.exec(&image, &group, |groups, _, now| {
-        groups.commit(
-            now,
-            &group,
-            req.generation_id_or_member_epoch,
-            &member,
-            req.group_instance_id.as_deref(),
-            &valid,
-        )
-    });
+    let result = broker
+        .groups
+        .exec_appending(&image, &group, |groups, _, now| {
+            groups.commit(
+                now,
+                &group,
+                req.generation_id_or_member_epoch,
+                &member,
+                req.group_instance_id.as_deref(),
+                &valid,
+            )
+        });
     // Acknowledged once committed to the offsets topic's ISR, not merely appended (as Kafka's
     // coordinator appends with acks=all): a commit lost with its leader was never answered.
     let result = match result {
-        Ok(errors) if errors.contains(&ErrorCode::None) => {
-            match broker.groups.last_append(&image, &group) {
-                Some(at) => {
-                    let deadline = std::time::Instant::now() + COMMIT_TIMEOUT;
-                    let min_isr = broker.min_insync_replicas(&image, OFFSETS_TOPIC);
-                    match super::acks::wait_committed(
-                        &at.partition,
-                        at.leader_epoch,
-                        at.last_offset,
-                        min_isr,
-                        deadline,
-                    )
-                    .await
-                    {
-                        Ok(()) => Ok(errors),
-                        // Kafka's mapping of a failed offsets append.
-                        Err((ErrorCode::NotLeaderOrFollower, _)) => Err(ErrorCode::NotCoordinator),
-                        Err(_) => Err(ErrorCode::CoordinatorNotAvailable),
-                    }
-                }
-                None => Ok(errors),
+        Ok((errors, Some(at))) => {
+            let deadline = std::time::Instant::now() + COMMIT_TIMEOUT;
+            let min_isr = broker.min_insync_replicas(&image, OFFSETS_TOPIC);
+            match super::acks::wait_committed(
+                &at.partition,
+                at.leader_epoch,
+                at.last_offset,
+                min_isr,
+                deadline,
+            )
+            .await
+            {
+                Ok(()) => Ok(errors),
+                // Kafka's mapping of a failed offsets append.
+                Err((ErrorCode::NotLeaderOrFollower, _)) => Err(ErrorCode::NotCoordinator),
+                Err(_) => Err(ErrorCode::CoordinatorNotAvailable),
             }
         }
-        other => other,
+        Ok((errors, None)) => Ok(errors),
+        Err(e) => Err(e),
     };
     let mut answers: Box<dyn Iterator<Item = ErrorCode>> = match result {
         Ok(errors) => Box::new(errors.into_iter()),

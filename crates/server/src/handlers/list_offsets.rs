@@ -11,6 +11,9 @@ use odradek_common::{ErrorCode, ToErrorCode};
 use odradek_log::OffsetSpec;
 
 use super::Broker;
+
+/// OFFSET_NOT_AVAILABLE.
+const OFFSET_NOT_AVAILABLE: i16 = 78;
 use crate::replicas::Need;
 
 pub(super) fn handle(
@@ -47,10 +50,21 @@ pub(super) fn handle(
                         Ok(h) => h,
                         Err(r) => return base.with_error_code(r.code.code()),
                     };
-                    let leader_epoch = hosted.lock().map(|p| p.leader_epoch()).unwrap_or(-1);
+                    let (leader_epoch, epoch_start) = hosted
+                        .lock()
+                        .map(|p| (p.leader_epoch(), p.leader_epoch_start_offset()))
+                        .unwrap_or((-1, 0));
+                    let consumer = req.replica_id.0 < 0;
+                    let hw = hosted.high_watermark();
+                    // A new leader whose HW has not reached its epoch's start does not know the
+                    // committed end yet: Kafka answers OFFSET_NOT_AVAILABLE, so "latest" never
+                    // moves back.
+                    if consumer && hw < epoch_start && matches!(lp.timestamp, -1 | -3) {
+                        return base.with_error_code(OFFSET_NOT_AVAILABLE);
+                    }
                     // Consumers see the log up to the high watermark; a replica to the end.
-                    if lp.timestamp == -1 && req.replica_id.0 < 0 {
-                        let r = base.with_offset(hosted.high_watermark());
+                    if lp.timestamp == -1 && consumer {
+                        let r = base.with_offset(hw);
                         return if version >= 4 {
                             r.with_leader_epoch(leader_epoch)
                         } else {
@@ -65,6 +79,15 @@ pub(super) fn handle(
                         _ => return base.with_error_code(ErrorCode::InvalidRequest.code()),
                     };
                     match hosted.reader.offset_for(spec) {
+                        // Timestamp lookups do not show consumers offsets at or past the high
+                        // watermark (earliest is the log start, whatever the HW).
+                        Ok(Some(found))
+                            if consumer
+                                && !matches!(lp.timestamp, -2 | -4)
+                                && found.offset >= hw =>
+                        {
+                            base
+                        }
                         Ok(Some(found)) => {
                             let r = base
                                 .with_offset(found.offset)
