@@ -13,7 +13,20 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::server::{Shared, API_VERSIONS};
-use crate::{RequestContext, RequestHandler, Session};
+use crate::{Handled, PendingResponse, RequestContext, RequestHandler, Session};
+
+/// A response on its way to the writer, in request order.
+enum Outgoing {
+    /// Encoded and ready.
+    Frame(Bytes),
+    /// Taken effect; the response comes when the future completes.
+    Later {
+        api_key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        response: PendingResponse,
+    },
+}
 
 /// How long the request being handled may take to finish once the frontend stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
@@ -68,7 +81,7 @@ pub(crate) async fn run<S, H>(
     let (read, write) = tokio::io::split(stream);
     let queue = shared.config.queued_max_requests;
     let (request_tx, mut requests) = mpsc::channel::<Queued>(queue);
-    let (response_tx, responses) = mpsc::channel::<Bytes>(queue);
+    let (response_tx, responses) = mpsc::channel::<Outgoing>(queue);
     let writer = tokio::spawn(write_responses(write, responses, peer));
     let reader = {
         let shared = Arc::clone(&shared);
@@ -90,8 +103,8 @@ pub(crate) async fn run<S, H>(
             _ = stop.wait_for(|s| *s) => None,
         };
         let Some(queued) = queued else { break };
-        let response = match queued.work {
-            Work::Answered(response) => Some(*response),
+        let handled = match queued.work {
+            Work::Answered(response) => Handled::Done(Some(*response)),
             Work::Handle(request, client_id) => {
                 let ctx = RequestContext {
                     api_key: queued.api_key,
@@ -125,22 +138,30 @@ pub(crate) async fn run<S, H>(
             }
         };
         drop(queued._memory);
-        let Some(response) = response else { continue };
-        let frame = match encode_response(
-            queued.api_key,
-            queued.version,
-            queued.correlation_id,
-            response,
-        ) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::error!(%peer, api_key = ?queued.api_key, version = queued.version, error = %e, "cannot encode response; closing the connection");
-                break;
-            }
+        let outgoing = match handled {
+            Handled::Done(None) => continue,
+            Handled::Done(Some(response)) => match encode_response(
+                queued.api_key,
+                queued.version,
+                queued.correlation_id,
+                response,
+            ) {
+                Ok(f) => Outgoing::Frame(f),
+                Err(e) => {
+                    tracing::error!(%peer, api_key = ?queued.api_key, version = queued.version, error = %e, "cannot encode response; closing the connection");
+                    break;
+                }
+            },
+            Handled::Pending(response) => Outgoing::Later {
+                api_key: queued.api_key,
+                version: queued.version,
+                correlation_id: queued.correlation_id,
+                response,
+            },
         };
         // A peer that does not read its responses must not hold up a stop.
         let sent = tokio::select! {
-            r = response_tx.send(frame) => r.is_ok(),
+            r = response_tx.send(outgoing) => r.is_ok(),
             _ = stop.wait_for(|s| *s) => false,
         };
         if !sent {
@@ -376,35 +397,57 @@ const GATHER_BYTES: usize = 64 * 1024;
 
 async fn write_responses<W: AsyncWrite + Unpin>(
     mut out: W,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Outgoing>,
     peer: SocketAddr,
 ) {
-    // Only finished responses are queued here, so each is written at once: none waits for a
-    // request still being handled. No buffer is kept between writes (idle connections cost
-    // little); responses already waiting are gathered into one write.
-    let mut carried: Option<Bytes> = None;
+    // Only finished (or pending) responses are queued here, in request order, so each is
+    // written as soon as it and those before it are ready. No buffer is kept between writes
+    // (idle connections cost little); frames already waiting are gathered into one write.
+    let mut carried: Option<Outgoing> = None;
     loop {
-        let first = match carried.take() {
-            Some(f) => f,
+        let next = match carried.take() {
+            Some(o) => o,
             None => match rx.recv().await {
-                Some(f) => f,
+                Some(o) => o,
                 None => break,
             },
         };
-        let mut write = first;
+        let mut write = match next {
+            Outgoing::Frame(f) => f,
+            Outgoing::Later {
+                api_key,
+                version,
+                correlation_id,
+                response,
+            } => {
+                let Some(response) = response.await else {
+                    continue;
+                };
+                match encode_response(api_key, version, correlation_id, response) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        tracing::error!(%peer, ?api_key, version, error = %e, "cannot encode response; closing the connection");
+                        return;
+                    }
+                }
+            }
+        };
         if write.len() < GATHER_BYTES {
             let mut gathered: Option<BytesMut> = None;
             while let Ok(next) = rx.try_recv() {
-                if next.len() >= GATHER_BYTES {
-                    carried = Some(next);
-                    break;
-                }
+                let frame = match next {
+                    Outgoing::Frame(f) if f.len() < GATHER_BYTES => f,
+                    other => {
+                        carried = Some(other);
+                        break;
+                    }
+                };
                 let g = gathered.get_or_insert_with(|| {
                     let mut g = BytesMut::with_capacity(2 * GATHER_BYTES);
                     g.extend_from_slice(&write);
                     g
                 });
-                g.extend_from_slice(&next);
+                g.extend_from_slice(&frame);
                 if g.len() >= GATHER_BYTES {
                     break;
                 }

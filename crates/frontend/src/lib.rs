@@ -15,9 +15,12 @@
 //! # Ordering
 //! Requests of one connection take effect in the order they arrived, as in Kafka: a connection
 //! reads and decodes ahead (bounded), but hands its requests to the handler one at a time, the
-//! next only once the previous one's response is ready. Producers with several requests in
-//! flight rely on this for the order of records within a partition. Responses go out in request
-//! order, each as soon as it is ready (pipelined responses that are ready together share a write).
+//! next only once the previous one has taken effect. Producers with several requests in flight
+//! rely on this for the order of records within a partition. A request whose response waits
+//! for more than its effect (an acks=all Produce waiting for replication) hands back a
+//! [`Handled::Pending`] response, so the next request's append need not wait for the previous
+//! one's replication. Responses go out in request order, each as soon as it and those before it
+//! are ready (pipelined responses that are ready together share a write).
 //!
 //! # Bad input and overload
 //! A frame that is empty, larger than the bound, truncated, for an unknown API, of an unsupported
@@ -41,6 +44,7 @@ mod server;
 mod session;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 pub use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
@@ -67,17 +71,48 @@ pub struct RequestContext {
     pub session: Arc<Session>,
 }
 
+/// A response that is not ready yet.
+pub type PendingResponse = Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send>>;
+
+/// What a handler made of a request.
+// Moved once per request; boxing the common case would cost an allocation per response.
+#[allow(clippy::large_enum_variant)]
+pub enum Handled {
+    /// Its response (`None`: no response, as for Produce with acks=0).
+    Done(Option<ResponseKind>),
+    /// The request has taken effect, and its response comes when this future completes (an
+    /// acks=all Produce waiting for replication). The connection goes on with its next request
+    /// meanwhile: effects stay in arrival order, and responses still go out in request order.
+    Pending(PendingResponse),
+}
+
+impl std::fmt::Debug for Handled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Handled::Done(r) => f.debug_tuple("Done").field(r).finish(),
+            Handled::Pending(_) => f.write_str("Pending"),
+        }
+    }
+}
+
+impl From<Option<ResponseKind>> for Handled {
+    fn from(r: Option<ResponseKind>) -> Self {
+        Handled::Done(r)
+    }
+}
+
 /// The broker side of the protocol.
 pub trait RequestHandler: Send + Sync + 'static {
     /// The APIs served (ApiVersions excluded: the frontend answers it) and their version ranges.
     /// Asked once, when the [`Frontend`] is built.
     fn supported_apis(&self) -> Vec<(ApiKey, VersionRange)>;
 
-    /// Handles a decoded request. `None` sends no response (Produce with acks=0). The next
-    /// request of the same connection is handed over only once this future has finished.
+    /// Handles a decoded request. The next request of the same connection is handed over only
+    /// once this future has finished, that is once the request has taken effect; a request
+    /// whose response must wait for more (replication) returns [`Handled::Pending`].
     fn handle(
         &self,
         ctx: RequestContext,
         request: RequestKind,
-    ) -> impl Future<Output = Option<ResponseKind>> + Send;
+    ) -> impl Future<Output = Handled> + Send;
 }

@@ -11,7 +11,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes, VersionRange};
 use odradek_frontend::{
-    Frontend, FrontendConfig, ListenerInfo, RequestContext, RequestHandler, RequestKind,
+    Frontend, FrontendConfig, Handled, ListenerInfo, RequestContext, RequestHandler, RequestKind,
     ResponseKind, SecurityProtocol,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,7 +29,7 @@ impl RequestHandler for Slow {
         ]
     }
 
-    async fn handle(&self, ctx: RequestContext, request: RequestKind) -> Option<ResponseKind> {
+    async fn handle(&self, ctx: RequestContext, request: RequestKind) -> Handled {
         match request {
             RequestKind::Metadata(_) => {
                 let ms: u64 = ctx
@@ -38,10 +38,22 @@ impl RequestHandler for Slow {
                     .and_then(|c| c.parse().ok())
                     .unwrap_or(0);
                 tokio::time::sleep(Duration::from_millis(ms)).await;
-                Some(ResponseKind::Metadata(MetadataResponse::default()))
+                Some(ResponseKind::Metadata(MetadataResponse::default())).into()
             }
-            RequestKind::Produce(p) if p.acks == 0 => None,
-            _ => Some(ResponseKind::Metadata(MetadataResponse::default())),
+            RequestKind::Produce(p) if p.acks == 0 => None.into(),
+            // acks=all: the response waits (as long as the client id says) after the effect.
+            RequestKind::Produce(p) if p.acks == -1 => {
+                let ms: u64 = ctx
+                    .client_id
+                    .as_deref()
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
+                Handled::Pending(Box::pin(async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    Some(ResponseKind::Produce(Default::default()))
+                }))
+            }
+            _ => Some(ResponseKind::Metadata(MetadataResponse::default())).into(),
         }
     }
 }
@@ -285,7 +297,7 @@ impl RequestHandler for Recorder {
         ]
     }
 
-    async fn handle(&self, ctx: RequestContext, request: RequestKind) -> Option<ResponseKind> {
+    async fn handle(&self, ctx: RequestContext, request: RequestKind) -> Handled {
         let ms: u64 = ctx
             .client_id
             .as_deref()
@@ -300,9 +312,9 @@ impl RequestHandler for Recorder {
                     .lock()
                     .expect("not poisoned")
                     .push(ctx.correlation_id);
-                Some(ResponseKind::Produce(Default::default()))
+                Some(ResponseKind::Produce(Default::default())).into()
             }
-            _ => Some(ResponseKind::Metadata(MetadataResponse::default())),
+            _ => Some(ResponseKind::Metadata(MetadataResponse::default())).into(),
         }
     }
 }
@@ -460,5 +472,39 @@ fn bounds_that_cannot_serve_a_request_are_refused_naming_the_key() {
     assert_eq!(
         Frontend::new(bad, Arc::new(Slow)).expect_err("refused").key,
         "queued.max.requests"
+    );
+}
+
+#[tokio::test]
+async fn pending_responses_keep_request_order_and_do_not_hold_up_later_requests() {
+    // Request 0 is an acks=all produce whose response waits 400 ms after its effect; request 1
+    // is answered at once. Request 1 is handled meanwhile, but its response waits its turn.
+    let addr = start(FrontendConfig::default()).await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let mut all = BytesMut::new();
+    all.extend_from_slice(&frame(ApiKey::Produce, 9, 0, "400", |b| {
+        ProduceRequest::default()
+            .with_acks(-1)
+            .encode(b, 9)
+            .expect("encode")
+    }));
+    all.extend_from_slice(&frame(ApiKey::Metadata, 9, 1, "0", |b| {
+        MetadataRequest::default().encode(b, 9).expect("encode")
+    }));
+    let sent = std::time::Instant::now();
+    s.write_all(&all).await.expect("write");
+    for i in 0..2 {
+        let mut resp = read_response(&mut s).await.expect("response");
+        let header_version = if i == 0 {
+            ApiKey::Produce.response_header_version(9)
+        } else {
+            ApiKey::Metadata.response_header_version(9)
+        };
+        let header = ResponseHeader::decode(&mut resp, header_version).expect("header");
+        assert_eq!(header.correlation_id, i, "responses in request order");
+    }
+    assert!(
+        sent.elapsed() >= Duration::from_millis(400),
+        "the pending one was awaited"
     );
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::protocol::VersionRange;
 use odradek_common::{Clock, Uuid};
-use odradek_frontend::{RequestContext, RequestHandler};
+use odradek_frontend::{Handled, RequestContext, RequestHandler};
 use odradek_metadata::{MetadataImage, TopicImage};
 use tokio::sync::watch;
 
@@ -198,7 +198,7 @@ impl RequestHandler for Broker {
         ]
     }
 
-    async fn handle(&self, ctx: RequestContext, request: RequestKind) -> Option<ResponseKind> {
+    async fn handle(&self, ctx: RequestContext, request: RequestKind) -> Handled {
         if matches!(
             request,
             RequestKind::Produce(_)
@@ -209,13 +209,13 @@ impl RequestHandler for Broker {
         ) {
             self.await_applied().await;
         }
-        match request {
+        if let RequestKind::Produce(r) = request {
+            return produce::handle(self, &ctx, r).await;
+        }
+        let response = match request {
             RequestKind::Metadata(r) => Some(ResponseKind::Metadata(
                 metadata::handle(self, &ctx, r).await,
             )),
-            RequestKind::Produce(r) => produce::handle(self, &ctx, r)
-                .await
-                .map(ResponseKind::Produce),
             RequestKind::Fetch(r) => Some(ResponseKind::Fetch(fetch::handle(self, &ctx, r).await)),
             RequestKind::ListOffsets(r) => Some(ResponseKind::ListOffsets(list_offsets::handle(
                 self,
@@ -282,6 +282,7 @@ impl RequestHandler for Broker {
                 tracing::error!(api = ?std::mem::discriminant(&other), "request for an API this broker does not serve");
                 None
             }
-        }
+        };
+        Handled::Done(response)
     }
 }

@@ -9,14 +9,14 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use odradek_common::{ErrorCode, ToErrorCode};
-use odradek_frontend::RequestContext;
+use odradek_frontend::{Handled, RequestContext, ResponseKind};
 use odradek_log::{BatchHeader, LOG_OVERHEAD};
 
 use super::{find_topic, Broker};
 use crate::replicas::{HostedPartition, Need};
 
 /// A partition failure; `error_message` exists from v8, so older versions get only the code.
-fn fail(
+fn failure(
     version: i16,
     index: i32,
     code: ErrorCode,
@@ -66,14 +66,10 @@ struct Pending {
     min_insync_replicas: usize,
 }
 
-pub(super) async fn handle(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: ProduceRequest,
-) -> Option<ProduceResponse> {
+pub(super) async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) -> Handled {
     let version = ctx.api_version;
     // Boxed: a partition response is large, and most partitions succeed.
-    let fail = |index, code, message: String| Box::new(fail(version, index, code, message));
+    let fail = |index, code, message: String| Box::new(failure(version, index, code, message));
     let image = broker.image();
     let now = broker.clock.now_ms();
     let deadline = Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
@@ -178,20 +174,33 @@ pub(super) async fn handle(
                 .with_partition_responses(partitions),
         );
     }
-    // acks=all: every appended partition waits for its batch to be committed.
-    for p in pending {
-        if let Err((code, message)) = super::acks::wait_committed(
-            &p.partition,
-            p.leader_epoch,
-            p.last_offset,
-            p.min_insync_replicas,
-            deadline,
-        )
-        .await
-        {
-            let slot = &mut responses[p.topic].partition_responses[p.slot];
-            *slot = *fail(slot.index, code, message);
-        }
+    if req.acks == 0 {
+        return Handled::Done(None);
     }
-    (req.acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+    if pending.is_empty() {
+        return Handled::Done(Some(ResponseKind::Produce(
+            ProduceResponse::default().with_responses(responses),
+        )));
+    }
+    // acks=all: the batches are appended; the response waits for each to be committed, while
+    // the connection goes on with its next request.
+    Handled::Pending(Box::pin(async move {
+        for p in pending {
+            if let Err((code, message)) = super::acks::wait_committed(
+                &p.partition,
+                p.leader_epoch,
+                p.last_offset,
+                p.min_insync_replicas,
+                deadline,
+            )
+            .await
+            {
+                let slot = &mut responses[p.topic].partition_responses[p.slot];
+                *slot = failure(version, slot.index, code, message);
+            }
+        }
+        Some(ResponseKind::Produce(
+            ProduceResponse::default().with_responses(responses),
+        ))
+    }))
 }
