@@ -730,6 +730,9 @@ impl Partition {
     fn truncate_to(&mut self, offset: i64) -> Result<()> {
         let leo = self.log.log_end_offset();
         if offset >= leo {
+            // No record goes, but an epoch that starts at the log end (one this replica led
+            // without appending) does.
+            self.log.truncate_to(offset)?;
             return Ok(());
         }
         if offset < self.high_watermark {

@@ -277,6 +277,45 @@ fn a_follower_that_misses_the_leaders_epoch_truncates_to_its_own_earlier_epoch_e
 }
 
 #[test]
+fn a_leader_that_appended_nothing_drops_its_empty_epoch_and_rejoins() {
+    // Broker 1 leads epoch 0 and writes 0..3, replicated to broker 2. Broker 1 then leads epoch
+    // 1 but appends nothing before broker 2 is elected for epoch 2: broker 1's epoch cache has
+    // an entry (1 @ 3) that broker 2 never saw. Following broker 2, broker 1 is told it diverges
+    // at (0, 3); truncating "to 3" removes no record but must drop the empty epoch, or every
+    // later fetch diverges again and it never rejoins the ISR (seen in a rolling restart).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut b1 = replica(dir.path(), 1);
+    let mut b2 = replica(dir.path(), 2);
+    b1.apply(state(1, 0, &[1, 2]), 0);
+    b2.apply(state(1, 0, &[1, 2]), 0);
+    b1.append_as_leader(&batch(3), 1, 1, 0).expect("append");
+    replicate(&b1, &mut b2, 0);
+    b1.apply(state(1, 1, &[1, 2]), 0);
+    b2.apply(state(2, 2, &[2]), 0);
+    b1.apply(state(2, 2, &[2]), 0);
+    let (offset, epoch) = b1.fetch_position();
+    assert_eq!((offset, epoch), (3, 1));
+    let d = b2
+        .follower_fetch(1, offset, epoch, 0)
+        .expect("fetch")
+        .diverging_epoch
+        .expect("diverges");
+    assert_eq!(
+        d,
+        EpochEndOffset {
+            epoch: 0,
+            end_offset: 3
+        }
+    );
+    assert_eq!(b1.truncate_on_divergence(d).expect("truncate"), 3);
+    let (offset, epoch) = b1.fetch_position();
+    assert_eq!((offset, epoch), (3, 0), "the empty epoch is gone");
+    let r = b2.follower_fetch(1, offset, epoch, 0).expect("fetch");
+    assert!(r.diverging_epoch.is_none());
+    assert_eq!(r.isr_proposal.expect("rejoins").new_isr, vec![2, 1]);
+}
+
+#[test]
 fn leader_epoch_rule_and_unknown_replicas() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut leader = replica(dir.path(), 1);

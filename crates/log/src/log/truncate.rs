@@ -17,11 +17,14 @@ pub struct RetentionResult {
 
 impl Log {
     /// Removes every record at or after `offset` (a batch containing `offset` goes whole). A
-    /// target at or past the log end does nothing; one below the log start empties the log and
-    /// restarts it at `offset`.
+    /// target at or past the log end removes no record but still drops leader epochs that start
+    /// at the log end (as Kafka does: a replica that became leader and appended nothing before
+    /// another was elected holds an epoch no other replica knows, which would make every
+    /// divergence check fail again); one below the log start empties the log and restarts it at
+    /// `offset`.
     pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
         if offset >= self.log_end_offset() {
-            return Ok(());
+            return self.epochs.truncate_from_end(self.log_end_offset());
         }
         if offset < self.log_start_offset {
             return self.truncate_fully_and_start_at(offset);
