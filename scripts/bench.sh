@@ -6,7 +6,8 @@
 # those 6 partitions, and end-to-end latency at half of the measured single-partition 1 KiB peak.
 # Each row carries the broker CPU time (user + system, all broker processes) per GB moved. The
 # same produce/consume workloads then run through librdkafka (confluent-kafka) against `--dev`, and
-# the 6-partition one against the cluster.
+# the 6-partition one against the cluster. On the cluster, one partition with three replicas is
+# produced with acks=1, acks=all, and acks=all at half of its peak (latency percentiles).
 #
 # usage: scripts/bench.sh [--no-write]   (--no-write prints the section instead of writing it)
 set -euo pipefail
