@@ -717,9 +717,8 @@ impl Partition {
         if leo < leader_log_start {
             tracing::warn!(topic = %self.topic, partition = self.index, leo, leader_log_start, "behind the leader's log start: restarting the log there");
             self.log.truncate_fully_and_start_at(leader_log_start)?;
-            self.high_watermark = self.high_watermark.max(leader_log_start);
-            let hw = self.high_watermark.min(self.log.log_end_offset());
-            self.set_high_watermark(hw);
+            // The log is empty at the leader's start, which is below the leader's HW.
+            self.set_high_watermark(leader_log_start);
         } else if leo > leader_log_end {
             // Never below what this replica knows is committed.
             self.truncate_to(leader_log_end.max(self.high_watermark))?;
@@ -740,10 +739,9 @@ impl Partition {
         }
         tracing::info!(topic = %self.topic, partition = self.index, from = leo, to = offset, "truncating a diverging log");
         self.log.truncate_to(offset)?;
+        // The one place the HW may move back: only past a log end cut below it (logged above).
         let hw = self.high_watermark.min(self.log.log_end_offset());
-        self.high_watermark = hw;
-        self.log.update_high_watermark(hw);
-        self.published_high_watermark.store(hw, Ordering::Release);
+        self.set_high_watermark(hw);
         Ok(())
     }
 

@@ -45,6 +45,18 @@ fn replicate(leader: &Partition, follower: &mut Partition, now: i64) {
         .expect("follower append");
 }
 
+/// The follower's next fetch from `leader`, which must answer a diverging epoch: that epoch
+/// and the follower's log end after it truncated to it.
+fn diverge(leader: &mut Partition, follower: &mut Partition, id: i32) -> (EpochEndOffset, i64) {
+    let (offset, epoch) = follower.fetch_position();
+    let d = leader
+        .follower_fetch(id, offset, epoch, 0)
+        .expect("fetch")
+        .diverging_epoch
+        .expect("diverges");
+    (d, follower.truncate_on_divergence(d).expect("truncate"))
+}
+
 #[test]
 fn high_watermark_is_the_minimum_log_end_over_the_isr_and_acks_all_waits_for_it() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -205,8 +217,7 @@ fn a_follower_of_a_new_leader_truncates_its_unreplicated_tail_kip_101() {
     b1.apply(state(2, 2, &[2]), 1);
     let (offset, epoch) = b1.fetch_position();
     assert_eq!((offset, epoch), (5, 1));
-    let r = b2.follower_fetch(1, offset, epoch, 2).expect("fetch");
-    let diverging = r.diverging_epoch.expect("diverges");
+    let (diverging, end) = diverge(&mut b2, &mut b1, 1);
     assert_eq!(
         diverging,
         EpochEndOffset {
@@ -214,7 +225,7 @@ fn a_follower_of_a_new_leader_truncates_its_unreplicated_tail_kip_101() {
             end_offset: 3
         }
     );
-    assert_eq!(b1.truncate_on_divergence(diverging).expect("truncate"), 3);
+    assert_eq!(end, 3);
     // Now it agrees, replicates the new leader's records, and ends identical.
     let (offset, epoch) = b1.fetch_position();
     assert!(b2
@@ -254,11 +265,7 @@ fn a_follower_that_misses_the_leaders_epoch_truncates_to_its_own_earlier_epoch_e
     b1.apply(state(2, 4, &[2]), 0);
     let (offset, epoch) = b1.fetch_position();
     assert_eq!((offset, epoch), (4, 3));
-    let d = b2
-        .follower_fetch(1, offset, epoch, 0)
-        .expect("fetch")
-        .diverging_epoch
-        .expect("diverges");
+    let (d, end) = diverge(&mut b2, &mut b1, 1);
     assert_eq!(
         d,
         EpochEndOffset {
@@ -266,7 +273,7 @@ fn a_follower_that_misses_the_leaders_epoch_truncates_to_its_own_earlier_epoch_e
             end_offset: 6
         }
     );
-    assert_eq!(b1.truncate_on_divergence(d).expect("truncate"), 2);
+    assert_eq!(end, 2);
     let (offset, epoch) = b1.fetch_position();
     assert_eq!((offset, epoch), (2, 1));
     assert!(b2
@@ -295,11 +302,7 @@ fn a_leader_that_appended_nothing_drops_its_empty_epoch_and_rejoins() {
     b1.apply(state(2, 2, &[2]), 0);
     let (offset, epoch) = b1.fetch_position();
     assert_eq!((offset, epoch), (3, 1));
-    let d = b2
-        .follower_fetch(1, offset, epoch, 0)
-        .expect("fetch")
-        .diverging_epoch
-        .expect("diverges");
+    let (d, end) = diverge(&mut b2, &mut b1, 1);
     assert_eq!(
         d,
         EpochEndOffset {
@@ -307,7 +310,7 @@ fn a_leader_that_appended_nothing_drops_its_empty_epoch_and_rejoins() {
             end_offset: 3
         }
     );
-    assert_eq!(b1.truncate_on_divergence(d).expect("truncate"), 3);
+    assert_eq!(end, 3);
     let (offset, epoch) = b1.fetch_position();
     assert_eq!((offset, epoch), (3, 0), "the empty epoch is gone");
     let r = b2.follower_fetch(1, offset, epoch, 0).expect("fetch");
