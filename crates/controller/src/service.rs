@@ -215,6 +215,7 @@ async fn stream_metadata(
     let mut status = quorum.watch_status();
     let snapshot = storage.latest_snapshot();
     let mut next = from.max(1);
+    let mut marked = 0;
     if from <= snapshot.get_metadata().index || (from == 0 && !snapshot.get_data().is_empty()) {
         next = snapshot.get_metadata().index + 1;
         let update = pb::MetadataUpdate {
@@ -271,6 +272,18 @@ async fn stream_metadata(
                         .await;
                     return;
                 }
+            }
+        }
+        // Entries without records (Raft's no-ops) are not sent: tell the broker it has
+        // everything up to the commit, so it knows when it has caught up.
+        if next > commit && marked < commit {
+            marked = commit;
+            let update = pb::MetadataUpdate {
+                update: None,
+                high_watermark: commit as i64,
+            };
+            if tx.send(Ok(update)).await.is_err() {
+                return;
             }
         }
         tokio::select! {

@@ -27,6 +27,51 @@ pub struct MetadataDelta {
     changed_topics: BTreeSet<Uuid>,
     deleted_topics: BTreeMap<Uuid, String>,
     changed_brokers: BTreeSet<i32>,
+    changed_configs: BTreeSet<ConfigResource>,
+}
+
+/// What a delta (or several, merged in order) changed, for publishers that act on the changes
+/// only (Kafka's publishers receive the delta with the new image). A snapshot changes
+/// everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataChanges {
+    /// The whole image was replaced (a snapshot): act on every part of it.
+    pub everything: bool,
+    /// Topics created or changed (partitions, leaders, ISRs), by id.
+    pub topics: BTreeSet<Uuid>,
+    /// Topics deleted (id -> name).
+    pub deleted_topics: BTreeMap<Uuid, String>,
+    /// Brokers registered, changed or unregistered.
+    pub brokers: BTreeSet<i32>,
+    /// Resources whose dynamic configs changed.
+    pub configs: BTreeSet<ConfigResource>,
+}
+
+impl MetadataChanges {
+    /// The changes of a replaced image.
+    pub fn everything() -> Self {
+        Self {
+            everything: true,
+            ..Self::default()
+        }
+    }
+
+    /// Nothing changed.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Adds `later`'s changes (made after these).
+    pub fn merge(&mut self, later: MetadataChanges) {
+        self.everything |= later.everything;
+        for (id, name) in later.deleted_topics {
+            self.topics.remove(&id);
+            self.deleted_topics.insert(id, name);
+        }
+        self.topics.extend(later.topics);
+        self.brokers.extend(later.brokers);
+        self.configs.extend(later.configs);
+    }
 }
 
 impl MetadataDelta {
@@ -44,6 +89,7 @@ impl MetadataDelta {
             changed_topics: BTreeSet::new(),
             deleted_topics: BTreeMap::new(),
             changed_brokers: BTreeSet::new(),
+            changed_configs: BTreeSet::new(),
         }
     }
 
@@ -70,6 +116,17 @@ impl MetadataDelta {
     /// Brokers registered, changed or unregistered, for publishers.
     pub fn changed_brokers(&self) -> &BTreeSet<i32> {
         &self.changed_brokers
+    }
+
+    /// Everything this delta changed, for publishers.
+    pub fn changes(&self) -> MetadataChanges {
+        MetadataChanges {
+            everything: false,
+            topics: self.changed_topics.clone(),
+            deleted_topics: self.deleted_topics.clone(),
+            brokers: self.changed_brokers.clone(),
+            configs: self.changed_configs.clone(),
+        }
     }
 
     /// The topics as they stand in this delta (for command validation mid-batch).
@@ -386,6 +443,7 @@ impl MetadataDelta {
             .contains_key(&resource)
         {
             self.configs_mut().resources.remove(&resource);
+            self.changed_configs.insert(resource);
         }
         self.changed_topics.remove(&id);
         self.deleted_topics.insert(id, name);
@@ -410,6 +468,7 @@ impl MetadataDelta {
         if r.name.is_empty() {
             return Err(invalid(offset, "empty config name"));
         }
+        self.changed_configs.insert(resource.clone());
         let configs = self.configs_mut();
         match &r.value {
             Some(v) => {

@@ -27,7 +27,7 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/odradek.metadata.v1.rs"));
 }
 
-pub use delta::MetadataDelta;
+pub use delta::{MetadataChanges, MetadataDelta};
 pub use error::MetadataError;
 pub use image::{
     BrokerRegistration, ClusterImage, ConfigResource, ConfigsImage, Endpoint, FeaturesImage,

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use odradek_metadata::proto::{self, metadata_record::Record, MetadataRecord};
 use odradek_metadata::{
-    decode_snapshot, encode_snapshot, MetadataDelta, MetadataError, MetadataImage,
+    decode_snapshot, encode_snapshot, ConfigResource, MetadataChanges, MetadataDelta,
+    MetadataError, MetadataImage,
 };
 use proptest::prelude::*;
 
@@ -182,6 +183,44 @@ proptest! {
         let content = |i: &MetadataImage| (i.cluster.clone(), i.topics.clone(), i.configs.clone(), i.features.clone(), i.producer_ids);
         prop_assert_eq!(content(&one), content(&chunked));
         prop_assert_eq!(content(&one), content(&all));
+    }
+
+    /// A publisher that acts only on the merged changes of many deltas (the broker's replica
+    /// manager) misses nothing: every topic, broker and config that differs between the first
+    /// and the last image is named, and no deleted topic is named as changed.
+    #[test]
+    fn merged_changes_name_every_difference(records in proptest::collection::vec(record(), 0..80), chunk in 1usize..10) {
+        let mut image = Arc::new(MetadataImage::empty());
+        let first = Arc::clone(&image);
+        let mut merged = MetadataChanges::default();
+        for (c, part) in records.chunks(chunk).enumerate() {
+            let mut delta = MetadataDelta::new(Arc::clone(&image));
+            for (i, r) in part.iter().enumerate() {
+                let _ = delta.replay((c * chunk + i) as i64, r);
+            }
+            merged.merge(delta.changes());
+            image = Arc::new(delta.apply());
+        }
+        let ids: std::collections::BTreeSet<_> = first.topics.by_id.keys().chain(image.topics.by_id.keys()).copied().collect();
+        for id in ids {
+            if first.topics.by_id.get(&id) != image.topics.by_id.get(&id) {
+                prop_assert!(merged.topics.contains(&id) || merged.deleted_topics.contains_key(&id), "topic {} changed unnamed", id);
+            }
+            if !image.topics.by_id.contains_key(&id) {
+                prop_assert!(!merged.topics.contains(&id), "deleted topic {} named as changed", id);
+            }
+        }
+        for b in first.cluster.brokers.keys().chain(image.cluster.brokers.keys()) {
+            if first.cluster.brokers.get(b) != image.cluster.brokers.get(b) {
+                prop_assert!(merged.brokers.contains(b), "broker {} changed unnamed", b);
+            }
+        }
+        let resources: std::collections::BTreeSet<&ConfigResource> = first.configs.resources.keys().chain(image.configs.resources.keys()).collect();
+        for r in resources {
+            if first.configs.resources.get(r) != image.configs.resources.get(r) {
+                prop_assert!(merged.configs.contains(r), "configs of {:?} changed unnamed", r);
+            }
+        }
     }
 
     #[test]

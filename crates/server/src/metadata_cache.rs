@@ -1,20 +1,86 @@
 //! The broker's metadata cache: follows the controllers' FetchMetadata stream (from any voter,
-//! resuming after the last applied offset) and replays it into an image, published whole.
+//! resuming after the last applied offset) and replays it into an image, published whole to
+//! readers (handlers, registration) and, as the changes since the last one taken, to the
+//! publishers that act on them (the replica manager).
+//!
+//! A starting broker replays the log from its beginning (or a snapshot): the changes feed holds
+//! the images it passes through until it has caught up to the committed offset the controller
+//! reported first (Kafka's loader does the same), so its replicas never act on a stale image (an
+//! old epoch in which this broker led).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use odradek_controller::pb::{self, metadata_update::Update};
-use odradek_metadata::{decode_batch, decode_snapshot, MetadataDelta, MetadataImage};
-use tokio::sync::watch;
+use odradek_metadata::{
+    decode_batch, decode_snapshot, MetadataChanges, MetadataDelta, MetadataImage,
+};
+use tokio::sync::{watch, Notify};
 
 use crate::controller_client::ControllerClient;
+
+/// The metadata changes not yet taken by the replica manager, merged in order.
+#[derive(Debug, Default)]
+pub struct ChangeFeed {
+    pending: Mutex<Pending>,
+    notify: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    changes: MetadataChanges,
+    /// Pushed since last taken (changes may be empty: the image still moved on).
+    fresh: bool,
+    /// The committed offset to reach before the first changes are handed out (`None`: not
+    /// known yet).
+    catch_up_to: Option<i64>,
+    caught_up: bool,
+}
+
+impl ChangeFeed {
+    /// Adds the changes that made the image at `offset`; `committed` is the controller's
+    /// committed offset when it was sent.
+    fn push(&self, changes: MetadataChanges, offset: i64, committed: i64) {
+        let Ok(mut p) = self.pending.lock() else {
+            return;
+        };
+        p.changes.merge(changes);
+        p.fresh = true;
+        if !p.caught_up {
+            let target = *p.catch_up_to.get_or_insert(committed);
+            if offset < target {
+                return;
+            }
+            p.caught_up = true;
+            tracing::info!(
+                offset,
+                "metadata caught up; publishing to the replica manager"
+            );
+        }
+        drop(p);
+        self.notify.notify_one();
+    }
+
+    /// Waits for a new image (once caught up) and takes the changes since the last one taken.
+    pub async fn next(&self) -> MetadataChanges {
+        loop {
+            if let Ok(mut p) = self.pending.lock() {
+                if p.caught_up && p.fresh {
+                    p.fresh = false;
+                    return std::mem::take(&mut p.changes);
+                }
+            }
+            self.notify.notified().await;
+        }
+    }
+}
 
 /// Follows the metadata log until `stop` becomes true.
 pub async fn follow(
     client: ControllerClient,
     broker_id: i32,
     publish: watch::Sender<Arc<MetadataImage>>,
+    feed: Arc<ChangeFeed>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut attempt = 0usize;
@@ -47,9 +113,9 @@ pub async fn follow(
                 Ok(None) | Err(_) => break,
             };
             let current = Arc::clone(&publish.borrow());
-            let next = match update.update {
+            let (next, changes) = match update.update {
                 Some(Update::Snapshot(bytes)) => match decode_snapshot(&bytes) {
-                    Ok(i) => i,
+                    Ok(i) => (i, MetadataChanges::everything()),
                     Err(e) => {
                         tracing::error!(error = %e, "undecodable metadata snapshot");
                         break;
@@ -72,14 +138,69 @@ pub async fn follow(
                             tracing::error!(offset = e.offset, error = %err, "undecodable metadata entry")
                         }
                     }
+                    let changes = delta.changes();
                     let mut image = delta.apply();
                     image.offset = e.offset;
-                    image
+                    (image, changes)
                 }
-                None => continue,
+                None => {
+                    // Everything up to the commit has been sent (the rest were no-ops).
+                    let at = update.high_watermark;
+                    feed.push(MetadataChanges::default(), at, at);
+                    continue;
+                }
             };
+            let offset = next.offset;
             publish.send_replace(Arc::new(next));
+            feed.push(changes, offset, update.high_watermark);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(i: u8) -> MetadataChanges {
+        let mut c = MetadataChanges::default();
+        c.topics.extend(odradek_common::Uuid::from_slice(&[i; 16]));
+        c
+    }
+
+    #[tokio::test]
+    async fn changes_wait_for_the_initial_catch_up_then_come_merged() {
+        let feed = ChangeFeed::default();
+        // Replaying a log committed up to 7: images 3 and 5 are stale, not handed out.
+        feed.push(topic(1), 3, 7);
+        feed.push(topic(2), 5, 9);
+        let early = tokio::time::timeout(Duration::from_millis(50), feed.next()).await;
+        assert!(early.is_err(), "changes handed out before the catch-up");
+        feed.push(topic(3), 7, 9);
+        let c = feed.next().await;
+        assert_eq!(
+            c.topics,
+            [topic(1), topic(2), topic(3)]
+                .into_iter()
+                .flat_map(|c| c.topics)
+                .collect()
+        );
+        // Caught up: each push is handed out, even one that changed nothing the replica manager
+        // sees (the image still moved on).
+        feed.push(MetadataChanges::default(), 8, 9);
+        let c = tokio::time::timeout(Duration::from_millis(50), feed.next()).await;
+        assert_eq!(c.ok(), Some(MetadataChanges::default()));
+        let none = tokio::time::timeout(Duration::from_millis(50), feed.next()).await;
+        assert!(none.is_err(), "nothing new, nothing handed out");
+    }
+
+    #[tokio::test]
+    async fn a_marker_at_the_commit_ends_the_catch_up() {
+        let feed = ChangeFeed::default();
+        feed.push(topic(1), 4, 6);
+        // Offsets 5 and 6 were Raft no-ops: the controller's marker says 6 is reached.
+        feed.push(MetadataChanges::default(), 6, 6);
+        let c = tokio::time::timeout(Duration::from_millis(50), feed.next()).await;
+        assert_eq!(c.ok().map(|c| c.topics.len()), Some(1));
     }
 }

@@ -1,7 +1,8 @@
 //! The replica manager: one [`odradek_replication::Partition`] per partition replica this broker
 //! hosts, under `<log.dir>/<topic>-<partition>`, opened (and recovered) as metadata assigns
-//! them, deleted when they are unassigned, driven to leader or follower by each new metadata
-//! image, and the one way handlers reach a log.
+//! them, deleted when they are unassigned, driven to leader or follower by the changes of each
+//! new metadata image (the delta, not a rescan of every topic), and the one way handlers reach
+//! a log.
 //!
 //! Lookups take the map's read lock for a hash lookup; opening, recovering and deleting logs
 //! happen outside it. Each partition's state is behind a std `Mutex` held for one call into the
@@ -9,14 +10,14 @@
 //! (fetches, ListOffsets, the group coordinator's loads) use the log's lock-free reader and the
 //! published high watermark.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 use odradek_common::{Clock, ErrorCode, ToErrorCode, Uuid};
 use odradek_log::{Log, LogConfig, LogReader};
-use odradek_metadata::{ConfigResource, MetadataImage};
+use odradek_metadata::{ConfigResource, MetadataChanges, MetadataImage};
 use odradek_replication::checkpoint::{
     read_checkpoint, write_checkpoint, HIGH_WATERMARK_CHECKPOINT,
 };
@@ -262,14 +263,27 @@ impl ReplicaManager {
             .unwrap_or_else(|_| self.defaults.clone())
     }
 
-    /// Follows `image`: opens the replicas newly assigned here, deletes those no longer
-    /// assigned, applies config changes, and drives every replica to its role. Returns what
-    /// the replica fetchers must do. Opening and deleting logs reads and writes disk: call on a
+    /// Acts on `changes`, which made `image`: opens the replicas newly assigned here, deletes
+    /// those no longer assigned, applies config changes, and drives the replicas of changed
+    /// topics to their roles (every replica when the image was replaced). Returns what the
+    /// replica fetchers must do. Opening and deleting logs reads and writes disk: call on a
     /// blocking thread.
-    pub fn apply(&self, image: &MetadataImage) -> Vec<Change> {
+    pub fn apply(&self, changes: &MetadataChanges, image: &MetadataImage) -> Vec<Change> {
         let now = self.clock.now_ms();
+        // The topics to look at: changed, deleted, or with changed configs.
+        let mut scope: HashSet<Uuid> = changes.topics.iter().copied().collect();
+        scope.extend(changes.deleted_topics.keys().copied());
+        for r in &changes.configs {
+            if let ConfigResource::Topic(name) = r {
+                scope.extend(image.topics.get_by_name(name).map(|t| t.id));
+            }
+        }
+        if changes.everything {
+            scope.extend(image.topics.by_id.keys().copied());
+            scope.extend(self.all().iter().map(|p| p.topic_id));
+        }
         let mut wanted: HashMap<(Uuid, i32), (String, LogConfig, PartitionState)> = HashMap::new();
-        for t in image.topics.by_id.values() {
+        for t in scope.iter().filter_map(|id| image.topics.by_id.get(id)) {
             let config = self.topic_config(image, &t.name);
             for (p, reg) in &t.partitions {
                 if reg.replicas.contains(&self.broker_id) {
@@ -290,7 +304,7 @@ impl ReplicaManager {
             Ok(mut partitions) => {
                 let gone: Vec<(Uuid, i32)> = partitions
                     .keys()
-                    .filter(|k| !wanted.contains_key(k))
+                    .filter(|k| scope.contains(&k.0) && !wanted.contains_key(k))
                     .copied()
                     .collect();
                 gone.iter().filter_map(|k| partitions.remove(k)).collect()

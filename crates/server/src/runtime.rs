@@ -134,10 +134,12 @@ async fn run_broker(
         stop.clone(),
     );
 
+    let feed = Arc::new(metadata_cache::ChangeFeed::default());
     tokio::spawn(metadata_cache::follow(
         client.clone(),
         config.node.node_id,
         images_tx,
+        Arc::clone(&feed),
         stop.clone(),
     ));
     let groups = Arc::new(GroupCoordinator::new(
@@ -145,31 +147,30 @@ async fn run_broker(
         config.groups.coordinator.clone(),
         Arc::clone(&clock),
     ));
-    // Publisher: the replica manager (roles, then the replica fetchers) follows every new
-    // image.
+    // Publisher: the replica manager (roles, then the replica fetchers) acts on the changes of
+    // each new image, once the metadata cache has caught up.
     {
-        let mut images = images.clone();
+        let feed = Arc::clone(&feed);
+        let images = images.clone();
         let replicas = Arc::clone(&replicas);
         let fetchers = fetchers.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
             loop {
-                let image = Arc::clone(&images.borrow_and_update());
+                let changes = tokio::select! {
+                    c = feed.next() => c,
+                    _ = crate::until_stopped(&mut stop) => return,
+                };
+                // The latest image: changes taken later are applied to it again, harmlessly.
+                let image = Arc::clone(&images.borrow());
+                let offset = image.offset;
                 // Opening a log may recover it from disk, and loading a coordinator partition
                 // reads it: keep both off the async workers.
                 let (r, f) = (Arc::clone(&replicas), fetchers.clone());
-                let offset = image.offset;
-                let replicas_done = {
-                    let (r, image) = (Arc::clone(&r), Arc::clone(&image));
-                    tokio::task::spawn_blocking(move || f.apply(r.apply(&image)))
-                };
-                let _ = replicas_done.await;
+                let _ =
+                    tokio::task::spawn_blocking(move || f.apply(r.apply(&changes, &image))).await;
                 // Partition APIs (and the coordinator's loads) may go ahead now.
                 let _ = applied_tx.send(offset);
-                tokio::select! {
-                    changed = images.changed() => if changed.is_err() { return },
-                    _ = crate::until_stopped(&mut stop) => return,
-                }
             }
         });
     }
