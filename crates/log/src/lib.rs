@@ -72,6 +72,7 @@ mod log;
 mod reader;
 pub mod records;
 mod segment;
+mod validated;
 
 pub use batch::{BatchHeader, BATCH_HEADER_SIZE, LOG_OVERHEAD, MAGIC_V2};
 pub use config::{CleanupPolicy, LogConfig, TimestampType, LOG_CONFIG_KEYS};
@@ -79,3 +80,4 @@ pub use epoch::EpochEntry;
 pub use error::{LogError, Result};
 pub use log::{CleanResult, Log, LogAppendInfo, RetentionResult};
 pub use reader::{FileSlice, LogReader, OffsetSpec, ReadResult, TimestampAndOffset};
+pub use validated::{AppendRules, ValidatedBatches};

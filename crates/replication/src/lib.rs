@@ -7,7 +7,8 @@
 //! follower's log end offset and last caught-up time, the high watermark (HW = min log end
 //! offset over the maximal ISR; it never moves back) and the ISR changes to propose. Inputs:
 //! [`Partition::apply`] (the registration from a metadata delta), appends as leader, followers'
-//! fetches (offset + last fetched epoch), appends as follower, time. Outputs: whether the HW
+//! fetches (offset + last fetched epoch), appends as follower (of batches validated before
+//! the caller's lock: [`odradek_log::ValidatedBatches`]), time. Outputs: whether the HW
 //! advanced (complete acks=all waiters and consumer fetches), [`IsrProposal`]s for the
 //! controller (AlterPartition), [`EpochEndOffset`]s where a follower diverges, and truncation.
 //! [`checkpoint`] reads and writes Kafka's `replication-offset-checkpoint`.
@@ -21,7 +22,7 @@
 //!
 //! ```
 //! use odradek_log::records::{encode_batch, Compression, NewRecord};
-//! use odradek_log::{Log, LogConfig};
+//! use odradek_log::{AppendRules, Log, LogConfig, ValidatedBatches};
 //! use odradek_replication::{Partition, PartitionState, Role};
 //!
 //! let dir = tempfile::tempdir().unwrap();
@@ -33,7 +34,9 @@
 //! p.apply(state, 0);
 //! assert_eq!(p.role(), Role::Leader);
 //! let batch = encode_batch(&[NewRecord::value("a", 0)], Compression::None).unwrap();
-//! let appended = p.append_as_leader(&batch, -1, 2, 0).unwrap();
+//! // Checked (CRC, counts, size) before the broker takes the partition's lock.
+//! let batches = ValidatedBatches::for_leader(&batch, AppendRules::of(p.log().config())).unwrap();
+//! let appended = p.append_as_leader(batches, -1, 2, 0).unwrap();
 //! assert_eq!(p.high_watermark(), 0, "not committed until broker 2 has it");
 //! // Broker 2 fetches from offset 1: it has the record, so the HW moves past it.
 //! let fetch = p.follower_fetch(2, 1, 0, 10).unwrap();

@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use odradek_log::{Log, LogAppendInfo, LogReader};
+use odradek_log::{Log, LogAppendInfo, LogReader, ValidatedBatches};
 
 use crate::error::{ReplicationError, Result};
 
@@ -412,7 +411,7 @@ impl Partition {
     /// `min_insync_replicas` is NOT_ENOUGH_REPLICAS before anything is written.
     pub fn append_as_leader(
         &mut self,
-        records: &[u8],
+        batches: ValidatedBatches<'_>,
         acks: i16,
         min_insync_replicas: usize,
         now_ms: i64,
@@ -428,7 +427,7 @@ impl Partition {
         }
         let info = self
             .log
-            .append_as_leader(records, self.state.leader_epoch, now_ms)?;
+            .append_validated_as_leader(batches, self.state.leader_epoch, now_ms)?;
         let high_watermark_advanced = self.maybe_advance_high_watermark();
         Ok(LeaderAppend {
             info,
@@ -640,23 +639,22 @@ impl Partition {
     /// watermark moved.
     pub fn append_as_follower(
         &mut self,
-        records: &Bytes,
+        batches: Option<ValidatedBatches<'_>>,
         leader_high_watermark: i64,
         now_ms: i64,
     ) -> Result<bool> {
         if !matches!(self.role, Role::Follower { .. }) {
             return Err(self.not("follower"));
         }
-        if !records.is_empty() {
-            if let Some(h) = odradek_log::BatchHeader::parse(records) {
-                let leo = self.log.log_end_offset();
-                if h.base_offset < leo && leo == self.log.log_start_offset() {
-                    // An empty log restarted at the leader's log start, which fell inside this
-                    // batch (DeleteRecords): start it at the batch instead (Kafka's KAFKA-6975).
-                    self.log.truncate_fully_and_start_at(h.base_offset)?;
-                }
+        if let Some(batches) = batches {
+            let base = batches.first().base_offset;
+            let leo = self.log.log_end_offset();
+            if base < leo && leo == self.log.log_start_offset() {
+                // An empty log restarted at the leader's log start, which fell inside this
+                // batch (DeleteRecords): start it at the batch instead (Kafka's KAFKA-6975).
+                self.log.truncate_fully_and_start_at(base)?;
             }
-            self.log.append_as_follower(records, now_ms)?;
+            self.log.append_validated_as_follower(batches, now_ms)?;
         }
         Ok(self.follow_high_watermark(leader_high_watermark))
     }

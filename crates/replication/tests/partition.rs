@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use odradek_log::records::{encode_batch, Compression, NewRecord};
-use odradek_log::{Log, LogConfig};
+use odradek_log::{AppendRules, Log, LogConfig, ValidatedBatches};
 use odradek_replication::{
     EpochEndOffset, Partition, PartitionState, ReplicationError, Role, Transition,
 };
@@ -15,6 +15,11 @@ fn batch(n: usize) -> Bytes {
         .map(|i| NewRecord::value(format!("v{i}"), 0))
         .collect();
     encode_batch(&records, Compression::None).expect("encode")
+}
+
+/// Producer batches validated as the broker does before it locks the partition.
+fn valid(b: &Bytes) -> ValidatedBatches<'_> {
+    ValidatedBatches::for_leader(b, AppendRules::of(&LogConfig::default())).expect("valid")
 }
 
 fn replica(dir: &std::path::Path, broker: i32) -> Partition {
@@ -41,7 +46,11 @@ fn replicate(leader: &Partition, follower: &mut Partition, now: i64) {
         .expect("read");
     let bytes = read.to_bytes().expect("bytes");
     follower
-        .append_as_follower(&bytes, leader.high_watermark(), now)
+        .append_as_follower(
+            (!bytes.is_empty()).then(|| ValidatedBatches::for_follower(&bytes).expect("valid")),
+            leader.high_watermark(),
+            now,
+        )
         .expect("follower append");
 }
 
@@ -72,7 +81,7 @@ fn high_watermark_is_the_minimum_log_end_over_the_isr_and_acks_all_waits_for_it(
     f3.apply(s, 0);
 
     let a = leader
-        .append_as_leader(&batch(5), -1, 2, 0)
+        .append_as_leader(valid(&batch(5)), -1, 2, 0)
         .expect("append");
     assert_eq!((a.info.first_offset, a.info.last_offset), (0, 4));
     assert_eq!(leader.high_watermark(), 0);
@@ -102,7 +111,7 @@ fn high_watermark_is_the_minimum_log_end_over_the_isr_and_acks_all_waits_for_it(
         Some(Ok(()))
     ));
     // Followers learn the HW from the next response, never past their own log end.
-    f2.append_as_follower(&Bytes::new(), leader.high_watermark(), 4)
+    f2.append_as_follower(None, leader.high_watermark(), 4)
         .expect("hw");
     assert_eq!(f2.high_watermark(), 5);
 }
@@ -113,7 +122,7 @@ fn acks_all_needs_min_insync_replicas_and_fails_when_leadership_moves() {
     let mut leader = replica(dir.path(), 1);
     leader.apply(state(1, 1, &[1]), 0);
     let e = leader
-        .append_as_leader(&batch(1), -1, 2, 0)
+        .append_as_leader(valid(&batch(1)), -1, 2, 0)
         .expect_err("refused");
     assert!(matches!(
         e,
@@ -121,12 +130,14 @@ fn acks_all_needs_min_insync_replicas_and_fails_when_leadership_moves() {
     ));
     assert_eq!(leader.log().log_end_offset(), 0, "nothing written");
     // acks=1 is not bound by min.insync.replicas, and a lone ISR commits at once.
-    let a = leader.append_as_leader(&batch(1), 1, 2, 0).expect("acks=1");
+    let a = leader
+        .append_as_leader(valid(&batch(1)), 1, 2, 0)
+        .expect("acks=1");
     assert!(a.high_watermark_advanced);
     // Leadership moves away while an acks=all append waits: NOT_LEADER_OR_FOLLOWER.
     leader.apply(state(1, 2, &[1, 2]), 0);
     let w = leader
-        .append_as_leader(&batch(1), -1, 2, 0)
+        .append_as_leader(valid(&batch(1)), -1, 2, 0)
         .expect("append");
     leader.apply(state(2, 3, &[2]), 0);
     assert!(matches!(
@@ -134,7 +145,7 @@ fn acks_all_needs_min_insync_replicas_and_fails_when_leadership_moves() {
         Some(Err(ReplicationError::NotLeaderOrFollower { .. }))
     ));
     assert!(
-        leader.append_as_leader(&batch(1), 1, 1, 0).is_err(),
+        leader.append_as_leader(valid(&batch(1)), 1, 1, 0).is_err(),
         "a follower refuses appends"
     );
 }
@@ -144,7 +155,9 @@ fn a_lagging_follower_leaves_the_isr_and_rejoins_once_caught_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut leader = replica(dir.path(), 1);
     leader.apply(state(1, 1, &[1, 2, 3]), 0);
-    leader.append_as_leader(&batch(3), 1, 1, 0).expect("append");
+    leader
+        .append_as_leader(valid(&batch(3)), 1, 1, 0)
+        .expect("append");
     // Broker 2 keeps up; broker 3 never fetches.
     leader.follower_fetch(2, 3, 1, 10_000).expect("fetch");
     assert!(
@@ -206,14 +219,17 @@ fn a_follower_of_a_new_leader_truncates_its_unreplicated_tail_kip_101() {
     let mut b2 = replica(dir.path(), 2);
     b1.apply(state(1, 1, &[1, 2]), 0);
     b2.apply(state(1, 1, &[1, 2]), 0);
-    b1.append_as_leader(&batch(3), 1, 1, 0).expect("append");
+    b1.append_as_leader(valid(&batch(3)), 1, 1, 0)
+        .expect("append");
     replicate(&b1, &mut b2, 0);
-    b1.append_as_leader(&batch(2), 1, 1, 0).expect("append");
+    b1.append_as_leader(valid(&batch(2)), 1, 1, 0)
+        .expect("append");
     assert_eq!(b1.log().log_end_offset(), 5);
 
     b2.apply(state(2, 2, &[2]), 1);
     assert_eq!(b2.role(), Role::Leader);
-    b2.append_as_leader(&batch(4), 1, 1, 1).expect("append");
+    b2.append_as_leader(valid(&batch(4)), 1, 1, 1)
+        .expect("append");
     b1.apply(state(2, 2, &[2]), 1);
     let (offset, epoch) = b1.fetch_position();
     assert_eq!((offset, epoch), (5, 1));
@@ -255,12 +271,15 @@ fn a_follower_that_misses_the_leaders_epoch_truncates_to_its_own_earlier_epoch_e
     let mut b2 = replica(dir.path(), 2);
     b1.apply(state(1, 1, &[1, 2]), 0);
     b2.apply(state(1, 1, &[1, 2]), 0);
-    b1.append_as_leader(&batch(2), 1, 1, 0).expect("append");
+    b1.append_as_leader(valid(&batch(2)), 1, 1, 0)
+        .expect("append");
     replicate(&b1, &mut b2, 0);
     b2.apply(state(2, 2, &[2]), 0);
-    b2.append_as_leader(&batch(4), 1, 1, 0).expect("append");
+    b2.append_as_leader(valid(&batch(4)), 1, 1, 0)
+        .expect("append");
     b1.apply(state(1, 3, &[1]), 0);
-    b1.append_as_leader(&batch(2), 1, 1, 0).expect("append");
+    b1.append_as_leader(valid(&batch(2)), 1, 1, 0)
+        .expect("append");
     b2.apply(state(2, 4, &[2]), 0);
     b1.apply(state(2, 4, &[2]), 0);
     let (offset, epoch) = b1.fetch_position();
@@ -295,7 +314,8 @@ fn a_leader_that_appended_nothing_drops_its_empty_epoch_and_rejoins() {
     let mut b2 = replica(dir.path(), 2);
     b1.apply(state(1, 0, &[1, 2]), 0);
     b2.apply(state(1, 0, &[1, 2]), 0);
-    b1.append_as_leader(&batch(3), 1, 1, 0).expect("append");
+    b1.append_as_leader(valid(&batch(3)), 1, 1, 0)
+        .expect("append");
     replicate(&b1, &mut b2, 0);
     b1.apply(state(1, 1, &[1, 2]), 0);
     b2.apply(state(2, 2, &[2]), 0);
@@ -381,7 +401,7 @@ proptest! {
         for s in steps {
             match s {
                 Step::Append(n) => {
-                    let a = leader.append_as_leader(&batch(n), -1, 1, now).expect("append");
+                    let a = leader.append_as_leader(valid(&batch(n)), -1, 1, now).expect("append");
                     waiting.push((a.leader_epoch, a.info.last_offset));
                 }
                 Step::Fetch { follower, up_to_fraction } => {

@@ -14,6 +14,7 @@ use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use odradek_client::Connection;
 use odradek_common::{Clock, ErrorCode, Uuid};
+use odradek_log::ValidatedBatches;
 use odradek_metadata::MetadataImage;
 use odradek_replication::{EpochEndOffset, Role};
 use tokio::sync::{watch, Notify};
@@ -288,6 +289,19 @@ fn handle_partition(
     now_ms: i64,
 ) -> bool {
     let h = &a.partition;
+    // Batches are checked (CRC-32C) before the partition's lock.
+    let records = pd.records.clone().unwrap_or_default();
+    let validated = if records.is_empty() || pd.error_code != 0 {
+        None
+    } else {
+        match ValidatedBatches::for_follower(&records) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(topic = %h.topic, partition = h.index, error = %e, "the leader sent invalid batches");
+                return false;
+            }
+        }
+    };
     let Ok(mut p) = h.lock() else { return false };
     // Metadata or a truncation moved the partition on while the request was out.
     if p.role() != (Role::Follower { leader })
@@ -309,8 +323,7 @@ fn handle_partition(
                 }
                 return true;
             }
-            let records = pd.records.clone().unwrap_or_default();
-            match p.append_as_follower(&records, pd.high_watermark, now_ms) {
+            match p.append_as_follower(validated, pd.high_watermark, now_ms) {
                 Ok(advanced) => {
                     if let Err(e) = p.follow_log_start(pd.log_start_offset) {
                         tracing::warn!(topic = %h.topic, partition = h.index, error = %e, "cannot follow the leader's log start");

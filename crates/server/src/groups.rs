@@ -187,10 +187,14 @@ impl GroupCoordinator {
             .collect();
         let batch = encode_batch(&records, Compression::None)
             .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
+        let validated = partition.validate_for_leader(&batch).map_err(|e| {
+            tracing::warn!(error = %e, "cannot append to {OFFSETS_TOPIC}");
+            ErrorCode::CoordinatorNotAvailable
+        })?;
         let appended = partition
             .lock()
             .map_err(|_| ErrorCode::CoordinatorNotAvailable)?
-            .append_as_leader(&batch, 1, 1, now)
+            .append_as_leader(validated, 1, 1, now)
             .map_err(|e| {
                 tracing::warn!(error = %e, "cannot append to {OFFSETS_TOPIC}");
                 match e.error_code() {

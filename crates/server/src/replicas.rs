@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 use odradek_common::{Clock, ErrorCode, ToErrorCode, Uuid};
-use odradek_log::{Log, LogConfig, LogReader};
+use odradek_log::{AppendRules, Log, LogConfig, LogError, LogReader, ValidatedBatches};
 use odradek_metadata::{ConfigResource, MetadataChanges, MetadataImage};
 use odradek_replication::checkpoint::{
     read_checkpoint, write_checkpoint, HIGH_WATERMARK_CHECKPOINT,
@@ -63,6 +63,8 @@ pub struct HostedPartition {
     /// Partition index.
     pub index: i32,
     replica: Mutex<Partition>,
+    /// The log config's append rules, kept beside the lock so batches are validated outside it.
+    rules: Mutex<AppendRules>,
     /// Reads without the lock.
     pub reader: LogReader,
     high_watermark: Arc<AtomicI64>,
@@ -83,6 +85,17 @@ impl HostedPartition {
     /// The high watermark, without the lock.
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.load(Ordering::Acquire)
+    }
+
+    /// Checks producer batches for a leader's append (CRC-32C, counts, `max.message.bytes`,
+    /// keys on compacted topics) without the partition's lock.
+    pub fn validate_for_leader<'a>(
+        &self,
+        records: &'a [u8],
+    ) -> Result<ValidatedBatches<'a>, LogError> {
+        // A plain value: a poisoned lock still holds a whole one.
+        let rules = *self.rules.lock().unwrap_or_else(|p| p.into_inner());
+        ValidatedBatches::for_leader(records, rules)
     }
 }
 
@@ -353,6 +366,7 @@ impl ReplicaManager {
                         topic_id: id,
                         index,
                         reader: replica.reader(),
+                        rules: Mutex::new(AppendRules::of(replica.log().config())),
                         high_watermark: replica.high_watermark_handle(),
                         replica: Mutex::new(replica),
                         hw_waiters: Wakers::default(),
@@ -374,6 +388,9 @@ impl ReplicaManager {
             };
             let Ok(mut p) = hosted.lock() else { continue };
             if p.log().config() != &config {
+                if let Ok(mut rules) = hosted.rules.lock() {
+                    *rules = AppendRules::of(&config);
+                }
                 p.log_mut().set_config(config);
             }
             if p.state() == &state {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::batch::{self, BatchRef, CountCheck, BATCH_HEADER_SIZE};
+use crate::batch::{self, BatchRef, BATCH_HEADER_SIZE};
 use crate::checkpoint::{self, LogCheckpoint};
 use crate::config::{LogConfig, TimestampType};
 use crate::epoch::{EpochEntry, LeaderEpochCache};
@@ -21,6 +21,7 @@ use crate::reader::{
     ActiveState, LogReader, LogView, OffsetSpec, ReadResult, SegmentView, TimestampAndOffset,
 };
 use crate::segment::Segment;
+use crate::validated::{AppendRules, ValidatedBatches};
 
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,19 +190,30 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<LogAppendInfo> {
-        let batches = batch::validate_all(
-            records,
-            Some(self.config.max_message_bytes),
-            CountCheck::Dense,
-        )?;
-        if self.config.cleanup_policy.compact {
-            crate::cleaner::require_keys(records, &batches)?;
-        }
+        let validated = ValidatedBatches::for_leader(records, AppendRules::of(&self.config))?;
+        self.append_validated_as_leader(validated, leader_epoch, now_ms)
+    }
+
+    /// [`Log::append_as_leader`] of batches validated beforehand (outside the caller's lock).
+    /// Batches validated under rules other than this log's current ones are checked again.
+    pub fn append_validated_as_leader(
+        &mut self,
+        validated: ValidatedBatches<'_>,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<LogAppendInfo> {
+        let rules = AppendRules::of(&self.config);
+        let validated = if validated.rules == Some(rules) {
+            validated
+        } else {
+            ValidatedBatches::for_leader(validated.records, rules)?
+        };
+        let records = validated.records;
         let append_time =
             (self.config.message_timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
         let first_offset = self.log_end_offset();
         self.epochs.assign(leader_epoch, first_offset)?;
-        self.write_batches(records, &batches, now_ms, |b, next| {
+        self.write_batches(records, &validated.batches, now_ms, |b, next| {
             batch::leader_header(
                 &records[b.position..],
                 &b.header,
@@ -220,9 +232,18 @@ impl Log {
     /// at or after the log end offset and offsets must increase; gaps are allowed (the leader's
     /// log may be compacted).
     pub fn append_as_follower(&mut self, records: &[u8], now_ms: i64) -> Result<LogAppendInfo> {
-        let batches = batch::validate_all(records, None, CountCheck::AllowGaps)?;
+        self.append_validated_as_follower(ValidatedBatches::for_follower(records)?, now_ms)
+    }
+
+    /// [`Log::append_as_follower`] of batches validated beforehand (outside the caller's lock).
+    pub fn append_validated_as_follower(
+        &mut self,
+        validated: ValidatedBatches<'_>,
+        now_ms: i64,
+    ) -> Result<LogAppendInfo> {
+        let batches = &validated.batches;
         let mut expected = self.log_end_offset();
-        for b in &batches {
+        for b in batches {
             if b.header.base_offset < expected {
                 return Err(LogError::UnexpectedAppendOffset {
                     first_offset: b.header.base_offset,
@@ -231,11 +252,11 @@ impl Log {
             }
             expected = b.header.next_offset();
         }
-        for b in &batches {
+        for b in batches {
             self.epochs
                 .assign(b.header.partition_leader_epoch, b.header.base_offset)?;
         }
-        self.write_batches(records, &batches, now_ms, |b, _| b.header)
+        self.write_batches(validated.records, batches, now_ms, |b, _| b.header)
     }
 
     /// Writes validated batches, rolling segments as needed; `header_for(batch, next_offset)`

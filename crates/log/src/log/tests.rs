@@ -76,6 +76,33 @@ fn leader_append_assigns_offsets_and_reads_back_whole_batches() {
 }
 
 #[test]
+fn batches_validated_under_old_rules_are_checked_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default());
+    let big = simple(1, 600, 1);
+    let rules = AppendRules::of(log.config());
+    let validated = ValidatedBatches::for_leader(&big, rules).expect("valid under 1 MiB");
+    // max.message.bytes lowered between validation and append (a topic config change).
+    log.set_config(LogConfig {
+        max_message_bytes: 500,
+        ..LogConfig::default()
+    });
+    let err = log
+        .append_validated_as_leader(validated, 0, 1)
+        .expect_err("too large now");
+    assert_eq!(err.error_code(), ErrorCode::MessageTooLarge);
+    assert_eq!(log.log_end_offset(), 0);
+    // Under unchanged rules the validated batches go in as they are.
+    let small = simple(2, 10, 1);
+    let validated =
+        ValidatedBatches::for_leader(&small, AppendRules::of(log.config())).expect("valid");
+    let info = log
+        .append_validated_as_leader(validated, 0, 1)
+        .expect("append");
+    assert_eq!((info.first_offset, info.last_offset), (0, 1));
+}
+
+#[test]
 fn bad_batches_leave_the_log_unchanged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(

@@ -128,10 +128,14 @@ pub(super) async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRe
                     .partition(t.id, index, -1, Need::Leader)
                     .map_err(|r| fail(index, r.code, r.message))?;
                 let min_isr = broker.min_insync_replicas(&image, &t.name);
+                // CRC and record checks before the partition's lock.
+                let validated = hosted
+                    .validate_for_leader(&records)
+                    .map_err(|e| fail(index, e.error_code(), e.to_string()))?;
                 let appended = hosted
                     .lock()
                     .map_err(|c| fail(index, c, "partition state poisoned".into()))?
-                    .append_as_leader(&records, req.acks, min_isr, now)
+                    .append_as_leader(validated, req.acks, min_isr, now)
                     .map_err(|e| fail(index, e.error_code(), e.to_string()))?;
                 hosted.leo_waiters.wake_all();
                 if appended.high_watermark_advanced {
