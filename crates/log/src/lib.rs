@@ -78,6 +78,6 @@ pub use batch::{BatchHeader, BATCH_HEADER_SIZE, LOG_OVERHEAD, MAGIC_V2};
 pub use config::{CleanupPolicy, LogConfig, TimestampType, LOG_CONFIG_KEYS};
 pub use epoch::EpochEntry;
 pub use error::{LogError, Result};
-pub use log::{CleanResult, Log, LogAppendInfo, RetentionResult};
+pub use log::{CleanResult, CompactedSegments, CompactionJob, Log, LogAppendInfo, RetentionResult};
 pub use reader::{FileSlice, LogReader, OffsetSpec, ReadResult, TimestampAndOffset};
 pub use validated::{AppendRules, ValidatedBatches};

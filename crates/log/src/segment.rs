@@ -464,6 +464,19 @@ impl Segment {
         self.size == 0
     }
 
+    /// A copy of this view of a segment (the same open file), for reading it elsewhere.
+    pub fn snapshot(&self) -> Segment {
+        Segment {
+            data: Arc::clone(&self.data),
+            size: self.size,
+            next_offset: self.next_offset,
+            max_timestamp: self.max_timestamp,
+            offset_of_max_timestamp: self.offset_of_max_timestamp,
+            first_batch_timestamp: self.first_batch_timestamp,
+            bytes_since_index_entry: self.bytes_since_index_entry,
+        }
+    }
+
     /// Deletes the segment's files. Readers holding the `Arc<SegmentData>` keep reading the
     /// unlinked file until they drop it.
     pub fn delete_files(&self) -> Result<()> {

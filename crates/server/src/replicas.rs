@@ -439,17 +439,26 @@ impl ReplicaManager {
             .collect()
     }
 
-    /// One retention (and compaction) pass over every log. Each log's lock is held for its
-    /// pass only.
+    /// One retention (and compaction) pass over every log. Retention holds a log's lock while
+    /// it deletes whole segments; compaction holds it only to plan and to swap the cleaned
+    /// segments in, not while it reads and rewrites them (appends and follower fetches go on).
     pub fn enforce_retention(&self) {
         let now = self.clock.now_ms();
         for p in self.all() {
-            let Ok(mut replica) = p.lock() else { continue };
-            let log = replica.log_mut();
-            if let Err(e) = log.enforce_retention(now) {
-                tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed");
-            }
-            if let Err(e) = log.compact_if_needed(now) {
+            let job = {
+                let Ok(mut replica) = p.lock() else { continue };
+                let log = replica.log_mut();
+                if let Err(e) = log.enforce_retention(now) {
+                    tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed");
+                }
+                log.plan_compaction(now, false)
+            };
+            let Some(job) = job else { continue };
+            let committed = job.run().and_then(|done| match p.lock() {
+                Ok(mut replica) => replica.log_mut().commit_compaction(done),
+                Err(_) => Ok(Default::default()),
+            });
+            if let Err(e) = committed {
                 tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "compaction failed");
             }
         }

@@ -1,12 +1,16 @@
 //! Log compaction (`cleanup.policy=compact`): keep the latest record per key.
 //!
-//! One pass: build a key -> latest offset map over the cleanable segments, then rewrite each of
-//! them into `<base>.log.cleaned`, commit by renaming it to `<base>.log.swap`, move the rebuilt
-//! indexes into place, and rename the swap file over the original. A crash before the commit
+//! One pass, in three steps so that the log's owner need not hold it while segments are
+//! rewritten: plan (take the cleanable sealed segments), run (build a key -> latest offset map
+//! over them and rewrite each into `<base>.log.cleaned`), commit (if the segments are unchanged:
+//! rename each cleaned file to `<base>.log.swap`, move the rebuilt indexes into place, and
+//! rename the swap file over the original). A crash before the commit
 //! leaves the original (the `.cleaned` files are deleted on open); a crash after it is finished
 //! on open (the `.swap` file replaces the original and its indexes are rebuilt).
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::Log;
 use crate::batch::{BatchHeader, BATCH_HEADER_SIZE};
@@ -65,124 +69,242 @@ impl Log {
     /// Compacts when the topic is compacted and the dirty ratio reached
     /// `min.cleanable.dirty.ratio`.
     pub fn compact_if_needed(&mut self, now_ms: i64) -> Result<Option<CleanResult>> {
-        if !self.config.cleanup_policy.compact {
-            return Ok(None);
+        match self.plan_compaction(now_ms, false) {
+            Some(job) => {
+                let done = job.run()?;
+                self.commit_compaction(done).map(Some)
+            }
+            None => Ok(None),
         }
-        let ratio = self.dirty_ratio(now_ms);
-        if ratio == 0.0 || ratio < self.config.min_cleanable_dirty_ratio {
-            return Ok(None);
-        }
-        self.compact(now_ms).map(Some)
     }
 
     /// Compacts every cleanable segment now: for each key only the record with the highest
     /// offset stays; tombstones (null values) older than `delete.retention.ms` go too. Offsets
     /// never change.
     pub fn compact(&mut self, now_ms: i64) -> Result<CleanResult> {
+        match self.plan_compaction(now_ms, true) {
+            Some(job) => {
+                let done = job.run()?;
+                self.commit_compaction(done)
+            }
+            None => Ok(CleanResult::default()),
+        }
+    }
+
+    /// The first step of a compaction pass that does not hold the log while it rewrites:
+    /// takes the cleanable segments (all of them with `force`, else only when the topic is
+    /// compacted and the dirty ratio reached `min.cleanable.dirty.ratio`). Run the job
+    /// anywhere ([`CompactionJob::run`] reads those sealed segments and writes the cleaned
+    /// files beside them), then [`Log::commit_compaction`].
+    pub fn plan_compaction(&self, now_ms: i64, force: bool) -> Option<CompactionJob> {
+        if !force {
+            if !self.config.cleanup_policy.compact {
+                return None;
+            }
+            let ratio = self.dirty_ratio(now_ms);
+            if ratio == 0.0 || ratio < self.config.min_cleanable_dirty_ratio {
+                return None;
+            }
+        }
         let n = self.cleanable_segments(now_ms);
-        let mut result = CleanResult::default();
         if n == 0 {
-            return Ok(result);
+            return None;
         }
-        let latest = self.latest_offsets_by_key(n)?;
-        for i in 0..n {
-            let (before, after, removed) = self.rewrite_segment(i, &latest, now_ms)?;
+        Some(CompactionJob {
+            dir: self.dir.clone(),
+            segments: self.segments[..n].iter().map(Segment::snapshot).collect(),
+            cleaned_up_to: self.segments[n].base_offset(),
+            index_interval_bytes: self.config.index_interval_bytes,
+            delete_retention_ms: self.config.delete_retention_ms,
+            now_ms,
+            truncations: self.truncations,
+        })
+    }
+
+    /// The last step: swaps the cleaned files in, unless the segments changed since the job
+    /// was planned (truncated, deleted by retention or DeleteRecords), in which case the
+    /// cleaned files are dropped and nothing changes (the next pass plans again).
+    pub fn commit_compaction(&mut self, done: CompactedSegments) -> Result<CleanResult> {
+        let unchanged =
+            done.truncations == self.truncations
+                && self.segments.len() > done.segments.len()
+                && done.segments.iter().zip(&self.segments).all(|(c, s)| {
+                    Arc::ptr_eq(&c.original.data, &s.data) && c.original.size == s.size
+                });
+        if !unchanged {
+            tracing::info!(dir = %self.dir.display(), "log changed during compaction; dropping the cleaned segments");
+            for c in &done.segments {
+                c.cleaned.delete_files()?;
+            }
+            return Ok(CleanResult::default());
+        }
+        let mut result = CleanResult::default();
+        for (i, c) in done.segments.into_iter().enumerate() {
+            let base = c.original.base_offset();
+            drop(c.cleaned);
+            let dir = self.dir.clone();
+            let path = |ext: &str| dir.join(file_name(base, ext));
+            let rename = |from: &str, to: &str| {
+                std::fs::rename(path(from), path(to)).map_err(|e| LogError::io(path(to), e))
+            };
+            rename(&format!("log.{CLEANED}"), &format!("log.{SWAP}"))?;
+            sync_dir(&dir)?; // the commit point
+            rename(&format!("index.{CLEANED}"), "index")?;
+            rename(&format!("timeindex.{CLEANED}"), "timeindex")?;
+            rename(&format!("log.{SWAP}"), "log")?;
+            sync_dir(&dir)?;
+            let (segment, _) = Segment::open(&dir, base, true, self.config.index_interval_bytes)?;
+            self.segments[i] = segment;
             result.cleaned_segments += 1;
-            result.bytes_before += before;
-            result.bytes_after += after;
-            result.records_removed += removed;
+            result.bytes_before += c.original.size;
+            result.bytes_after += c.bytes_after;
+            result.records_removed += c.records_removed;
         }
-        self.cleaner_offset = self.cleaner_offset.max(self.segments[n].base_offset());
+        self.cleaner_offset = self.cleaner_offset.max(done.cleaned_up_to);
         self.write_checkpoint()?;
         self.publish_segments();
-        tracing::info!(dir = %self.dir.display(), cleaned_segments = n,
+        tracing::info!(dir = %self.dir.display(), cleaned_segments = result.cleaned_segments,
             bytes_before = result.bytes_before, bytes_after = result.bytes_after,
             records_removed = result.records_removed, "compacted log");
         Ok(result)
     }
+}
 
-    fn latest_offsets_by_key(&self, n: usize) -> Result<HashMap<Vec<u8>, i64>> {
-        let mut latest = HashMap::new();
-        for s in &self.segments[..n] {
-            s.for_each_batch(|position, h, bytes| {
-                if h.is_control() {
-                    return Ok(());
-                }
-                let decoded = cleaner::decode_batch(bytes, position)?;
-                for r in &decoded.records {
-                    if let Some(key) = &r.key {
-                        latest.insert(key.to_vec(), r.offset);
+/// A planned compaction pass: the sealed segments to clean, read without the log.
+#[derive(Debug)]
+pub struct CompactionJob {
+    dir: PathBuf,
+    segments: Vec<Segment>,
+    cleaned_up_to: i64,
+    index_interval_bytes: u64,
+    delete_retention_ms: i64,
+    now_ms: i64,
+    truncations: u64,
+}
+
+/// A run compaction job: cleaned files written beside the originals, not swapped in yet.
+#[derive(Debug)]
+pub struct CompactedSegments {
+    segments: Vec<Cleaned>,
+    cleaned_up_to: i64,
+    truncations: u64,
+}
+
+#[derive(Debug)]
+struct Cleaned {
+    original: Segment,
+    cleaned: Segment,
+    bytes_after: u64,
+    records_removed: u64,
+}
+
+impl CompactionJob {
+    /// Builds the key -> latest offset map over the segments and writes each one's cleaned
+    /// copy (`<base>.log.cleaned` and its indexes, fsynced). Touches nothing the log reads.
+    /// Fails (leaving no cleaned file) if a segment was truncated under it.
+    pub fn run(self) -> Result<CompactedSegments> {
+        let latest = latest_offsets_by_key(&self.segments)?;
+        let mut segments = Vec::with_capacity(self.segments.len());
+        for original in self.segments {
+            let written = rewrite_segment(
+                &self.dir,
+                &original,
+                &latest,
+                self.index_interval_bytes,
+                self.delete_retention_ms,
+                self.now_ms,
+            );
+            match written {
+                Ok((cleaned, records_removed)) => segments.push(Cleaned {
+                    bytes_after: cleaned.size,
+                    original,
+                    cleaned,
+                    records_removed,
+                }),
+                Err(e) => {
+                    for c in &segments {
+                        let _ = c.cleaned.delete_files();
                     }
+                    return Err(e);
                 }
-                Ok(())
-            })?;
+            }
         }
-        Ok(latest)
+        Ok(CompactedSegments {
+            segments,
+            cleaned_up_to: self.cleaned_up_to,
+            truncations: self.truncations,
+        })
     }
+}
 
-    /// Rewrites segment `i`; returns (bytes before, bytes after, records removed).
-    fn rewrite_segment(
-        &mut self,
-        i: usize,
-        latest: &HashMap<Vec<u8>, i64>,
-        now_ms: i64,
-    ) -> Result<(u64, u64, u64)> {
-        let base = self.segments[i].base_offset();
-        let interval = self.config.index_interval_bytes;
-        let delete_retention_ms = self.config.delete_retention_ms;
-        let suffix = format!(".{CLEANED}");
-        let mut out = Segment::create_with_suffix(&self.dir, base, &suffix)?;
-        let mut removed = 0u64;
-        let before = self.segments[i].size;
-        self.segments[i].for_each_batch(|position, h, bytes| {
-            let write = |out: &mut Segment, h: &BatchHeader, bytes: &[u8]| {
-                out.append(h, &bytes[BATCH_HEADER_SIZE..], interval)
-            };
+fn latest_offsets_by_key(segments: &[Segment]) -> Result<HashMap<Vec<u8>, i64>> {
+    let mut latest = HashMap::new();
+    for s in segments {
+        s.for_each_batch(|position, h, bytes| {
             if h.is_control() {
-                return write(&mut out, h, &bytes);
+                return Ok(());
             }
-            let decoded = cleaner::decode_batch(bytes.clone(), position)?;
-            let tombstones_expired = now_ms.saturating_sub(h.max_timestamp) > delete_retention_ms;
-            let keep: Vec<bool> = decoded
-                .records
-                .iter()
-                .map(|r| match &r.key {
-                    None => true,
-                    Some(k) => {
-                        latest.get(k.as_ref()) == Some(&r.offset)
-                            && !(r.value.is_none() && tombstones_expired)
-                    }
-                })
-                .collect();
-            let kept = keep.iter().filter(|k| **k).count();
-            removed += (keep.len() - kept) as u64;
-            if kept == keep.len() {
-                write(&mut out, h, &bytes)
-            } else if let Some(rebuilt) = cleaner::rebuild_batch(h, &decoded, &keep)? {
-                let nh = BatchHeader::parse(&rebuilt)
-                    .ok_or_else(|| LogError::corrupt(position, "rebuilt batch too short"))?;
-                write(&mut out, &nh, &rebuilt)
-            } else {
-                Ok(())
+            let decoded = cleaner::decode_batch(bytes, position)?;
+            for r in &decoded.records {
+                if let Some(key) = &r.key {
+                    latest.insert(key.to_vec(), r.offset);
+                }
             }
+            Ok(())
         })?;
-        out.flush(true)?;
-        let after = out.size;
-        drop(out);
-
-        let dir = self.dir.clone();
-        let path = |ext: &str| dir.join(file_name(base, ext));
-        let rename = |from: &str, to: &str| {
-            std::fs::rename(path(from), path(to)).map_err(|e| LogError::io(path(to), e))
-        };
-        rename(&format!("log.{CLEANED}"), &format!("log.{SWAP}"))?;
-        sync_dir(&dir)?; // the commit point
-        rename(&format!("index.{CLEANED}"), "index")?;
-        rename(&format!("timeindex.{CLEANED}"), "timeindex")?;
-        rename(&format!("log.{SWAP}"), "log")?;
-        sync_dir(&dir)?;
-        let (segment, _) = Segment::open(&dir, base, true, interval)?;
-        self.segments[i] = segment;
-        Ok((before, after, removed))
     }
+    Ok(latest)
+}
+
+/// Writes the cleaned copy of `segment` (files suffixed `.cleaned`, fsynced); returns it and
+/// the number of records removed.
+fn rewrite_segment(
+    dir: &Path,
+    segment: &Segment,
+    latest: &HashMap<Vec<u8>, i64>,
+    interval: u64,
+    delete_retention_ms: i64,
+    now_ms: i64,
+) -> Result<(Segment, u64)> {
+    let suffix = format!(".{CLEANED}");
+    let mut out = Segment::create_with_suffix(dir, segment.base_offset(), &suffix)?;
+    let mut removed = 0u64;
+    let written = segment.for_each_batch(|position, h, bytes| {
+        let write = |out: &mut Segment, h: &BatchHeader, bytes: &[u8]| {
+            out.append(h, &bytes[BATCH_HEADER_SIZE..], interval)
+        };
+        if h.is_control() {
+            return write(&mut out, h, &bytes);
+        }
+        let decoded = cleaner::decode_batch(bytes.clone(), position)?;
+        let tombstones_expired = now_ms.saturating_sub(h.max_timestamp) > delete_retention_ms;
+        let keep: Vec<bool> = decoded
+            .records
+            .iter()
+            .map(|r| match &r.key {
+                None => true,
+                Some(k) => {
+                    latest.get(k.as_ref()) == Some(&r.offset)
+                        && !(r.value.is_none() && tombstones_expired)
+                }
+            })
+            .collect();
+        let kept = keep.iter().filter(|k| **k).count();
+        removed += (keep.len() - kept) as u64;
+        if kept == keep.len() {
+            write(&mut out, h, &bytes)
+        } else if let Some(rebuilt) = cleaner::rebuild_batch(h, &decoded, &keep)? {
+            let nh = BatchHeader::parse(&rebuilt)
+                .ok_or_else(|| LogError::corrupt(position, "rebuilt batch too short"))?;
+            write(&mut out, &nh, &rebuilt)
+        } else {
+            Ok(())
+        }
+    });
+    // A segment truncated or deleted under the job fails its read: leave nothing behind.
+    if let Err(e) = written.and_then(|()| out.flush(true)) {
+        let _ = out.delete_files();
+        return Err(e);
+    }
+    Ok((out, removed))
 }

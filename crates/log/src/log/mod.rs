@@ -4,7 +4,7 @@ mod compact;
 mod open;
 mod truncate;
 
-pub use compact::CleanResult;
+pub use compact::{CleanResult, CompactedSegments, CompactionJob};
 pub use truncate::RetentionResult;
 
 use std::path::{Path, PathBuf};
@@ -59,6 +59,8 @@ pub struct Log {
     last_flush_ms: i64,
     epochs: LeaderEpochCache,
     view: Arc<RwLock<LogView>>,
+    /// Truncations so far: a compaction planned before one is not committed.
+    truncations: u64,
 }
 
 impl Log {

@@ -98,6 +98,7 @@ pub(super) fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<Log> {
         last_flush_ms: now_ms,
         epochs,
         view: Arc::new(RwLock::new(view)),
+        truncations: 0,
     };
     log.publish_segments();
     log.write_checkpoint()?;

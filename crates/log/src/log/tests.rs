@@ -684,3 +684,83 @@ fn an_interrupted_compaction_is_finished_or_discarded_on_open() {
     assert!(!swap.exists());
     assert_eq!(contents(&log), compacted);
 }
+
+#[test]
+fn compaction_runs_apart_from_the_log_and_yields_to_changes_made_meanwhile() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        cleanup_policy: CleanupPolicy::COMPACT,
+        ..small_segments()
+    };
+    let mut log = open(dir.path(), config.clone());
+    for i in 0..40i64 {
+        log.append_as_leader(&kv(&format!("k{}", i % 3), Some("v"), i), 0, i)
+            .expect("append");
+    }
+    // Appends while the job runs: they land in the active segment and survive the commit.
+    let job = log.plan_compaction(100, true).expect("cleanable segments");
+    for i in 40..45i64 {
+        log.append_as_leader(&kv("late", Some("v"), i), 0, i)
+            .expect("append");
+    }
+    let appended = contents(&log);
+    let done = job.run().expect("run");
+    let r = log.commit_compaction(done).expect("commit");
+    assert!(r.cleaned_segments > 0 && r.records_removed > 0);
+    let after = contents(&log);
+    assert!(after.len() < appended.len());
+    assert_eq!(
+        after.iter().filter(|(_, k, _)| k == "late").count(),
+        5,
+        "records appended during the run are kept"
+    );
+    assert_eq!(log.log_end_offset(), 45);
+
+    // A truncation while the job runs: the commit drops the cleaned files, the log stays as
+    // truncated.
+    for i in 45..80i64 {
+        log.append_as_leader(&kv(&format!("k{}", i % 3), Some("v"), i), 0, i)
+            .expect("append");
+    }
+    let job = log.plan_compaction(100, true).expect("cleanable segments");
+    let cut = log.segment_base_offsets()[2];
+    log.truncate_to(cut).expect("truncate");
+    let truncated = contents(&log);
+    // The job either fails reading the cut file or, if it read before the cut, commits
+    // nothing.
+    if let Ok(done) = job.run() {
+        let r = log.commit_compaction(done).expect("commit");
+        assert_eq!(r, CleanResult::default(), "a stale job commits nothing");
+    }
+    assert_eq!(contents(&log), truncated);
+    let leftovers = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("cleaned"))
+        .count();
+    assert_eq!(leftovers, 0, "no cleaned files left behind");
+
+    // DeleteRecords while the job runs: the job reads the unlinked file to the end, and the
+    // commit, finding the segment gone, drops the cleaned files.
+    for i in 80..120i64 {
+        log.append_as_leader(&kv(&format!("k{}", i % 3), Some("v"), i), 0, i)
+            .expect("append");
+    }
+    let job = log.plan_compaction(100, true).expect("cleanable segments");
+    log.delete_records_before(log.segment_base_offsets()[1])
+        .expect("delete records");
+    let deleted = contents(&log);
+    let done = job.run().expect("the job reads the unlinked segment");
+    let r = log.commit_compaction(done).expect("commit");
+    assert_eq!(r, CleanResult::default(), "a stale job commits nothing");
+    assert_eq!(contents(&log), deleted);
+    let leftovers = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("cleaned"))
+        .count();
+    assert_eq!(leftovers, 0, "no cleaned files left behind");
+    drop(log);
+    let log = open(dir.path(), config);
+    assert_eq!(contents(&log), deleted);
+}

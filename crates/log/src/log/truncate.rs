@@ -65,6 +65,7 @@ impl Log {
     }
 
     fn after_truncation(&mut self, new_end: i64) -> Result<()> {
+        self.truncations += 1;
         self.epochs.truncate_from_end(new_end)?;
         self.recovery_point = self.recovery_point.min(new_end);
         self.cleaner_offset = self.cleaner_offset.min(new_end);
