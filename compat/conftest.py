@@ -321,10 +321,12 @@ def tutorial_cluster(tmp_path):
 
 @pytest.fixture
 def netns_cluster(tmp_path):
-    """The tutorial cluster with one network namespace per node. Needs CAP_NET_ADMIN (root):
-    skipped, saying so, without it."""
+    """The tutorial cluster with one network namespace per node, and two replica fetchers
+    (connections) per source broker (num.replica.fetchers=2), so that a cut and a heal are
+    survived by several fetchers at once. Needs CAP_NET_ADMIN (root): skipped, saying so,
+    without it."""
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root (CAP_NET_ADMIN)")
-    c = TutorialCluster(tmp_path, netns=True)
+    c = TutorialCluster(tmp_path, extra={"num.replica.fetchers": "2"}, netns=True)
     yield c
     c.stop()

@@ -26,11 +26,48 @@ pub struct Connection {
 impl Connection {
     /// Connects and learns the broker's API versions.
     pub async fn connect(addr: &str, client_id: &str) -> Result<Connection, ClientError> {
+        Self::connect_with(addr, client_id, None).await
+    }
+
+    /// [`Connection::connect`] with the socket's receive buffer (`SO_RCVBUF`) set to
+    /// `receive_buffer_bytes` before connecting (Kafka's `*.socket.receive.buffer.bytes`;
+    /// `None`: the OS default, with its auto-tuning).
+    pub async fn connect_with(
+        addr: &str,
+        client_id: &str,
+        receive_buffer_bytes: Option<u32>,
+    ) -> Result<Connection, ClientError> {
         let io = |source| ClientError::Io {
             addr: addr.to_string(),
             source,
         };
-        let stream = TcpStream::connect(addr).await.map_err(io)?;
+        let stream = match receive_buffer_bytes {
+            None => TcpStream::connect(addr).await.map_err(io)?,
+            Some(bytes) => {
+                let mut last = std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the address resolves to nothing",
+                );
+                let mut connected = None;
+                for a in tokio::net::lookup_host(addr).await.map_err(io)? {
+                    let socket = if a.is_ipv4() {
+                        tokio::net::TcpSocket::new_v4()
+                    } else {
+                        tokio::net::TcpSocket::new_v6()
+                    }
+                    .map_err(io)?;
+                    socket.set_recv_buffer_size(bytes).map_err(io)?;
+                    match socket.connect(a).await {
+                        Ok(s) => {
+                            connected = Some(s);
+                            break;
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                connected.ok_or_else(|| io(last))?
+            }
+        };
         stream.set_nodelay(true).map_err(io)?;
         let mut conn = Connection {
             addr: addr.to_string(),

@@ -60,8 +60,12 @@ pub struct ReplicationConfig {
     pub replica_fetch_backoff_ms: u64,
     /// `replica.high.watermark.checkpoint.interval.ms` (5000).
     pub replica_high_watermark_checkpoint_interval_ms: u64,
-    /// `num.replica.fetchers` (1). One fetcher per source broker is run whatever the value.
+    /// `num.replica.fetchers` (1): fetchers (connections) per source broker; a partition
+    /// goes to fetcher `abs(31 * hash(topic) + partition) % n`, as in Kafka.
     pub num_replica_fetchers: i32,
+    /// `replica.socket.receive.buffer.bytes` (65536; -1: the OS default) of the fetchers'
+    /// sockets.
+    pub replica_socket_receive_buffer_bytes: i32,
 }
 
 impl ReplicationConfig {
@@ -102,6 +106,12 @@ impl ReplicationConfig {
             )? as u64,
             num_replica_fetchers: num("num.replica.fetchers", 1, 1)?.min(i64::from(i32::MAX))
                 as i32,
+            replica_socket_receive_buffer_bytes: num(
+                "replica.socket.receive.buffer.bytes",
+                65_536,
+                -1,
+            )?
+            .min(i64::from(i32::MAX)) as i32,
         };
         // Kafka: the follower must fetch well within the lag bound, or it leaves the ISR.
         if i64::from(c.replica_fetch_wait_max_ms) > c.replica_lag_time_max_ms {
@@ -555,6 +565,39 @@ mod tests {
         assert_eq!(g.coordinator.initial_rebalance_delay_ms, 3000);
         assert_eq!(g.coordinator.min_session_timeout_ms, 6000);
         assert_eq!(g.coordinator.offset_metadata_max_bytes, 4096);
+    }
+
+    #[test]
+    fn replication_settings_have_kafka_defaults_and_name_their_key() {
+        let (c, _) = BrokerConfig::from_properties(&props(&[])).expect("valid");
+        let r = &c.replication;
+        assert_eq!(
+            (
+                r.min_insync_replicas,
+                r.replica_lag_time_max_ms,
+                r.replica_fetch_max_bytes,
+                r.replica_fetch_wait_max_ms,
+                r.num_replica_fetchers,
+                r.replica_socket_receive_buffer_bytes
+            ),
+            (1, 30_000, 1_048_576, 500, 1, 65_536)
+        );
+        let (c, _) = BrokerConfig::from_properties(&props(&[
+            ("num.replica.fetchers", "4"),
+            ("replica.socket.receive.buffer.bytes", "-1"),
+        ]))
+        .expect("valid");
+        assert_eq!(c.replication.num_replica_fetchers, 4);
+        assert_eq!(c.replication.replica_socket_receive_buffer_bytes, -1);
+        for (key, value) in [
+            ("num.replica.fetchers", "0"),
+            ("replica.socket.receive.buffer.bytes", "-2"),
+            ("replica.fetch.wait.max.ms", "40000"),
+            ("min.insync.replicas", "none"),
+        ] {
+            let err = BrokerConfig::from_properties(&props(&[(key, value)])).expect_err("refused");
+            assert_eq!(err.key, key, "{err}");
+        }
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! Replica fetchers: for each broker this one follows partitions of, one task that sends Kafka
+//! Replica fetchers: for each broker this one follows partitions of, `num.replica.fetchers`
+//! tasks (a partition goes to one of them by Kafka's hash), each with its own connection, that
+//! send Kafka
 //! Fetch requests (v12+, with this broker's `replica_id`, each partition's current leader
 //! epoch, fetch offset and last fetched epoch) over the inter-broker listener, appends what
 //! comes back as follower, takes the leader's high watermark, and truncates where the leader
@@ -31,7 +33,7 @@ struct Assigned {
     added: Notify,
 }
 
-/// The broker's replica fetchers, one per source broker.
+/// The broker's replica fetchers, `num.replica.fetchers` per source broker.
 #[derive(Debug, Clone)]
 pub struct ReplicaFetchers {
     inner: Arc<Inner>,
@@ -46,8 +48,8 @@ struct Inner {
     images: watch::Receiver<Arc<MetadataImage>>,
     clock: Arc<dyn Clock>,
     stop: watch::Receiver<bool>,
-    /// Fetchers by source broker; a std `Mutex` held to look one up or add one.
-    by_leader: Mutex<HashMap<i32, Arc<Assigned>>>,
+    /// Fetchers by (source broker, fetcher id); a std `Mutex` held to look one up or add one.
+    by_leader: Mutex<HashMap<(i32, i32), Arc<Assigned>>>,
 }
 
 impl ReplicaFetchers {
@@ -90,7 +92,12 @@ impl ReplicaFetchers {
                 }
             }
             let Some(leader) = leader else { continue };
-            let assigned = by_leader.entry(leader).or_insert_with(|| {
+            let id = fetcher_id(
+                &partition.topic,
+                partition.index,
+                self.inner.config.num_replica_fetchers,
+            );
+            let assigned = by_leader.entry((leader, id)).or_insert_with(|| {
                 let assigned = Arc::new(Assigned::default());
                 tokio::spawn(run(Arc::clone(&self.inner), leader, Arc::clone(&assigned)));
                 assigned
@@ -101,6 +108,19 @@ impl ReplicaFetchers {
             assigned.added.notify_one();
         }
     }
+}
+
+/// The fetcher of a partition among `n` per source broker: Kafka's
+/// `abs(31 * topic.hashCode() + partition) % n`, with Java's `String.hashCode` (over UTF-16
+/// code units), so partitions spread over fetchers as they do in Kafka.
+fn fetcher_id(topic: &str, partition: i32, n: i32) -> i32 {
+    let hash = topic
+        .encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+    // Kafka's Utils.abs maps i32::MIN to 0.
+    let v = hash.wrapping_mul(31).wrapping_add(partition);
+    let v = if v == i32::MIN { 0 } else { v.abs() };
+    v % n.max(1)
 }
 
 /// What one request asked for a partition, to match its response against.
@@ -161,8 +181,11 @@ async fn run(inner: Arc<Inner>, leader: i32, assigned: Arc<Assigned>) {
                 sleep_or_stop(&mut stop, backoff).await;
                 continue;
             };
-            match Connection::connect(&addr, &format!("replica-fetcher-{}", inner.broker_id)).await
-            {
+            let rcvbuf = u32::try_from(inner.config.replica_socket_receive_buffer_bytes)
+                .ok()
+                .filter(|b| *b > 0);
+            let client_id = format!("replica-fetcher-{}", inner.broker_id);
+            match Connection::connect_with(&addr, &client_id, rcvbuf).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::debug!(leader, error = %e, "cannot reach the leader; retrying");
@@ -353,5 +376,24 @@ fn handle_partition(
             tracing::debug!(topic = %h.topic, partition = h.index, code = pd.error_code, "the leader refused a replica fetch");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fetcher_id;
+
+    #[test]
+    fn partitions_spread_over_fetchers_as_in_kafka() {
+        // Java: "orders".hashCode() == -1008770331; abs(31 * h + p) % 3.
+        let h: i32 = -1_008_770_331;
+        for p in 0..6 {
+            let v = h.wrapping_mul(31).wrapping_add(p);
+            assert_eq!(fetcher_id("orders", p, 3), v.abs() % 3);
+        }
+        assert!((0..6).all(|p| fetcher_id("orders", p, 1) == 0));
+        let used: std::collections::BTreeSet<i32> =
+            (0..12).map(|p| fetcher_id("orders", p, 4)).collect();
+        assert!(used.len() > 1, "partitions use more than one fetcher");
     }
 }
