@@ -14,7 +14,7 @@ DURABILITY_ROUNDS (default: one round of each fault) sets how many rounds run;
 scripts/durability.sh runs 100.
 
 Also: committed consumer-group offsets survive kill -9 of the group coordinator's node under a
-commit load."""
+commit load, and records deleted with DeleteRecords stay deleted when the leader dies right after."""
 
 import os
 import subprocess
@@ -248,3 +248,31 @@ def test_committed_offsets_survive_kill_9_of_the_coordinator(tutorial_cluster):
     c.close()
     print(f"\ncoordinator node {coordinator} killed: last acknowledged commit {acked}, committed now {committed}")
     assert committed == acked, f"acknowledged commit {acked}, committed {committed}"
+
+
+def test_deleted_records_stay_deleted_when_the_leader_dies(tutorial_cluster):
+    """DeleteRecords answers once every live replica has moved its log start (Kafka's low
+    watermark), so a leader killed right after cannot hand the deleted records back."""
+    cluster = tutorial_cluster
+    a = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    a.create_topics([NewTopic("trimmed", num_partitions=1, replication_factor=3)])["trimmed"].result(30)
+    wait_for("the topic's full ISR", lambda: len(describe(cluster, "trimmed")[0][1]) == 3, 30)
+    p = Producer({"bootstrap.servers": cluster.bootstrap})
+    for i in range(1000):
+        p.produce("trimmed", value=f"r{i}".encode(), partition=0)
+    assert p.flush(30) == 0
+    started = time.time()
+    deleted = a.delete_records([TopicPartition("trimmed", 0, 600)])
+    low = list(deleted.values())[0].result(30).low_watermark
+    took = time.time() - started
+    assert low == 600, f"low watermark {low}"
+    leader = describe(cluster, "trimmed")[0][0]
+    cluster.kill9(leader)
+    wait_for("a new leader", lambda: describe(cluster, "trimmed")[0][0] not in (leader, -1), 30)
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "trim-" + uuid.uuid4().hex})
+    start, end = c.get_watermark_offsets(TopicPartition("trimmed", 0), timeout=10)
+    c.close()
+    print(f"\nDeleteRecords to 600 answered in {took:.2f} s; after kill -9 of leader {leader}: "
+          f"log start {start}, end {end}")
+    assert (start, end) == (600, 1000)
+    cluster.start(leader)

@@ -39,7 +39,7 @@
 //! let appended = p.append_as_leader(batches, -1, 2, 0).unwrap();
 //! assert_eq!(p.high_watermark(), 0, "not committed until broker 2 has it");
 //! // Broker 2 fetches from offset 1: it has the record, so the HW moves past it.
-//! let fetch = p.follower_fetch(2, 1, 0, 10).unwrap();
+//! let fetch = p.follower_fetch(2, 1, 0, 0, 10).unwrap();
 //! assert!(fetch.high_watermark_advanced);
 //! assert_eq!(p.acks_all_outcome(appended.leader_epoch, appended.info.last_offset, 2).map(|r| r.is_ok()), Some(true));
 //! ```

@@ -116,6 +116,8 @@ struct Progress {
     last_fetch_leader_log_end_offset: i64,
     /// When that fetch was.
     last_fetch_ms: i64,
+    /// The follower's log start offset, as its last fetch reported it (-1 until then).
+    log_start_offset: i64,
 }
 
 impl Progress {
@@ -126,6 +128,7 @@ impl Progress {
             last_caught_up_ms: if in_isr { now_ms } else { i64::MIN / 2 },
             last_fetch_leader_log_end_offset: -1,
             last_fetch_ms: now_ms,
+            log_start_offset: -1,
         }
     }
 }
@@ -463,14 +466,16 @@ impl Partition {
     }
 
     /// A follower's fetch at `fetch_offset`, having last fetched under `last_fetched_epoch`
-    /// (-1: unknown). Records the follower's progress, advances the high watermark, proposes an
-    /// ISR expansion when it caught up, or answers the epoch where its log diverges. The caller
-    /// reads the records (up to the log end) with a [`LogReader`], outside any lock.
+    /// (-1: unknown), its log starting at `log_start_offset`. Records the follower's progress,
+    /// advances the high watermark, proposes an ISR expansion when it caught up, or answers the
+    /// epoch where its log diverges. The caller reads the records (up to the log end) with a
+    /// [`LogReader`], outside any lock.
     pub fn follower_fetch(
         &mut self,
         replica: i32,
         fetch_offset: i64,
         last_fetched_epoch: i32,
+        log_start_offset: i64,
         now_ms: i64,
     ) -> Result<FollowerFetch> {
         self.check_leader(-1)?;
@@ -526,6 +531,7 @@ impl Partition {
             .get_mut(&replica)
             .expect("checked above: the follower is tracked");
         p.log_end_offset = fetch_offset;
+        p.log_start_offset = log_start_offset;
         if fetch_offset >= log_end {
             p.last_caught_up_ms = now_ms;
         } else if fetch_offset >= p.last_fetch_leader_log_end_offset {
@@ -537,6 +543,32 @@ impl Partition {
         let advanced = self.maybe_advance_high_watermark();
         let isr_proposal = self.maybe_expand_isr(replica, fetch_offset);
         Ok(answer(self, None, advanced, isr_proposal))
+    }
+
+    /// DeleteRecords as leader: moves this replica's log start to `offset` (-1: the high
+    /// watermark), which must not pass the high watermark, deleting whole segments below it.
+    /// Returns the new log start; followers follow it on their next fetches (see
+    /// [`Partition::low_watermark`]).
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64> {
+        self.check_leader(-1)?;
+        let offset = if offset == -1 {
+            self.high_watermark
+        } else {
+            offset
+        };
+        Ok(self.log.delete_records_before(offset)?)
+    }
+
+    /// Kafka's low watermark: the smallest log start offset over this leader and the followers
+    /// on brokers that are `alive` (registered and unfenced), as they last reported it (-1 for
+    /// one that has not fetched yet). DeleteRecords completes once it reaches the requested
+    /// offset.
+    pub fn low_watermark(&self, alive: impl Fn(i32) -> bool) -> i64 {
+        self.followers
+            .iter()
+            .filter(|(id, _)| alive(**id))
+            .map(|(_, p)| p.log_start_offset)
+            .fold(self.log.log_start_offset(), i64::min)
     }
 
     /// A follower not in the ISR that reached the high watermark (and this leader's epoch

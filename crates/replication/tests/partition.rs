@@ -59,7 +59,7 @@ fn replicate(leader: &Partition, follower: &mut Partition, now: i64) {
 fn diverge(leader: &mut Partition, follower: &mut Partition, id: i32) -> (EpochEndOffset, i64) {
     let (offset, epoch) = follower.fetch_position();
     let d = leader
-        .follower_fetch(id, offset, epoch, 0)
+        .follower_fetch(id, offset, epoch, 0, 0)
         .expect("fetch")
         .diverging_epoch
         .expect("diverges");
@@ -92,16 +92,16 @@ fn high_watermark_is_the_minimum_log_end_over_the_isr_and_acks_all_waits_for_it(
 
     // Broker 2 has it; broker 3 has not fetched yet: the HW holds.
     replicate(&leader, &mut f2, 1);
-    let r = leader.follower_fetch(2, 5, 1, 1).expect("fetch");
+    let r = leader.follower_fetch(2, 5, 1, 0, 1).expect("fetch");
     assert!(!r.high_watermark_advanced);
     assert_eq!(leader.high_watermark(), 0);
     // Broker 3 fetches at 2 (it has part): HW = 2. Then all: HW = 5, the ack completes.
-    leader.follower_fetch(3, 2, -1, 2).expect("fetch");
+    leader.follower_fetch(3, 2, -1, 0, 2).expect("fetch");
     assert_eq!(leader.high_watermark(), 2);
     replicate(&leader, &mut f3, 3);
     assert!(
         leader
-            .follower_fetch(3, 5, 1, 3)
+            .follower_fetch(3, 5, 1, 0, 3)
             .expect("fetch")
             .high_watermark_advanced
     );
@@ -114,6 +114,57 @@ fn high_watermark_is_the_minimum_log_end_over_the_isr_and_acks_all_waits_for_it(
     f2.append_as_follower(None, leader.high_watermark(), 4)
         .expect("hw");
     assert_eq!(f2.high_watermark(), 5);
+}
+
+#[test]
+fn delete_records_completes_when_every_live_replica_followed_the_log_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut leader = replica(dir.path(), 1);
+    let mut f2 = replica(dir.path(), 2);
+    let mut f3 = replica(dir.path(), 3);
+    let s = state(1, 1, &[1, 2, 3]);
+    leader.apply(s.clone(), 0);
+    f2.apply(s.clone(), 0);
+    f3.apply(s, 0);
+    leader
+        .append_as_leader(valid(&batch(10)), -1, 2, 0)
+        .expect("append");
+    for (id, f) in [(2, &mut f2), (3, &mut f3)] {
+        replicate(&leader, f, 1);
+        leader.follower_fetch(id, 10, 1, 0, 1).expect("fetch");
+    }
+    assert_eq!(leader.high_watermark(), 10);
+    for f in [&mut f2, &mut f3] {
+        f.append_as_follower(None, leader.high_watermark(), 1)
+            .expect("hw");
+    }
+    let all = |_: i32| true;
+    assert_eq!(leader.low_watermark(all), 0);
+
+    // Past the HW: out of range; -1 means the HW.
+    assert!(leader.delete_records_before(11).is_err());
+    assert_eq!(leader.delete_records_before(6).expect("delete"), 6);
+    assert_eq!(
+        leader.low_watermark(all),
+        0,
+        "the followers still start at 0"
+    );
+    // Broker 2 follows the leader's log start (from the fetch response) and reports it.
+    f2.follow_log_start(6).expect("follow");
+    leader
+        .follower_fetch(2, 10, 1, f2.log().log_start_offset(), 2)
+        .expect("fetch");
+    assert_eq!(leader.low_watermark(all), 0, "broker 3 has not");
+    // Broker 3 is down (fenced): it no longer holds DeleteRecords back.
+    assert_eq!(leader.low_watermark(|id| id != 3), 6);
+    f3.follow_log_start(6).expect("follow");
+    leader
+        .follower_fetch(3, 10, 1, f3.log().log_start_offset(), 3)
+        .expect("fetch");
+    assert_eq!(leader.low_watermark(all), 6);
+    assert_eq!(leader.delete_records_before(-1).expect("to the HW"), 10);
+    // Not the leader: refused.
+    assert!(f2.delete_records_before(8).is_err());
 }
 
 #[test]
@@ -159,12 +210,12 @@ fn a_lagging_follower_leaves_the_isr_and_rejoins_once_caught_up() {
         .append_as_leader(valid(&batch(3)), 1, 1, 0)
         .expect("append");
     // Broker 2 keeps up; broker 3 never fetches.
-    leader.follower_fetch(2, 3, 1, 10_000).expect("fetch");
+    leader.follower_fetch(2, 3, 1, 0, 10_000).expect("fetch");
     assert!(
         leader.maybe_shrink_isr(20_000, 30_000).is_none(),
         "within the lag time"
     );
-    leader.follower_fetch(2, 3, 1, 35_000).expect("fetch");
+    leader.follower_fetch(2, 3, 1, 0, 35_000).expect("fetch");
     let shrink = leader.maybe_shrink_isr(35_000, 30_000).expect("shrink");
     assert_eq!(shrink.new_isr, vec![1, 2]);
     assert_eq!(shrink.leader_epoch, 1);
@@ -179,9 +230,9 @@ fn a_lagging_follower_leaves_the_isr_and_rejoins_once_caught_up() {
     assert_eq!((t, advanced), (Transition::Updated, true));
     assert_eq!(leader.high_watermark(), 3);
     // Broker 3 comes back and catches up to the HW: it is proposed for the ISR.
-    let r = leader.follower_fetch(3, 1, -1, 37_000).expect("fetch");
+    let r = leader.follower_fetch(3, 1, -1, 0, 37_000).expect("fetch");
     assert!(r.isr_proposal.is_none(), "below the HW");
-    let r = leader.follower_fetch(3, 3, 1, 38_000).expect("fetch");
+    let r = leader.follower_fetch(3, 3, 1, 0, 38_000).expect("fetch");
     assert_eq!(
         r.isr_proposal.clone().expect("expand").new_isr,
         vec![1, 2, 3]
@@ -189,7 +240,7 @@ fn a_lagging_follower_leaves_the_isr_and_rejoins_once_caught_up() {
     // Refused by the controller: proposed again at the next fetch. A refusal of an older
     // proposal, or a timeout, does not drop the pending one.
     let pending = leader
-        .follower_fetch(3, 3, 1, 38_500)
+        .follower_fetch(3, 3, 1, 0, 38_500)
         .expect("fetch")
         .isr_proposal;
     assert!(pending.is_none(), "one proposal at a time");
@@ -197,13 +248,13 @@ fn a_lagging_follower_leaves_the_isr_and_rejoins_once_caught_up() {
     stale.partition_epoch -= 1;
     leader.isr_proposal_refused(&stale);
     assert!(leader
-        .follower_fetch(3, 3, 1, 38_600)
+        .follower_fetch(3, 3, 1, 0, 38_600)
         .expect("fetch")
         .isr_proposal
         .is_none());
     leader.isr_proposal_refused(&r.isr_proposal.clone().expect("expand"));
     assert!(leader
-        .follower_fetch(3, 3, 1, 39_000)
+        .follower_fetch(3, 3, 1, 0, 39_000)
         .expect("fetch")
         .isr_proposal
         .is_some());
@@ -245,7 +296,7 @@ fn a_follower_of_a_new_leader_truncates_its_unreplicated_tail_kip_101() {
     // Now it agrees, replicates the new leader's records, and ends identical.
     let (offset, epoch) = b1.fetch_position();
     assert!(b2
-        .follower_fetch(1, offset, epoch, 3)
+        .follower_fetch(1, offset, epoch, 0, 3)
         .expect("fetch")
         .diverging_epoch
         .is_none());
@@ -296,7 +347,7 @@ fn a_follower_that_misses_the_leaders_epoch_truncates_to_its_own_earlier_epoch_e
     let (offset, epoch) = b1.fetch_position();
     assert_eq!((offset, epoch), (2, 1));
     assert!(b2
-        .follower_fetch(1, offset, epoch, 0)
+        .follower_fetch(1, offset, epoch, 0, 0)
         .expect("fetch")
         .diverging_epoch
         .is_none());
@@ -333,7 +384,7 @@ fn a_leader_that_appended_nothing_drops_its_empty_epoch_and_rejoins() {
     assert_eq!(end, 3);
     let (offset, epoch) = b1.fetch_position();
     assert_eq!((offset, epoch), (3, 0), "the empty epoch is gone");
-    let r = b2.follower_fetch(1, offset, epoch, 0).expect("fetch");
+    let r = b2.follower_fetch(1, offset, epoch, 0, 0).expect("fetch");
     assert!(r.diverging_epoch.is_none());
     assert_eq!(r.isr_proposal.expect("rejoins").new_isr, vec![2, 1]);
 }
@@ -354,7 +405,7 @@ fn leader_epoch_rule_and_unknown_replicas() {
         Err(ReplicationError::UnknownLeaderEpoch { .. })
     ));
     assert!(matches!(
-        leader.follower_fetch(9, 0, -1, 0),
+        leader.follower_fetch(9, 0, -1, 0, 0),
         Err(ReplicationError::UnknownReplica { replica: 9, .. })
     ));
 }
@@ -409,7 +460,7 @@ proptest! {
                     let have = follower_leo[&follower];
                     let to = have + (leo - have) * i64::from(up_to_fraction) / 4;
                     follower_leo.insert(follower, to);
-                    let r = leader.follower_fetch(follower, to, -1, now).expect("fetch");
+                    let r = leader.follower_fetch(follower, to, -1, 0, now).expect("fetch");
                     if let Some(p) = r.isr_proposal {
                         isr = p.new_isr;
                         partition_epoch += 1;

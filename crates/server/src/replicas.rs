@@ -72,6 +72,8 @@ pub struct HostedPartition {
     pub hw_waiters: Wakers,
     /// Woken when the log end advances: followers' fetches.
     pub leo_waiters: Wakers,
+    /// Woken when a follower reports its log start: DeleteRecords.
+    pub lw_waiters: Wakers,
 }
 
 impl HostedPartition {
@@ -371,6 +373,7 @@ impl ReplicaManager {
                         replica: Mutex::new(replica),
                         hw_waiters: Wakers::default(),
                         leo_waiters: Wakers::default(),
+                        lw_waiters: Wakers::default(),
                     });
                     if let Ok(mut partitions) = self.partitions.write() {
                         partitions.insert((id, index), hosted);
@@ -406,6 +409,7 @@ impl ReplicaManager {
                 // NOT_LEADER_OR_FOLLOWER at once, fetches re-check leadership.
                 hosted.hw_waiters.wake_all();
                 hosted.leo_waiters.wake_all();
+                hosted.lw_waiters.wake_all();
             }
             match transition {
                 Transition::BecameFollower { leader } => changes.push(Change::Follow {

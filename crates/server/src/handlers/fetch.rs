@@ -87,13 +87,19 @@ fn read_once(
             // What the reader may see: a follower up to the log end, a consumer up to the HW.
             let (upper, hw, log_start) = if from_follower {
                 let fetched = hosted.lock().map_err(|c| (c, None)).and_then(|mut p| {
-                    p.follower_fetch(replica_id, fp.fetch_offset, fp.last_fetched_epoch, now)
-                        .map_err(|e| {
-                            (
-                                e.error_code(),
-                                Some((p.high_watermark(), p.log().log_start_offset())),
-                            )
-                        })
+                    p.follower_fetch(
+                        replica_id,
+                        fp.fetch_offset,
+                        fp.last_fetched_epoch,
+                        fp.log_start_offset,
+                        now,
+                    )
+                    .map_err(|e| {
+                        (
+                            e.error_code(),
+                            Some((p.high_watermark(), p.log().log_start_offset())),
+                        )
+                    })
                 });
                 let f = match fetched {
                     Ok(f) => f,
@@ -111,6 +117,8 @@ fn read_once(
                 if f.high_watermark_advanced {
                     hosted.hw_waiters.wake_all();
                 }
+                // The follower reported its log start: DeleteRecords may complete.
+                hosted.lw_waiters.wake_all();
                 broker.propose_isr(&hosted, f.isr_proposal.clone());
                 if let Some(d) = f.diverging_epoch {
                     // Answered at once, as Kafka does: the follower must truncate first.

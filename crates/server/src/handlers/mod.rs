@@ -229,7 +229,7 @@ impl RequestHandler for Broker {
                 admin::delete_topics(self, &ctx, r).await,
             )),
             RequestKind::DeleteRecords(r) => Some(ResponseKind::DeleteRecords(
-                records::delete_records(self, r),
+                records::delete_records(self, r).await,
             )),
             RequestKind::OffsetForLeaderEpoch(r) => Some(ResponseKind::OffsetForLeaderEpoch(
                 records::offset_for_leader_epoch(self, r),

@@ -16,59 +16,103 @@ use kafka_protocol::protocol::StrBytes;
 use odradek_common::{ErrorCode, ToErrorCode};
 use odradek_frontend::RequestContext;
 
-use super::Broker;
-use crate::replicas::Need;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-pub(super) fn delete_records(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+use tokio::sync::Notify;
+
+use super::Broker;
+use crate::replicas::{HostedPartition, Need};
+
+/// DeleteRecords, as Kafka: each leader moves its log start to the requested offset (-1: its
+/// high watermark; past it OFFSET_OUT_OF_RANGE), then the response waits (up to the request's
+/// `timeout_ms`, REQUEST_TIMED_OUT after) until every live replica has followed, i.e. the low
+/// watermark (the smallest log start over the leader and its followers on live brokers) has
+/// reached it, and reports that low watermark.
+pub(super) async fn delete_records(
+    broker: &Broker,
+    req: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let image = broker.image();
-    let topics = req
-        .topics
-        .iter()
-        .map(|t| {
-            let topic = image.topics.get_by_name(t.name.0.as_str());
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|dp| {
-                    let r = DeleteRecordsPartitionResult::default()
-                        .with_partition_index(dp.partition_index)
-                        .with_low_watermark(-1);
-                    let Some(topic) =
-                        topic.filter(|tp| tp.partitions.contains_key(&dp.partition_index))
-                    else {
-                        return r.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
-                    };
-                    let hosted = match broker.replicas.partition(
-                        topic.id,
-                        dp.partition_index,
-                        -1,
-                        Need::Leader,
-                    ) {
-                        Ok(h) => h,
-                        Err(refusal) => return r.with_error_code(refusal.code.code()),
-                    };
-                    let Ok(mut replica) = hosted.lock() else {
-                        return r.with_error_code(ErrorCode::KafkaStorageError.code());
-                    };
-                    let log = replica.log_mut();
-                    // -1 means "up to the high watermark".
-                    let offset = if dp.offset == -1 {
-                        log.high_watermark()
-                    } else {
-                        dp.offset
-                    };
-                    match log.delete_records_before(offset) {
-                        Ok(low) => r.with_low_watermark(low),
-                        Err(e) => r.with_error_code(e.error_code().code()),
+    let deadline =
+        Instant::now() + Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0));
+    let alive = |id: i32| image.cluster.brokers.get(&id).is_some_and(|b| !b.fenced);
+    let mut topics = Vec::new();
+    for t in &req.topics {
+        let topic = image.topics.get_by_name(t.name.0.as_str());
+        let mut partitions = Vec::new();
+        for dp in &t.partitions {
+            let r = DeleteRecordsPartitionResult::default()
+                .with_partition_index(dp.partition_index)
+                .with_low_watermark(-1);
+            let Some(topic) = topic.filter(|tp| tp.partitions.contains_key(&dp.partition_index))
+            else {
+                partitions.push(r.with_error_code(ErrorCode::UnknownTopicOrPartition.code()));
+                continue;
+            };
+            let hosted =
+                match broker
+                    .replicas
+                    .partition(topic.id, dp.partition_index, -1, Need::Leader)
+                {
+                    Ok(h) => h,
+                    Err(refusal) => {
+                        partitions.push(r.with_error_code(refusal.code.code()));
+                        continue;
                     }
-                })
-                .collect();
+                };
+            let deleted = hosted.lock().map_err(|c| c.code()).and_then(|mut p| {
+                p.delete_records_before(dp.offset)
+                    .map_err(|e| e.error_code().code())
+            });
+            match deleted {
+                Ok(requested) => {
+                    let low = wait_low_watermark(&hosted, requested, &alive, deadline).await;
+                    partitions.push(match low {
+                        Ok(low) => r.with_low_watermark(low),
+                        Err(code) => r.with_error_code(code.code()),
+                    });
+                }
+                Err(code) => partitions.push(r.with_error_code(code)),
+            }
+        }
+        topics.push(
             DeleteRecordsTopicResult::default()
                 .with_name(t.name.clone())
-                .with_partitions(partitions)
-        })
-        .collect();
+                .with_partitions(partitions),
+        );
+    }
     DeleteRecordsResponse::default().with_topics(topics)
+}
+
+/// Waits until the low watermark of `partition` reaches `requested` (Kafka's delayed
+/// DeleteRecords): the low watermark then, NOT_LEADER_OR_FOLLOWER if leadership moved,
+/// REQUEST_TIMED_OUT at `deadline`.
+async fn wait_low_watermark(
+    partition: &HostedPartition,
+    requested: i64,
+    alive: &impl Fn(i32) -> bool,
+    deadline: Instant,
+) -> Result<i64, ErrorCode> {
+    let waiter = Arc::new(Notify::new());
+    loop {
+        // Register before checking, so a report in between is not missed.
+        partition.lw_waiters.register(&waiter);
+        let low = {
+            let p = partition.lock()?;
+            p.check_leader(-1).map_err(|e| e.error_code())?;
+            p.low_watermark(alive)
+        };
+        if low >= requested {
+            return Ok(low);
+        }
+        if tokio::time::timeout_at(deadline.into(), waiter.notified())
+            .await
+            .is_err()
+        {
+            return Err(ErrorCode::RequestTimedOut);
+        }
+    }
 }
 
 pub(super) fn offset_for_leader_epoch(
