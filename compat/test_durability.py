@@ -276,3 +276,26 @@ def test_deleted_records_stay_deleted_when_the_leader_dies(tutorial_cluster):
           f"log start {start}, end {end}")
     assert (start, end) == (600, 1000)
     cluster.start(leader)
+
+
+def test_sigterm_of_the_active_controller_moves_its_leaderships_at_once(tutorial_cluster):
+    """A combined node that is the active controller and leads partitions, stopped by SIGTERM:
+    its broker part asks the quorum to fence it (moving its leaderships) before its controller
+    part stops, so its partitions get new leaders at once, not after broker.session.timeout.ms."""
+    cluster = tutorial_cluster
+    a = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    a.create_topics([NewTopic("handover", num_partitions=6, replication_factor=3)])["handover"].result(30)
+    wait_for("the topic's full ISR", lambda: all(len(isr) == 3 for _, isr in describe(cluster, "handover").values()), 30)
+    victim = active_controller(cluster)
+    led = [p for p, (leader, _) in describe(cluster, "handover").items() if leader == victim]
+    assert led, f"node {victim} leads none of {describe(cluster, 'handover')}"
+    stopped_at = time.time()
+    cluster.stop_node(victim)
+    wait_for("new leaders", lambda: all(describe(cluster, "handover")[p][0] not in (victim, -1) for p in led), 30)
+    took = time.time() - stopped_at
+    print(f"\nSIGTERM of node {victim} (active controller, leading {led}): new leaders after {took:.1f} s")
+    # broker.session.timeout.ms is 9 s: a handover that waited for it took that long.
+    assert took < 5, f"leaderships moved only after {took:.1f} s"
+    log = cluster.log_path(victim).read_text()
+    assert "controlled shutdown: fenced by the controller" in log, log[-3000:]
+    cluster.start(victim)

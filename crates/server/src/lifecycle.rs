@@ -39,12 +39,26 @@ pub async fn run(
                     want_fence: true,
                     want_shut_down: false,
                 };
-                let _ = client
+                let r = client
                     .call(Duration::from_secs(2), |mut c| {
                         let r = req;
                         async move { c.broker_heartbeat(r).await }
                     })
                     .await;
+                match r {
+                    Ok(r) if r.error_code == 0 => {
+                        tracing::info!(
+                            broker_id,
+                            "controlled shutdown: fenced by the controller, leaderships moved away"
+                        )
+                    }
+                    Ok(r) => {
+                        tracing::warn!(broker_id, code = r.error_code, message = %r.error_message, "controlled shutdown refused; leaderships move when the session times out")
+                    }
+                    Err(e) => {
+                        tracing::warn!(broker_id, error = %e, "controlled shutdown failed; leaderships move when the session times out")
+                    }
+                }
             }
             return;
         }

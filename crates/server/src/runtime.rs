@@ -49,14 +49,27 @@ pub async fn run_node(
         }
         r
     };
+    // A combined node stops its controller only after its broker part has stopped: the
+    // broker's last act is asking the quorum to fence it (moving its leaderships away), which
+    // needs this controller when it is the active one or needed for a majority (Kafka shuts
+    // the broker down first, too).
+    let (broker_done_tx, broker_done) = watch::channel(false);
+    let controller_stop = {
+        let stop = stopped(stop_rx.clone());
+        let mut broker_done = broker_done.clone();
+        let has_broker = config.node.roles.broker;
+        async move {
+            stop.await;
+            if has_broker {
+                let _ = broker_done.wait_for(|d| *d).await;
+            }
+        }
+    };
     let controller = async {
         if !config.node.roles.controller {
             return Ok(());
         }
-        let task = tokio::spawn(run_controller(
-            config.node.clone(),
-            stopped(stop_rx.clone()),
-        ));
+        let task = tokio::spawn(run_controller(config.node.clone(), controller_stop));
         let r = match task.await {
             Ok(r) => r,
             Err(e) => Err(RunError::Config(format!("controller task failed: {e}"))),
@@ -67,7 +80,9 @@ pub async fn run_node(
         if !config.node.roles.broker {
             return Ok(());
         }
-        fail_stops(run_broker(config.clone(), stop_rx.clone(), ready).await)
+        let r = run_broker(config.clone(), stop_rx.clone(), ready).await;
+        let _ = broker_done_tx.send(true);
+        fail_stops(r)
     };
     let (c, b) = tokio::join!(controller, broker);
     c.and(b)
