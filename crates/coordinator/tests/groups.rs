@@ -34,12 +34,15 @@ impl Harness {
         }
     }
 
-    /// Appends then replays the records, as the broker does, and returns the replies.
+    /// Appends then replays the records, as the broker does, and returns the replies; the
+    /// records are committed at once (as on a partition with one replica).
     fn apply(&mut self, out: Output) -> Vec<Reply> {
         for (k, v) in out.records {
+            let offset = self.log.len() as i64;
             self.log.push((k.clone(), v.clone()));
-            self.groups.replay(self.now, k, v);
+            self.groups.replay_appended(self.now, k, v, offset);
         }
+        self.groups.commit_pending_offsets(self.log.len() as i64);
         out.replies
     }
 
@@ -341,6 +344,54 @@ fn offsets_commit_fetch_and_survive_a_reload() {
     let d = reloaded.describe("g").expect("group");
     assert_eq!((d.state, d.members.len()), (GroupState::Stable, 2));
     assert_eq!(reloaded.heartbeat(h.now, "g", 1, &a, None), ErrorCode::None);
+}
+
+#[test]
+fn an_offset_commit_is_seen_only_once_the_high_watermark_passes_it() {
+    let mut groups = Groups::new(GroupConfig::default(), "s");
+    let commit = |groups: &mut Groups, offset| {
+        let (errors, out) = groups.commit(
+            0,
+            "g",
+            -1,
+            "",
+            None,
+            &[CommitOffset {
+                topic: "t".into(),
+                partition: 0,
+                offset,
+                leader_epoch: 0,
+                metadata: None,
+            }],
+        );
+        assert_eq!(errors, vec![ErrorCode::None]);
+        out.records
+    };
+    let fetched = |groups: &Groups| {
+        groups.fetch("g", Some(&[("t".to_string(), vec![0])]))[0]
+            .2
+            .as_ref()
+            .map(|v| v.offset)
+    };
+    // Appended at log offsets 10 and 11; the high watermark is at 10.
+    for (i, (k, v)) in commit(&mut groups, 5).into_iter().enumerate() {
+        groups.replay_appended(0, k, v, 10 + i as i64);
+    }
+    for (k, v) in commit(&mut groups, 8) {
+        groups.replay_appended(0, k, v, 11);
+    }
+    groups.commit_pending_offsets(10);
+    assert_eq!(fetched(&groups), None, "not committed yet: not seen");
+    groups.commit_pending_offsets(11);
+    assert_eq!(fetched(&groups), Some(5));
+    groups.commit_pending_offsets(12);
+    assert_eq!(fetched(&groups), Some(8));
+    // Loading the partition (replay) sees every record as committed.
+    let mut loaded = Groups::new(GroupConfig::default(), "s");
+    for (k, v) in commit(&mut loaded, 3) {
+        loaded.replay(0, k, v);
+    }
+    assert_eq!(fetched(&loaded), Some(3));
 }
 
 #[test]

@@ -138,6 +138,8 @@ impl GroupCoordinator {
         let Slot::Loaded { groups, partition } = slot else {
             return Err(ErrorCode::CoordinatorLoadInProgress);
         };
+        // Offset commits the high watermark has passed since become visible.
+        groups.commit_pending_offsets(partition.high_watermark());
         let (value, out) = f(groups, p, now);
         // Appending under the slot lock keeps the partition's records in the order the state
         // machine produced them. The append is a write to the page cache.
@@ -150,12 +152,13 @@ impl GroupCoordinator {
             }),
             _ => None,
         };
-        let appended = appended.map(|_| ());
-        if appended.is_ok() {
-            for (k, v) in &out.records {
-                groups.replay(now, k.clone(), v.clone());
+        if let Ok(Some((_, last_offset))) = &appended {
+            let first = last_offset - (out.records.len() as i64 - 1);
+            for (i, (k, v)) in out.records.iter().enumerate() {
+                groups.replay_appended(now, k.clone(), v.clone(), first + i as i64);
             }
         }
+        let appended = appended.map(|_| ());
         drop(slots);
         // Replies (and the caller) learn of a failed append: nothing was committed.
         let failure = appended.err();

@@ -318,6 +318,9 @@ struct Group {
     sync_deadline: i64,
     state_timestamp: i64,
     offsets: BTreeMap<(String, i32), OffsetValue>,
+    /// Offset commits appended but not yet committed (below the partition's high watermark),
+    /// by log offset: OffsetFetch does not see them until then (Kafka's pending commits).
+    pending_offsets: BTreeMap<i64, ((String, i32), OffsetValue)>,
 }
 
 impl Group {
@@ -336,6 +339,7 @@ impl Group {
             sync_deadline: 0,
             state_timestamp: now,
             offsets: BTreeMap::new(),
+            pending_offsets: BTreeMap::new(),
         }
     }
 
@@ -487,9 +491,48 @@ impl Groups {
         }
     }
 
-    /// Applies one record of the partition: while loading, or after appending the records an
-    /// [`Output`] asked for. Offsets are set or removed; a group record restores the group when
-    /// it is newer than what is in memory.
+    /// Applies one record this coordinator appended at `log_offset` (the records an
+    /// [`Output`] asked for): as [`Groups::replay`], except that an offset commit stays pending,
+    /// unseen by OffsetFetch, until [`Groups::commit_pending_offsets`] is told the high
+    /// watermark passed it (if it never does, this broker loses the partition and unloads it).
+    pub fn replay_appended(&mut self, now: i64, key: Bytes, value: Option<Bytes>, log_offset: i64) {
+        if let (
+            Ok(RecordKey::Offset {
+                group,
+                topic,
+                partition,
+            }),
+            Some(v),
+        ) = (decode_key(key.clone()), &value)
+        {
+            if let Ok(v) = decode_offset(v.clone()) {
+                self.groups
+                    .entry(group)
+                    .or_insert_with(|| Group::new(now))
+                    .pending_offsets
+                    .insert(log_offset, ((topic, partition), v));
+            }
+            return;
+        }
+        self.replay(now, key, value);
+    }
+
+    /// The partition's high watermark is `high_watermark`: pending offset commits below it are
+    /// committed, in log order.
+    pub fn commit_pending_offsets(&mut self, high_watermark: i64) {
+        for g in self.groups.values_mut() {
+            while let Some(entry) = g.pending_offsets.first_entry() {
+                if *entry.key() >= high_watermark {
+                    break;
+                }
+                let (tp, v) = entry.remove();
+                g.offsets.insert(tp, v);
+            }
+        }
+    }
+
+    /// Applies one record of the partition while loading it. Offsets are set or removed; a
+    /// group record restores the group when it is newer than what is in memory.
     pub fn replay(&mut self, now: i64, key: Bytes, value: Option<Bytes>) {
         let Ok(key) = decode_key(key) else {
             return;
@@ -520,7 +563,9 @@ impl Groups {
                 None,
             ) => {
                 if let Some(g) = self.groups.get_mut(&group) {
-                    g.offsets.remove(&(topic, partition));
+                    let tp = (topic, partition);
+                    g.pending_offsets.retain(|_, (p, _)| *p != tp);
+                    g.offsets.remove(&tp);
                 }
             }
             (RecordKey::Group { group }, Some(v)) => {
