@@ -192,7 +192,11 @@ def one_round(cluster, fault, round_no):
                 moved += 1
             else:
                 lost += 1
+    dups = sorted(o for v in by_value.values() if len(v) > 1 for o in v)
     duplicated = sum(len(v) - 1 for v in by_value.values() if len(v) > 1)
+    if dups:
+        print(f"\nduplicated records at (partition, offset) {dups[0]}..{dups[-1]}; first pairs: "
+              f"{[v for v in by_value.values() if len(v) > 1][:3]}")
     report = (f"round {round_no} {fault} (node {victim}, led {led}): sent {load.sent}, "
               f"acknowledged {len(load.acked)}, lost {lost}, moved {moved}, duplicated-by-broker "
               f"{duplicated}, delivery errors {len(load.errors)}, longest gap in acks on its "

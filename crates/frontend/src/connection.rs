@@ -114,8 +114,11 @@ pub(crate) async fn run<S, H>(
                     peer,
                     session: Arc::clone(&session),
                 };
+                // Handled in this task (no hop to another), a panic caught as the end of this
+                // connection only.
                 let handler = Arc::clone(&shared.handler);
-                let mut task = tokio::spawn(async move { handler.handle(ctx, *request).await });
+                let mut task =
+                    CatchUnwind(Box::pin(async move { handler.handle(ctx, *request).await }));
                 let done = tokio::select! {
                     r = &mut task => Some(r),
                     _ = stop.wait_for(|s| *s) => None,
@@ -126,14 +129,11 @@ pub(crate) async fn run<S, H>(
                 };
                 match done {
                     Some(Ok(r)) => r,
-                    Some(Err(e)) => {
-                        tracing::error!(%peer, api_key = ?queued.api_key, error = %e, "request handler failed; closing the connection");
+                    Some(Err(())) => {
+                        tracing::error!(%peer, api_key = ?queued.api_key, "request handler panicked; closing the connection");
                         break;
                     }
-                    None => {
-                        task.abort();
-                        break;
-                    }
+                    None => break,
                 }
             }
         };
@@ -186,6 +186,25 @@ pub(crate) async fn run<S, H>(
             .is_err()
     {
         writer.abort();
+    }
+}
+
+/// A future whose panic becomes `Err(())` (the panic message is printed by the panic hook).
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(_) => std::task::Poll::Ready(Err(())),
+        }
     }
 }
 

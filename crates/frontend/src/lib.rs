@@ -34,8 +34,8 @@
 //!
 //! # Threading
 //! Per connection, a reader task frames and decodes requests into a bounded queue; the
-//! connection's task takes them one at a time, runs each handler in a task of its own (so a
-//! handler that panics closes only its connection), and passes the encoded response to a writer
+//! connection's task takes them one at a time, runs each handler itself (a handler that panics
+//! is caught and closes only its connection), and passes the encoded response to a writer
 //! task. The stream is any `AsyncRead + AsyncWrite` ([`Frontend::serve_connection`]), so TLS can
 //! wrap a TCP stream without reshaping this crate.
 

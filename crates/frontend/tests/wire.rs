@@ -41,6 +41,9 @@ impl RequestHandler for Slow {
 
     async fn handle(&self, ctx: RequestContext, request: RequestKind) -> Handled {
         match request {
+            RequestKind::Metadata(_) if ctx.client_id.as_deref() == Some("panic") => {
+                panic!("a handler bug")
+            }
             RequestKind::Metadata(_) => {
                 tokio::time::sleep(delay_of(&ctx)).await;
                 Some(ResponseKind::Metadata(MetadataResponse::default())).into()
@@ -256,6 +259,34 @@ async fn bad_input_closes_only_that_connection() {
             "after {what}: server still serves"
         );
     }
+}
+
+#[tokio::test]
+async fn a_panicking_handler_closes_only_its_connection() {
+    let addr = start(FrontendConfig::default()).await;
+    let metadata = |client: &str| {
+        frame(ApiKey::Metadata, 9, 1, client, |b| {
+            MetadataRequest::default().encode(b, 9).expect("encode")
+        })
+    };
+    let mut other = TcpStream::connect(addr).await.expect("connect");
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(&metadata("panic")).await.expect("write");
+    assert!(
+        closed(&mut s).await,
+        "the panicking request's connection is closed"
+    );
+    other.write_all(&metadata("0")).await.expect("write");
+    assert!(
+        read_response(&mut other).await.is_some(),
+        "another connection is served"
+    );
+    let mut fresh = TcpStream::connect(addr).await.expect("connect");
+    fresh.write_all(&metadata("0")).await.expect("write");
+    assert!(
+        read_response(&mut fresh).await.is_some(),
+        "new connections are served"
+    );
 }
 
 #[tokio::test]
