@@ -7,7 +7,8 @@
 # Each row carries the broker CPU time (user + system, all broker processes) per GB moved. The
 # same produce/consume workloads then run through librdkafka (confluent-kafka) against `--dev`, and
 # the 6-partition one against the cluster. On the cluster, one partition with three replicas is
-# produced with acks=1, acks=all, and acks=all at half of its peak (latency percentiles).
+# produced with acks=1, acks=all, and acks=all at half of its peak (latency percentiles), and
+# confluent-kafka produces acks=all to one partition of RF 1 and of RF 3.
 #
 # usage: scripts/bench.sh [--no-write]   (--no-write prints the section instead of writing it)
 set -euo pipefail
@@ -132,6 +133,12 @@ measure "3 brokers, RF 3" "produce, 1 partition, acks=all, 1 KiB, asked ${rate} 
   produce --topic r3half --records $((rate * 10)) --record-size 1024 --acks -1 --throughput "$rate"
 pid_list=$(IFS=,; echo "${brokers[*]}")
 "$venv/bin/python" scripts/bench_broker.py "$bootstrap" 1024 1000000 6 "3 brokers, confluent-kafka" "$pid_list" >>"$rows"
+# The same replication comparison through librdkafka (acks=all, up to 1 MB batches and many
+# requests in flight, as its defaults): RF 1 against RF 3 on one partition.
+for rf in 1 3; do
+  BENCH_ACKS=all BENCH_RF=$rf BENCH_PRODUCE_ONLY=1 "$venv/bin/python" scripts/bench_broker.py \
+    "$bootstrap" 1024 1000000 1 "3 brokers, confluent-kafka" "$pid_list" >>"$rows"
+done
 
 section="$scratch/section.md"
 {

@@ -4,7 +4,8 @@ so the figures compare with anyone's. Prints one Markdown table row per workload
 usage: bench_broker.py BOOTSTRAP RECORD_SIZE RECORDS [PARTITIONS [LABEL BROKER_PIDS]]
 
 With LABEL and BROKER_PID the rows have scripts/bench.sh's columns, including the broker's CPU
-time per GB moved."""
+time per GB moved. BENCH_ACKS (default 1) and BENCH_RF (default 1) set the producer's acks and the
+topic's replication factor; BENCH_PRODUCE_ONLY=1 skips the consume."""
 
 import os
 
@@ -18,6 +19,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 bootstrap, size, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 partitions = int(sys.argv[4]) if len(sys.argv) > 4 else 1
 label, pid = (sys.argv[5], sys.argv[6]) if len(sys.argv) > 6 else (None, None)
+acks = os.environ.get("BENCH_ACKS", "1")
+rf = int(os.environ.get("BENCH_RF", "1"))
+produce_only = os.environ.get("BENCH_PRODUCE_ONLY") == "1"
 
 
 def cpu_seconds():
@@ -34,11 +38,11 @@ def cpu_seconds():
 
 topic = f"bench-{size}-{uuid.uuid4().hex[:6]}"
 a = AdminClient({"bootstrap.servers": bootstrap})
-a.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(30)
+a.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=rf)])[topic].result(30)
 
 p = Producer({
     "bootstrap.servers": bootstrap,
-    "acks": "1",
+    "acks": acks,
     "linger.ms": 5,
     "batch.size": 1_000_000,
     "queue.buffering.max.kbytes": 1_048_576,
@@ -62,6 +66,12 @@ p.flush(120)
 produce_s = time.time() - start
 produce_cpu = cpu_seconds() - cpu0
 
+mb = size * count / 1e6
+unit = "1 KiB" if size == 1024 else f"{size} B"
+if produce_only:
+    print(f"| {label} | produce, {partitions} partition(s), RF {rf}, acks={acks}, {unit} | {count / produce_s:,.0f} | {mb / produce_s:,.1f} | | {produce_cpu / (mb / 1000):.2f} |")
+    sys.exit(0)
+
 c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False, "fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 10_485_760})
 c.assign([TopicPartition(topic, i, 0) for i in range(partitions)])
 got = 0
@@ -75,11 +85,9 @@ while got < count:
 consume_s = time.time() - start
 consume_cpu = cpu_seconds() - cpu0
 c.close()
-mb = size * count / 1e6
 if label is None:
-    print(f"| produce, {partitions} partition(s), acks=1, {size} B | {count / produce_s:,.0f} records/s | {mb / produce_s:,.1f} MB/s |")
+    print(f"| produce, {partitions} partition(s), acks={acks}, {size} B | {count / produce_s:,.0f} records/s | {mb / produce_s:,.1f} MB/s |")
     print(f"| consume, {partitions} partition(s), {size} B | {got / consume_s:,.0f} records/s | {size * got / 1e6 / consume_s:,.1f} MB/s |")
 else:
-    unit = "1 KiB" if size == 1024 else f"{size} B"
-    print(f"| {label} | produce, {partitions} partition(s), acks=1, {unit} | {count / produce_s:,.0f} | {mb / produce_s:,.1f} | | {produce_cpu / (mb / 1000):.2f} |")
+    print(f"| {label} | produce, {partitions} partition(s), acks={acks}, {unit} | {count / produce_s:,.0f} | {mb / produce_s:,.1f} | | {produce_cpu / (mb / 1000):.2f} |")
     print(f"| {label} | consume, {partitions} partition(s), {unit} | {got / consume_s:,.0f} | {size * got / 1e6 / consume_s:,.1f} | | {consume_cpu / (size * got / 1e9):.2f} |")
