@@ -303,3 +303,32 @@ def test_sigterm_of_the_active_controller_moves_its_leaderships_at_once(tutorial
     log = cluster.log_path(victim).read_text()
     assert "controlled shutdown: fenced by the controller" in log, log[-3000:]
     cluster.start(victim)
+
+
+def test_a_paused_active_controller_fences_no_live_broker(tutorial_cluster):
+    """SIGSTOP of the node that is the active controller: the others elect a new one, and every
+    live broker's heartbeats and metadata stream find it well within broker.session.timeout.ms
+    (a voter that accepts connections but never answers must not hold them up), so only the
+    paused node is fenced and the partitions the others lead keep their leaders."""
+    cluster = tutorial_cluster
+    a = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    a.create_topics([NewTopic("steady", num_partitions=6, replication_factor=3)])["steady"].result(30)
+    wait_for("the topic's full ISR", lambda: all(len(isr) == 3 for _, isr in describe(cluster, "steady").values()), 30)
+    victim = active_controller(cluster)
+    before = describe(cluster, "steady")
+    cluster.pause(victim)
+    time.sleep(14)
+    after = describe(cluster, "steady")
+    cluster.resume(victim)
+    fenced = []
+    for i in cluster.ids:
+        for line in cluster.log_path(i).read_text().splitlines():
+            if "broker session expired; fencing it" in line and f"broker_id={victim}" not in line:
+                fenced.append(line)
+    print(f"\nSIGSTOP of node {victim} (active controller): leaders before {before}, during {after}")
+    assert not fenced, "live brokers fenced:\n" + "\n".join(fenced)
+    for p, (leader, _) in before.items():
+        if leader != victim:
+            assert after[p][0] == leader, f"partition {p} moved from live leader {leader} to {after[p][0]}"
+        else:
+            assert after[p][0] not in (victim, -1), f"partition {p} still led by the paused node"

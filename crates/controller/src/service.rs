@@ -16,6 +16,10 @@ use crate::pb::{self, controller_service_server::ControllerService};
 
 /// Metadata key naming the active controller's id in a NOT_CONTROLLER status.
 pub const LEADER_ID_KEY: &str = "odradek-leader-id";
+
+/// How often an idle FetchMetadata stream carries a marker (no records, the commit): a broker
+/// that hears nothing for several of these takes the voter for gone and streams from another.
+pub const METADATA_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Metadata key naming the active controller's address in a NOT_CONTROLLER status.
 pub const LEADER_ADDRESS_KEY: &str = "odradek-leader-address";
 
@@ -216,6 +220,7 @@ async fn stream_metadata(
     let snapshot = storage.latest_snapshot();
     let mut next = from.max(1);
     let mut marked = 0;
+    let mut idle = false;
     if from <= snapshot.get_metadata().index || (from == 0 && !snapshot.get_data().is_empty()) {
         next = snapshot.get_metadata().index + 1;
         let update = pb::MetadataUpdate {
@@ -275,8 +280,10 @@ async fn stream_metadata(
             }
         }
         // Entries without records (Raft's no-ops) are not sent: tell the broker it has
-        // everything up to the commit, so it knows when it has caught up.
-        if next > commit && marked < commit {
+        // everything up to the commit, so it knows when it has caught up. Also sent every
+        // METADATA_KEEPALIVE while idle, so a broker can tell a live stream from a voter that
+        // stopped answering (and go to another).
+        if next > commit && (marked < commit || idle) {
             marked = commit;
             let update = pb::MetadataUpdate {
                 update: None,
@@ -286,8 +293,10 @@ async fn stream_metadata(
                 return;
             }
         }
+        idle = false;
         tokio::select! {
             changed = status.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(METADATA_KEEPALIVE) => idle = true,
             _ = tx.closed() => return,
             _ = stop.wait_for(|s| *s) => return,
         }

@@ -67,15 +67,30 @@ impl ControllerClient {
     }
 
     /// Calls the active controller, retrying on NOT_CONTROLLER and unreachable voters until
-    /// `timeout` has passed.
+    /// `timeout` has passed. Each attempt gets a third of `timeout` (at least a second, at most
+    /// what is left): a voter that accepts connections but does not answer (a paused process,
+    /// a partitioned host) must not eat the whole budget, or a broker's heartbeats would miss
+    /// `broker.session.timeout.ms` while the new active controller waits for them.
     pub async fn call<T, F, Fut>(&self, timeout: Duration, f: F) -> Result<T, Status>
     where
         F: Fn(ControllerServiceClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let deadline = Instant::now() + timeout;
+        let per_attempt = (timeout / 3).max(Duration::from_secs(1));
         loop {
-            match f(self.active()).await {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let attempt = tokio::time::timeout(
+                per_attempt.min(left).max(Duration::from_millis(100)),
+                f(self.active()),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(Status::deadline_exceeded(
+                    "the voter did not answer in time",
+                ))
+            });
+            match attempt {
                 Ok(r) => return Ok(r.into_inner()),
                 Err(s)
                     if matches!(

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use odradek_controller::pb::{self, metadata_update::Update};
+use odradek_controller::service::METADATA_KEEPALIVE;
 use odradek_metadata::{
     decode_batch, decode_snapshot, MetadataChanges, MetadataDelta, MetadataImage,
 };
@@ -104,13 +105,22 @@ pub async fn follow(
             }
         };
         loop {
+            // Voters send a marker every METADATA_KEEPALIVE while idle: silence for several
+            // means the voter stopped answering (paused, cut off); stream from another.
             let msg = tokio::select! {
-                m = stream.message() => m,
+                m = tokio::time::timeout(4 * METADATA_KEEPALIVE, stream.message()) => m,
                 _ = crate::until_stopped(&mut stop) => return,
             };
             let update = match msg {
-                Ok(Some(u)) => u,
-                Ok(None) | Err(_) => break,
+                Ok(Ok(Some(u))) => u,
+                Ok(Ok(None)) | Ok(Err(_)) => break,
+                Err(_) => {
+                    tracing::warn!(
+                        voter = attempt - 1,
+                        "metadata stream silent; trying another voter"
+                    );
+                    break;
+                }
             };
             let current = Arc::clone(&publish.borrow());
             let (next, changes) = match update.update {
