@@ -386,6 +386,22 @@ fn an_offset_commit_is_seen_only_once_the_high_watermark_passes_it() {
     assert_eq!(fetched(&groups), Some(5));
     groups.commit_pending_offsets(12);
     assert_eq!(fetched(&groups), Some(8));
+    // Retention never expires a pending commit (nor drops its group).
+    for (k, v) in commit(&mut groups, 9) {
+        groups.replay_appended(0, k, v, 20);
+    }
+    let out = groups.expire_offsets(1_000_000_000, 1000);
+    assert!(
+        out.records.is_empty(),
+        "a pending commit expired: {:?}",
+        out.records
+    );
+    groups.commit_pending_offsets(21);
+    assert_eq!(fetched(&groups), Some(9));
+    assert!(!groups
+        .expire_offsets(1_000_000_000, 1000)
+        .records
+        .is_empty());
     // Loading the partition (replay) sees every record as committed.
     let mut loaded = Groups::new(GroupConfig::default(), "s");
     for (k, v) in commit(&mut loaded, 3) {

@@ -547,7 +547,8 @@ impl Partition {
 
     /// DeleteRecords as leader: moves this replica's log start to `offset` (-1: the high
     /// watermark), which must not pass the high watermark, deleting whole segments below it.
-    /// Returns the new log start; followers follow it on their next fetches (see
+    /// Returns the offset asked for (-1 resolved), which DeleteRecords waits for the low
+    /// watermark to reach: followers follow the log start on their next fetches (see
     /// [`Partition::low_watermark`]).
     pub fn delete_records_before(&mut self, offset: i64) -> Result<i64> {
         self.check_leader(-1)?;
@@ -556,7 +557,8 @@ impl Partition {
         } else {
             offset
         };
-        Ok(self.log.delete_records_before(offset)?)
+        self.log.delete_records_before(offset)?;
+        Ok(offset)
     }
 
     /// Kafka's low watermark: the smallest log start offset over this leader and the followers

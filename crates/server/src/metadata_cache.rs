@@ -30,6 +30,8 @@ pub struct ChangeFeed {
 #[derive(Debug, Default)]
 struct Pending {
     changes: MetadataChanges,
+    /// The image the changes made (the last pushed).
+    image: Option<Arc<MetadataImage>>,
     /// Pushed since last taken (changes may be empty: the image still moved on).
     fresh: bool,
     /// The committed offset to reach before the first changes are handed out (`None`: not
@@ -39,13 +41,19 @@ struct Pending {
 }
 
 impl ChangeFeed {
-    /// Adds the changes that made the image at `offset`; `committed` is the controller's
-    /// committed offset when it was sent.
-    fn push(&self, changes: MetadataChanges, offset: i64, committed: i64) {
-        let Ok(mut p) = self.pending.lock() else {
-            return;
-        };
+    /// Adds the changes that made `image`, complete up to `offset` (the image's offset, or the
+    /// commit a marker vouches for); `committed` is the controller's committed offset when it
+    /// was sent.
+    fn push(
+        &self,
+        changes: MetadataChanges,
+        image: Arc<MetadataImage>,
+        offset: i64,
+        committed: i64,
+    ) {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         p.changes.merge(changes);
+        p.image = Some(image);
         p.fresh = true;
         if !p.caught_up {
             let target = *p.catch_up_to.get_or_insert(committed);
@@ -62,13 +70,17 @@ impl ChangeFeed {
         self.notify.notify_one();
     }
 
-    /// Waits for a new image (once caught up) and takes the changes since the last one taken.
-    pub async fn next(&self) -> MetadataChanges {
+    /// Waits for a new image (once caught up) and takes the changes since the last one taken,
+    /// with the image they made: acting on them against that image applies it whole.
+    pub async fn next(&self) -> (MetadataChanges, Arc<MetadataImage>) {
         loop {
-            if let Ok(mut p) = self.pending.lock() {
+            {
+                let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
                 if p.caught_up && p.fresh {
-                    p.fresh = false;
-                    return std::mem::take(&mut p.changes);
+                    if let Some(image) = p.image.clone() {
+                        p.fresh = false;
+                        return (std::mem::take(&mut p.changes), image);
+                    }
                 }
             }
             self.notify.notified().await;
@@ -156,13 +168,14 @@ pub async fn follow(
                 None => {
                     // Everything up to the commit has been sent (the rest were no-ops).
                     let at = update.high_watermark;
-                    feed.push(MetadataChanges::default(), at, at);
+                    feed.push(MetadataChanges::default(), current, at, at);
                     continue;
                 }
             };
             let offset = next.offset;
-            publish.send_replace(Arc::new(next));
-            feed.push(changes, offset, update.high_watermark);
+            let next = Arc::new(next);
+            publish.send_replace(Arc::clone(&next));
+            feed.push(changes, next, offset, update.high_watermark);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -181,13 +194,19 @@ mod tests {
     #[tokio::test]
     async fn changes_wait_for_the_initial_catch_up_then_come_merged() {
         let feed = ChangeFeed::default();
+        let image = |offset| {
+            let mut i = MetadataImage::empty();
+            i.offset = offset;
+            Arc::new(i)
+        };
         // Replaying a log committed up to 7: images 3 and 5 are stale, not handed out.
-        feed.push(topic(1), 3, 7);
-        feed.push(topic(2), 5, 9);
+        feed.push(topic(1), image(3), 3, 7);
+        feed.push(topic(2), image(5), 5, 9);
         let early = tokio::time::timeout(Duration::from_millis(50), feed.next()).await;
         assert!(early.is_err(), "changes handed out before the catch-up");
-        feed.push(topic(3), 7, 9);
-        let c = feed.next().await;
+        feed.push(topic(3), image(7), 7, 9);
+        let (c, i) = feed.next().await;
+        assert_eq!(i.offset, 7, "with the image the changes made");
         assert_eq!(
             c.topics,
             [topic(1), topic(2), topic(3)]
@@ -197,9 +216,12 @@ mod tests {
         );
         // Caught up: each push is handed out, even one that changed nothing the replica manager
         // sees (the image still moved on).
-        feed.push(MetadataChanges::default(), 8, 9);
+        feed.push(MetadataChanges::default(), image(8), 8, 9);
         let c = tokio::time::timeout(Duration::from_millis(50), feed.next()).await;
-        assert_eq!(c.ok(), Some(MetadataChanges::default()));
+        assert_eq!(
+            c.ok().map(|(c, i)| (c, i.offset)),
+            Some((MetadataChanges::default(), 8))
+        );
         let none = tokio::time::timeout(Duration::from_millis(50), feed.next()).await;
         assert!(none.is_err(), "nothing new, nothing handed out");
     }
@@ -207,10 +229,11 @@ mod tests {
     #[tokio::test]
     async fn a_marker_at_the_commit_ends_the_catch_up() {
         let feed = ChangeFeed::default();
-        feed.push(topic(1), 4, 6);
+        let image = Arc::new(MetadataImage::empty());
+        feed.push(topic(1), Arc::clone(&image), 4, 6);
         // Offsets 5 and 6 were Raft no-ops: the controller's marker says 6 is reached.
-        feed.push(MetadataChanges::default(), 6, 6);
+        feed.push(MetadataChanges::default(), image, 6, 6);
         let c = tokio::time::timeout(Duration::from_millis(50), feed.next()).await;
-        assert_eq!(c.ok().map(|c| c.topics.len()), Some(1));
+        assert_eq!(c.ok().map(|(c, _)| c.topics.len()), Some(1));
     }
 }

@@ -74,6 +74,9 @@ pub struct HostedPartition {
     pub leo_waiters: Wakers,
     /// Woken when a follower reports its log start: DeleteRecords.
     pub lw_waiters: Wakers,
+    /// Set (under the partition's lock) when the replica is deleted: work done on it outside
+    /// the lock (a compaction job) must not be committed into its directory.
+    removed: std::sync::atomic::AtomicBool,
 }
 
 impl HostedPartition {
@@ -183,6 +186,8 @@ pub struct ReplicaManager {
     /// High watermarks read from `replication-offset-checkpoint` at start (for logs not yet
     /// opened) and as last checkpointed.
     checkpointed: Mutex<BTreeMap<(String, i32), i64>>,
+    /// Topics with a replica that failed to open: looked at again with the next image.
+    retry: Mutex<HashSet<Uuid>>,
 }
 
 impl ReplicaManager {
@@ -202,6 +207,7 @@ impl ReplicaManager {
             clock,
             partitions: RwLock::new(HashMap::new()),
             checkpointed: Mutex::new(checkpointed),
+            retry: Mutex::new(HashSet::new()),
         }
     }
 
@@ -293,6 +299,9 @@ impl ReplicaManager {
                 scope.extend(image.topics.get_by_name(name).map(|t| t.id));
             }
         }
+        if let Ok(mut retry) = self.retry.lock() {
+            scope.extend(retry.drain());
+        }
         if changes.everything {
             scope.extend(image.topics.by_id.keys().copied());
             scope.extend(self.all().iter().map(|p| p.topic_id));
@@ -331,6 +340,10 @@ impl ReplicaManager {
                 c.remove(&(p.topic.clone(), p.index));
             }
             changes.push(Change::Unfollow(Arc::clone(&p)));
+            {
+                let _locked = p.lock();
+                p.removed.store(true, Ordering::Release);
+            }
             let dir = self.dir.join(format!("{}-{}", p.topic, p.index));
             tracing::info!(topic = %p.topic, partition = p.index, "deleting the replica of a removed partition");
             if let Err(e) = std::fs::remove_dir_all(&dir) {
@@ -351,7 +364,8 @@ impl ReplicaManager {
         for ((id, index), name, config) in missing {
             let dir = self.dir.join(format!("{name}-{index}"));
             if let Err(e) = claim_directory(&dir, id) {
-                tracing::error!(dir = %dir.display(), error = %e, "cannot prepare partition directory");
+                tracing::error!(dir = %dir.display(), error = %e, "cannot prepare partition directory; retrying with the next metadata update");
+                self.retry_later(id);
                 continue;
             }
             match Log::open(&dir, config, now) {
@@ -374,13 +388,15 @@ impl ReplicaManager {
                         hw_waiters: Wakers::default(),
                         leo_waiters: Wakers::default(),
                         lw_waiters: Wakers::default(),
+                        removed: std::sync::atomic::AtomicBool::new(false),
                     });
                     if let Ok(mut partitions) = self.partitions.write() {
                         partitions.insert((id, index), hosted);
                     }
                 }
                 Err(e) => {
-                    tracing::error!(dir = %dir.display(), error = %e, "cannot open partition log")
+                    tracing::error!(dir = %dir.display(), error = %e, "cannot open partition log; retrying with the next metadata update");
+                    self.retry_later(id);
                 }
             }
         }
@@ -404,12 +420,13 @@ impl ReplicaManager {
             if advanced {
                 hosted.hw_waiters.wake_all();
             }
+            // The replicas or ISR changed (a broker fenced, say): DeleteRecords re-checks.
+            hosted.lw_waiters.wake_all();
             if transition != Transition::Updated {
                 // Waiters under the old role or epoch must see the change: acks=all answers
                 // NOT_LEADER_OR_FOLLOWER at once, fetches re-check leadership.
                 hosted.hw_waiters.wake_all();
                 hosted.leo_waiters.wake_all();
-                hosted.lw_waiters.wake_all();
             }
             match transition {
                 Transition::BecameFollower { leader } => changes.push(Change::Follow {
@@ -423,6 +440,12 @@ impl ReplicaManager {
             }
         }
         changes
+    }
+
+    fn retry_later(&self, topic_id: Uuid) {
+        if let Ok(mut retry) = self.retry.lock() {
+            retry.insert(topic_id);
+        }
     }
 
     /// ISR shrinks due now, for every partition this broker leads.
@@ -459,8 +482,11 @@ impl ReplicaManager {
             };
             let Some(job) = job else { continue };
             let committed = job.run().and_then(|done| match p.lock() {
+                Ok(_) if p.removed.load(Ordering::Acquire) => {
+                    done.discard().map(|()| Default::default())
+                }
                 Ok(mut replica) => replica.log_mut().commit_compaction(done),
-                Err(_) => Ok(Default::default()),
+                Err(_) => done.discard().map(|()| Default::default()),
             });
             if let Err(e) = committed {
                 tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "compaction failed");

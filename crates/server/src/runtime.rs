@@ -139,7 +139,7 @@ async fn run_broker(
         Arc::clone(&clock),
     ));
     let broker_epoch = Arc::new(AtomicI64::new(-1));
-    let (applied_tx, applied) = watch::channel(-1i64);
+    let (applied_tx, applied) = watch::channel(Arc::new(MetadataImage::empty()));
     let fetchers = ReplicaFetchers::new(
         config.node.node_id,
         config.replication.clone(),
@@ -166,26 +166,21 @@ async fn run_broker(
     // each new image, once the metadata cache has caught up.
     {
         let feed = Arc::clone(&feed);
-        let images = images.clone();
         let replicas = Arc::clone(&replicas);
         let fetchers = fetchers.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
             loop {
-                let changes = tokio::select! {
+                let (changes, image) = tokio::select! {
                     c = feed.next() => c,
                     _ = crate::until_stopped(&mut stop) => return,
                 };
-                // The latest image: changes taken later are applied to it again, harmlessly.
-                let image = Arc::clone(&images.borrow());
-                let offset = image.offset;
                 // Opening a log may recover it from disk, and loading a coordinator partition
                 // reads it: keep both off the async workers.
-                let (r, f) = (Arc::clone(&replicas), fetchers.clone());
-                let _ =
-                    tokio::task::spawn_blocking(move || f.apply(r.apply(&changes, &image))).await;
+                let (r, f, i) = (Arc::clone(&replicas), fetchers.clone(), Arc::clone(&image));
+                let _ = tokio::task::spawn_blocking(move || f.apply(r.apply(&changes, &i))).await;
                 // Partition APIs (and the coordinator's loads) may go ahead now.
-                let _ = applied_tx.send(offset);
+                let _ = applied_tx.send(image);
             }
         });
     }
@@ -193,7 +188,6 @@ async fn run_broker(
     // its own: loading a large __consumer_offsets partition does not hold up role changes.
     {
         let mut applied = applied.clone();
-        let images = images.clone();
         let replicas = Arc::clone(&replicas);
         let groups = Arc::clone(&groups);
         let mut stop = stop.clone();
@@ -203,7 +197,9 @@ async fn run_broker(
                     changed = applied.changed() => if changed.is_err() { return },
                     _ = crate::until_stopped(&mut stop) => return,
                 }
-                let image = Arc::clone(&images.borrow());
+                // The image the replica manager applied, not a newer one: a partition it has
+                // not made leader yet must not be loaded as led.
+                let image = Arc::clone(&applied.borrow_and_update());
                 let (r, g) = (Arc::clone(&replicas), Arc::clone(&groups));
                 let _ = tokio::task::spawn_blocking(move || g.on_image(&image, &r)).await;
             }

@@ -107,6 +107,9 @@ impl Groups {
     pub fn expire_offsets(&mut self, now: i64, retention_ms: i64) -> Output {
         let mut out = Output::default();
         for (id, g) in &self.groups {
+            // A commit still pending (appended, not yet committed) keeps its partition and its
+            // group, as Kafka skips partitions with pending commits.
+            let pending = |tp: &(String, i32)| g.pending_offsets.values().any(|(p, _)| p == tp);
             let expired: Vec<&(String, i32)> = match (g.state, &g.protocol_type) {
                 (GroupState::Empty, Some(_)) => {
                     if g.state_timestamp.saturating_add(retention_ms) <= now {
@@ -123,6 +126,8 @@ impl Groups {
                     .collect(),
                 _ => Vec::new(),
             };
+            let expired: Vec<&(String, i32)> =
+                expired.into_iter().filter(|tp| !pending(tp)).collect();
             for (topic, partition) in &expired {
                 out.records.push((
                     encode_key(&RecordKey::Offset {
@@ -136,6 +141,7 @@ impl Groups {
             if g.members.is_empty()
                 && g.state == GroupState::Empty
                 && expired.len() == g.offsets.len()
+                && g.pending_offsets.is_empty()
                 && (!expired.is_empty() || g.generation > 0)
             {
                 out.records

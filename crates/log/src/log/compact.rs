@@ -198,6 +198,16 @@ struct Cleaned {
     records_removed: u64,
 }
 
+impl CompactedSegments {
+    /// Drops the job's cleaned files without swapping them in (the log went away meanwhile).
+    pub fn discard(self) -> Result<()> {
+        for c in &self.segments {
+            c.cleaned.delete_files()?;
+        }
+        Ok(())
+    }
+}
+
 impl CompactionJob {
     /// Builds the key -> latest offset map over the segments and writes each one's cleaned
     /// copy (`<base>.log.cleaned` and its indexes, fsynced). Touches nothing the log reads.

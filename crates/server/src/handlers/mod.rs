@@ -34,7 +34,7 @@ pub struct Broker {
     /// This broker's epoch from its registration (-1 until registered), for AlterPartition.
     pub(crate) broker_epoch: Arc<std::sync::atomic::AtomicI64>,
     /// The offset of the latest image the replica manager has applied.
-    pub(crate) applied: watch::Receiver<i64>,
+    pub(crate) applied: watch::Receiver<Arc<MetadataImage>>,
     pub(crate) controller: ControllerClient,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) groups: Arc<crate::groups::GroupCoordinator>,
@@ -56,13 +56,13 @@ impl Broker {
     /// once when it is caught up.
     pub(crate) async fn await_applied(&self) {
         let wanted = self.image().offset;
-        if *self.applied.borrow() >= wanted {
+        if self.applied.borrow().offset >= wanted {
             return;
         }
         let mut applied = self.applied.clone();
         let _ = tokio::time::timeout(
             std::time::Duration::from_secs(1),
-            applied.wait_for(|a| *a >= wanted),
+            applied.wait_for(|a| a.offset >= wanted),
         )
         .await;
     }

@@ -25,10 +25,10 @@ use super::Broker;
 use crate::replicas::{HostedPartition, Need};
 
 /// DeleteRecords, as Kafka: each leader moves its log start to the requested offset (-1: its
-/// high watermark; past it OFFSET_OUT_OF_RANGE), then the response waits (up to the request's
-/// `timeout_ms`, REQUEST_TIMED_OUT after) until every live replica has followed, i.e. the low
-/// watermark (the smallest log start over the leader and its followers on live brokers) has
-/// reached it, and reports that low watermark.
+/// high watermark; past it OFFSET_OUT_OF_RANGE); then, once every partition is done, the
+/// response waits (up to the request's `timeout_ms`, REQUEST_TIMED_OUT after) until each low
+/// watermark (the smallest log start over the leader and its followers on brokers alive in the
+/// current metadata) has reached its requested offset, and reports those low watermarks.
 pub(super) async fn delete_records(
     broker: &Broker,
     req: DeleteRecordsRequest,
@@ -36,9 +36,9 @@ pub(super) async fn delete_records(
     let image = broker.image();
     let deadline =
         Instant::now() + Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0));
-    let alive = |id: i32| image.cluster.brokers.get(&id).is_some_and(|b| !b.fenced);
     let mut topics = Vec::new();
-    for t in &req.topics {
+    let mut waits = Vec::new();
+    for (ti, t) in req.topics.iter().enumerate() {
         let topic = image.topics.get_by_name(t.name.0.as_str());
         let mut partitions = Vec::new();
         for dp in &t.partitions {
@@ -67,11 +67,8 @@ pub(super) async fn delete_records(
             });
             match deleted {
                 Ok(requested) => {
-                    let low = wait_low_watermark(&hosted, requested, &alive, deadline).await;
-                    partitions.push(match low {
-                        Ok(low) => r.with_low_watermark(low),
-                        Err(code) => r.with_error_code(code.code()),
-                    });
+                    waits.push((ti, partitions.len(), hosted, requested));
+                    partitions.push(r);
                 }
                 Err(code) => partitions.push(r.with_error_code(code)),
             }
@@ -82,22 +79,34 @@ pub(super) async fn delete_records(
                 .with_partitions(partitions),
         );
     }
+    // Every partition has moved its log start; now wait for the replicas (one deadline for
+    // all, so waiting in turn costs no more than the slowest).
+    for (ti, slot, hosted, requested) in waits {
+        let r: &mut DeleteRecordsPartitionResult = &mut topics[ti].partitions[slot];
+        match wait_low_watermark(broker, &hosted, requested, deadline).await {
+            Ok(low) => r.low_watermark = low,
+            Err(code) => r.error_code = code.code(),
+        }
+    }
     DeleteRecordsResponse::default().with_topics(topics)
 }
 
 /// Waits until the low watermark of `partition` reaches `requested` (Kafka's delayed
-/// DeleteRecords): the low watermark then, NOT_LEADER_OR_FOLLOWER if leadership moved,
-/// REQUEST_TIMED_OUT at `deadline`.
+/// DeleteRecords), judging liveness by the current metadata: the low watermark then,
+/// NOT_LEADER_OR_FOLLOWER if leadership moved, REQUEST_TIMED_OUT at `deadline`. Woken by the
+/// followers' fetches and by metadata changes to the partition.
 async fn wait_low_watermark(
+    broker: &Broker,
     partition: &HostedPartition,
     requested: i64,
-    alive: &impl Fn(i32) -> bool,
     deadline: Instant,
 ) -> Result<i64, ErrorCode> {
     let waiter = Arc::new(Notify::new());
     loop {
         // Register before checking, so a report in between is not missed.
         partition.lw_waiters.register(&waiter);
+        let image = broker.image();
+        let alive = |id: i32| image.cluster.brokers.get(&id).is_some_and(|b| !b.fenced);
         let low = {
             let p = partition.lock()?;
             p.check_leader(-1).map_err(|e| e.error_code())?;
