@@ -37,6 +37,8 @@ pub enum ErrorCode {
     UnsupportedVersion = 35,
     /// INVALID_CONFIG
     InvalidConfig = 40,
+    /// POLICY_VIOLATION
+    PolicyViolation = 44,
     /// KAFKA_STORAGE_ERROR
     KafkaStorageError = 56,
     /// FENCED_LEADER_EPOCH
@@ -137,6 +139,7 @@ impl ErrorCode {
             ErrorCode::FencedLeaderEpoch => "FENCED_LEADER_EPOCH",
             ErrorCode::UnknownLeaderEpoch => "UNKNOWN_LEADER_EPOCH",
             ErrorCode::InvalidRecord => "INVALID_RECORD",
+            ErrorCode::PolicyViolation => "POLICY_VIOLATION",
             ErrorCode::InvalidTopicException => "INVALID_TOPIC_EXCEPTION",
             ErrorCode::TopicAlreadyExists => "TOPIC_ALREADY_EXISTS",
             ErrorCode::InvalidPartitions => "INVALID_PARTITIONS",
@@ -197,6 +200,7 @@ const ALL: &[ErrorCode] = &[
     ErrorCode::InvalidReplicationFactor,
     ErrorCode::InvalidReplicaAssignment,
     ErrorCode::InvalidConfig,
+    ErrorCode::PolicyViolation,
     ErrorCode::NotController,
     ErrorCode::InvalidRequest,
     ErrorCode::KafkaStorageError,

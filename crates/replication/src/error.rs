@@ -76,6 +76,16 @@ pub enum ReplicationError {
         /// The fetching broker.
         replica: i32,
     },
+    /// DeleteRecords on a topic whose `cleanup.policy` does not include `delete`.
+    #[error(
+        "records of {topic}-{partition} cannot be deleted: cleanup.policy does not include delete"
+    )]
+    DeletePolicyViolation {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+    },
     /// The log refused.
     #[error(transparent)]
     Log(#[from] LogError),
@@ -92,6 +102,7 @@ impl ToErrorCode for ReplicationError {
             ReplicationError::NotEnoughReplicasAfterAppend { .. } => {
                 ErrorCode::NotEnoughReplicasAfterAppend
             }
+            ReplicationError::DeletePolicyViolation { .. } => ErrorCode::PolicyViolation,
             ReplicationError::Log(e) => e.error_code(),
         }
     }

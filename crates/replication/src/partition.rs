@@ -547,11 +547,19 @@ impl Partition {
 
     /// DeleteRecords as leader: moves this replica's log start to `offset` (-1: the high
     /// watermark), which must not pass the high watermark, deleting whole segments below it.
+    /// A topic whose `cleanup.policy` lacks `delete` is refused (POLICY_VIOLATION).
     /// Returns the offset asked for (-1 resolved), which DeleteRecords waits for the low
     /// watermark to reach: followers follow the log start on their next fetches (see
     /// [`Partition::low_watermark`]).
     pub fn delete_records_before(&mut self, offset: i64) -> Result<i64> {
         self.check_leader(-1)?;
+        if !self.log.config().cleanup_policy.delete {
+            // Kafka: POLICY_VIOLATION for a topic that is compacted only.
+            return Err(ReplicationError::DeletePolicyViolation {
+                topic: self.topic.clone(),
+                partition: self.index,
+            });
+        }
         let offset = if offset == -1 {
             self.high_watermark
         } else {

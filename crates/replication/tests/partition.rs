@@ -3,6 +3,7 @@
 //! schedules of appends and follower fetches.
 
 use bytes::Bytes;
+use odradek_common::ToErrorCode;
 use odradek_log::records::{encode_batch, Compression, NewRecord};
 use odradek_log::{AppendRules, Log, LogConfig, ValidatedBatches};
 use odradek_replication::{
@@ -165,6 +166,15 @@ fn delete_records_completes_when_every_live_replica_followed_the_log_start() {
     assert_eq!(leader.delete_records_before(-1).expect("to the HW"), 10);
     // Not the leader: refused.
     assert!(f2.delete_records_before(8).is_err());
+    // A compacted-only topic: POLICY_VIOLATION, as Kafka.
+    leader.log_mut().set_config(LogConfig {
+        cleanup_policy: odradek_log::CleanupPolicy::COMPACT,
+        ..LogConfig::default()
+    });
+    let e = leader
+        .delete_records_before(10)
+        .expect_err("compacted only");
+    assert_eq!(e.error_code(), odradek_common::ErrorCode::PolicyViolation);
 }
 
 #[test]
