@@ -51,6 +51,7 @@ impl ClientError {
                         | E::KafkaStorageError
                         | E::FencedLeaderEpoch
                         | E::UnknownLeaderEpoch
+                        | E::OffsetNotAvailable
                         | E::CoordinatorLoadInProgress
                         | E::CoordinatorNotAvailable
                         | E::NotCoordinator

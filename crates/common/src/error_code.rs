@@ -45,6 +45,8 @@ pub enum ErrorCode {
     FencedLeaderEpoch = 74,
     /// UNKNOWN_LEADER_EPOCH
     UnknownLeaderEpoch = 75,
+    /// OFFSET_NOT_AVAILABLE
+    OffsetNotAvailable = 78,
     /// INVALID_TOPIC_EXCEPTION
     InvalidTopicException = 17,
     /// TOPIC_ALREADY_EXISTS
@@ -140,6 +142,7 @@ impl ErrorCode {
             ErrorCode::UnknownLeaderEpoch => "UNKNOWN_LEADER_EPOCH",
             ErrorCode::InvalidRecord => "INVALID_RECORD",
             ErrorCode::PolicyViolation => "POLICY_VIOLATION",
+            ErrorCode::OffsetNotAvailable => "OFFSET_NOT_AVAILABLE",
             ErrorCode::InvalidTopicException => "INVALID_TOPIC_EXCEPTION",
             ErrorCode::TopicAlreadyExists => "TOPIC_ALREADY_EXISTS",
             ErrorCode::InvalidPartitions => "INVALID_PARTITIONS",
@@ -206,6 +209,7 @@ const ALL: &[ErrorCode] = &[
     ErrorCode::KafkaStorageError,
     ErrorCode::FencedLeaderEpoch,
     ErrorCode::UnknownLeaderEpoch,
+    ErrorCode::OffsetNotAvailable,
     ErrorCode::StaleBrokerEpoch,
     ErrorCode::InvalidRecord,
     ErrorCode::InvalidUpdateVersion,

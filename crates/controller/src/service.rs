@@ -17,11 +17,12 @@ use crate::pb::{self, controller_service_server::ControllerService};
 /// Metadata key naming the active controller's id in a NOT_CONTROLLER status.
 pub const LEADER_ID_KEY: &str = "odradek-leader-id";
 
+/// Metadata key naming the active controller's address in a NOT_CONTROLLER status.
+pub const LEADER_ADDRESS_KEY: &str = "odradek-leader-address";
+
 /// How often an idle FetchMetadata stream carries a marker (no records, the commit): a broker
 /// that hears nothing for several of these takes the voter for gone and streams from another.
 pub const METADATA_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(1);
-/// Metadata key naming the active controller's address in a NOT_CONTROLLER status.
-pub const LEADER_ADDRESS_KEY: &str = "odradek-leader-address";
 
 /// The service.
 #[derive(Debug, Clone)]

@@ -76,8 +76,9 @@ impl SegmentData {
     }
 }
 
-/// The writer's view of a segment.
-#[derive(Debug)]
+/// The writer's view of a segment. A clone shares the open file (the compaction job reads a
+/// clone of sealed segments without the log).
+#[derive(Debug, Clone)]
 pub(crate) struct Segment {
     pub data: Arc<SegmentData>,
     /// Bytes of whole batches in the file.
@@ -462,19 +463,6 @@ impl Segment {
 
     pub fn is_empty(&self) -> bool {
         self.size == 0
-    }
-
-    /// A copy of this view of a segment (the same open file), for reading it elsewhere.
-    pub fn snapshot(&self) -> Segment {
-        Segment {
-            data: Arc::clone(&self.data),
-            size: self.size,
-            next_offset: self.next_offset,
-            max_timestamp: self.max_timestamp,
-            offset_of_max_timestamp: self.offset_of_max_timestamp,
-            first_batch_timestamp: self.first_batch_timestamp,
-            bytes_since_index_entry: self.bytes_since_index_entry,
-        }
     }
 
     /// Deletes the segment's files. Readers holding the `Arc<SegmentData>` keep reading the

@@ -647,18 +647,18 @@ impl Partition {
     /// outcome is unknown, a timeout, must stay pending: it may have been committed, and the
     /// high watermark must keep counting the members it adds.)
     pub fn isr_proposal_refused(&mut self, proposal: &IsrProposal) {
-        if self.pending_isr.as_ref() == Some(&proposal.new_isr)
-            && self.state.partition_epoch == proposal.partition_epoch
-            && self.state.leader_epoch == proposal.leader_epoch
-        {
+        if self.is_pending_under_current_epochs(proposal) {
             self.pending_isr = None;
         }
     }
 
     /// Whether `proposal` is still pending (its outcome not yet seen in metadata).
     pub fn isr_proposal_pending(&self, proposal: &IsrProposal) -> bool {
-        self.role == Role::Leader
-            && self.pending_isr.as_ref() == Some(&proposal.new_isr)
+        self.role == Role::Leader && self.is_pending_under_current_epochs(proposal)
+    }
+
+    fn is_pending_under_current_epochs(&self, proposal: &IsrProposal) -> bool {
+        self.pending_isr.as_ref() == Some(&proposal.new_isr)
             && self.state.partition_epoch == proposal.partition_epoch
             && self.state.leader_epoch == proposal.leader_epoch
     }

@@ -144,19 +144,17 @@ impl GroupCoordinator {
         // Appending under the slot lock keeps the partition's records in the order the state
         // machine produced them. The append is a write to the page cache.
         let appended = Self::append(partition, &out.records, now);
-        let position = match &appended {
-            Ok(Some((leader_epoch, last_offset))) => Some(AppendPosition {
-                partition: Arc::clone(partition),
-                leader_epoch: *leader_epoch,
-                last_offset: *last_offset,
-            }),
-            _ => None,
-        };
-        if let Ok(Some((_, last_offset))) = &appended {
+        let mut position = None;
+        if let Ok(Some((leader_epoch, last_offset))) = appended {
             let first = last_offset - (out.records.len() as i64 - 1);
             for (i, (k, v)) in out.records.iter().enumerate() {
                 groups.replay_appended(now, k.clone(), v.clone(), first + i as i64);
             }
+            position = Some(AppendPosition {
+                partition: Arc::clone(partition),
+                leader_epoch,
+                last_offset,
+            });
         }
         let appended = appended.map(|_| ());
         drop(slots);

@@ -34,6 +34,8 @@ struct Pending {
     image: Option<Arc<MetadataImage>>,
     /// Pushed since last taken (changes may be empty: the image still moved on).
     fresh: bool,
+    /// The offset of the image last taken: a marker that moves nothing is not handed out.
+    taken: Option<i64>,
     /// The committed offset to reach before the first changes are handed out (`None`: not
     /// known yet).
     catch_up_to: Option<i64>,
@@ -77,9 +79,13 @@ impl ChangeFeed {
             {
                 let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
                 if p.caught_up && p.fresh {
+                    p.fresh = false;
                     if let Some(image) = p.image.clone() {
-                        p.fresh = false;
-                        return (std::mem::take(&mut p.changes), image);
+                        let moved = p.taken != Some(image.offset) || !p.changes.is_empty();
+                        if moved {
+                            p.taken = Some(image.offset);
+                            return (std::mem::take(&mut p.changes), image);
+                        }
                     }
                 }
             }
@@ -214,8 +220,8 @@ mod tests {
                 .flat_map(|c| c.topics)
                 .collect()
         );
-        // Caught up: each push is handed out, even one that changed nothing the replica manager
-        // sees (the image still moved on).
+        // Caught up: each new image is handed out, even one that changed nothing the replica
+        // manager sees; a keepalive marker (the same image) is not.
         feed.push(MetadataChanges::default(), image(8), 8, 9);
         let c = tokio::time::timeout(Duration::from_millis(50), feed.next()).await;
         assert_eq!(
@@ -224,6 +230,12 @@ mod tests {
         );
         let none = tokio::time::timeout(Duration::from_millis(50), feed.next()).await;
         assert!(none.is_err(), "nothing new, nothing handed out");
+        feed.push(MetadataChanges::default(), image(8), 9, 9);
+        let marker = tokio::time::timeout(Duration::from_millis(50), feed.next()).await;
+        assert!(
+            marker.is_err(),
+            "a keepalive marker on the same image is not handed out"
+        );
     }
 
     #[tokio::test]

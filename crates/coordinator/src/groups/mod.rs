@@ -318,9 +318,6 @@ struct Group {
     sync_deadline: i64,
     state_timestamp: i64,
     offsets: BTreeMap<(String, i32), OffsetValue>,
-    /// Offset commits appended but not yet committed (below the partition's high watermark),
-    /// by log offset: OffsetFetch does not see them until then (Kafka's pending commits).
-    pending_offsets: BTreeMap<i64, ((String, i32), OffsetValue)>,
 }
 
 impl Group {
@@ -339,7 +336,6 @@ impl Group {
             sync_deadline: 0,
             state_timestamp: now,
             offsets: BTreeMap::new(),
-            pending_offsets: BTreeMap::new(),
         }
     }
 
@@ -475,8 +471,20 @@ impl Group {
 pub struct Groups {
     config: GroupConfig,
     groups: BTreeMap<String, Group>,
+    /// Offset commits appended but not yet committed (at or past the partition's high
+    /// watermark), by log offset: (group, topic-partition, value). OffsetFetch does not see them
+    /// until then (Kafka's pending commits).
+    pending_offsets: BTreeMap<i64, PendingCommit>,
     member_seed: String,
     next_member: u64,
+}
+
+/// An offset commit appended but not yet committed.
+#[derive(Debug)]
+struct PendingCommit {
+    group: String,
+    partition: (String, i32),
+    value: OffsetValue,
 }
 
 impl Groups {
@@ -486,6 +494,7 @@ impl Groups {
         Self {
             config,
             groups: BTreeMap::new(),
+            pending_offsets: BTreeMap::new(),
             member_seed: member_seed.into(),
             next_member: 0,
         }
@@ -505,12 +514,18 @@ impl Groups {
             Some(v),
         ) = (decode_key(key.clone()), &value)
         {
-            if let Ok(v) = decode_offset(v.clone()) {
+            if let Ok(value) = decode_offset(v.clone()) {
                 self.groups
-                    .entry(group)
-                    .or_insert_with(|| Group::new(now))
-                    .pending_offsets
-                    .insert(log_offset, ((topic, partition), v));
+                    .entry(group.clone())
+                    .or_insert_with(|| Group::new(now));
+                self.pending_offsets.insert(
+                    log_offset,
+                    PendingCommit {
+                        group,
+                        partition: (topic, partition),
+                        value,
+                    },
+                );
             }
             return;
         }
@@ -520,13 +535,14 @@ impl Groups {
     /// The partition's high watermark is `high_watermark`: pending offset commits below it are
     /// committed, in log order.
     pub fn commit_pending_offsets(&mut self, high_watermark: i64) {
-        for g in self.groups.values_mut() {
-            while let Some(entry) = g.pending_offsets.first_entry() {
-                if *entry.key() >= high_watermark {
-                    break;
-                }
-                let (tp, v) = entry.remove();
-                g.offsets.insert(tp, v);
+        while let Some(entry) = self.pending_offsets.first_entry() {
+            if *entry.key() >= high_watermark {
+                break;
+            }
+            let c = entry.remove();
+            // A group deleted since (its offsets tombstoned) takes its pending commits along.
+            if let Some(g) = self.groups.get_mut(&c.group) {
+                g.offsets.insert(c.partition, c.value);
             }
         }
     }
@@ -562,9 +578,10 @@ impl Groups {
                 },
                 None,
             ) => {
+                let tp = (topic, partition);
+                self.pending_offsets
+                    .retain(|_, c| c.group != group || c.partition != tp);
                 if let Some(g) = self.groups.get_mut(&group) {
-                    let tp = (topic, partition);
-                    g.pending_offsets.retain(|_, (p, _)| *p != tp);
                     g.offsets.remove(&tp);
                 }
             }

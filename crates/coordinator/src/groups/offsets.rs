@@ -1,5 +1,7 @@
 //! Committed offsets: OffsetCommit, OffsetFetch, retention, and DeleteGroups.
 
+use std::collections::HashSet;
+
 use bytes::Bytes;
 use odradek_common::ErrorCode;
 
@@ -106,10 +108,16 @@ impl Groups {
     /// tombstones to append (then replay).
     pub fn expire_offsets(&mut self, now: i64, retention_ms: i64) -> Output {
         let mut out = Output::default();
+        // A commit still pending (appended, not yet committed) keeps its partition and its
+        // group, as Kafka skips partitions with pending commits.
+        let pending: HashSet<(&str, &(String, i32))> = self
+            .pending_offsets
+            .values()
+            .map(|c| (c.group.as_str(), &c.partition))
+            .collect();
+        let has_pending: HashSet<&str> = pending.iter().map(|(g, _)| *g).collect();
         for (id, g) in &self.groups {
-            // A commit still pending (appended, not yet committed) keeps its partition and its
-            // group, as Kafka skips partitions with pending commits.
-            let pending = |tp: &(String, i32)| g.pending_offsets.values().any(|(p, _)| p == tp);
+            let pending = |tp: &(String, i32)| pending.contains(&(id.as_str(), tp));
             let expired: Vec<&(String, i32)> = match (g.state, &g.protocol_type) {
                 (GroupState::Empty, Some(_)) => {
                     if g.state_timestamp.saturating_add(retention_ms) <= now {
@@ -141,7 +149,7 @@ impl Groups {
             if g.members.is_empty()
                 && g.state == GroupState::Empty
                 && expired.len() == g.offsets.len()
-                && g.pending_offsets.is_empty()
+                && !has_pending.contains(id.as_str())
                 && (!expired.is_empty() || g.generation > 0)
             {
                 out.records

@@ -69,26 +69,19 @@ impl Log {
     /// Compacts when the topic is compacted and the dirty ratio reached
     /// `min.cleanable.dirty.ratio`.
     pub fn compact_if_needed(&mut self, now_ms: i64) -> Result<Option<CleanResult>> {
-        match self.plan_compaction(now_ms, false) {
-            Some(job) => {
-                let done = job.run()?;
-                self.commit_compaction(done).map(Some)
-            }
-            None => Ok(None),
-        }
+        self.plan_compaction(now_ms, false)
+            .map(|job| self.commit_compaction(job.run()?))
+            .transpose()
     }
 
     /// Compacts every cleanable segment now: for each key only the record with the highest
     /// offset stays; tombstones (null values) older than `delete.retention.ms` go too. Offsets
     /// never change.
     pub fn compact(&mut self, now_ms: i64) -> Result<CleanResult> {
-        match self.plan_compaction(now_ms, true) {
-            Some(job) => {
-                let done = job.run()?;
-                self.commit_compaction(done)
-            }
-            None => Ok(CleanResult::default()),
-        }
+        self.plan_compaction(now_ms, true)
+            .map(|job| self.commit_compaction(job.run()?))
+            .transpose()
+            .map(Option::unwrap_or_default)
     }
 
     /// The first step of a compaction pass that does not hold the log while it rewrites:
@@ -112,7 +105,7 @@ impl Log {
         }
         Some(CompactionJob {
             dir: self.dir.clone(),
-            segments: self.segments[..n].iter().map(Segment::snapshot).collect(),
+            segments: self.segments[..n].to_vec(),
             cleaned_up_to: self.segments[n].base_offset(),
             index_interval_bytes: self.config.index_interval_bytes,
             delete_retention_ms: self.config.delete_retention_ms,
@@ -133,14 +126,13 @@ impl Log {
                 });
         if !unchanged {
             tracing::info!(dir = %self.dir.display(), "log changed during compaction; dropping the cleaned segments");
-            for c in &done.segments {
-                c.cleaned.delete_files()?;
-            }
+            done.discard()?;
             return Ok(CleanResult::default());
         }
         let mut result = CleanResult::default();
         for (i, c) in done.segments.into_iter().enumerate() {
             let base = c.original.base_offset();
+            let bytes_after = c.cleaned.size;
             drop(c.cleaned);
             let dir = self.dir.clone();
             let path = |ext: &str| dir.join(file_name(base, ext));
@@ -157,7 +149,7 @@ impl Log {
             self.segments[i] = segment;
             result.cleaned_segments += 1;
             result.bytes_before += c.original.size;
-            result.bytes_after += c.bytes_after;
+            result.bytes_after += bytes_after;
             result.records_removed += c.records_removed;
         }
         self.cleaner_offset = self.cleaner_offset.max(done.cleaned_up_to);
@@ -194,7 +186,6 @@ pub struct CompactedSegments {
 struct Cleaned {
     original: Segment,
     cleaned: Segment,
-    bytes_after: u64,
     records_removed: u64,
 }
 
@@ -226,7 +217,6 @@ impl CompactionJob {
             );
             match written {
                 Ok((cleaned, records_removed)) => segments.push(Cleaned {
-                    bytes_after: cleaned.size,
                     original,
                     cleaned,
                     records_removed,

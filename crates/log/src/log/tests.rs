@@ -685,6 +685,15 @@ fn an_interrupted_compaction_is_finished_or_discarded_on_open() {
     assert_eq!(contents(&log), compacted);
 }
 
+/// Files a compaction job writes (`*.cleaned`) still in `dir`.
+fn cleaned_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("cleaned"))
+        .count()
+}
+
 #[test]
 fn compaction_runs_apart_from_the_log_and_yields_to_changes_made_meanwhile() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -733,12 +742,7 @@ fn compaction_runs_apart_from_the_log_and_yields_to_changes_made_meanwhile() {
         assert_eq!(r, CleanResult::default(), "a stale job commits nothing");
     }
     assert_eq!(contents(&log), truncated);
-    let leftovers = std::fs::read_dir(dir.path())
-        .expect("dir")
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().contains("cleaned"))
-        .count();
-    assert_eq!(leftovers, 0, "no cleaned files left behind");
+    assert_eq!(cleaned_files(dir.path()), 0, "no cleaned files left behind");
 
     // DeleteRecords while the job runs: the job reads the unlinked file to the end, and the
     // commit, finding the segment gone, drops the cleaned files.
@@ -754,12 +758,7 @@ fn compaction_runs_apart_from_the_log_and_yields_to_changes_made_meanwhile() {
     let r = log.commit_compaction(done).expect("commit");
     assert_eq!(r, CleanResult::default(), "a stale job commits nothing");
     assert_eq!(contents(&log), deleted);
-    let leftovers = std::fs::read_dir(dir.path())
-        .expect("dir")
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().contains("cleaned"))
-        .count();
-    assert_eq!(leftovers, 0, "no cleaned files left behind");
+    assert_eq!(cleaned_files(dir.path()), 0, "no cleaned files left behind");
     drop(log);
     let log = open(dir.path(), config);
     assert_eq!(contents(&log), deleted);

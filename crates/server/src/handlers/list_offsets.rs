@@ -11,9 +11,6 @@ use odradek_common::{ErrorCode, ToErrorCode};
 use odradek_log::OffsetSpec;
 
 use super::Broker;
-
-/// OFFSET_NOT_AVAILABLE.
-const OFFSET_NOT_AVAILABLE: i16 = 78;
 use crate::replicas::Need;
 
 pub(super) fn handle(
@@ -60,7 +57,7 @@ pub(super) fn handle(
                     // committed end yet: Kafka answers OFFSET_NOT_AVAILABLE, so "latest" never
                     // moves back.
                     if consumer && hw < epoch_start && matches!(lp.timestamp, -1 | -3) {
-                        return base.with_error_code(OFFSET_NOT_AVAILABLE);
+                        return base.with_error_code(ErrorCode::OffsetNotAvailable.code());
                     }
                     // Consumers see the log up to the high watermark; a replica to the end.
                     if lp.timestamp == -1 && consumer {

@@ -33,7 +33,7 @@ pub struct Broker {
     pub(crate) replicas: Arc<ReplicaManager>,
     /// This broker's epoch from its registration (-1 until registered), for AlterPartition.
     pub(crate) broker_epoch: Arc<std::sync::atomic::AtomicI64>,
-    /// The offset of the latest image the replica manager has applied.
+    /// The latest image the replica manager has applied.
     pub(crate) applied: watch::Receiver<Arc<MetadataImage>>,
     pub(crate) controller: ControllerClient,
     pub(crate) clock: Arc<dyn Clock>,
