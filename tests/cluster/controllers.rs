@@ -287,10 +287,11 @@ async fn controllers_survive_kill_9_and_restart() {
         "bootstrap metadata present"
     );
 
-    // kill -9 the active controller: a new one within 3 s.
+    // kill -9 the active controller: a new one is elected (typically 1-2 s: a 1-2 s randomised
+    // timeout and two round trips; a split vote costs another timeout, a loaded machine more).
     c.nodes.get_mut(&leader).expect("leader node").kill();
     let killed = Instant::now();
-    let new_leader = c.leader(Duration::from_secs(3), Some(leader)).await;
+    let new_leader = c.leader(Duration::from_secs(15), Some(leader)).await;
     let failover = killed.elapsed();
     eprintln!("controller failover: {failover:?}");
     assert_ne!(new_leader, leader);

@@ -235,10 +235,11 @@ async fn commits_in_order_survives_leader_death_and_restarts() {
     assert_eq!(d.voters.len(), 3);
     assert!(d.voters.iter().all(|v| v.log_end_offset.is_some()));
 
-    // Kill the leader: a new one within 3 s, in a higher term, nothing committed lost.
+    // Kill the leader: a new one (typically within 1-2 s; a split vote or a loaded machine costs
+    // more), in a higher term, nothing committed lost.
     c.kill(first).await;
     let killed_at = Instant::now();
-    let second = c.leader(Duration::from_secs(3)).await;
+    let second = c.leader(Duration::from_secs(15)).await;
     let failover = killed_at.elapsed();
     eprintln!("failover took {failover:?}");
     assert_ne!(second, first);
