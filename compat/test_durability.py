@@ -8,7 +8,9 @@ own) a network cut of a leader past the session timeout.
 Killed nodes restart in place, truncate what was never committed, catch up and rejoin the ISR.
 Then every partition is read back: every acknowledged record must be there, once, exactly at its
 acknowledged offset (lost = 0, moved = 0); records the broker holds twice (a retry whose first
-attempt was in fact appended) are counted and reported.
+attempt was in fact appended) are counted and reported. Idempotent producers (librdkafka with
+enable.idempotence=true, kafka-python 3 at its defaults) under kill -9 of a leader must also
+leave no duplicate, every partition in send order, and no failed record.
 
 DURABILITY_ROUNDS (default: one round of each fault) sets how many rounds run;
 scripts/durability.sh runs 100.
@@ -69,16 +71,27 @@ def wait_for(what, predicate, timeout):
 
 
 class Load:
-    """A producer thread at librdkafka's defaults (acks=all, retries), recording acks."""
+    """A producer thread recording acks: librdkafka at its defaults (acks=all, retries), or
+    idempotent librdkafka (`enable.idempotence=true`), or kafka-python 3 at its defaults
+    (idempotent, acks=all)."""
 
-    def __init__(self, cluster, topic):
+    def __init__(self, cluster, topic, client="librdkafka"):
         self.topic = topic
+        self.client = client
         self.acked = {}  # (partition, offset) -> value
         self.ack_times = {p: [] for p in range(PARTITIONS)}
         self.errors = []
         self.sent = 0
         self.stop = threading.Event()
-        self.producer = Producer({"bootstrap.servers": cluster.bootstrap})
+        if client == "kafka-python":
+            from kafka import KafkaProducer
+            self.producer = KafkaProducer(bootstrap_servers=cluster.bootstrap)
+            assert self.producer.config["enable_idempotence"]
+        else:
+            config = {"bootstrap.servers": cluster.bootstrap}
+            if client == "librdkafka-idempotent":
+                config["enable.idempotence"] = True
+            self.producer = Producer(config)
         self.thread = threading.Thread(target=self.run)
         self.thread.start()
 
@@ -93,8 +106,19 @@ class Load:
         tag = uuid.uuid4().hex[:8]
         while not self.stop.is_set():
             value = f"{tag}-{self.sent}".encode()
+            partition = self.sent % PARTITIONS
+            if self.client == "kafka-python":
+                def ok(md, value=value):
+                    self.acked[(md.partition, md.offset)] = value
+                    self.ack_times[md.partition].append(time.time())
+                self.producer.send(self.topic, value=value, partition=partition).add_callback(ok) \
+                    .add_errback(self.errors.append)
+                self.sent += 1
+                if self.sent % 50 == 0:
+                    time.sleep(0.002)
+                continue
             try:
-                self.producer.produce(self.topic, value=value, partition=self.sent % PARTITIONS,
+                self.producer.produce(self.topic, value=value, partition=partition,
                                       on_delivery=self.delivered)
                 self.sent += 1
             except BufferError:
@@ -106,7 +130,11 @@ class Load:
     def finish(self):
         self.stop.set()
         self.thread.join()
-        assert self.producer.flush(120) == 0, "undelivered records after 120 s"
+        if self.client == "kafka-python":
+            self.producer.flush(120)
+            self.producer.close(30)
+        else:
+            assert self.producer.flush(120) == 0, "undelivered records after 120 s"
 
 
 def read_partition(cluster, topic, partition):
@@ -124,12 +152,12 @@ def read_partition(cluster, topic, partition):
     return out
 
 
-def one_round(cluster, fault, round_no):
-    topic = f"durable-{round_no}"
+def one_round(cluster, fault, round_no, client="librdkafka"):
+    topic = f"durable-{round_no}-{client}"
     a = AdminClient({"bootstrap.servers": cluster.bootstrap})
     a.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=3)])[topic].result(30)
     wait_for("the topic's full ISR", lambda: all(len(isr) == 3 for _, isr in describe(cluster, topic).values()), 30)
-    load = Load(cluster, topic)
+    load = Load(cluster, topic, client)
     time.sleep(2)
     if fault == "kill9-controller":
         victim = active_controller(cluster)
@@ -177,10 +205,12 @@ def one_round(cluster, fault, round_no):
     outage = max((max(b - a for a, b in zip(t, t[1:])) if len(t) > 1 else 0.0)
                  for p, t in load.ack_times.items() if p in led) if led else 0.0
 
-    lost = moved = duplicated = 0
+    lost = moved = duplicated = out_of_order = 0
     by_value = {}
     for p in range(PARTITIONS):
         log = read_partition(cluster, topic, p)
+        numbers = [int(log[o].rsplit(b"-", 1)[1]) for o in sorted(log)]
+        out_of_order += sum(1 for a, b in zip(numbers, numbers[1:]) if b <= a)
         for offset, value in log.items():
             by_value.setdefault(value, []).append((p, offset))
         for (ap, offset), value in load.acked.items():
@@ -197,18 +227,31 @@ def one_round(cluster, fault, round_no):
     if dups:
         print(f"\nduplicated records at (partition, offset) {dups[0]}..{dups[-1]}; first pairs: "
               f"{[v for v in by_value.values() if len(v) > 1][:3]}")
-    report = (f"round {round_no} {fault} (node {victim}, led {led}): sent {load.sent}, "
+    report = (f"round {round_no} {fault} {client} (node {victim}, led {led}): sent {load.sent}, "
               f"acknowledged {len(load.acked)}, lost {lost}, moved {moved}, duplicated-by-broker "
-              f"{duplicated}, delivery errors {len(load.errors)}, longest gap in acks on its "
+              f"{duplicated}, out of order {out_of_order}, delivery errors {len(load.errors)}, "
+              f"longest gap in acks on its "
               f"partitions {outage:.1f} s")
     print("\n" + report)
     assert len(load.acked) > 1000, report
     assert lost == 0 and moved == 0, report
+    if client != "librdkafka":
+        # Idempotence: retries are never appended twice, and each partition holds the records
+        # in the order they were sent; no record fails.
+        assert duplicated == 0 and out_of_order == 0 and not load.errors, report
     return report
 
 
 def test_acknowledged_records_survive_faults_of_any_one_node(tutorial_cluster):
     reports = [one_round(tutorial_cluster, FAULTS[r % len(FAULTS)], r) for r in range(ROUNDS)]
+    print("\n" + "\n".join(reports))
+
+
+def test_idempotent_producers_neither_lose_nor_duplicate_when_a_leader_is_killed(tutorial_cluster):
+    clients = ["librdkafka-idempotent", "kafka-python"]
+    rounds = max(len(clients), ROUNDS // len(FAULTS) * len(clients))
+    reports = [one_round(tutorial_cluster, "kill9-leader", r, clients[r % len(clients)])
+               for r in range(rounds)]
     print("\n" + "\n".join(reports))
 
 

@@ -96,7 +96,8 @@ def produce_with_librdkafka(bootstrap, topic, n, extra):
     assert errors == []
 
 
-@pytest.mark.parametrize("extra", [{}, {"linger.ms": 0}], ids=["defaults", "linger0"])
+@pytest.mark.parametrize("extra", [{}, {"linger.ms": 0}, {"enable.idempotence": True}],
+                         ids=["defaults", "linger0", "idempotent"])
 def test_librdkafka_producer_order_on_dev(dev_node, extra):
     topic = "order-librdkafka-dev-" + "-".join(f"{k}{v}" for k, v in extra.items())
     create_one_partition(dev_node.bootstrap, topic)
@@ -129,9 +130,10 @@ def test_kafka_python_producer_order(dev_node):
     topic = "order-kafka-python"
     create_one_partition(dev_node.bootstrap, topic)
     n = RECORDS // 4  # kafka-python is pure Python: a quarter of the records keeps it quick
-    # Defaults (max_in_flight_requests_per_connection=5, acks=all) but idempotence, which
-    # kafka-python 3 turns on by default and Odradek does not serve yet.
-    p = KafkaProducer(bootstrap_servers=dev_node.bootstrap, enable_idempotence=False)
+    # Its defaults: max_in_flight_requests_per_connection=5, acks=all, and (kafka-python 3)
+    # enable_idempotence=True, so InitProducerId and sequence numbers.
+    p = KafkaProducer(bootstrap_servers=dev_node.bootstrap)
+    assert p.config["enable_idempotence"]
     futures = [p.send(topic, value=str(i).encode(), partition=0) for i in range(n)]
     p.flush(120)
     offsets = [f.get(timeout=30).offset for f in futures]

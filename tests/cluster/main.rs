@@ -7,5 +7,6 @@ mod cli;
 mod controllers;
 mod groups;
 mod harness;
+mod idempotence;
 mod lifecycle;
 mod produce;

@@ -39,8 +39,14 @@ pub enum ErrorCode {
     InvalidConfig = 40,
     /// POLICY_VIOLATION
     PolicyViolation = 44,
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER
+    OutOfOrderSequenceNumber = 45,
+    /// INVALID_PRODUCER_EPOCH
+    InvalidProducerEpoch = 47,
     /// KAFKA_STORAGE_ERROR
     KafkaStorageError = 56,
+    /// UNKNOWN_PRODUCER_ID
+    UnknownProducerId = 59,
     /// FENCED_LEADER_EPOCH
     FencedLeaderEpoch = 74,
     /// UNKNOWN_LEADER_EPOCH
@@ -159,6 +165,9 @@ impl ErrorCode {
             ErrorCode::OffsetMetadataTooLarge => "OFFSET_METADATA_TOO_LARGE",
             ErrorCode::CoordinatorLoadInProgress => "COORDINATOR_LOAD_IN_PROGRESS",
             ErrorCode::CoordinatorNotAvailable => "COORDINATOR_NOT_AVAILABLE",
+            ErrorCode::OutOfOrderSequenceNumber => "OUT_OF_ORDER_SEQUENCE_NUMBER",
+            ErrorCode::InvalidProducerEpoch => "INVALID_PRODUCER_EPOCH",
+            ErrorCode::UnknownProducerId => "UNKNOWN_PRODUCER_ID",
             ErrorCode::NotCoordinator => "NOT_COORDINATOR",
             ErrorCode::IllegalGeneration => "ILLEGAL_GENERATION",
             ErrorCode::InconsistentGroupProtocol => "INCONSISTENT_GROUP_PROTOCOL",
@@ -207,6 +216,9 @@ const ALL: &[ErrorCode] = &[
     ErrorCode::NotController,
     ErrorCode::InvalidRequest,
     ErrorCode::KafkaStorageError,
+    ErrorCode::OutOfOrderSequenceNumber,
+    ErrorCode::InvalidProducerEpoch,
+    ErrorCode::UnknownProducerId,
     ErrorCode::FencedLeaderEpoch,
     ErrorCode::UnknownLeaderEpoch,
     ErrorCode::OffsetNotAvailable,

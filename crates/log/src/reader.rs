@@ -241,6 +241,37 @@ impl LogReader {
         Ok(result)
     }
 
+    /// Calls `f` with the header of every batch from the one holding `from_offset` (or the log
+    /// start, if later) to the log end, in offset order. Only the 61-byte headers are read,
+    /// so a replay of producer state over a long log costs one small read per batch.
+    pub fn for_each_batch_header(
+        &self,
+        from_offset: i64,
+        mut f: impl FnMut(&BatchHeader),
+    ) -> Result<()> {
+        let view = self.snapshot();
+        let from = from_offset.max(view.log_start_offset);
+        if from >= view.log_end_offset {
+            return Ok(());
+        }
+        for i in view.segment_index_for(from)..view.segments.len() {
+            let seg = view.segment(i);
+            let Some((mut position, first)) = seg.data.find_batch(from, seg.size)? else {
+                continue;
+            };
+            let mut next = Some(first);
+            while let Some(header) = next {
+                if header.batch_length < 0 || position + header.size() > seg.size {
+                    break;
+                }
+                f(&header);
+                position += header.size();
+                next = seg.data.read_header(position, seg.size)?;
+            }
+        }
+        Ok(())
+    }
+
     /// ListOffsets: the offset (and timestamp) that `spec` names, or `None` when no record
     /// qualifies (a timestamp after every record, or an empty log for `MaxTimestamp`).
     pub fn offset_for(&self, spec: OffsetSpec) -> Result<Option<TimestampAndOffset>> {

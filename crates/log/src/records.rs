@@ -47,9 +47,39 @@ impl NewRecord {
     }
 }
 
+/// The producer fields of a batch from an idempotent (or transactional) producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerBatch {
+    /// The producer id from InitProducerId.
+    pub producer_id: i64,
+    /// Its epoch.
+    pub producer_epoch: i16,
+    /// The sequence of the batch's first record.
+    pub base_sequence: i32,
+    /// Whether the batch belongs to a transaction.
+    pub transactional: bool,
+}
+
 /// Encodes `records` as one record batch (magic 2) with offsets `0..n`, as a non-idempotent
 /// producer would send it. [`crate::Log::append_as_leader`] assigns the real offsets.
 pub fn encode_batch(records: &[NewRecord], compression: Compression) -> Result<Bytes> {
+    encode(records, compression, None)
+}
+
+/// [`encode_batch`] for an idempotent or transactional producer.
+pub fn encode_producer_batch(
+    records: &[NewRecord],
+    compression: Compression,
+    producer: ProducerBatch,
+) -> Result<Bytes> {
+    encode(records, compression, Some(producer))
+}
+
+fn encode(
+    records: &[NewRecord],
+    compression: Compression,
+    producer: Option<ProducerBatch>,
+) -> Result<Bytes> {
     if records.is_empty() {
         return Err(LogError::invalid(
             0,
@@ -60,17 +90,20 @@ pub fn encode_batch(records: &[NewRecord], compression: Compression) -> Result<B
         .iter()
         .enumerate()
         .map(|(i, r)| Record {
-            transactional: false,
+            transactional: producer.is_some_and(|p| p.transactional),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id: producer.map_or(-1, |p| p.producer_id),
+            producer_epoch: producer.map_or(-1, |p| p.producer_epoch),
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            // Makes `offset - sequence` constant so the codec keeps all records in one batch;
-            // the encoded base sequence is -1 (no idempotence).
-            sequence: (i as i32).wrapping_sub(1),
+            // `offset - sequence` is constant so the codec keeps all records in one batch;
+            // without a producer the encoded base sequence is -1 (no idempotence).
+            sequence: match producer {
+                Some(p) => p.base_sequence.wrapping_add(i as i32),
+                None => (i as i32).wrapping_sub(1),
+            },
             timestamp: r.timestamp_ms,
             key: r.key.clone(),
             value: r.value.clone(),

@@ -66,6 +66,12 @@ impl<'a> ValidatedBatches<'a> {
         self.records
     }
 
+    /// The headers of the batches, in order (offsets as received: a leader's append assigns
+    /// new ones from its log end).
+    pub fn headers(&self) -> impl Iterator<Item = &batch::BatchHeader> {
+        self.batches.iter().map(|b| &b.header)
+    }
+
     /// The header of the first batch.
     pub fn first(&self) -> &batch::BatchHeader {
         &self.batches[0].header

@@ -86,6 +86,33 @@ pub enum ReplicationError {
         /// Partition index.
         partition: i32,
     },
+    /// An idempotent producer's batch does not follow its last one (a gap, or a new epoch that
+    /// does not start at sequence 0).
+    #[error("{message}")]
+    OutOfOrderSequence {
+        /// What was expected.
+        message: String,
+    },
+    /// An idempotent producer's batch carries an epoch older than the producer's.
+    #[error("{message}")]
+    InvalidProducerEpoch {
+        /// The epochs.
+        message: String,
+    },
+    /// A batch with a producer id but no valid sequence.
+    #[error("{message}")]
+    InvalidProducerBatch {
+        /// What is wrong.
+        message: String,
+    },
+    /// A producer state snapshot could not be read, written or deleted.
+    #[error("producer state snapshot {}: {source}", path.display())]
+    ProducerSnapshot {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The log refused.
     #[error(transparent)]
     Log(#[from] LogError),
@@ -103,6 +130,10 @@ impl ToErrorCode for ReplicationError {
                 ErrorCode::NotEnoughReplicasAfterAppend
             }
             ReplicationError::DeletePolicyViolation { .. } => ErrorCode::PolicyViolation,
+            ReplicationError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
+            ReplicationError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
+            ReplicationError::InvalidProducerBatch { .. } => ErrorCode::InvalidRecord,
+            ReplicationError::ProducerSnapshot { .. } => ErrorCode::KafkaStorageError,
             ReplicationError::Log(e) => e.error_code(),
         }
     }

@@ -28,7 +28,7 @@
 //! let dir = tempfile::tempdir().unwrap();
 //! let log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
 //! // Broker 1 leads; broker 2 is in the ISR.
-//! let mut p = Partition::new("orders", 0, 1, log, None);
+//! let mut p = Partition::new("orders", 0, 1, log, None).unwrap();
 //! let state = PartitionState { leader: 1, leader_epoch: 0, partition_epoch: 0,
 //!     replicas: vec![1, 2], isr: vec![1, 2] };
 //! p.apply(state, 0);
@@ -47,6 +47,7 @@
 pub mod checkpoint;
 mod error;
 mod partition;
+pub mod producer;
 
 pub use error::{ReplicationError, Result};
 pub use partition::{

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use odradek_log::{Log, LogAppendInfo, LogReader, ValidatedBatches};
+use odradek_log::{Log, LogAppendInfo, LogReader, TimestampType, ValidatedBatches};
 
 use crate::error::{ReplicationError, Result};
+use crate::producer::{Prepared, ProducerStates};
 
 /// No leader (Kafka's -1).
 pub const NO_LEADER: i32 = -1;
@@ -86,6 +87,9 @@ pub struct LeaderAppend {
     pub leader_epoch: i32,
     /// The high watermark moved (a single-member ISR commits at once).
     pub high_watermark_advanced: bool,
+    /// The batch was a producer's retry of one already in the log: nothing was appended and
+    /// `info` holds the original offsets (record count and bytes 0).
+    pub duplicate: bool,
 }
 
 /// What the leader tells a follower's fetch before the records are read.
@@ -153,23 +157,32 @@ pub struct Partition {
     pending_isr: Option<Vec<i32>>,
     /// The log end offset when this replica became leader under the current epoch.
     leader_epoch_start_offset: i64,
+    /// Idempotent producers' epochs and last sequences.
+    producers: ProducerStates,
+    /// The active segment's base offset at the last append: a change means the log rolled, and
+    /// the producer state is snapshotted.
+    active_segment_base: i64,
 }
 
 impl Partition {
     /// A replica of `topic`-`index` on broker `broker_id` over `log`, leaderless until the first
     /// [`Partition::apply`]. `checkpointed_high_watermark` comes from
-    /// `replication-offset-checkpoint` (clamped to the log).
+    /// `replication-offset-checkpoint` (clamped to the log). The producer state is loaded from
+    /// the log's snapshots and the batches after the latest one; reading them can fail.
     pub fn new(
         topic: impl Into<String>,
         index: i32,
         broker_id: i32,
         log: Log,
         checkpointed_high_watermark: Option<i64>,
-    ) -> Self {
+    ) -> Result<Self> {
         let high_watermark = checkpointed_high_watermark
             .unwrap_or(log.log_start_offset())
             .clamp(log.log_start_offset(), log.log_end_offset());
+        let producers = ProducerStates::load(log.dir(), &log.reader())?;
         let mut p = Self {
+            producers,
+            active_segment_base: log.active_segment_base_offset(),
             topic: topic.into(),
             index,
             broker_id,
@@ -189,7 +202,7 @@ impl Partition {
             leader_epoch_start_offset: 0,
         };
         p.set_high_watermark(high_watermark);
-        p
+        Ok(p)
     }
 
     /// The topic name.
@@ -258,9 +271,41 @@ impl Partition {
         self.log.reader()
     }
 
-    /// Consumes the replica, returning its log (to close it).
+    /// Consumes the replica, returning its log (to close it), after a snapshot of the producer
+    /// state at the log end (a failure to write it is logged: the next start replays more).
     pub fn into_log(self) -> Log {
+        if let Err(e) = self.producers.write_snapshot(self.log.log_start_offset()) {
+            tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "cannot snapshot the producer state");
+        }
         self.log
+    }
+
+    /// The idempotent producers this replica knows.
+    pub fn producer_states(&self) -> &ProducerStates {
+        &self.producers
+    }
+
+    /// Forgets producers idle for `producer.id.expiration.ms`; returns how many.
+    pub fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producers.remove_expired(now_ms, expiration_ms)
+    }
+
+    /// After an append: if the log rolled, snapshot the producer state at the log end (Kafka
+    /// snapshots at every roll, so recovery replays at most a segment).
+    fn after_append(&mut self) {
+        let base = self.log.active_segment_base_offset();
+        if base != self.active_segment_base {
+            self.active_segment_base = base;
+            if let Err(e) = self.producers.write_snapshot(self.log.log_start_offset()) {
+                tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "cannot snapshot the producer state");
+            }
+        }
+    }
+
+    /// The log was truncated: the producer state is rebuilt for what remains.
+    fn reload_producers(&mut self) -> Result<()> {
+        self.active_segment_base = self.log.active_segment_base_offset();
+        self.producers.reload(&self.log.reader())
     }
 
     fn not(&self, role: &'static str) -> ReplicationError {
@@ -428,14 +473,42 @@ impl Partition {
                 min: min_insync_replicas,
             });
         }
+        let append_time = (self.log.config().message_timestamp_type
+            == TimestampType::LogAppendTime)
+            .then_some(now_ms);
+        let updated = match self.producers.prepare(
+            batches.headers(),
+            self.log.log_end_offset(),
+            append_time,
+        )? {
+            Prepared::Duplicate(original) => {
+                return Ok(LeaderAppend {
+                    info: LogAppendInfo {
+                        first_offset: original.first_offset,
+                        last_offset: original.last_offset,
+                        max_timestamp: original.timestamp,
+                        log_append_time_ms: append_time.map(|_| original.timestamp),
+                        record_count: 0,
+                        bytes: 0,
+                    },
+                    leader_epoch: self.state.leader_epoch,
+                    high_watermark_advanced: false,
+                    duplicate: true,
+                });
+            }
+            Prepared::Append(updated) => updated,
+        };
         let info = self
             .log
             .append_validated_as_leader(batches, self.state.leader_epoch, now_ms)?;
+        self.producers.commit(updated, self.log.log_end_offset());
+        self.after_append();
         let high_watermark_advanced = self.maybe_advance_high_watermark();
         Ok(LeaderAppend {
             info,
             leader_epoch: self.state.leader_epoch,
             high_watermark_advanced,
+            duplicate: false,
         })
     }
 
@@ -695,8 +768,12 @@ impl Partition {
                 // An empty log restarted at the leader's log start, which fell inside this
                 // batch (DeleteRecords): start it at the batch instead (Kafka's KAFKA-6975).
                 self.log.truncate_fully_and_start_at(base)?;
+                self.producers.clear(base)?;
             }
-            self.log.append_validated_as_follower(batches, now_ms)?;
+            self.log.append_validated_as_follower(&batches, now_ms)?;
+            self.producers
+                .record_appended(batches.headers(), self.log.log_end_offset());
+            self.after_append();
         }
         Ok(self.follow_high_watermark(leader_high_watermark))
     }
@@ -757,6 +834,7 @@ impl Partition {
         if leo < leader_log_start {
             tracing::warn!(topic = %self.topic, partition = self.index, leo, leader_log_start, "behind the leader's log start: restarting the log there");
             self.log.truncate_fully_and_start_at(leader_log_start)?;
+            self.producers.clear(leader_log_start)?;
             // The log is empty at the leader's start, which is below the leader's HW.
             self.set_high_watermark(leader_log_start);
         } else if leo > leader_log_end {
@@ -779,6 +857,7 @@ impl Partition {
         }
         tracing::info!(topic = %self.topic, partition = self.index, from = leo, to = offset, "truncating a diverging log");
         self.log.truncate_to(offset)?;
+        self.reload_producers()?;
         // The one place the HW may move back: only past a log end cut below it (logged above).
         let hw = self.high_watermark.min(self.log.log_end_offset());
         self.set_high_watermark(hw);

@@ -25,7 +25,7 @@ fn valid(b: &Bytes) -> ValidatedBatches<'_> {
 
 fn replica(dir: &std::path::Path, broker: i32) -> Partition {
     let log = Log::open(dir.join(format!("b{broker}")), LogConfig::default(), 0).expect("open");
-    Partition::new("t", 0, broker, log, None)
+    Partition::new("t", 0, broker, log, None).expect("replica")
 }
 
 fn state(leader: i32, leader_epoch: i32, isr: &[i32]) -> PartitionState {
@@ -505,4 +505,144 @@ proptest! {
             }
         }
     }
+}
+
+fn idempotent(pid: i64, epoch: i16, seq: i32, n: usize) -> Bytes {
+    use odradek_log::records::{encode_producer_batch, ProducerBatch};
+    let records: Vec<NewRecord> = (0..n)
+        .map(|i| NewRecord::value(format!("p{pid}-{}", seq as usize + i), 0))
+        .collect();
+    let producer = ProducerBatch {
+        producer_id: pid,
+        producer_epoch: epoch,
+        base_sequence: seq,
+        transactional: false,
+    };
+    encode_producer_batch(&records, Compression::None, producer).expect("encode")
+}
+
+#[test]
+fn an_idempotent_retry_gets_its_original_offsets_on_the_leader_after_restart_and_failover() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut leader = replica(dir.path(), 1);
+    let mut f2 = replica(dir.path(), 2);
+    let s = state(1, 1, &[1, 2]);
+    leader.apply(s.clone(), 0);
+    f2.apply(s, 0);
+    leader
+        .append_as_leader(valid(&batch(2)), 1, 1, 0)
+        .expect("plain");
+    let first = leader
+        .append_as_leader(valid(&idempotent(7, 0, 0, 3)), -1, 1, 0)
+        .expect("first");
+    assert_eq!(
+        (
+            first.info.first_offset,
+            first.info.last_offset,
+            first.duplicate
+        ),
+        (2, 4, false)
+    );
+    let retry = leader
+        .append_as_leader(valid(&idempotent(7, 0, 0, 3)), -1, 1, 0)
+        .expect("retry");
+    assert_eq!(
+        (
+            retry.info.first_offset,
+            retry.info.last_offset,
+            retry.duplicate
+        ),
+        (2, 4, true)
+    );
+    assert_eq!(leader.log().log_end_offset(), 5, "nothing appended twice");
+    let gap = leader.append_as_leader(valid(&idempotent(7, 0, 9, 1)), -1, 1, 0);
+    assert_eq!(
+        gap.expect_err("gap").error_code(),
+        odradek_common::ErrorCode::OutOfOrderSequenceNumber
+    );
+
+    // The follower rebuilds the state from what it replicates; as the new leader it
+    // recognises the retry.
+    replicate(&leader, &mut f2, 0);
+    let s2 = state(2, 2, &[1, 2]);
+    f2.apply(s2, 0);
+    let retry = f2
+        .append_as_leader(valid(&idempotent(7, 0, 0, 3)), -1, 1, 0)
+        .expect("retry on the new leader");
+    assert_eq!((retry.info.first_offset, retry.duplicate), (2, true));
+    let next = f2
+        .append_as_leader(valid(&idempotent(7, 0, 3, 1)), -1, 1, 0)
+        .expect("next");
+    assert_eq!(next.info.first_offset, 5);
+
+    // A restart without a clean close (no snapshot) replays the log; with one, loads it.
+    let config = LogConfig::default();
+    let path = dir.path().join("b2");
+    drop(f2);
+    for clean in [false, true] {
+        let log = Log::open(&path, config.clone(), 0).expect("reopen");
+        let mut p = Partition::new("t", 0, 2, log, None).expect("recover");
+        p.apply(state(2, 3, &[2]), 0);
+        let retry = p
+            .append_as_leader(valid(&idempotent(7, 0, 3, 1)), -1, 1, 0)
+            .expect("retry after restart");
+        assert_eq!(
+            (retry.info.first_offset, retry.duplicate),
+            (5, true),
+            "clean={clean}"
+        );
+        if clean {
+            assert!(path.read_dir().expect("dir").any(|e| e
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".snapshot")));
+        }
+        p.into_log().close().expect("close");
+    }
+}
+
+#[test]
+fn truncation_forgets_the_producer_batches_it_removes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut leader = replica(dir.path(), 1);
+    let mut f2 = replica(dir.path(), 2);
+    let s = state(1, 1, &[1, 2]);
+    leader.apply(s.clone(), 0);
+    f2.apply(s, 0);
+    leader
+        .append_as_leader(valid(&idempotent(7, 0, 0, 1)), -1, 1, 0)
+        .expect("committed");
+    replicate(&leader, &mut f2, 0);
+    leader.follower_fetch(2, 1, 1, 0, 0).expect("fetch");
+    // Broker 1 appends seq 1 that never reaches broker 2.
+    leader
+        .append_as_leader(valid(&idempotent(7, 0, 1, 1)), -1, 1, 0)
+        .expect("unreplicated");
+    // Broker 2 leads in epoch 2 and takes seq 1 from the producer's retry.
+    f2.apply(state(2, 2, &[2]), 0);
+    let retried = f2
+        .append_as_leader(valid(&idempotent(7, 0, 1, 1)), -1, 1, 0)
+        .expect("retried on the new leader");
+    assert!(!retried.duplicate);
+    // Broker 1 follows, truncates its tail, and must not think seq 1 is at its old offset.
+    leader.apply(state(2, 2, &[2]), 0);
+    diverge(&mut f2, &mut leader, 1);
+    assert_eq!(
+        leader
+            .producer_states()
+            .get(7)
+            .expect("known")
+            .last_sequence(),
+        0
+    );
+    replicate(&f2, &mut leader, 0);
+    assert_eq!(
+        leader
+            .producer_states()
+            .get(7)
+            .expect("known")
+            .last_sequence(),
+        1
+    );
 }

@@ -66,6 +66,11 @@ pub struct ReplicationConfig {
     /// `replica.socket.receive.buffer.bytes` (65536; -1: the OS default) of the fetchers'
     /// sockets.
     pub replica_socket_receive_buffer_bytes: i32,
+    /// `producer.id.expiration.ms` (86400000): a partition forgets an idempotent producer
+    /// whose last batch is this old.
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms` (600000).
+    pub producer_id_expiration_check_interval_ms: u64,
 }
 
 impl ReplicationConfig {
@@ -112,6 +117,12 @@ impl ReplicationConfig {
                 -1,
             )?
             .min(i64::from(i32::MAX)) as i32,
+            producer_id_expiration_ms: num("producer.id.expiration.ms", 86_400_000, 1)?,
+            producer_id_expiration_check_interval_ms: num(
+                "producer.id.expiration.check.interval.ms",
+                600_000,
+                1,
+            )? as u64,
         };
         // Kafka: the follower must fetch well within the lag bound, or it leaves the ISR.
         if i64::from(c.replica_fetch_wait_max_ms) > c.replica_lag_time_max_ms {
@@ -452,6 +463,8 @@ const KNOWN: &[&str] = &[
     "replica.high.watermark.checkpoint.interval.ms",
     "num.replica.fetchers",
     "replica.socket.receive.buffer.bytes",
+    "producer.id.expiration.ms",
+    "producer.id.expiration.check.interval.ms",
 ];
 
 impl BrokerConfig {

@@ -27,6 +27,7 @@ pub mod handlers;
 pub mod isr;
 pub mod lifecycle;
 pub mod metadata_cache;
+pub mod producer_ids;
 pub mod replicas;
 pub mod runtime;
 

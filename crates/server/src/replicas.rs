@@ -375,8 +375,17 @@ impl ReplicaManager {
                         .lock()
                         .ok()
                         .and_then(|c| c.get(&(name.clone(), index)).copied());
-                    tracing::info!(topic = %name, partition = index, log_end_offset = log.log_end_offset(), high_watermark = ?hw, "opened partition replica");
-                    let replica = Partition::new(name.clone(), index, self.broker_id, log, hw);
+                    let log_end_offset = log.log_end_offset();
+                    let replica = match Partition::new(name.clone(), index, self.broker_id, log, hw)
+                    {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::error!(dir = %dir.display(), error = %e, "cannot load the partition's producer state; retrying with the next metadata update");
+                            self.retry_later(id);
+                            continue;
+                        }
+                    };
+                    tracing::info!(topic = %name, partition = index, log_end_offset, high_watermark = ?hw, producers = replica.producer_states().producers().count(), "opened partition replica");
                     let hosted = Arc::new(HostedPartition {
                         topic: name,
                         topic_id: id,
@@ -464,6 +473,19 @@ impl ReplicaManager {
                 Some((h, proposal))
             })
             .collect()
+    }
+
+    /// Forgets, in every hosted replica, the producers idle for `expiration_ms`.
+    pub fn remove_expired_producers(&self, expiration_ms: i64) {
+        let now = self.clock.now_ms();
+        for p in self.all() {
+            if let Ok(mut replica) = p.lock() {
+                let n = replica.remove_expired_producers(now, expiration_ms);
+                if n > 0 {
+                    tracing::info!(topic = %p.topic, partition = p.index, expired = n, "forgot idle producers (producer.id.expiration.ms)");
+                }
+            }
+        }
     }
 
     /// One retention (and compaction) pass over every log. Retention holds a log's lock while

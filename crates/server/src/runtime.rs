@@ -231,6 +231,28 @@ async fn run_broker(
             }
         });
     }
+    // Idle idempotent producers are forgotten (producer.id.expiration.ms).
+    {
+        let replicas = Arc::clone(&replicas);
+        let expiration = config.replication.producer_id_expiration_ms;
+        let every = Duration::from_millis(
+            config
+                .replication
+                .producer_id_expiration_check_interval_ms
+                .max(100),
+        );
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => replicas.remove_expired_producers(expiration),
+                    _ = crate::until_stopped(&mut stop) => return,
+                }
+            }
+        });
+    }
     // ISR shrinks: every half of replica.lag.time.max.ms, as Kafka checks.
     {
         let replicas = Arc::clone(&replicas);
@@ -303,6 +325,11 @@ async fn run_broker(
         cluster_id: cluster_id.clone(),
         images,
         replicas: Arc::clone(&replicas),
+        producer_ids: crate::producer_ids::ProducerIdManager::new(
+            config.node.node_id,
+            Arc::clone(&broker_epoch),
+            client.clone(),
+        ),
         broker_epoch,
         applied,
         controller: client,

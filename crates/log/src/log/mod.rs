@@ -145,6 +145,11 @@ impl Log {
         self.segments.iter().map(Segment::base_offset).collect()
     }
 
+    /// Base offset of the active (last) segment; it changes when the log rolls.
+    pub fn active_segment_base_offset(&self) -> i64 {
+        self.active().base_offset()
+    }
+
     /// The newest leader epoch seen in appended batches.
     pub fn latest_epoch(&self) -> Option<i32> {
         self.epochs.latest_epoch()
@@ -234,13 +239,13 @@ impl Log {
     /// at or after the log end offset and offsets must increase; gaps are allowed (the leader's
     /// log may be compacted).
     pub fn append_as_follower(&mut self, records: &[u8], now_ms: i64) -> Result<LogAppendInfo> {
-        self.append_validated_as_follower(ValidatedBatches::for_follower(records)?, now_ms)
+        self.append_validated_as_follower(&ValidatedBatches::for_follower(records)?, now_ms)
     }
 
     /// [`Log::append_as_follower`] of batches validated beforehand (outside the caller's lock).
     pub fn append_validated_as_follower(
         &mut self,
-        validated: ValidatedBatches<'_>,
+        validated: &ValidatedBatches<'_>,
         now_ms: i64,
     ) -> Result<LogAppendInfo> {
         let batches = &validated.batches;

@@ -8,6 +8,7 @@ mod groups;
 mod list_offsets;
 mod metadata;
 mod produce;
+mod producers;
 mod quorum;
 mod records;
 
@@ -38,6 +39,7 @@ pub struct Broker {
     pub(crate) controller: ControllerClient,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) groups: Arc<crate::groups::GroupCoordinator>,
+    pub(crate) producer_ids: crate::producer_ids::ProducerIdManager,
 }
 
 impl Broker {
@@ -195,6 +197,8 @@ impl RequestHandler for Broker {
             (ApiKey::ListGroups, VersionRange { min: 0, max: 5 }),
             (ApiKey::DescribeGroups, VersionRange { min: 0, max: 5 }),
             (ApiKey::DeleteGroups, VersionRange { min: 0, max: 2 }),
+            (ApiKey::InitProducerId, VersionRange { min: 0, max: 5 }),
+            (ApiKey::DescribeProducers, VersionRange { min: 0, max: 0 }),
         ]
     }
 
@@ -206,6 +210,7 @@ impl RequestHandler for Broker {
                 | RequestKind::ListOffsets(_)
                 | RequestKind::DeleteRecords(_)
                 | RequestKind::OffsetForLeaderEpoch(_)
+                | RequestKind::DescribeProducers(_)
         ) {
             self.await_applied().await;
         }
@@ -277,6 +282,12 @@ impl RequestHandler for Broker {
             RequestKind::DeleteGroups(r) => {
                 Some(ResponseKind::DeleteGroups(groups::delete_groups(self, r)))
             }
+            RequestKind::InitProducerId(r) => Some(ResponseKind::InitProducerId(
+                producers::init_producer_id(self, r).await,
+            )),
+            RequestKind::DescribeProducers(r) => Some(ResponseKind::DescribeProducers(
+                producers::describe_producers(self, r),
+            )),
             other => {
                 // The frontend only passes APIs listed in supported_apis.
                 tracing::error!(api = ?std::mem::discriminant(&other), "request for an API this broker does not serve");

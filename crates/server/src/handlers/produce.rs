@@ -1,6 +1,9 @@
 //! Produce: validate and append each partition's batch as leader; acks=0 gets no response,
 //! acks=1 an answer after the leader's append, acks=all one once the batch is committed (the
-//! high watermark passed it), with min.insync.replicas checked before the append.
+//! high watermark passed it), with min.insync.replicas checked before the append. An
+//! idempotent producer's batch is checked against the partition's producer state: a retry of
+//! a batch already in the log is answered with its original offsets (and, with acks=all, once
+//! they are committed), a gap with OUT_OF_ORDER_SEQUENCE_NUMBER.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -116,11 +119,11 @@ pub(super) async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRe
                 // Checked before leadership, as Kafka does.
                 let (h, records) =
                     single_batch(records).map_err(|m| fail(index, ErrorCode::InvalidRecord, m))?;
-                if h.producer_id >= 0 {
+                if h.is_transactional() {
                     return Err(fail(
                         index,
                         ErrorCode::InvalidRecord,
-                        "idempotent and transactional producers are not supported yet".into(),
+                        "transactional producers are not supported yet".into(),
                     ));
                 }
                 let hosted = broker

@@ -1,0 +1,721 @@
+//! Idempotent producer state of one partition (KIP-98): for every producer id, its epoch and
+//! the sequence and offset ranges of its last [`BATCHES_TO_RETAIN`] batches, so that a leader
+//! answers a retried batch with the offsets it was first given and refuses a gap in the
+//! sequence. Kafka's rules, as its `ProducerAppendInfo` applies them to a client's batch:
+//!
+//! - an epoch older than the producer's is INVALID_PRODUCER_EPOCH;
+//! - under a new epoch the first batch must have sequence 0 (unless the producer is unknown
+//!   here: its batches may have been deleted by retention, so any sequence starts it);
+//! - under the same epoch the batch must follow the last one (`last + 1`, wrapping after
+//!   `i32::MAX`), else OUT_OF_ORDER_SEQUENCE_NUMBER;
+//! - a batch whose epoch and sequence range equal one of the retained batches is a duplicate:
+//!   nothing is appended and the original offsets are answered.
+//!
+//! Batches that arrive by replication or are replayed from the log are not checked, only
+//! recorded. The state is written to `<offset>.snapshot` files in the log directory (at
+//! segment roll and at close); a replica rebuilds it from the latest snapshot at or below its
+//! log end plus the batch headers after it, and again after a truncation.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use odradek_log::{BatchHeader, LogReader};
+
+use crate::error::{ReplicationError, Result};
+
+/// Batches remembered per producer (Kafka: 5, the most a producer may have in flight with
+/// idempotence on).
+pub const BATCHES_TO_RETAIN: usize = 5;
+/// The epoch of a producer with no state (Kafka's `NO_PRODUCER_EPOCH`).
+pub const NO_PRODUCER_EPOCH: i16 = -1;
+
+const SNAPSHOT_SUFFIX: &str = ".snapshot";
+const SNAPSHOT_VERSION: i16 = 1;
+
+/// One appended batch of a producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMetadata {
+    /// Sequence of its first record.
+    pub first_sequence: i32,
+    /// Sequence of its last record.
+    pub last_sequence: i32,
+    /// Offset of its first record.
+    pub first_offset: i64,
+    /// Offset of its last record.
+    pub last_offset: i64,
+    /// Its max timestamp (the append time under LogAppendTime).
+    pub timestamp: i64,
+}
+
+/// What a partition knows of one producer id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerEntry {
+    /// The producer's epoch ([`NO_PRODUCER_EPOCH`] before its first batch).
+    pub epoch: i16,
+    /// Its last batches under `epoch`, oldest first.
+    batches: VecDeque<BatchMetadata>,
+    /// Max timestamp of its last batch or marker (expiry counts from it, as in Kafka).
+    pub last_timestamp: i64,
+    /// Epoch of the transaction coordinator that wrote its last marker (-1: none).
+    pub coordinator_epoch: i32,
+    /// First offset of its open transaction, if one is open.
+    pub current_txn_first_offset: Option<i64>,
+}
+
+impl ProducerEntry {
+    fn empty() -> Self {
+        Self {
+            epoch: NO_PRODUCER_EPOCH,
+            batches: VecDeque::new(),
+            last_timestamp: -1,
+            coordinator_epoch: -1,
+            current_txn_first_offset: None,
+        }
+    }
+
+    /// Sequence of the last record appended under the current epoch, -1 if none.
+    pub fn last_sequence(&self) -> i32 {
+        self.batches.back().map_or(-1, |b| b.last_sequence)
+    }
+
+    /// Offset of the last record appended under the current epoch, -1 if none.
+    pub fn last_offset(&self) -> i64 {
+        self.batches.back().map_or(-1, |b| b.last_offset)
+    }
+
+    /// The retained batches, oldest first.
+    pub fn batches(&self) -> impl Iterator<Item = &BatchMetadata> {
+        self.batches.iter()
+    }
+
+    fn find_duplicate(&self, epoch: i16, first: i32, last: i32) -> Option<BatchMetadata> {
+        if epoch != self.epoch {
+            return None;
+        }
+        self.batches
+            .iter()
+            .find(|b| b.first_sequence == first && b.last_sequence == last)
+            .copied()
+    }
+
+    fn add_batch(&mut self, epoch: i16, batch: BatchMetadata) {
+        if epoch != self.epoch {
+            self.batches.clear();
+            self.epoch = epoch;
+        }
+        self.batches.push_back(batch);
+        if self.batches.len() > BATCHES_TO_RETAIN {
+            self.batches.pop_front();
+        }
+        self.last_timestamp = batch.timestamp;
+    }
+
+    /// Records a data batch (checked or not) and the transaction it opens.
+    fn record_data(&mut self, h: &BatchHeader, batch: BatchMetadata) {
+        self.add_batch(h.producer_epoch, batch);
+        if h.is_transactional() && self.current_txn_first_offset.is_none() {
+            self.current_txn_first_offset = Some(batch.first_offset);
+        }
+    }
+
+    /// Records a transaction marker: the transaction ends under the marker's epoch.
+    fn record_marker(&mut self, h: &BatchHeader) {
+        if h.producer_epoch != self.epoch {
+            self.batches.clear();
+            self.epoch = h.producer_epoch;
+        }
+        self.current_txn_first_offset = None;
+        self.last_timestamp = h.max_timestamp;
+    }
+}
+
+/// The sequence after `sequence` moved by `increment`, wrapping after `i32::MAX` as Kafka does.
+fn increment_sequence(sequence: i32, increment: i32) -> i32 {
+    if sequence > i32::MAX - increment {
+        increment - (i32::MAX - sequence) - 1
+    } else {
+        sequence + increment
+    }
+}
+
+fn in_sequence(last: i32, next: i32) -> bool {
+    i64::from(next) == i64::from(last) + 1 || (next == 0 && last == i32::MAX)
+}
+
+/// What a leader does with a client's batches after [`ProducerStates::prepare`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prepared {
+    /// Append them, then [`ProducerStates::commit`] these entries.
+    Append(Vec<(i64, ProducerEntry)>),
+    /// A retry of a batch already in the log: append nothing, answer its offsets.
+    Duplicate(BatchMetadata),
+}
+
+/// The producer state of one partition replica.
+#[derive(Debug)]
+pub struct ProducerStates {
+    dir: PathBuf,
+    producers: HashMap<i64, ProducerEntry>,
+    /// Every batch below this offset is reflected.
+    end_offset: i64,
+}
+
+impl ProducerStates {
+    /// Loads the state of the log in `dir`: the latest readable snapshot at or below the log
+    /// end (later ones are deleted: the log was truncated below them), then the batch headers
+    /// from there to the log end.
+    pub fn load(dir: &Path, reader: &LogReader) -> Result<Self> {
+        let mut states = Self {
+            dir: dir.to_path_buf(),
+            producers: HashMap::new(),
+            end_offset: reader.log_start_offset(),
+        };
+        states.reload(reader)?;
+        Ok(states)
+    }
+
+    /// Rebuilds the state from the snapshots and the log after the log was truncated (or at
+    /// load): what the log no longer holds is forgotten.
+    pub fn reload(&mut self, reader: &LogReader) -> Result<()> {
+        let log_end = reader.log_end_offset();
+        self.producers.clear();
+        self.end_offset = reader.log_start_offset();
+        for offset in self.snapshot_offsets()?.into_iter().rev() {
+            let path = self.snapshot_path(offset);
+            if offset > log_end {
+                remove(&path)?;
+                continue;
+            }
+            match read_snapshot(&path) {
+                Ok(producers) => {
+                    self.producers = producers;
+                    self.end_offset = offset.max(reader.log_start_offset());
+                    break;
+                }
+                Err(reason) => {
+                    tracing::warn!(path = %path.display(), %reason, "ignoring an unreadable producer state snapshot");
+                    remove(&path)?;
+                }
+            }
+        }
+        let from = self.end_offset;
+        let mut replayed = Vec::new();
+        reader.for_each_batch_header(from, |h| {
+            if h.base_offset >= from {
+                replayed.push(*h);
+            }
+        })?;
+        for h in &replayed {
+            self.record(h, None);
+        }
+        self.end_offset = log_end;
+        Ok(())
+    }
+
+    /// Forgets everything (the log restarted empty at `offset`).
+    pub fn clear(&mut self, offset: i64) -> Result<()> {
+        self.producers.clear();
+        self.end_offset = offset;
+        for o in self.snapshot_offsets()? {
+            remove(&self.snapshot_path(o))?;
+        }
+        Ok(())
+    }
+
+    /// The producer ids known here and their state.
+    pub fn producers(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
+        self.producers.iter().map(|(id, e)| (*id, e))
+    }
+
+    /// The state of `producer_id`.
+    pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
+        self.producers.get(&producer_id)
+    }
+
+    /// Checks a client's batches, to be appended from `first_offset` (a leader's offsets are
+    /// dense), under Kafka's rules (see the module docs). `append_time` is the broker's
+    /// timestamp under LogAppendTime. Nothing changes until [`ProducerStates::commit`].
+    pub fn prepare<'h>(
+        &self,
+        headers: impl IntoIterator<Item = &'h BatchHeader>,
+        first_offset: i64,
+        append_time: Option<i64>,
+    ) -> Result<Prepared> {
+        let mut updated: Vec<(i64, ProducerEntry)> = Vec::new();
+        let mut offset = first_offset;
+        for h in headers {
+            let first = offset;
+            let last = offset + i64::from(h.last_offset_delta);
+            offset = last + 1;
+            if h.producer_id < 0 {
+                continue;
+            }
+            let pid = h.producer_id;
+            if h.base_sequence < 0 {
+                return Err(ReplicationError::InvalidProducerBatch {
+                    message: format!(
+                        "invalid sequence number {} in a record batch of producer {pid}",
+                        h.base_sequence
+                    ),
+                });
+            }
+            let last_sequence = increment_sequence(h.base_sequence, h.last_offset_delta);
+            let slot = match updated.iter().position(|(id, _)| *id == pid) {
+                Some(i) => i,
+                None => {
+                    let current = self
+                        .producers
+                        .get(&pid)
+                        .cloned()
+                        .unwrap_or_else(ProducerEntry::empty);
+                    updated.push((pid, current));
+                    updated.len() - 1
+                }
+            };
+            let entry = &mut updated[slot].1;
+            if let Some(d) = entry.find_duplicate(h.producer_epoch, h.base_sequence, last_sequence)
+            {
+                return Ok(Prepared::Duplicate(d));
+            }
+            check(pid, entry, h.producer_epoch, h.base_sequence, first)?;
+            entry.record_data(
+                h,
+                BatchMetadata {
+                    first_sequence: h.base_sequence,
+                    last_sequence,
+                    first_offset: first,
+                    last_offset: last,
+                    timestamp: append_time.unwrap_or(h.max_timestamp),
+                },
+            );
+        }
+        Ok(Prepared::Append(updated))
+    }
+
+    /// Takes the entries [`ProducerStates::prepare`] returned, once their batches are in the
+    /// log, which now ends at `log_end`.
+    pub fn commit(&mut self, updated: Vec<(i64, ProducerEntry)>, log_end: i64) {
+        for (pid, entry) in updated {
+            self.producers.insert(pid, entry);
+        }
+        self.end_offset = log_end;
+    }
+
+    /// Records batches appended without checks (replicated from the leader, or replayed from
+    /// the log), as their headers give them; the log now ends at `log_end`.
+    pub fn record_appended<'h>(
+        &mut self,
+        headers: impl IntoIterator<Item = &'h BatchHeader>,
+        log_end: i64,
+    ) {
+        for h in headers {
+            self.record(h, None);
+        }
+        self.end_offset = log_end;
+    }
+
+    fn record(&mut self, h: &BatchHeader, append_time: Option<i64>) {
+        if h.producer_id < 0 {
+            return;
+        }
+        let entry = self
+            .producers
+            .entry(h.producer_id)
+            .or_insert_with(ProducerEntry::empty);
+        if h.is_control() {
+            entry.record_marker(h);
+        } else {
+            entry.record_data(
+                h,
+                BatchMetadata {
+                    first_sequence: h.base_sequence,
+                    last_sequence: increment_sequence(h.base_sequence, h.last_offset_delta),
+                    first_offset: h.base_offset,
+                    last_offset: h.last_offset(),
+                    timestamp: append_time.unwrap_or(h.max_timestamp),
+                },
+            );
+        }
+    }
+
+    /// Forgets producers whose last batch is older than `expiration_ms` (Kafka's
+    /// `producer.id.expiration.ms`, counted from the batch's timestamp) and that have no open
+    /// transaction. Returns how many went.
+    pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, e| {
+            e.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
+        });
+        before - self.producers.len()
+    }
+
+    /// Writes the state as `<log end>.snapshot` (through a temporary file, fsynced), and
+    /// deletes snapshots below `log_start` but the newest one.
+    pub fn write_snapshot(&self, log_start: i64) -> Result<()> {
+        let path = self.snapshot_path(self.end_offset);
+        let tmp = path.with_extension("snapshot.tmp");
+        let io = |e| ReplicationError::ProducerSnapshot {
+            path: path.clone(),
+            source: e,
+        };
+        let mut file = fs::File::create(&tmp).map_err(io)?;
+        file.write_all(&encode_snapshot(&self.producers))
+            .map_err(io)?;
+        file.sync_all().map_err(io)?;
+        fs::rename(&tmp, &path).map_err(io)?;
+        if let Ok(d) = fs::File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        let offsets = self.snapshot_offsets()?;
+        for o in offsets
+            .iter()
+            .filter(|o| **o < log_start && **o != self.end_offset)
+        {
+            remove(&self.snapshot_path(*o))?;
+        }
+        Ok(())
+    }
+
+    /// The offsets of the snapshot files present, ascending.
+    pub fn snapshot_offsets(&self) -> Result<Vec<i64>> {
+        let entries = fs::read_dir(&self.dir).map_err(|e| ReplicationError::ProducerSnapshot {
+            path: self.dir.clone(),
+            source: e,
+        })?;
+        let mut offsets: Vec<i64> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(SNAPSHOT_SUFFIX)?.parse().ok()
+            })
+            .collect();
+        offsets.sort_unstable();
+        Ok(offsets)
+    }
+
+    fn snapshot_path(&self, offset: i64) -> PathBuf {
+        self.dir.join(format!("{offset:020}{SNAPSHOT_SUFFIX}"))
+    }
+}
+
+/// Checks one client batch against the producer's entry (Kafka's epoch and sequence rules).
+fn check(pid: i64, entry: &ProducerEntry, epoch: i16, first_seq: i32, offset: i64) -> Result<()> {
+    if epoch < entry.epoch {
+        return Err(ReplicationError::InvalidProducerEpoch {
+            message: format!(
+                "epoch {epoch} of producer {pid} at offset {offset} is older than its epoch {}",
+                entry.epoch
+            ),
+        });
+    }
+    if epoch != entry.epoch {
+        if first_seq != 0 && entry.epoch != NO_PRODUCER_EPOCH {
+            return Err(ReplicationError::OutOfOrderSequence {
+                message: format!(
+                    "producer {pid} starts epoch {epoch} at sequence {first_seq}, not 0 (its previous epoch is {})",
+                    entry.epoch
+                ),
+            });
+        }
+    } else if !in_sequence(entry.last_sequence(), first_seq) {
+        return Err(ReplicationError::OutOfOrderSequence {
+            message: format!(
+                "out of order sequence number for producer {pid} at offset {offset}: {first_seq} (incoming), {} (last appended)",
+                entry.last_sequence()
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn remove(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ReplicationError::ProducerSnapshot {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+// Snapshot layout, big-endian: version i16, CRC-32C u32 of everything after it, producer count
+// i32, then per producer: id i64, epoch i16, coordinator epoch i32, open transaction's first
+// offset i64 (-1: none), last timestamp i64, batch count u8, and per batch first sequence i32,
+// last sequence i32, first offset i64, last offset i64, timestamp i64.
+
+fn encode_snapshot(producers: &HashMap<i64, ProducerEntry>) -> Vec<u8> {
+    let mut body = Vec::with_capacity(4 + producers.len() * 64);
+    body.extend_from_slice(&(producers.len() as i32).to_be_bytes());
+    let mut ids: Vec<&i64> = producers.keys().collect();
+    ids.sort_unstable();
+    for id in ids {
+        let e = &producers[id];
+        body.extend_from_slice(&id.to_be_bytes());
+        body.extend_from_slice(&e.epoch.to_be_bytes());
+        body.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
+        body.extend_from_slice(&e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
+        body.extend_from_slice(&e.last_timestamp.to_be_bytes());
+        body.push(e.batches.len() as u8);
+        for b in &e.batches {
+            body.extend_from_slice(&b.first_sequence.to_be_bytes());
+            body.extend_from_slice(&b.last_sequence.to_be_bytes());
+            body.extend_from_slice(&b.first_offset.to_be_bytes());
+            body.extend_from_slice(&b.last_offset.to_be_bytes());
+            body.extend_from_slice(&b.timestamp.to_be_bytes());
+        }
+    }
+    let mut out = Vec::with_capacity(body.len() + 6);
+    out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
+    out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// A cursor over a snapshot's bytes; every read fails cleanly at the end.
+struct Cursor<'a>(&'a [u8]);
+
+impl Cursor<'_> {
+    fn take<const N: usize>(&mut self) -> std::result::Result<[u8; N], String> {
+        if self.0.len() < N {
+            return Err("truncated".into());
+        }
+        let (head, rest) = self.0.split_at(N);
+        self.0 = rest;
+        Ok(head.try_into().expect("split at N"))
+    }
+    fn i16(&mut self) -> std::result::Result<i16, String> {
+        self.take::<2>().map(i16::from_be_bytes)
+    }
+    fn i32(&mut self) -> std::result::Result<i32, String> {
+        self.take::<4>().map(i32::from_be_bytes)
+    }
+    fn i64(&mut self) -> std::result::Result<i64, String> {
+        self.take::<8>().map(i64::from_be_bytes)
+    }
+}
+
+fn read_snapshot(path: &Path) -> std::result::Result<HashMap<i64, ProducerEntry>, String> {
+    let bytes = fs::read(path).map_err(|e| e.to_string())?;
+    decode_snapshot(&bytes)
+}
+
+fn decode_snapshot(bytes: &[u8]) -> std::result::Result<HashMap<i64, ProducerEntry>, String> {
+    let mut c = Cursor(bytes);
+    let version = c.i16()?;
+    if version != SNAPSHOT_VERSION {
+        return Err(format!("unknown snapshot version {version}"));
+    }
+    let crc = u32::from_be_bytes(c.take::<4>()?);
+    if crc32c::crc32c(c.0) != crc {
+        return Err("CRC-32C mismatch".into());
+    }
+    let count = c.i32()?;
+    let mut producers = HashMap::new();
+    for _ in 0..count.max(0) {
+        let id = c.i64()?;
+        let epoch = c.i16()?;
+        let coordinator_epoch = c.i32()?;
+        let txn = c.i64()?;
+        let last_timestamp = c.i64()?;
+        let n = c.take::<1>()?[0] as usize;
+        let mut batches = VecDeque::with_capacity(n);
+        for _ in 0..n {
+            batches.push_back(BatchMetadata {
+                first_sequence: c.i32()?,
+                last_sequence: c.i32()?,
+                first_offset: c.i64()?,
+                last_offset: c.i64()?,
+                timestamp: c.i64()?,
+            });
+        }
+        producers.insert(
+            id,
+            ProducerEntry {
+                epoch,
+                batches,
+                last_timestamp,
+                coordinator_epoch,
+                current_txn_first_offset: (txn >= 0).then_some(txn),
+            },
+        );
+    }
+    if !c.0.is_empty() {
+        return Err("trailing bytes".into());
+    }
+    Ok(producers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(pid: i64, epoch: i16, seq: i32, records: i32) -> BatchHeader {
+        BatchHeader {
+            base_offset: 0,
+            batch_length: 100,
+            partition_leader_epoch: 0,
+            magic: 2,
+            crc: 0,
+            attributes: 0,
+            last_offset_delta: records - 1,
+            base_timestamp: 1,
+            max_timestamp: 1,
+            producer_id: pid,
+            producer_epoch: epoch,
+            base_sequence: seq,
+            record_count: records,
+        }
+    }
+
+    fn states() -> (tempfile::TempDir, ProducerStates) {
+        let dir = tempfile::tempdir().expect("ok");
+        let s = ProducerStates {
+            dir: dir.path().to_path_buf(),
+            producers: HashMap::new(),
+            end_offset: 0,
+        };
+        (dir, s)
+    }
+
+    /// Prepares and commits one batch at `offset`, as a leader would.
+    fn append(s: &mut ProducerStates, h: BatchHeader, offset: i64) -> Result<Prepared> {
+        let p = s.prepare([&h], offset, None)?;
+        if let Prepared::Append(u) = &p {
+            s.commit(u.clone(), offset + i64::from(h.record_count));
+        }
+        Ok(p)
+    }
+
+    fn code(r: Result<Prepared>) -> odradek_common::ErrorCode {
+        use odradek_common::ToErrorCode;
+        r.expect_err("refused").error_code()
+    }
+
+    #[test]
+    fn sequences_must_follow_and_retries_get_their_original_offsets() {
+        let (_d, mut s) = states();
+        assert!(matches!(
+            append(&mut s, header(7, 0, 0, 3), 0),
+            Ok(Prepared::Append(_))
+        ));
+        assert!(matches!(
+            append(&mut s, header(7, 0, 3, 2), 3),
+            Ok(Prepared::Append(_))
+        ));
+        // A retry of the first batch: its offsets, nothing appended.
+        let dup = append(&mut s, header(7, 0, 0, 3), 5).expect("ok");
+        assert_eq!(
+            dup,
+            Prepared::Duplicate(BatchMetadata {
+                first_sequence: 0,
+                last_sequence: 2,
+                first_offset: 0,
+                last_offset: 2,
+                timestamp: 1
+            })
+        );
+        // A gap, and a batch that overlaps without matching a retained one.
+        use odradek_common::ErrorCode::*;
+        assert_eq!(
+            code(append(&mut s, header(7, 0, 6, 1), 5)),
+            OutOfOrderSequenceNumber
+        );
+        assert_eq!(
+            code(append(&mut s, header(7, 0, 1, 1), 5)),
+            OutOfOrderSequenceNumber
+        );
+        assert_eq!(s.get(7).expect("ok").last_sequence(), 4);
+    }
+
+    #[test]
+    fn epochs_fence_and_restart_sequences() {
+        use odradek_common::ErrorCode::*;
+        let (_d, mut s) = states();
+        append(&mut s, header(7, 3, 0, 1), 0).expect("ok");
+        assert_eq!(
+            code(append(&mut s, header(7, 2, 1, 1), 1)),
+            InvalidProducerEpoch
+        );
+        // A new epoch starts at 0 ...
+        assert_eq!(
+            code(append(&mut s, header(7, 4, 5, 1), 1)),
+            OutOfOrderSequenceNumber
+        );
+        append(&mut s, header(7, 4, 0, 1), 1).expect("ok");
+        assert_eq!(s.get(7).expect("ok").epoch, 4);
+        // ... but a producer unknown here (its batches deleted) may start anywhere.
+        append(&mut s, header(8, 0, 42, 1), 2).expect("ok");
+        assert_eq!(
+            code(append(&mut s, header(7, 4, 0, 2), 3)),
+            OutOfOrderSequenceNumber
+        );
+        // A negative sequence with a producer id is not a valid batch.
+        assert_eq!(code(append(&mut s, header(9, 0, -1, 1), 3)), InvalidRecord);
+    }
+
+    #[test]
+    fn only_the_last_five_batches_are_remembered_and_sequences_wrap() {
+        let (_d, mut s) = states();
+        for i in 0..7 {
+            append(&mut s, header(1, 0, i, 1), i64::from(i)).expect("ok");
+        }
+        assert_eq!(s.get(1).expect("ok").batches().count(), BATCHES_TO_RETAIN);
+        assert!(matches!(
+            append(&mut s, header(1, 0, 3, 1), 7),
+            Ok(Prepared::Duplicate(_))
+        ));
+        // Too old to recognise: out of order, not silently appended twice.
+        assert!(append(&mut s, header(1, 0, 1, 1), 7).is_err());
+        assert_eq!(increment_sequence(i32::MAX - 1, 3), 1);
+        let (_d, mut s) = states();
+        append(&mut s, header(2, 0, i32::MAX - 1, 2), 0).expect("ok");
+        assert!(matches!(
+            append(&mut s, header(2, 0, 0, 1), 2),
+            Ok(Prepared::Append(_))
+        ));
+    }
+
+    #[test]
+    fn several_batches_of_one_producer_in_one_append_are_checked_in_order() {
+        let (_d, s) = states();
+        let a = header(1, 0, 0, 2);
+        let b = header(1, 0, 2, 2);
+        let Prepared::Append(u) = s.prepare([&a, &b], 10, None).expect("ok") else {
+            panic!("append");
+        };
+        assert_eq!(u[0].1.last_sequence(), 3);
+        assert_eq!(u[0].1.last_offset(), 13);
+        let gap = header(1, 0, 5, 1);
+        assert!(s.prepare([&a, &gap], 10, None).is_err());
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_corruption_is_detected() {
+        let (_d, mut s) = states();
+        append(&mut s, header(1, 0, 0, 2), 0).expect("ok");
+        append(&mut s, header(2, 5, 0, 1), 2).expect("ok");
+        let bytes = encode_snapshot(&s.producers);
+        assert_eq!(decode_snapshot(&bytes).expect("ok"), s.producers);
+        for cut in [0, 5, bytes.len() - 1] {
+            assert!(decode_snapshot(&bytes[..cut]).is_err());
+        }
+        let mut flipped = bytes.clone();
+        flipped[10] ^= 1;
+        assert!(decode_snapshot(&flipped).is_err());
+        s.write_snapshot(0).expect("ok");
+        assert_eq!(s.snapshot_offsets().expect("ok"), vec![3]);
+    }
+
+    #[test]
+    fn expiry_counts_from_the_last_batch_timestamp() {
+        let (_d, mut s) = states();
+        append(&mut s, header(1, 0, 0, 1), 0).expect("ok");
+        assert_eq!(s.remove_expired(1 + 999, 1000), 0);
+        assert_eq!(s.remove_expired(1 + 1000, 1000), 1);
+        assert!(s.get(1).is_none());
+    }
+}
