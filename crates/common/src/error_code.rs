@@ -43,6 +43,18 @@ pub enum ErrorCode {
     OutOfOrderSequenceNumber = 45,
     /// INVALID_PRODUCER_EPOCH
     InvalidProducerEpoch = 47,
+    /// INVALID_TXN_STATE
+    InvalidTxnState = 48,
+    /// INVALID_PRODUCER_ID_MAPPING
+    InvalidProducerIdMapping = 49,
+    /// INVALID_TRANSACTION_TIMEOUT
+    InvalidTransactionTimeout = 50,
+    /// CONCURRENT_TRANSACTIONS
+    ConcurrentTransactions = 51,
+    /// TRANSACTION_COORDINATOR_FENCED
+    TransactionCoordinatorFenced = 52,
+    /// PRODUCER_FENCED
+    ProducerFenced = 90,
     /// KAFKA_STORAGE_ERROR
     KafkaStorageError = 56,
     /// UNKNOWN_PRODUCER_ID
@@ -167,6 +179,12 @@ impl ErrorCode {
             ErrorCode::CoordinatorNotAvailable => "COORDINATOR_NOT_AVAILABLE",
             ErrorCode::OutOfOrderSequenceNumber => "OUT_OF_ORDER_SEQUENCE_NUMBER",
             ErrorCode::InvalidProducerEpoch => "INVALID_PRODUCER_EPOCH",
+            ErrorCode::InvalidTxnState => "INVALID_TXN_STATE",
+            ErrorCode::InvalidProducerIdMapping => "INVALID_PRODUCER_ID_MAPPING",
+            ErrorCode::InvalidTransactionTimeout => "INVALID_TRANSACTION_TIMEOUT",
+            ErrorCode::ConcurrentTransactions => "CONCURRENT_TRANSACTIONS",
+            ErrorCode::TransactionCoordinatorFenced => "TRANSACTION_COORDINATOR_FENCED",
+            ErrorCode::ProducerFenced => "PRODUCER_FENCED",
             ErrorCode::UnknownProducerId => "UNKNOWN_PRODUCER_ID",
             ErrorCode::NotCoordinator => "NOT_COORDINATOR",
             ErrorCode::IllegalGeneration => "ILLEGAL_GENERATION",
@@ -218,6 +236,12 @@ const ALL: &[ErrorCode] = &[
     ErrorCode::KafkaStorageError,
     ErrorCode::OutOfOrderSequenceNumber,
     ErrorCode::InvalidProducerEpoch,
+    ErrorCode::InvalidTxnState,
+    ErrorCode::InvalidProducerIdMapping,
+    ErrorCode::InvalidTransactionTimeout,
+    ErrorCode::ConcurrentTransactions,
+    ErrorCode::TransactionCoordinatorFenced,
+    ErrorCode::ProducerFenced,
     ErrorCode::UnknownProducerId,
     ErrorCode::FencedLeaderEpoch,
     ErrorCode::UnknownLeaderEpoch,

@@ -65,6 +65,7 @@ mod batch;
 mod checkpoint;
 mod cleaner;
 mod config;
+pub mod control;
 mod epoch;
 mod error;
 mod index;
@@ -76,6 +77,7 @@ mod validated;
 
 pub use batch::{BatchHeader, BATCH_HEADER_SIZE, LOG_OVERHEAD, MAGIC_V2};
 pub use config::{CleanupPolicy, LogConfig, TimestampType, LOG_CONFIG_KEYS};
+pub use control::ControlRecord;
 pub use epoch::EpochEntry;
 pub use error::{LogError, Result};
 pub use log::{CleanResult, CompactedSegments, CompactionJob, Log, LogAppendInfo, RetentionResult};

@@ -16,6 +16,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 use parking_lot::RwLock;
 
 use crate::batch::BatchHeader;
+use crate::control::ControlRecord;
 use crate::error::{LogError, Result};
 use crate::segment::SegmentData;
 
@@ -242,12 +243,13 @@ impl LogReader {
     }
 
     /// Calls `f` with the header of every batch from the one holding `from_offset` (or the log
-    /// start, if later) to the log end, in offset order. Only the 61-byte headers are read,
-    /// so a replay of producer state over a long log costs one small read per batch.
-    pub fn for_each_batch_header(
+    /// start, if later) to the log end, in offset order, and for a control batch its marker.
+    /// Only the 61-byte headers are read (and a control batch's few bytes), so a replay of
+    /// producer state over a long log costs one small read per batch.
+    pub fn for_each_batch(
         &self,
         from_offset: i64,
-        mut f: impl FnMut(&BatchHeader),
+        mut f: impl FnMut(&BatchHeader, Option<ControlRecord>),
     ) -> Result<()> {
         let view = self.snapshot();
         let from = from_offset.max(view.log_start_offset);
@@ -264,7 +266,17 @@ impl LogReader {
                 if header.batch_length < 0 || position + header.size() > seg.size {
                     break;
                 }
-                f(&header);
+                let marker = if header.is_control() {
+                    let mut buf = vec![0u8; header.size().min(1024) as usize];
+                    seg.data
+                        .file
+                        .read_exact_at(&mut buf, position)
+                        .map_err(|e| LogError::io(&seg.data.log_path, e))?;
+                    crate::control::parse_control_batch(&buf)
+                } else {
+                    None
+                };
+                f(&header, marker);
                 position += header.size();
                 next = seg.data.read_header(position, seg.size)?;
             }

@@ -72,6 +72,17 @@ impl<'a> ValidatedBatches<'a> {
         self.batches.iter().map(|b| &b.header)
     }
 
+    /// Each batch's header with its bytes (header included), in order.
+    pub fn batches(&self) -> impl Iterator<Item = (&batch::BatchHeader, &'a [u8])> + '_ {
+        let records = self.records;
+        self.batches.iter().map(move |b| {
+            (
+                &b.header,
+                &records[b.position..b.position + b.header.size() as usize],
+            )
+        })
+    }
+
     /// The header of the first batch.
     pub fn first(&self) -> &batch::BatchHeader {
         &self.batches[0].header

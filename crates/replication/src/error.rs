@@ -99,6 +99,18 @@ pub enum ReplicationError {
         /// The epochs.
         message: String,
     },
+    /// A non-transactional batch from a producer with an open transaction.
+    #[error("{message}")]
+    InvalidTxnState {
+        /// What is wrong.
+        message: String,
+    },
+    /// A transaction marker from a coordinator older than the last one seen.
+    #[error("{message}")]
+    CoordinatorFenced {
+        /// The epochs.
+        message: String,
+    },
     /// A batch with a producer id but no valid sequence.
     #[error("{message}")]
     InvalidProducerBatch {
@@ -133,6 +145,8 @@ impl ToErrorCode for ReplicationError {
             ReplicationError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
             ReplicationError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
             ReplicationError::InvalidProducerBatch { .. } => ErrorCode::InvalidRecord,
+            ReplicationError::InvalidTxnState { .. } => ErrorCode::InvalidTxnState,
+            ReplicationError::CoordinatorFenced { .. } => ErrorCode::TransactionCoordinatorFenced,
             ReplicationError::ProducerSnapshot { .. } => ErrorCode::KafkaStorageError,
             ReplicationError::Log(e) => e.error_code(),
         }

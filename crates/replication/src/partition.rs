@@ -5,10 +5,13 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use odradek_log::{Log, LogAppendInfo, LogReader, TimestampType, ValidatedBatches};
+use odradek_log::control::{encode_control_batch, parse_control_batch};
+use odradek_log::{
+    AppendRules, ControlRecord, Log, LogAppendInfo, LogReader, TimestampType, ValidatedBatches,
+};
 
 use crate::error::{ReplicationError, Result};
-use crate::producer::{Prepared, ProducerStates};
+use crate::producer::{AbortedTxn, Prepared, ProducerStates};
 
 /// No leader (Kafka's -1).
 pub const NO_LEADER: i32 = -1;
@@ -151,6 +154,8 @@ pub struct Partition {
     high_watermark: i64,
     /// The high watermark for readers that do not hold the partition (consumer fetches).
     published_high_watermark: Arc<AtomicI64>,
+    /// The last stable offset (read_committed fetches), likewise.
+    published_last_stable_offset: Arc<AtomicI64>,
     /// Followers' progress (leader only).
     followers: BTreeMap<i32, Progress>,
     /// An ISR change sent to the controller and not yet seen committed.
@@ -197,6 +202,7 @@ impl Partition {
             role: Role::Leaderless,
             high_watermark,
             published_high_watermark: Arc::new(AtomicI64::new(high_watermark)),
+            published_last_stable_offset: Arc::new(AtomicI64::new(high_watermark)),
             followers: BTreeMap::new(),
             pending_isr: None,
             leader_epoch_start_offset: 0,
@@ -240,6 +246,32 @@ impl Partition {
         Arc::clone(&self.published_high_watermark)
     }
 
+    /// The last stable offset: the high watermark, or the first offset of the earliest
+    /// transaction that is open (or whose marker is not yet committed) if that is lower.
+    /// read_committed consumers read below it.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.producers
+            .first_unstable_offset()
+            .map_or(self.high_watermark, |f| f.min(self.high_watermark))
+    }
+
+    /// A lock-free view of the last stable offset.
+    pub fn last_stable_offset_handle(&self) -> Arc<AtomicI64> {
+        Arc::clone(&self.published_last_stable_offset)
+    }
+
+    /// The aborted transactions a read_committed fetch of `[from, upper)` reports.
+    pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
+        self.producers.aborted_transactions(from, upper)
+    }
+
+    fn publish_last_stable_offset(&mut self) {
+        self.producers.on_high_watermark(self.high_watermark);
+        let lso = self.last_stable_offset();
+        self.published_last_stable_offset
+            .store(lso, Ordering::Release);
+    }
+
     /// The ISR the leader counts for the high watermark: the committed ISR plus members of a
     /// pending expansion (Kafka's "maximal ISR"; a pending shrink still counts the members it
     /// would remove).
@@ -273,7 +305,7 @@ impl Partition {
 
     /// Consumes the replica, returning its log (to close it), after a snapshot of the producer
     /// state at the log end (a failure to write it is logged: the next start replays more).
-    pub fn into_log(self) -> Log {
+    pub fn into_log(mut self) -> Log {
         if let Err(e) = self.producers.write_snapshot(self.log.log_start_offset()) {
             tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "cannot snapshot the producer state");
         }
@@ -305,7 +337,9 @@ impl Partition {
     /// The log was truncated: the producer state is rebuilt for what remains.
     fn reload_producers(&mut self) -> Result<()> {
         self.active_segment_base = self.log.active_segment_base_offset();
-        self.producers.reload(&self.log.reader())
+        self.producers.reload(&self.log.reader())?;
+        self.publish_last_stable_offset();
+        Ok(())
     }
 
     fn not(&self, role: &'static str) -> ReplicationError {
@@ -355,6 +389,7 @@ impl Partition {
         self.high_watermark = hw;
         self.log.update_high_watermark(hw);
         self.published_high_watermark.store(hw, Ordering::Release);
+        self.publish_last_stable_offset();
     }
 
     /// Applies the partition's registration from a metadata delta. Returns the transition and
@@ -504,6 +539,49 @@ impl Partition {
         self.producers.commit(updated, self.log.log_end_offset());
         self.after_append();
         let high_watermark_advanced = self.maybe_advance_high_watermark();
+        self.publish_last_stable_offset();
+        Ok(LeaderAppend {
+            info,
+            leader_epoch: self.state.leader_epoch,
+            high_watermark_advanced,
+            duplicate: false,
+        })
+    }
+
+    /// Writes a transaction marker for `producer_id` as leader (WriteTxnMarkers from the
+    /// transaction coordinator), after Kafka's epoch and coordinator epoch checks; with acks=all
+    /// semantics the caller waits for the high watermark to pass it.
+    pub fn append_marker_as_leader(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: ControlRecord,
+        min_insync_replicas: usize,
+        now_ms: i64,
+    ) -> Result<LeaderAppend> {
+        self.check_leader(-1)?;
+        if self.state.isr.len() < min_insync_replicas {
+            return Err(ReplicationError::NotEnoughReplicas {
+                topic: self.topic.clone(),
+                partition: self.index,
+                isr: self.state.isr.len(),
+                min: min_insync_replicas,
+            });
+        }
+        self.producers
+            .check_marker(producer_id, producer_epoch, marker.coordinator_epoch)?;
+        let bytes = encode_control_batch(producer_id, producer_epoch, marker, now_ms);
+        let batches = ValidatedBatches::for_leader(&bytes, AppendRules::of(self.log.config()))?;
+        let mut header = *batches.first();
+        let info = self
+            .log
+            .append_validated_as_leader(batches, self.state.leader_epoch, now_ms)?;
+        header.base_offset = info.first_offset;
+        self.producers
+            .record_appended([(&header, Some(marker))], self.log.log_end_offset());
+        self.after_append();
+        let high_watermark_advanced = self.maybe_advance_high_watermark();
+        self.publish_last_stable_offset();
         Ok(LeaderAppend {
             info,
             leader_epoch: self.state.leader_epoch,
@@ -771,9 +849,16 @@ impl Partition {
                 self.producers.clear(base)?;
             }
             self.log.append_validated_as_follower(&batches, now_ms)?;
+            let markers = batches.batches().map(|(h, bytes)| {
+                (
+                    h,
+                    h.is_control().then(|| parse_control_batch(bytes)).flatten(),
+                )
+            });
             self.producers
-                .record_appended(batches.headers(), self.log.log_end_offset());
+                .record_appended(markers, self.log.log_end_offset());
             self.after_append();
+            self.publish_last_stable_offset();
         }
         Ok(self.follow_high_watermark(leader_high_watermark))
     }

@@ -16,12 +16,12 @@
 //! segment roll and at close); a replica rebuilds it from the latest snapshot at or below its
 //! log end plus the batch headers after it, and again after a truncation.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use odradek_log::{BatchHeader, LogReader};
+use odradek_log::{BatchHeader, ControlRecord, LogReader};
 
 use crate::error::{ReplicationError, Result};
 
@@ -120,14 +120,16 @@ impl ProducerEntry {
         }
     }
 
-    /// Records a transaction marker: the transaction ends under the marker's epoch.
-    fn record_marker(&mut self, h: &BatchHeader) {
-        if h.producer_epoch != self.epoch {
+    /// Records a transaction marker: the transaction ends under the marker's epoch. Returns
+    /// the first offset of the transaction it ended, if one was open.
+    fn record_marker(&mut self, epoch: i16, coordinator_epoch: i32, timestamp: i64) -> Option<i64> {
+        if epoch != self.epoch {
             self.batches.clear();
-            self.epoch = h.producer_epoch;
+            self.epoch = epoch;
         }
-        self.current_txn_first_offset = None;
-        self.last_timestamp = h.max_timestamp;
+        self.coordinator_epoch = coordinator_epoch;
+        self.last_timestamp = timestamp;
+        self.current_txn_first_offset.take()
     }
 }
 
@@ -153,6 +155,18 @@ pub enum Prepared {
     Duplicate(BatchMetadata),
 }
 
+/// An aborted transaction, as read_committed fetches report it (Kafka's aborted transaction
+/// index entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    /// The producer.
+    pub producer_id: i64,
+    /// Offset of the transaction's first batch in this partition.
+    pub first_offset: i64,
+    /// Offset of its abort marker.
+    pub last_offset: i64,
+}
+
 /// The producer state of one partition replica.
 #[derive(Debug)]
 pub struct ProducerStates {
@@ -160,6 +174,13 @@ pub struct ProducerStates {
     producers: HashMap<i64, ProducerEntry>,
     /// Every batch below this offset is reflected.
     end_offset: i64,
+    /// Open transactions: first offset -> producer id.
+    ongoing: BTreeMap<i64, i64>,
+    /// Ended transactions whose marker the high watermark has not passed: first offset ->
+    /// marker offset. They hold the last stable offset back like open ones.
+    unreplicated: BTreeMap<i64, i64>,
+    /// Aborted transactions still (partly) in the log, by marker offset.
+    aborted: Vec<AbortedTxn>,
 }
 
 impl ProducerStates {
@@ -171,6 +192,9 @@ impl ProducerStates {
             dir: dir.to_path_buf(),
             producers: HashMap::new(),
             end_offset: reader.log_start_offset(),
+            ongoing: BTreeMap::new(),
+            unreplicated: BTreeMap::new(),
+            aborted: Vec::new(),
         };
         states.reload(reader)?;
         Ok(states)
@@ -180,8 +204,12 @@ impl ProducerStates {
     /// load): what the log no longer holds is forgotten.
     pub fn reload(&mut self, reader: &LogReader) -> Result<()> {
         let log_end = reader.log_end_offset();
+        let log_start = reader.log_start_offset();
         self.producers.clear();
-        self.end_offset = reader.log_start_offset();
+        self.ongoing.clear();
+        self.unreplicated.clear();
+        self.aborted.clear();
+        self.end_offset = log_start;
         for offset in self.snapshot_offsets()?.into_iter().rev() {
             let path = self.snapshot_path(offset);
             if offset > log_end {
@@ -189,9 +217,10 @@ impl ProducerStates {
                 continue;
             }
             match read_snapshot(&path) {
-                Ok(producers) => {
+                Ok((producers, aborted)) => {
                     self.producers = producers;
-                    self.end_offset = offset.max(reader.log_start_offset());
+                    self.aborted = aborted;
+                    self.end_offset = offset.max(log_start);
                     break;
                 }
                 Err(reason) => {
@@ -200,15 +229,20 @@ impl ProducerStates {
                 }
             }
         }
+        for (pid, e) in &self.producers {
+            if let Some(first) = e.current_txn_first_offset {
+                self.ongoing.insert(first, *pid);
+            }
+        }
         let from = self.end_offset;
         let mut replayed = Vec::new();
-        reader.for_each_batch_header(from, |h| {
+        reader.for_each_batch(from, |h, marker| {
             if h.base_offset >= from {
-                replayed.push(*h);
+                replayed.push((*h, marker));
             }
         })?;
-        for h in &replayed {
-            self.record(h, None);
+        for (h, marker) in &replayed {
+            self.record(h, *marker, None);
         }
         self.end_offset = log_end;
         Ok(())
@@ -217,6 +251,9 @@ impl ProducerStates {
     /// Forgets everything (the log restarted empty at `offset`).
     pub fn clear(&mut self, offset: i64) -> Result<()> {
         self.producers.clear();
+        self.ongoing.clear();
+        self.unreplicated.clear();
+        self.aborted.clear();
         self.end_offset = offset;
         for o in self.snapshot_offsets()? {
             remove(&self.snapshot_path(o))?;
@@ -280,6 +317,13 @@ impl ProducerStates {
                 return Ok(Prepared::Duplicate(d));
             }
             check(pid, entry, h.producer_epoch, h.base_sequence, first)?;
+            if entry.current_txn_first_offset.is_some() && !h.is_transactional() {
+                return Err(ReplicationError::InvalidTxnState {
+                    message: format!(
+                        "producer {pid} has an open transaction but sent a non-transactional batch"
+                    ),
+                });
+            }
             entry.record_data(
                 h,
                 BatchMetadata {
@@ -298,35 +342,110 @@ impl ProducerStates {
     /// log, which now ends at `log_end`.
     pub fn commit(&mut self, updated: Vec<(i64, ProducerEntry)>, log_end: i64) {
         for (pid, entry) in updated {
+            if let Some(first) = entry.current_txn_first_offset {
+                self.ongoing.insert(first, pid);
+            }
             self.producers.insert(pid, entry);
         }
         self.end_offset = log_end;
     }
 
+    /// Checks a marker the transaction coordinator asks this leader to write for
+    /// `producer_id` (Kafka's `appendEndTxnMarker` checks): an epoch older than the producer's
+    /// is INVALID_PRODUCER_EPOCH, a coordinator epoch older than the last marker's is
+    /// TRANSACTION_COORDINATOR_FENCED.
+    pub fn check_marker(&self, producer_id: i64, epoch: i16, coordinator_epoch: i32) -> Result<()> {
+        let Some(e) = self.producers.get(&producer_id) else {
+            return Ok(());
+        };
+        if epoch < e.epoch {
+            return Err(ReplicationError::InvalidProducerEpoch {
+                message: format!(
+                    "marker epoch {epoch} of producer {producer_id} is older than its epoch {}",
+                    e.epoch
+                ),
+            });
+        }
+        if coordinator_epoch < e.coordinator_epoch {
+            return Err(ReplicationError::CoordinatorFenced {
+                message: format!(
+                    "coordinator epoch {coordinator_epoch} for producer {producer_id} is older than {}",
+                    e.coordinator_epoch
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The first offset of an open transaction, or of an ended one whose marker is not yet
+    /// below the high watermark: the last stable offset is the smaller of it and the HW.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        let open = self.ongoing.keys().next().copied();
+        let ended = self.unreplicated.keys().next().copied();
+        match (open, ended) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The high watermark moved to `hw`: ended transactions whose marker is below it are stable.
+    pub fn on_high_watermark(&mut self, hw: i64) {
+        self.unreplicated.retain(|_, marker| *marker >= hw);
+    }
+
+    /// The aborted transactions a read_committed fetch of `[from, upper)` must be told about:
+    /// those whose marker is at or after `from` and that began before `upper`.
+    pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
+        self.aborted
+            .iter()
+            .filter(|a| a.last_offset >= from && a.first_offset < upper)
+            .copied()
+            .collect()
+    }
+
     /// Records batches appended without checks (replicated from the leader, or replayed from
-    /// the log), as their headers give them; the log now ends at `log_end`.
+    /// the log, or a marker this leader wrote), as their headers and markers give them; the
+    /// log now ends at `log_end`.
     pub fn record_appended<'h>(
         &mut self,
-        headers: impl IntoIterator<Item = &'h BatchHeader>,
+        batches: impl IntoIterator<Item = (&'h BatchHeader, Option<ControlRecord>)>,
         log_end: i64,
     ) {
-        for h in headers {
-            self.record(h, None);
+        for (h, marker) in batches {
+            self.record(h, marker, None);
         }
         self.end_offset = log_end;
     }
 
-    fn record(&mut self, h: &BatchHeader, append_time: Option<i64>) {
+    fn record(&mut self, h: &BatchHeader, marker: Option<ControlRecord>, append_time: Option<i64>) {
         if h.producer_id < 0 {
             return;
         }
+        let pid = h.producer_id;
         let entry = self
             .producers
-            .entry(h.producer_id)
+            .entry(pid)
             .or_insert_with(ProducerEntry::empty);
         if h.is_control() {
-            entry.record_marker(h);
+            let Some(marker) = marker else {
+                // An empty control batch (compaction removed its record): nothing to end.
+                return;
+            };
+            if let Some(first) =
+                entry.record_marker(h.producer_epoch, marker.coordinator_epoch, h.max_timestamp)
+            {
+                self.ongoing.remove(&first);
+                self.unreplicated.insert(first, h.base_offset);
+                if !marker.commit {
+                    self.aborted.push(AbortedTxn {
+                        producer_id: pid,
+                        first_offset: first,
+                        last_offset: h.base_offset,
+                    });
+                }
+            }
         } else {
+            let opened = entry.current_txn_first_offset.is_none() && h.is_transactional();
             entry.record_data(
                 h,
                 BatchMetadata {
@@ -337,6 +456,9 @@ impl ProducerStates {
                     timestamp: append_time.unwrap_or(h.max_timestamp),
                 },
             );
+            if opened {
+                self.ongoing.insert(h.base_offset, pid);
+            }
         }
     }
 
@@ -354,7 +476,8 @@ impl ProducerStates {
 
     /// Writes the state as `<log end>.snapshot` (through a temporary file, fsynced), and
     /// deletes snapshots below `log_start` but the newest one.
-    pub fn write_snapshot(&self, log_start: i64) -> Result<()> {
+    pub fn write_snapshot(&mut self, log_start: i64) -> Result<()> {
+        self.aborted.retain(|a| a.last_offset >= log_start);
         let path = self.snapshot_path(self.end_offset);
         let tmp = path.with_extension("snapshot.tmp");
         let io = |e| ReplicationError::ProducerSnapshot {
@@ -362,7 +485,7 @@ impl ProducerStates {
             source: e,
         };
         let mut file = fs::File::create(&tmp).map_err(io)?;
-        file.write_all(&encode_snapshot(&self.producers))
+        file.write_all(&encode_snapshot(&self.producers, &self.aborted))
             .map_err(io)?;
         file.sync_all().map_err(io)?;
         fs::rename(&tmp, &path).map_err(io)?;
@@ -445,9 +568,13 @@ fn remove(path: &Path) -> Result<()> {
 // Snapshot layout, big-endian: version i16, CRC-32C u32 of everything after it, producer count
 // i32, then per producer: id i64, epoch i16, coordinator epoch i32, open transaction's first
 // offset i64 (-1: none), last timestamp i64, batch count u8, and per batch first sequence i32,
-// last sequence i32, first offset i64, last offset i64, timestamp i64.
+// last sequence i32, first offset i64, last offset i64, timestamp i64; then the aborted
+// transactions: count i32, and per transaction producer id i64, first offset i64, marker
+// offset i64.
 
-fn encode_snapshot(producers: &HashMap<i64, ProducerEntry>) -> Vec<u8> {
+type Snapshot = (HashMap<i64, ProducerEntry>, Vec<AbortedTxn>);
+
+fn encode_snapshot(producers: &HashMap<i64, ProducerEntry>, aborted: &[AbortedTxn]) -> Vec<u8> {
     let mut body = Vec::with_capacity(4 + producers.len() * 64);
     body.extend_from_slice(&(producers.len() as i32).to_be_bytes());
     let mut ids: Vec<&i64> = producers.keys().collect();
@@ -467,6 +594,12 @@ fn encode_snapshot(producers: &HashMap<i64, ProducerEntry>) -> Vec<u8> {
             body.extend_from_slice(&b.last_offset.to_be_bytes());
             body.extend_from_slice(&b.timestamp.to_be_bytes());
         }
+    }
+    body.extend_from_slice(&(aborted.len() as i32).to_be_bytes());
+    for a in aborted {
+        body.extend_from_slice(&a.producer_id.to_be_bytes());
+        body.extend_from_slice(&a.first_offset.to_be_bytes());
+        body.extend_from_slice(&a.last_offset.to_be_bytes());
     }
     let mut out = Vec::with_capacity(body.len() + 6);
     out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
@@ -498,12 +631,12 @@ impl Cursor<'_> {
     }
 }
 
-fn read_snapshot(path: &Path) -> std::result::Result<HashMap<i64, ProducerEntry>, String> {
+fn read_snapshot(path: &Path) -> std::result::Result<Snapshot, String> {
     let bytes = fs::read(path).map_err(|e| e.to_string())?;
     decode_snapshot(&bytes)
 }
 
-fn decode_snapshot(bytes: &[u8]) -> std::result::Result<HashMap<i64, ProducerEntry>, String> {
+fn decode_snapshot(bytes: &[u8]) -> std::result::Result<Snapshot, String> {
     let mut c = Cursor(bytes);
     let version = c.i16()?;
     if version != SNAPSHOT_VERSION {
@@ -543,10 +676,19 @@ fn decode_snapshot(bytes: &[u8]) -> std::result::Result<HashMap<i64, ProducerEnt
             },
         );
     }
+    let aborted_count = c.i32()?;
+    let mut aborted = Vec::new();
+    for _ in 0..aborted_count.max(0) {
+        aborted.push(AbortedTxn {
+            producer_id: c.i64()?,
+            first_offset: c.i64()?,
+            last_offset: c.i64()?,
+        });
+    }
     if !c.0.is_empty() {
         return Err("trailing bytes".into());
     }
-    Ok(producers)
+    Ok((producers, aborted))
 }
 
 #[cfg(test)]
@@ -577,6 +719,9 @@ mod tests {
             dir: dir.path().to_path_buf(),
             producers: HashMap::new(),
             end_offset: 0,
+            ongoing: BTreeMap::new(),
+            unreplicated: BTreeMap::new(),
+            aborted: Vec::new(),
         };
         (dir, s)
     }
@@ -698,8 +843,16 @@ mod tests {
         let (_d, mut s) = states();
         append(&mut s, header(1, 0, 0, 2), 0).expect("ok");
         append(&mut s, header(2, 5, 0, 1), 2).expect("ok");
-        let bytes = encode_snapshot(&s.producers);
-        assert_eq!(decode_snapshot(&bytes).expect("ok"), s.producers);
+        let aborted = vec![AbortedTxn {
+            producer_id: 2,
+            first_offset: 0,
+            last_offset: 1,
+        }];
+        let bytes = encode_snapshot(&s.producers, &aborted);
+        assert_eq!(
+            decode_snapshot(&bytes).expect("ok"),
+            (s.producers.clone(), aborted)
+        );
         for cut in [0, 5, bytes.len() - 1] {
             assert!(decode_snapshot(&bytes[..cut]).is_err());
         }

@@ -646,3 +646,102 @@ fn truncation_forgets_the_producer_batches_it_removes() {
         1
     );
 }
+
+fn transactional(pid: i64, epoch: i16, seq: i32, n: usize) -> Bytes {
+    use odradek_log::records::{encode_producer_batch, ProducerBatch};
+    let records: Vec<NewRecord> = (0..n)
+        .map(|i| NewRecord::value(format!("t{i}"), 0))
+        .collect();
+    let producer = ProducerBatch {
+        producer_id: pid,
+        producer_epoch: epoch,
+        base_sequence: seq,
+        transactional: true,
+    };
+    encode_producer_batch(&records, Compression::None, producer).expect("encode")
+}
+
+#[test]
+fn open_transactions_hold_the_last_stable_offset_and_aborted_ones_are_reported() {
+    use odradek_log::ControlRecord;
+    use odradek_replication::producer::AbortedTxn;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut leader = replica(dir.path(), 1);
+    let mut f2 = replica(dir.path(), 2);
+    let s = state(1, 1, &[1, 2]);
+    leader.apply(s.clone(), 0);
+    f2.apply(s, 0);
+    leader
+        .append_as_leader(valid(&batch(2)), -1, 1, 0)
+        .expect("plain"); // 0..1
+    leader
+        .append_as_leader(valid(&transactional(5, 0, 0, 2)), -1, 1, 0)
+        .expect("txn 5"); // 2..3
+    leader
+        .append_as_leader(valid(&transactional(6, 0, 0, 1)), -1, 1, 0)
+        .expect("txn 6"); // 4
+                          // A non-transactional batch from a producer inside a transaction is refused.
+    let bad = leader.append_as_leader(valid(&idempotent(5, 0, 2, 1)), -1, 1, 0);
+    assert_eq!(
+        bad.expect_err("refused").error_code(),
+        odradek_common::ErrorCode::InvalidTxnState
+    );
+    replicate(&leader, &mut f2, 0);
+    leader.follower_fetch(2, 5, 1, 0, 0).expect("fetch");
+    assert_eq!(leader.high_watermark(), 5);
+    assert_eq!(leader.last_stable_offset(), 2, "txn 5 is open");
+    let abort = ControlRecord {
+        commit: false,
+        coordinator_epoch: 0,
+    };
+    let commit = ControlRecord {
+        commit: true,
+        coordinator_epoch: 0,
+    };
+    let m = leader
+        .append_marker_as_leader(5, 0, abort, 1, 0)
+        .expect("abort 5"); // 5
+    assert_eq!(m.info.first_offset, 5);
+    assert_eq!(
+        leader.last_stable_offset(),
+        2,
+        "the marker is not committed yet"
+    );
+    leader
+        .append_marker_as_leader(6, 0, commit, 1, 0)
+        .expect("commit 6"); // 6
+    replicate(&leader, &mut f2, 0);
+    leader.follower_fetch(2, 7, 1, 0, 0).expect("fetch");
+    assert_eq!(leader.high_watermark(), 7);
+    assert_eq!(leader.last_stable_offset(), 7);
+    let aborted = vec![AbortedTxn {
+        producer_id: 5,
+        first_offset: 2,
+        last_offset: 5,
+    }];
+    assert_eq!(leader.aborted_transactions(0, 7), aborted);
+    assert_eq!(
+        leader.aborted_transactions(6, 7),
+        vec![],
+        "ended before the read"
+    );
+    assert_eq!(leader.aborted_transactions(0, 2), vec![], "began after it");
+    // The follower learned the same from the markers it replicated.
+    assert_eq!(f2.aborted_transactions(0, 7), aborted);
+    // A zombie coordinator and an old producer epoch are refused.
+    let old = ControlRecord {
+        commit: true,
+        coordinator_epoch: -5,
+    };
+    assert!(leader.append_marker_as_leader(6, 0, old, 1, 0).is_err());
+    // After a restart (clean, then not) the aborted transaction is still known.
+    let path = dir.path().join("b1");
+    leader.into_log().close().expect("close");
+    for _ in 0..2 {
+        let log = Log::open(&path, LogConfig::default(), 0).expect("reopen");
+        let p = Partition::new("t", 0, 1, log, Some(7)).expect("recover");
+        assert_eq!(p.aborted_transactions(0, 7), aborted);
+        assert_eq!(p.last_stable_offset(), 7);
+        drop(p);
+    }
+}

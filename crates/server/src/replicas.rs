@@ -68,6 +68,7 @@ pub struct HostedPartition {
     /// Reads without the lock.
     pub reader: LogReader,
     high_watermark: Arc<AtomicI64>,
+    last_stable_offset: Arc<AtomicI64>,
     /// Woken when the high watermark advances: consumer fetches, acks=all produces.
     pub hw_waiters: Wakers,
     /// Woken when the log end advances: followers' fetches.
@@ -90,6 +91,21 @@ impl HostedPartition {
     /// The high watermark, without the lock.
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.load(Ordering::Acquire)
+    }
+
+    /// The last stable offset (read_committed consumers read below it), without the lock.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.last_stable_offset.load(Ordering::Acquire)
+    }
+
+    /// The high watermark, or the last stable offset for `isolation_level` 1
+    /// (read_committed).
+    pub fn visible_end(&self, isolation_level: i8) -> i64 {
+        if isolation_level == 1 {
+            self.last_stable_offset()
+        } else {
+            self.high_watermark()
+        }
     }
 
     /// Checks producer batches for a leader's append (CRC-32C, counts, `max.message.bytes`,
@@ -393,6 +409,7 @@ impl ReplicaManager {
                         reader: replica.reader(),
                         rules: Mutex::new(AppendRules::of(replica.log().config())),
                         high_watermark: replica.high_watermark_handle(),
+                        last_stable_offset: replica.last_stable_offset_handle(),
                         replica: Mutex::new(replica),
                         hw_waiters: Wakers::default(),
                         leo_waiters: Wakers::default(),

@@ -4,15 +4,17 @@
 //! watermark, expanding the ISR), or it is answered the epoch where its log diverges (v12+).
 //! Bounded by `partition_max_bytes` and `max_bytes`; waits up to `max_wait_ms` for
 //! `min_bytes`, woken per partition (consumers when the high watermark moves, followers when
-//! the log end moves). Sessionless (every request lists its partitions).
+//! the log end moves). Sessionless (every request lists its partitions). A read_committed
+//! consumer (isolation level 1) reads below the last stable offset and is told the aborted
+//! transactions its batches overlap.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::fetch_response::{
-    EpochEndOffset, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use odradek_common::{ErrorCode, ToErrorCode};
 use odradek_frontend::RequestContext;
 use tokio::sync::Notify;
@@ -140,8 +142,18 @@ fn read_once(
                 }
                 (f.log_end_offset, f.high_watermark, f.log_start_offset)
             } else {
-                let hw = hosted.high_watermark();
-                (hw, hw, hosted.reader.log_start_offset())
+                // read_committed (isolation level 1) reads below the last stable offset.
+                let upper = hosted.visible_end(req.isolation_level);
+                (
+                    upper,
+                    hosted.high_watermark(),
+                    hosted.reader.log_start_offset(),
+                )
+            };
+            let lso = if from_follower {
+                hw
+            } else {
+                hosted.last_stable_offset()
             };
             // The first partition may exceed max_bytes by one batch (KIP-74); later ones may not.
             let limit = (fp.partition_max_bytes.max(0) as u64).min(if total == 0 {
@@ -167,10 +179,31 @@ fn read_once(
                     };
                     total += bytes.len();
                     remaining = remaining.saturating_sub(bytes.len() as u64);
+                    // read_committed: the aborted transactions the returned batches overlap,
+                    // so the consumer drops their records.
+                    let aborted = (req.isolation_level == 1 && !from_follower).then(|| {
+                        let upper_offset = r
+                            .records
+                            .as_ref()
+                            .filter(|_| !bytes.is_empty())
+                            .map_or(fp.fetch_offset, |s| s.last_offset() + 1);
+                        hosted
+                            .lock()
+                            .map(|p| p.aborted_transactions(fp.fetch_offset, upper_offset))
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|a| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(a.producer_id))
+                                    .with_first_offset(a.first_offset)
+                            })
+                            .collect()
+                    });
                     let d = PartitionData::default()
                         .with_partition_index(index)
                         .with_high_watermark(hw)
-                        .with_last_stable_offset(hw)
+                        .with_last_stable_offset(lso)
+                        .with_aborted_transactions(aborted)
                         .with_records(Some(bytes));
                     // log_start_offset exists from v5.
                     if version >= 5 {
@@ -183,7 +216,7 @@ fn read_once(
                     failed = true;
                     let mut d = error(index, e.error_code());
                     d.high_watermark = hw;
-                    d.last_stable_offset = hw;
+                    d.last_stable_offset = lso;
                     if version >= 5 {
                         d.log_start_offset = log_start;
                     }

@@ -52,7 +52,8 @@ pub(super) fn handle(
                         .map(|p| (p.leader_epoch(), p.leader_epoch_start_offset()))
                         .unwrap_or((-1, 0));
                     let consumer = req.replica_id.0 < 0;
-                    let hw = hosted.high_watermark();
+                    // read_committed consumers see up to the last stable offset.
+                    let hw = hosted.visible_end(req.isolation_level);
                     // A new leader whose HW has not reached its epoch's start does not know the
                     // committed end yet: Kafka answers OFFSET_NOT_AVAILABLE, so "latest" never
                     // moves back.
