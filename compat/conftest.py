@@ -37,6 +37,8 @@ class Node:
             "log.dirs": str(workdir / "data"),
             # A one-node cluster: the offsets topic has one replica (Kafka's default is 3).
             "offsets.topic.replication.factor": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
         }
         lines.update(overrides or {})

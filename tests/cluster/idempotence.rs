@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::{
-    ApiKey, DescribeProducersRequest, InitProducerIdRequest, TopicName, TransactionalId,
+    ApiKey, DescribeProducersRequest, InitProducerIdRequest, ProducerId, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use odradek_client::{Client, ClientError};
@@ -28,7 +28,7 @@ fn batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Bytes {
 async fn init(client: &mut Client, version: i16) -> (i64, i16) {
     let r = client
         .send_any(
-            &InitProducerIdRequest::default(),
+            &InitProducerIdRequest::default().with_transactional_id(None),
             ApiKey::InitProducerId,
             version,
         )
@@ -74,7 +74,21 @@ async fn idempotent_producers_get_kafkas_answers_and_keep_them_across_restarts()
     let mut sorted = ids.clone();
     sorted.dedup();
     assert_eq!(sorted.len(), ids.len(), "distinct ids: {ids:?}");
-    // No transaction coordinator yet: a transactional id is refused, not half-served.
+    // Kafka's INVALID_REQUEST: an empty transactional id, or only one of id and epoch.
+    for bad in [
+        InitProducerIdRequest::default(),
+        InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_producer_id(ProducerId(ids[0])),
+    ] {
+        let r = client
+            .send_any(&bad, ApiKey::InitProducerId, 5)
+            .await
+            .expect("InitProducerId");
+        assert_eq!(r.error_code, 42, "INVALID_REQUEST");
+    }
+    // A transactional id goes to its coordinator; before FindCoordinator created
+    // __transaction_state no broker is one.
     let txn = InitProducerIdRequest::default()
         .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("t1"))))
         .with_transaction_timeout_ms(60_000);
@@ -82,7 +96,7 @@ async fn idempotent_producers_get_kafkas_answers_and_keep_them_across_restarts()
         .send_any(&txn, ApiKey::InitProducerId, 5)
         .await
         .expect("InitProducerId");
-    assert_eq!(r.error_code, 15, "COORDINATOR_NOT_AVAILABLE");
+    assert_eq!(r.error_code, 16, "NOT_COORDINATOR");
 
     let pid = ids[0];
     for acks in [1, -1] {

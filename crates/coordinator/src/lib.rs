@@ -37,6 +37,7 @@
 
 mod groups;
 pub mod records;
+pub mod txn;
 
 pub use groups::{
     CommitOffset, GroupConfig, GroupDescription, GroupState, Groups, JoinMember, JoinRequest,

@@ -499,6 +499,30 @@ impl Partition {
         min_insync_replicas: usize,
         now_ms: i64,
     ) -> Result<LeaderAppend> {
+        self.append_checked(batches, acks, min_insync_replicas, now_ms, true)
+    }
+
+    /// [`Partition::append_as_leader`] for a coordinator's batches on its internal topic
+    /// (transactional offset commits carry a producer id and epoch but no sequence: only the
+    /// epoch is checked, as Kafka does for its coordinators' appends).
+    pub fn append_as_coordinator(
+        &mut self,
+        batches: ValidatedBatches<'_>,
+        acks: i16,
+        min_insync_replicas: usize,
+        now_ms: i64,
+    ) -> Result<LeaderAppend> {
+        self.append_checked(batches, acks, min_insync_replicas, now_ms, false)
+    }
+
+    fn append_checked(
+        &mut self,
+        batches: ValidatedBatches<'_>,
+        acks: i16,
+        min_insync_replicas: usize,
+        now_ms: i64,
+        client: bool,
+    ) -> Result<LeaderAppend> {
         self.check_leader(-1)?;
         if acks == -1 && self.state.isr.len() < min_insync_replicas {
             return Err(ReplicationError::NotEnoughReplicas {
@@ -515,6 +539,7 @@ impl Partition {
             batches.headers(),
             self.log.log_end_offset(),
             append_time,
+            client,
         )? {
             Prepared::Duplicate(original) => {
                 return Ok(LeaderAppend {

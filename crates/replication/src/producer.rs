@@ -135,11 +135,18 @@ impl ProducerEntry {
 
 /// The sequence after `sequence` moved by `increment`, wrapping after `i32::MAX` as Kafka does.
 fn increment_sequence(sequence: i32, increment: i32) -> i32 {
-    if sequence > i32::MAX - increment {
-        increment - (i32::MAX - sequence) - 1
+    // In i64: a corrupt header's negative delta must not overflow.
+    let (s, i, max) = (
+        i64::from(sequence),
+        i64::from(increment),
+        i64::from(i32::MAX),
+    );
+    let next = if s > max - i {
+        i - (max - s) - 1
     } else {
-        sequence + increment
-    }
+        s + i
+    };
+    next.clamp(i64::from(i32::MIN), max) as i32
 }
 
 fn in_sequence(last: i32, next: i32) -> bool {
@@ -203,16 +210,30 @@ impl ProducerStates {
     /// Rebuilds the state from the snapshots and the log after the log was truncated (or at
     /// load): what the log no longer holds is forgotten.
     pub fn reload(&mut self, reader: &LogReader) -> Result<()> {
+        // Built aside and swapped in whole: a failed read leaves the previous state, never a
+        // partial one that a later snapshot would save.
+        let mut next = Self {
+            dir: self.dir.clone(),
+            producers: HashMap::new(),
+            end_offset: reader.log_start_offset(),
+            ongoing: BTreeMap::new(),
+            unreplicated: BTreeMap::new(),
+            aborted: Vec::new(),
+        };
+        next.rebuild(reader)?;
+        *self = next;
+        Ok(())
+    }
+
+    fn rebuild(&mut self, reader: &LogReader) -> Result<()> {
         let log_end = reader.log_end_offset();
         let log_start = reader.log_start_offset();
-        self.producers.clear();
-        self.ongoing.clear();
-        self.unreplicated.clear();
-        self.aborted.clear();
-        self.end_offset = log_start;
         for offset in self.snapshot_offsets()?.into_iter().rev() {
             let path = self.snapshot_path(offset);
-            if offset > log_end {
+            // Above the log end: the log was truncated below it. Below the log start: what
+            // producers wrote between it and the start is gone, so the state would be stale
+            // (Kafka deletes those too); the log from its start is replayed instead.
+            if offset > log_end || offset < log_start {
                 remove(&path)?;
                 continue;
             }
@@ -220,7 +241,7 @@ impl ProducerStates {
                 Ok((producers, aborted)) => {
                     self.producers = producers;
                     self.aborted = aborted;
-                    self.end_offset = offset.max(log_start);
+                    self.end_offset = offset;
                     break;
                 }
                 Err(reason) => {
@@ -237,7 +258,8 @@ impl ProducerStates {
         let from = self.end_offset;
         let mut replayed = Vec::new();
         reader.for_each_batch(from, |h, marker| {
-            if h.base_offset >= from {
+            // The batch holding `from` counts too (a log start inside a batch).
+            if h.last_offset() >= from {
                 replayed.push((*h, marker));
             }
         })?;
@@ -273,12 +295,15 @@ impl ProducerStates {
 
     /// Checks a client's batches, to be appended from `first_offset` (a leader's offsets are
     /// dense), under Kafka's rules (see the module docs). `append_time` is the broker's
-    /// timestamp under LogAppendTime. Nothing changes until [`ProducerStates::commit`].
+    /// timestamp under LogAppendTime. A coordinator's batches (`client` false: the group
+    /// coordinator's transactional offset commits) carry no sequence: only their epoch is
+    /// checked. Nothing changes until [`ProducerStates::commit`].
     pub fn prepare<'h>(
         &self,
         headers: impl IntoIterator<Item = &'h BatchHeader>,
         first_offset: i64,
         append_time: Option<i64>,
+        client: bool,
     ) -> Result<Prepared> {
         let mut updated: Vec<(i64, ProducerEntry)> = Vec::new();
         let mut offset = first_offset;
@@ -290,7 +315,7 @@ impl ProducerStates {
                 continue;
             }
             let pid = h.producer_id;
-            if h.base_sequence < 0 {
+            if client && h.base_sequence < 0 {
                 return Err(ReplicationError::InvalidProducerBatch {
                     message: format!(
                         "invalid sequence number {} in a record batch of producer {pid}",
@@ -312,11 +337,21 @@ impl ProducerStates {
                 }
             };
             let entry = &mut updated[slot].1;
-            if let Some(d) = entry.find_duplicate(h.producer_epoch, h.base_sequence, last_sequence)
-            {
-                return Ok(Prepared::Duplicate(d));
+            if client {
+                if let Some(d) =
+                    entry.find_duplicate(h.producer_epoch, h.base_sequence, last_sequence)
+                {
+                    return Ok(Prepared::Duplicate(d));
+                }
+                check(pid, entry, h.producer_epoch, h.base_sequence, first)?;
+            } else if h.producer_epoch < entry.epoch {
+                return Err(ReplicationError::InvalidProducerEpoch {
+                    message: format!(
+                        "epoch {} of producer {pid} is older than its epoch {}",
+                        h.producer_epoch, entry.epoch
+                    ),
+                });
             }
-            check(pid, entry, h.producer_epoch, h.base_sequence, first)?;
             if entry.current_txn_first_offset.is_some() && !h.is_transactional() {
                 return Err(ReplicationError::InvalidTxnState {
                     message: format!(
@@ -728,7 +763,7 @@ mod tests {
 
     /// Prepares and commits one batch at `offset`, as a leader would.
     fn append(s: &mut ProducerStates, h: BatchHeader, offset: i64) -> Result<Prepared> {
-        let p = s.prepare([&h], offset, None)?;
+        let p = s.prepare([&h], offset, None, true)?;
         if let Prepared::Append(u) = &p {
             s.commit(u.clone(), offset + i64::from(h.record_count));
         }
@@ -829,13 +864,13 @@ mod tests {
         let (_d, s) = states();
         let a = header(1, 0, 0, 2);
         let b = header(1, 0, 2, 2);
-        let Prepared::Append(u) = s.prepare([&a, &b], 10, None).expect("ok") else {
+        let Prepared::Append(u) = s.prepare([&a, &b], 10, None, true).expect("ok") else {
             panic!("append");
         };
         assert_eq!(u[0].1.last_sequence(), 3);
         assert_eq!(u[0].1.last_offset(), 13);
         let gap = header(1, 0, 5, 1);
-        assert!(s.prepare([&a, &gap], 10, None).is_err());
+        assert!(s.prepare([&a, &gap], 10, None, true).is_err());
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct BrokerConfig {
     pub frontend: FrontendConfig,
     /// The group coordinator's settings.
     pub groups: GroupsConfig,
+    /// The transaction coordinator's settings.
+    pub transactions: TransactionsConfig,
     /// Follower replication and acks=all.
     pub replication: ReplicationConfig,
     /// `inter.broker.listener.name`: the listener followers fetch from (Kafka's default: the
@@ -222,6 +224,54 @@ impl GroupsConfig {
                 get_num(p, "offsets.retention.check.interval.ms", 600_000)?,
             )?,
             coordinator,
+        })
+    }
+}
+
+/// `transaction.state.log.*` and the transaction coordinator's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionsConfig {
+    /// `transaction.state.log.num.partitions` (50).
+    pub state_log_partitions: i32,
+    /// `transaction.state.log.replication.factor` (3): `__transaction_state` is not created
+    /// (FindCoordinator answers COORDINATOR_NOT_AVAILABLE) until that many brokers are alive.
+    pub state_log_replication_factor: i32,
+    /// `transaction.state.log.min.isr` (2), the topic's `min.insync.replicas`.
+    pub state_log_min_isr: i32,
+    /// `transaction.state.log.segment.bytes` (104857600).
+    pub state_log_segment_bytes: i64,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms` (10000).
+    pub abort_timed_out_interval_ms: u64,
+    /// `transaction.max.timeout.ms` (900000) and `transactional.id.expiration.ms` (604800000).
+    pub coordinator: odradek_coordinator::txn::TxnConfig,
+}
+
+impl TransactionsConfig {
+    fn from_properties(p: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let positive = |key: &str, default: i64| -> Result<i64, ConfigError> {
+            let v = get_num(p, key, default)?;
+            if v < 1 {
+                return Err(cfg_err(key, &v.to_string(), "must be at least 1"));
+            }
+            Ok(v)
+        };
+        Ok(Self {
+            state_log_partitions: positive("transaction.state.log.num.partitions", 50)?
+                .min(i64::from(i32::MAX)) as i32,
+            state_log_replication_factor: positive("transaction.state.log.replication.factor", 3)?
+                .min(i64::from(i16::MAX)) as i32,
+            state_log_min_isr: positive("transaction.state.log.min.isr", 2)?
+                .min(i64::from(i16::MAX)) as i32,
+            state_log_segment_bytes: positive("transaction.state.log.segment.bytes", 104_857_600)?,
+            abort_timed_out_interval_ms: positive(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                10_000,
+            )? as u64,
+            coordinator: odradek_coordinator::txn::TxnConfig {
+                max_timeout_ms: positive("transaction.max.timeout.ms", 900_000)?
+                    .min(i64::from(i32::MAX)) as i32,
+                id_expiration_ms: positive("transactional.id.expiration.ms", 604_800_000)?,
+            },
         })
     }
 }
@@ -427,6 +477,7 @@ impl BrokerConfig {
                 security_protocols,
                 frontend,
                 groups: GroupsConfig::from_properties(props)?,
+                transactions: TransactionsConfig::from_properties(props)?,
                 replication: ReplicationConfig::from_properties(props)?,
                 inter_broker_listener,
                 node,
@@ -437,6 +488,13 @@ impl BrokerConfig {
 }
 
 const KNOWN: &[&str] = &[
+    "transaction.state.log.num.partitions",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "transaction.state.log.segment.bytes",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+    "transaction.max.timeout.ms",
+    "transactional.id.expiration.ms",
     "offsets.topic.num.partitions",
     "offsets.topic.replication.factor",
     "offsets.topic.segment.bytes",

@@ -26,6 +26,8 @@ pub fn dev_properties(data_dir: &Path) -> BTreeMap<String, String> {
         // As Kafka's development server.properties: one node holds the offsets topic, and the
         // first rebalance does not wait for more members.
         ("offsets.topic.replication.factor", "1".into()),
+        ("transaction.state.log.replication.factor", "1".into()),
+        ("transaction.state.log.min.isr", "1".into()),
         ("group.initial.rebalance.delay.ms", "0".into()),
     ]
     .into_iter()

@@ -12,7 +12,9 @@ use odradek_common::{ErrorCode, ToErrorCode, Uuid};
 use odradek_coordinator::{
     partition_for, GroupConfig, Groups, Output, Reply, Token, OFFSETS_TOPIC,
 };
-use odradek_log::records::{decode_batches, encode_batch, Compression, NewRecord};
+use odradek_log::records::{
+    decode_batches, encode_batch, encode_producer_batch, Compression, NewRecord, ProducerBatch,
+};
 use odradek_metadata::MetadataImage;
 use tokio::sync::oneshot;
 
@@ -108,8 +110,31 @@ impl GroupCoordinator {
         group: &str,
         f: impl FnOnce(&mut Groups, i32, i64) -> (T, Output),
     ) -> Result<(T, Option<AppendPosition>), ErrorCode> {
+        self.exec_as(image, group, None, f)
+    }
+
+    /// [`GroupCoordinator::exec_appending`] for TxnOffsetCommit: the records go in a
+    /// transactional batch of `producer` (id, epoch) and take effect with its transaction's
+    /// commit marker ([`GroupCoordinator::complete_transaction`]).
+    pub fn exec_transactional<T>(
+        &self,
+        image: &MetadataImage,
+        group: &str,
+        producer: (i64, i16),
+        f: impl FnOnce(&mut Groups, i32, i64) -> (T, Output),
+    ) -> Result<(T, Option<AppendPosition>), ErrorCode> {
+        self.exec_as(image, group, Some(producer), f)
+    }
+
+    fn exec_as<T>(
+        &self,
+        image: &MetadataImage,
+        group: &str,
+        producer: Option<(i64, i16)>,
+        f: impl FnOnce(&mut Groups, i32, i64) -> (T, Output),
+    ) -> Result<(T, Option<AppendPosition>), ErrorCode> {
         let p = Self::partition_of(image, group).ok_or(ErrorCode::CoordinatorNotAvailable)?;
-        match self.exec_partition(p, f) {
+        match self.exec_partition(p, producer, f) {
             // Leader in the image but not loaded yet: the publisher is about to load it.
             Err(ErrorCode::NotCoordinator)
                 if image
@@ -124,9 +149,37 @@ impl GroupCoordinator {
         }
     }
 
+    /// A transaction's marker was committed in `__consumer_offsets`-`p`: its offset commits
+    /// take effect (commit) or are dropped (abort).
+    pub fn complete_transaction(&self, p: i32, producer_id: i64, commit: bool) {
+        let _ = self.exec_partition(p, None, |groups, _, _| {
+            groups.complete_transaction(producer_id, commit);
+            ((), Output::default())
+        });
+    }
+
+    /// Whether a transaction holds an offset commit of `group` for the partition not yet
+    /// ended (OffsetFetch `require_stable`).
+    pub fn has_unstable_offset(
+        &self,
+        image: &MetadataImage,
+        group: &str,
+        topic: &str,
+        partition: i32,
+    ) -> bool {
+        self.exec(image, group, |groups, _, _| {
+            (
+                groups.has_unstable_offset(group, topic, partition),
+                Output::default(),
+            )
+        })
+        .unwrap_or(false)
+    }
+
     fn exec_partition<T>(
         &self,
         p: i32,
+        producer: Option<(i64, i16)>,
         f: impl FnOnce(&mut Groups, i32, i64) -> (T, Output),
     ) -> Result<(T, Option<AppendPosition>), ErrorCode> {
         let now = self.clock.now_ms();
@@ -143,12 +196,15 @@ impl GroupCoordinator {
         let (value, out) = f(groups, p, now);
         // Appending under the slot lock keeps the partition's records in the order the state
         // machine produced them. The append is a write to the page cache.
-        let appended = Self::append(partition, &out.records, now);
+        let appended = Self::append(partition, &out.records, producer, now);
         let mut position = None;
         if let Ok(Some((leader_epoch, last_offset))) = appended {
             let first = last_offset - (out.records.len() as i64 - 1);
             for (i, (k, v)) in out.records.iter().enumerate() {
-                groups.replay_appended(now, k.clone(), v.clone(), first + i as i64);
+                match producer {
+                    Some((pid, _)) => groups.replay_transactional(now, pid, k.clone(), v.clone()),
+                    None => groups.replay_appended(now, k.clone(), v.clone(), first + i as i64),
+                }
             }
             position = Some(AppendPosition {
                 partition: Arc::clone(partition),
@@ -172,6 +228,7 @@ impl GroupCoordinator {
     fn append(
         partition: &HostedPartition,
         records: &[(Bytes, Option<Bytes>)],
+        producer: Option<(i64, i16)>,
         now: i64,
     ) -> Result<Option<(i32, i64)>, ErrorCode> {
         if records.is_empty() {
@@ -186,8 +243,21 @@ impl GroupCoordinator {
                 ..NewRecord::default()
             })
             .collect();
-        let batch = encode_batch(&records, Compression::None)
-            .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
+        let batch = match producer {
+            None => encode_batch(&records, Compression::None),
+            // A coordinator's transactional batch: the producer's id and epoch, no sequence.
+            Some((producer_id, producer_epoch)) => encode_producer_batch(
+                &records,
+                Compression::None,
+                ProducerBatch {
+                    producer_id,
+                    producer_epoch,
+                    base_sequence: -1,
+                    transactional: true,
+                },
+            ),
+        }
+        .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
         let validated = partition.validate_for_leader(&batch).map_err(|e| {
             tracing::warn!(error = %e, "cannot append to {OFFSETS_TOPIC}");
             ErrorCode::CoordinatorNotAvailable
@@ -195,13 +265,15 @@ impl GroupCoordinator {
         let appended = partition
             .lock()
             .map_err(|_| ErrorCode::CoordinatorNotAvailable)?
-            .append_as_leader(validated, 1, 1, now)
+            .append_as_coordinator(validated, 1, 1, now)
             .map_err(|e| {
                 tracing::warn!(error = %e, "cannot append to {OFFSETS_TOPIC}");
                 match e.error_code() {
                     ErrorCode::NotLeaderOrFollower
                     | ErrorCode::FencedLeaderEpoch
                     | ErrorCode::KafkaStorageError => ErrorCode::NotCoordinator,
+                    // A zombie producer's transactional commit.
+                    ErrorCode::InvalidProducerEpoch => ErrorCode::ProducerFenced,
                     _ => ErrorCode::CoordinatorNotAvailable,
                 }
             })?;
@@ -243,7 +315,7 @@ impl GroupCoordinator {
             Err(_) => return,
         };
         for p in partitions {
-            let _ = self.exec_partition(p, |groups, _, now| ((), f(groups, now)));
+            let _ = self.exec_partition(p, None, |groups, _, now| ((), f(groups, now)));
         }
     }
 
@@ -346,10 +418,18 @@ impl GroupCoordinator {
                 };
                 for r in decoded {
                     if r.control {
+                        // A transaction marker: key version 0, type 0 abort / 1 commit.
+                        if let Some(k) = r.key.as_ref().filter(|k| k.len() >= 4) {
+                            groups.complete_transaction(r.producer_id, k[3] == 1);
+                        }
                         continue;
                     }
                     if let Some(k) = r.key {
-                        groups.replay(now, k, r.value);
+                        if r.transactional {
+                            groups.replay_transactional(now, r.producer_id, k, r.value);
+                        } else {
+                            groups.replay(now, k, r.value);
+                        }
                         records += 1;
                     }
                 }

@@ -30,6 +30,7 @@ pub mod metadata_cache;
 pub mod producer_ids;
 pub mod replicas;
 pub mod runtime;
+pub mod transactions;
 
 pub use config::BrokerConfig;
 pub use runtime::run_node;

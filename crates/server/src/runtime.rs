@@ -162,6 +162,12 @@ async fn run_broker(
         config.groups.coordinator.clone(),
         Arc::clone(&clock),
     ));
+    let (txns, marker_jobs) = crate::transactions::TxnCoordinator::new(
+        config.node.node_id,
+        config.transactions.clone(),
+        Arc::clone(&clock),
+    );
+    let txns = Arc::new(txns);
     // Publisher: the replica manager (roles, then the replica fetchers) acts on the changes of
     // each new image, once the metadata cache has caught up.
     {
@@ -184,12 +190,14 @@ async fn run_broker(
             }
         });
     }
-    // The group coordinator follows each image the replica manager has applied, in a loop of
-    // its own: loading a large __consumer_offsets partition does not hold up role changes.
+    // The group and transaction coordinators follow each image the replica manager has
+    // applied, in a loop of their own: loading a large __consumer_offsets partition does not
+    // hold up role changes.
     {
         let mut applied = applied.clone();
         let replicas = Arc::clone(&replicas);
         let groups = Arc::clone(&groups);
+        let txns = Arc::clone(&txns);
         let mut stop = stop.clone();
         tokio::spawn(async move {
             loop {
@@ -200,8 +208,16 @@ async fn run_broker(
                 // The image the replica manager applied, not a newer one: a partition it has
                 // not made leader yet must not be loaded as led.
                 let image = Arc::clone(&applied.borrow_and_update());
-                let (r, g) = (Arc::clone(&replicas), Arc::clone(&groups));
-                let _ = tokio::task::spawn_blocking(move || g.on_image(&image, &r)).await;
+                let (r, g, t) = (
+                    Arc::clone(&replicas),
+                    Arc::clone(&groups),
+                    Arc::clone(&txns),
+                );
+                let _ = tokio::task::spawn_blocking(move || {
+                    g.on_image(&image, &r);
+                    t.on_image(&image, &r);
+                })
+                .await;
             }
         });
     }
@@ -335,7 +351,34 @@ async fn run_broker(
         controller: client,
         clock,
         groups,
+        txns: Arc::clone(&txns),
     });
+    // Transaction markers, and the abort of transactions past their timeout
+    // (transaction.abort.timed.out.transaction.cleanup.interval.ms).
+    tokio::spawn(crate::transactions::run_markers(
+        Arc::clone(&broker),
+        marker_jobs,
+    ));
+    {
+        let txns = Arc::clone(&txns);
+        let every = Duration::from_millis(config.transactions.abort_timed_out_interval_ms.max(100));
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        for write in txns.expire() {
+                            let t = Arc::clone(&txns);
+                            tokio::spawn(async move { let _ = t.finish(write).await; });
+                        }
+                    }
+                    _ = crate::until_stopped(&mut stop) => return,
+                }
+            }
+        });
+    }
     let frontend = Frontend::new(config.frontend.clone(), broker)
         .map_err(|e| RunError::Config(e.to_string()))?;
     let mut serving = tokio::task::JoinSet::new();

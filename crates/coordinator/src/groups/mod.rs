@@ -475,6 +475,9 @@ pub struct Groups {
     /// watermark), by log offset: (group, topic-partition, value). OffsetFetch does not see them
     /// until then (Kafka's pending commits).
     pending_offsets: BTreeMap<i64, PendingCommit>,
+    /// Transactional offset commits (TxnOffsetCommit) by producer id, waiting for their
+    /// transaction's commit marker (applied) or abort marker (dropped).
+    txn_offsets: std::collections::HashMap<i64, Vec<PendingCommit>>,
     member_seed: String,
     next_member: u64,
 }
@@ -495,6 +498,7 @@ impl Groups {
             config,
             groups: BTreeMap::new(),
             pending_offsets: BTreeMap::new(),
+            txn_offsets: std::collections::HashMap::new(),
             member_seed: member_seed.into(),
             next_member: 0,
         }
@@ -530,6 +534,65 @@ impl Groups {
             return;
         }
         self.replay(now, key, value);
+    }
+
+    /// Applies one offset commit record of a transaction of `producer_id` (appended by
+    /// TxnOffsetCommit, or met while loading): it waits for the transaction's marker.
+    pub fn replay_transactional(
+        &mut self,
+        now: i64,
+        producer_id: i64,
+        key: Bytes,
+        value: Option<Bytes>,
+    ) {
+        let (
+            Ok(RecordKey::Offset {
+                group,
+                topic,
+                partition,
+            }),
+            Some(v),
+        ) = (decode_key(key), value)
+        else {
+            return;
+        };
+        let Ok(value) = decode_offset(v) else { return };
+        self.groups
+            .entry(group.clone())
+            .or_insert_with(|| Group::new(now));
+        self.txn_offsets
+            .entry(producer_id)
+            .or_default()
+            .push(PendingCommit {
+                group,
+                partition: (topic, partition),
+                value,
+            });
+    }
+
+    /// The transaction of `producer_id` ended (its marker is committed in this partition):
+    /// its offset commits take effect, or are dropped on abort.
+    pub fn complete_transaction(&mut self, producer_id: i64, commit: bool) {
+        let Some(pending) = self.txn_offsets.remove(&producer_id) else {
+            return;
+        };
+        if !commit {
+            return;
+        }
+        for c in pending {
+            if let Some(g) = self.groups.get_mut(&c.group) {
+                g.offsets.insert(c.partition, c.value);
+            }
+        }
+    }
+
+    /// Whether a transaction holds an offset commit of `group` for `topic`-`partition` not
+    /// yet ended (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT).
+    pub fn has_unstable_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.txn_offsets
+            .values()
+            .flatten()
+            .any(|c| c.group == group && c.partition.0 == topic && c.partition.1 == partition)
     }
 
     /// The partition's high watermark is `high_watermark`: pending offset commits below it are

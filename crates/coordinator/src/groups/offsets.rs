@@ -49,6 +49,51 @@ impl Groups {
                 }
             }
         }
+        self.offset_records(now, group, offsets)
+    }
+
+    /// TxnOffsetCommit (KIP-98, KIP-447): Kafka's checks (a fenced static member,
+    /// UNKNOWN_MEMBER_ID for a named member the group lacks, ILLEGAL_GENERATION for another
+    /// generation when one is given), then the records, which the broker appends in the
+    /// producer's transaction and applies with [`Groups::replay_transactional`].
+    pub fn txn_commit(
+        &mut self,
+        now: i64,
+        group: &str,
+        generation: i32,
+        member: &str,
+        instance: Option<&str>,
+        offsets: &[CommitOffset],
+    ) -> (Vec<ErrorCode>, Output) {
+        let all = |e: ErrorCode| (vec![e; offsets.len()], Output::default());
+        if group.is_empty() {
+            return all(ErrorCode::InvalidGroupId);
+        }
+        if let Some(g) = self.groups.get(group) {
+            if g.state == GroupState::Dead {
+                return all(ErrorCode::CoordinatorNotAvailable);
+            }
+            if g.fenced(member, instance) {
+                return all(ErrorCode::FencedInstanceId);
+            }
+            if !member.is_empty() && !g.members.contains_key(member) {
+                return all(ErrorCode::UnknownMemberId);
+            }
+            if generation >= 0 && generation != g.generation {
+                return all(ErrorCode::IllegalGeneration);
+            }
+        } else if !member.is_empty() || generation >= 0 {
+            return all(ErrorCode::IllegalGeneration);
+        }
+        self.offset_records(now, group, offsets)
+    }
+
+    fn offset_records(
+        &self,
+        now: i64,
+        group: &str,
+        offsets: &[CommitOffset],
+    ) -> (Vec<ErrorCode>, Output) {
         let mut out = Output::default();
         let errors = offsets
             .iter()

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use crate::replicas::HostedPartition;
 
 /// Waits for `last_offset`, appended under `leader_epoch`, to be committed.
-pub(super) async fn wait_committed(
+pub(crate) async fn wait_committed(
     partition: &HostedPartition,
     leader_epoch: i32,
     last_offset: i64,

@@ -28,6 +28,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use odradek_common::ErrorCode;
 use odradek_controller::pb;
+use odradek_coordinator::txn::TRANSACTION_STATE_TOPIC;
 use odradek_coordinator::{
     CommitOffset, JoinRequest, Output, Reply, SyncRequest, SyncResponse, OFFSETS_TOPIC,
 };
@@ -35,7 +36,6 @@ use odradek_frontend::RequestContext;
 use odradek_metadata::MetadataImage;
 
 use super::Broker;
-use crate::groups::GroupCoordinator;
 
 fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
@@ -43,7 +43,7 @@ fn s(v: impl Into<String>) -> StrBytes {
 
 /// Creates `__consumer_offsets` (offsets.topic.num.partitions, offsets.topic.replication.factor,
 /// compacted) when it does not exist; the image once it does (or the old one on failure).
-async fn ensure_offsets_topic(broker: &Broker) -> std::sync::Arc<MetadataImage> {
+pub(super) async fn ensure_offsets_topic(broker: &Broker) -> std::sync::Arc<MetadataImage> {
     let image = broker.image();
     if image.topics.by_name.contains_key(OFFSETS_TOPIC) {
         return image;
@@ -75,6 +75,39 @@ async fn ensure_offsets_topic(broker: &Broker) -> std::sync::Arc<MetadataImage> 
         .await
 }
 
+/// Creates `__transaction_state` if it does not exist (Kafka's
+/// `transaction.state.log.*` settings: compacted, its min ISR).
+async fn ensure_transaction_topic(broker: &Broker) -> std::sync::Arc<MetadataImage> {
+    let image = broker.image();
+    if image.topics.by_name.contains_key(TRANSACTION_STATE_TOPIC) {
+        return image;
+    }
+    let t = &broker.config.transactions;
+    let config = |name: &str, value: String| pb::TopicConfig {
+        name: name.into(),
+        value,
+    };
+    let req = pb::CreateTopicsRequest {
+        topics: vec![pb::CreatableTopic {
+            name: TRANSACTION_STATE_TOPIC.into(),
+            num_partitions: t.state_log_partitions,
+            replication_factor: t.state_log_replication_factor,
+            configs: vec![
+                config("cleanup.policy", "compact".into()),
+                config("segment.bytes", t.state_log_segment_bytes.to_string()),
+                config("min.insync.replicas", t.state_log_min_isr.to_string()),
+            ],
+        }],
+        validate_only: false,
+    };
+    super::create_through_controller(broker, req, "creating the transaction state topic").await;
+    broker
+        .wait_for_image(Duration::from_secs(5), |i| {
+            i.topics.by_name.contains_key(TRANSACTION_STATE_TOPIC)
+        })
+        .await
+}
+
 pub(super) async fn find_coordinator(
     broker: &Broker,
     ctx: &RequestContext,
@@ -86,25 +119,35 @@ pub(super) async fn find_coordinator(
     } else {
         vec![req.key.to_string()]
     };
-    let image = if req.key_type == 0 {
-        ensure_offsets_topic(broker).await
-    } else {
-        broker.image()
+    // Key type 0: a group (`__consumer_offsets`); 1: a transactional id
+    // (`__transaction_state`). Either topic is created on first use.
+    let (image, topic) = match req.key_type {
+        0 => (ensure_offsets_topic(broker).await, OFFSETS_TOPIC),
+        1 => (
+            ensure_transaction_topic(broker).await,
+            TRANSACTION_STATE_TOPIC,
+        ),
+        _ => (broker.image(), ""),
     };
     let answer = |key: &str| -> Result<(i32, String, i32), (ErrorCode, String)> {
-        if req.key_type != 0 {
+        if topic.is_empty() {
             return Err((
-                ErrorCode::CoordinatorNotAvailable,
-                "transaction coordinators are not served yet".into(),
+                ErrorCode::InvalidRequest,
+                format!("unknown coordinator key type {}", req.key_type),
             ));
         }
-        let p = GroupCoordinator::partition_of(&image, key).ok_or((
-            ErrorCode::CoordinatorNotAvailable,
-            format!("{OFFSETS_TOPIC} does not exist yet"),
-        ))?;
+        let count = image
+            .topics
+            .get_by_name(topic)
+            .map(|t| t.partitions.len() as i32)
+            .ok_or((
+                ErrorCode::CoordinatorNotAvailable,
+                format!("{topic} does not exist yet"),
+            ))?;
+        let p = odradek_coordinator::partition_for(key, count);
         let leader = image
             .topics
-            .get_by_name(OFFSETS_TOPIC)
+            .get_by_name(topic)
             .and_then(|t| t.partitions.get(&p))
             .map_or(-1, |r| r.leader);
         let endpoint = image
@@ -114,7 +157,7 @@ pub(super) async fn find_coordinator(
             .and_then(|b| super::endpoint_for(b, &ctx.session.listener.name))
             .ok_or((
                 ErrorCode::CoordinatorNotAvailable,
-                format!("{OFFSETS_TOPIC}-{p} has no leader"),
+                format!("{topic}-{p} has no leader"),
             ))?;
         Ok((leader, endpoint.host.clone(), i32::from(endpoint.port)))
     };

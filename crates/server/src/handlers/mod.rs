@@ -1,6 +1,6 @@
 //! Request handlers, one file per API. [`Broker`] routes decoded requests to them.
 
-mod acks;
+pub(crate) mod acks;
 mod admin;
 mod configs;
 mod fetch;
@@ -11,6 +11,9 @@ mod produce;
 mod producers;
 mod quorum;
 mod records;
+mod txn;
+
+pub(crate) use txn::write_txn_markers_local;
 
 use std::sync::Arc;
 
@@ -40,6 +43,7 @@ pub struct Broker {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) groups: Arc<crate::groups::GroupCoordinator>,
     pub(crate) producer_ids: crate::producer_ids::ProducerIdManager,
+    pub(crate) txns: Arc<crate::transactions::TxnCoordinator>,
 }
 
 impl Broker {
@@ -199,6 +203,11 @@ impl RequestHandler for Broker {
             (ApiKey::DeleteGroups, VersionRange { min: 0, max: 2 }),
             (ApiKey::InitProducerId, VersionRange { min: 0, max: 5 }),
             (ApiKey::DescribeProducers, VersionRange { min: 0, max: 0 }),
+            (ApiKey::AddPartitionsToTxn, VersionRange { min: 0, max: 3 }),
+            (ApiKey::AddOffsetsToTxn, VersionRange { min: 0, max: 3 }),
+            (ApiKey::EndTxn, VersionRange { min: 0, max: 3 }),
+            (ApiKey::WriteTxnMarkers, VersionRange { min: 1, max: 1 }),
+            (ApiKey::TxnOffsetCommit, VersionRange { min: 0, max: 3 }),
         ]
     }
 
@@ -211,6 +220,7 @@ impl RequestHandler for Broker {
                 | RequestKind::DeleteRecords(_)
                 | RequestKind::OffsetForLeaderEpoch(_)
                 | RequestKind::DescribeProducers(_)
+                | RequestKind::WriteTxnMarkers(_)
         ) {
             self.await_applied().await;
         }
@@ -287,6 +297,19 @@ impl RequestHandler for Broker {
             )),
             RequestKind::DescribeProducers(r) => Some(ResponseKind::DescribeProducers(
                 producers::describe_producers(self, r),
+            )),
+            RequestKind::AddPartitionsToTxn(r) => Some(ResponseKind::AddPartitionsToTxn(
+                txn::add_partitions_to_txn(self, r).await,
+            )),
+            RequestKind::AddOffsetsToTxn(r) => Some(ResponseKind::AddOffsetsToTxn(
+                txn::add_offsets_to_txn(self, r).await,
+            )),
+            RequestKind::EndTxn(r) => Some(ResponseKind::EndTxn(txn::end_txn(self, r).await)),
+            RequestKind::WriteTxnMarkers(r) => Some(ResponseKind::WriteTxnMarkers(
+                txn::write_txn_markers(self, r).await,
+            )),
+            RequestKind::TxnOffsetCommit(r) => Some(ResponseKind::TxnOffsetCommit(
+                txn::txn_offset_commit(self, r).await,
             )),
             other => {
                 // The frontend only passes APIs listed in supported_apis.

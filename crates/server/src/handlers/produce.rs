@@ -119,11 +119,11 @@ pub(super) async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRe
                 // Checked before leadership, as Kafka does.
                 let (h, records) =
                     single_batch(records).map_err(|m| fail(index, ErrorCode::InvalidRecord, m))?;
-                if h.is_transactional() {
+                if h.is_control() {
                     return Err(fail(
                         index,
                         ErrorCode::InvalidRecord,
-                        "transactional producers are not supported yet".into(),
+                        "clients are not allowed to write control records".into(),
                     ));
                 }
                 let hosted = broker

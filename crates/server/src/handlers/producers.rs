@@ -16,8 +16,8 @@ use crate::replicas::Need;
 
 /// InitProducerId without a transactional id: a fresh producer id at epoch 0. A producer that
 /// sends its current id and epoch (KIP-360, after an OUT_OF_ORDER_SEQUENCE_NUMBER or an
-/// expired id) also gets a new id, as Kafka answers idempotent producers. Transactional ids
-/// need the transaction coordinator, which this broker does not serve yet.
+/// expired id) also gets a new id, as Kafka answers idempotent producers. With a
+/// transactional id the transaction coordinator answers (`txn.rs`).
 pub(super) async fn init_producer_id(
     broker: &Broker,
     req: InitProducerIdRequest,
@@ -28,12 +28,18 @@ pub(super) async fn init_producer_id(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
+    // Kafka: an empty transactional id, or only one of producer id and epoch given, is
+    // INVALID_REQUEST.
     if req
         .transactional_id
         .as_ref()
-        .is_some_and(|t| !t.0.is_empty())
+        .is_some_and(|t| t.0.is_empty())
+        || ((req.producer_id.0 == -1) != (req.producer_epoch == -1))
     {
-        return fail(ErrorCode::CoordinatorNotAvailable);
+        return fail(ErrorCode::InvalidRequest);
+    }
+    if let Some(id) = req.transactional_id.as_ref() {
+        return super::txn::init_producer_id(broker, &req, id.0.as_str()).await;
     }
     match broker.producer_ids.next().await {
         Ok(id) => InitProducerIdResponse::default()
@@ -46,8 +52,8 @@ pub(super) async fn init_producer_id(
     }
 }
 
-/// DescribeProducers: per partition, the producers its leader knows (NOT_LEADER_OR_FOLLOWER on
-/// a follower, UNKNOWN_TOPIC_OR_PARTITION for what does not exist).
+/// DescribeProducers: per partition, the producers this replica knows (NOT_LEADER_OR_FOLLOWER
+/// where it holds no replica, UNKNOWN_TOPIC_OR_PARTITION for what does not exist).
 pub(super) fn describe_producers(
     broker: &Broker,
     req: DescribeProducersRequest,
@@ -76,8 +82,9 @@ pub(super) fn describe_producers(
                             format!("{name}-{index} does not exist"),
                         );
                     };
-                    let hosted = match broker.replicas.partition(topic.id, index, -1, Need::Leader)
-                    {
+                    // Any replica with the log answers, as Kafka's (the admin client may ask a
+                    // follower by broker id).
+                    let hosted = match broker.replicas.partition(topic.id, index, -1, Need::Any) {
                         Ok(h) => h,
                         Err(e) => return fail(e.code, e.message),
                     };
