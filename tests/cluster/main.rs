@@ -10,3 +10,4 @@ mod harness;
 mod idempotence;
 mod lifecycle;
 mod produce;
+mod transactions;
