@@ -4,8 +4,11 @@
 # records, produced by `odradek perf` (16 KiB batches, 5 requests in flight: the Java producer's
 # pipeline) and by confluent-kafka at librdkafka's defaults (acks=all, 1 MB batches). Each
 # configuration runs ROUNDS times (default 2) on its own fresh cluster; prints one line per run.
+# CONFIGS (default "perf:1:1 perf:3:all rdkafka:1:all rdkafka:3:all") lists CLIENT:RF:ACKS runs;
+# clients: perf, rdkafka (enable.idempotence=false), rdkafka-idem (enable.idempotence=true),
+# rdkafka-txn (a transactional producer committing every 100 ms).
 #
-# usage: scripts/bench-replication.sh [ROUNDS]
+# usage: scripts/bench-replication.sh [ROUNDS [CONFIGS]]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/odradek/target}"
@@ -45,11 +48,22 @@ run() {
     out=$("$bin/odradek" --bootstrap-server "$bootstrap" perf produce --topic t --records 1000000 \
       --record-size 1024 --acks "$([ "$acks" = all ] && echo -1 || echo "$acks")" | tail -n 1 | cut -d, -f2,3)
   else
-    out=$("$venv/bin/python" - "$bootstrap" "$acks" <<'PY' 2>/dev/null
+    out=$("$venv/bin/python" - "$bootstrap" "$acks" "$client" <<'PY' 2>/dev/null
 import sys, time
 from confluent_kafka import Producer
-p = Producer({"bootstrap.servers": sys.argv[1], "acks": sys.argv[2], "enable.idempotence": False})
-n, v, t = 500_000, b"x" * 1024, time.time()
+config = {"bootstrap.servers": sys.argv[1], "acks": sys.argv[2], "enable.idempotence": False}
+mode = sys.argv[3]
+if mode == "rdkafka-idem":
+    config["enable.idempotence"] = True
+elif mode == "rdkafka-txn":
+    config.update({"enable.idempotence": True, "transactional.id": "bench"})
+p = Producer(config)
+txn = mode == "rdkafka-txn"
+if txn:
+    p.init_transactions(30)
+    p.begin_transaction()
+    opened = time.time()
+n, v, t, commits = 500_000, b"x" * 1024, time.time(), 0
 for i in range(n):
     while True:
         try:
@@ -58,9 +72,18 @@ for i in range(n):
             p.poll(0.005)
     if i % 5000 == 0:
         p.poll(0)
+    if txn and time.time() - opened >= 0.1:
+        p.commit_transaction(30)
+        commits += 1
+        p.begin_transaction()
+        opened = time.time()
+if txn:
+    p.commit_transaction(30)
+    commits += 1
 assert p.flush(120) == 0
 el = time.time() - t
-print(f" {n / el:.1f} records/sec ({n * 1024 / el / 1e6:.2f} MB/sec)")
+extra = f", {commits} commits" if txn else ""
+print(f" {n / el:.1f} records/sec ({n * 1024 / el / 1e6:.2f} MB/sec){extra}")
 PY
 )
   fi
@@ -70,6 +93,10 @@ PY
   rm -rf "$scratch"
 }
 
+configs=${2:-perf:1:1 perf:3:all rdkafka:1:all rdkafka:3:all}
 for r in $(seq "$rounds"); do
-  run perf 1 1; run perf 3 all; run rdkafka 1 all; run rdkafka 3 all
+  for c in $configs; do
+    IFS=: read -r client rf acks <<<"$c"
+    run "$client" "$rf" "$acks"
+  done
 done
