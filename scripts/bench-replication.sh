@@ -5,8 +5,9 @@
 # pipeline) and by confluent-kafka at librdkafka's defaults (acks=all, 1 MB batches). Each
 # configuration runs ROUNDS times (default 2) on its own fresh cluster; prints one line per run.
 # CONFIGS (default "perf:1:1 perf:3:all rdkafka:1:all rdkafka:3:all") lists CLIENT:RF:ACKS runs;
-# clients: perf, rdkafka (enable.idempotence=false), rdkafka-idem (enable.idempotence=true),
-# rdkafka-txn (a transactional producer committing every 100 ms).
+# clients: perf, rdkafka (enable.idempotence=false), rdkafka-inflight5 (the same with
+# max.in.flight=5, idempotence's pipeline), rdkafka-idem (enable.idempotence=true), rdkafka-txn
+# (a transactional producer committing every 100 ms).
 #
 # usage: scripts/bench-replication.sh [ROUNDS [CONFIGS]]
 set -euo pipefail
@@ -53,7 +54,9 @@ import sys, time
 from confluent_kafka import Producer
 config = {"bootstrap.servers": sys.argv[1], "acks": sys.argv[2], "enable.idempotence": False}
 mode = sys.argv[3]
-if mode == "rdkafka-idem":
+if mode == "rdkafka-inflight5":
+    config["max.in.flight"] = 5
+elif mode == "rdkafka-idem":
     config["enable.idempotence"] = True
 elif mode == "rdkafka-txn":
     config.update({"enable.idempotence": True, "transactional.id": "bench"})

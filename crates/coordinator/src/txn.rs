@@ -152,6 +152,9 @@ struct Entry {
     meta: TxnMetadata,
     /// A transition written but not yet committed.
     pending: Option<TxnMetadata>,
+    /// The epoch before the last bump a producer asked for with its current id and epoch
+    /// (KIP-360): a retry of that InitProducerId is answered the current epoch, not fenced.
+    last_epoch: i16,
 }
 
 /// Settings the coordinator applies.
@@ -210,6 +213,7 @@ impl Transactions {
                     Entry {
                         meta,
                         pending: None,
+                        last_epoch: -1,
                     },
                 );
                 true
@@ -283,6 +287,7 @@ impl Transactions {
                 Entry {
                     meta: placeholder,
                     pending: Some(target.clone()),
+                    last_epoch: -1,
                 },
             );
             return (InitResult::Write(pid, 0), Some(Transition { target }));
@@ -293,9 +298,26 @@ impl Transactions {
         let meta = &entry.meta;
         if expected.0 >= 0 && (expected.0 != meta.producer_id || expected.1 != meta.producer_epoch)
         {
+            let ended = matches!(
+                meta.state,
+                TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+            );
+            if expected.0 == meta.producer_id && expected.1 == entry.last_epoch && ended {
+                // A retry of the bump it asked for (its answer was lost): the same answer.
+                return (
+                    InitResult::Write(meta.producer_id, meta.producer_epoch),
+                    None,
+                );
+            }
             // KIP-360: a producer resuming with an id and epoch that are no longer current.
             return (InitResult::Error(ErrorCode::ProducerFenced), None);
         }
+        entry.last_epoch = if expected.0 >= 0 {
+            meta.producer_epoch
+        } else {
+            -1
+        };
+        let meta = &entry.meta;
         match meta.state {
             TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
                 (InitResult::Error(ErrorCode::ConcurrentTransactions), None)
@@ -773,7 +795,13 @@ mod tests {
         let (r, tr) = t.init_producer_id(4, "tx", 60_000, (-1, -1), None);
         assert_eq!(r, InitResult::Write(5, 2));
         commit(&mut t, tr);
-        // KIP-360: resuming with a stale epoch is fenced.
+        // KIP-360: resuming with the current epoch bumps it; a retry of that bump gets the same
+        // answer; an older epoch is fenced.
+        let (r, tr) = t.init_producer_id(5, "tx", 60_000, (5, 2), None);
+        assert_eq!(r, InitResult::Write(5, 3));
+        commit(&mut t, tr);
+        let (r, tr) = t.init_producer_id(5, "tx", 60_000, (5, 2), None);
+        assert_eq!((r, tr), (InitResult::Write(5, 3), None));
         let (r, _) = t.init_producer_id(5, "tx", 60_000, (5, 1), None);
         assert_eq!(r, InitResult::Error(ErrorCode::ProducerFenced));
         let (r, _) = t.init_producer_id(5, "tx", 0, (-1, -1), None);

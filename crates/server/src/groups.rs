@@ -158,6 +158,39 @@ impl GroupCoordinator {
         });
     }
 
+    /// Writes a transaction marker into `__consumer_offsets`-`p` (WriteTxnMarkers) under the
+    /// partition's slot lock, so a load of the partition either sees the marker in the log or
+    /// comes before it is written: while the partition is not loaded here the marker is refused
+    /// with COORDINATOR_LOAD_IN_PROGRESS and the transaction coordinator retries.
+    pub fn append_marker(
+        &self,
+        p: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: odradek_log::ControlRecord,
+        min_insync_replicas: usize,
+    ) -> Result<odradek_replication::LeaderAppend, ErrorCode> {
+        let now = self.clock.now_ms();
+        let slots = self
+            .slots
+            .lock()
+            .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
+        let Some((_, _, Slot::Loaded { partition, .. })) = slots.get(&p) else {
+            return Err(ErrorCode::CoordinatorLoadInProgress);
+        };
+        let appended = partition
+            .lock()?
+            .append_marker_as_leader(
+                producer_id,
+                producer_epoch,
+                marker,
+                min_insync_replicas,
+                now,
+            )
+            .map_err(|e| e.error_code())?;
+        Ok(appended)
+    }
+
     /// Whether a transaction holds an offset commit of `group` for the partition not yet
     /// ended (OffsetFetch `require_stable`).
     pub fn has_unstable_offset(

@@ -297,7 +297,9 @@ impl TxnCoordinator {
     }
 
     /// Every marker of a job was written: the transaction completes (a write to await).
-    fn markers_written(&self, job: &MarkerJob) -> Option<PendingWrite> {
+    /// `Ok(None)`: nothing to do (completed already, or this broker no longer coordinates
+    /// it); an error: the Complete record could not be appended (retry).
+    fn markers_written(&self, job: &MarkerJob) -> Result<Option<PendingWrite>, ErrorCode> {
         let FollowUp::WriteMarkers {
             transactional_id,
             producer_id,
@@ -305,17 +307,16 @@ impl TxnCoordinator {
             ..
         } = &job.follow
         else {
-            return None;
+            return Ok(None);
         };
         let (id, pid, epoch) = (transactional_id.clone(), *producer_id, *producer_epoch);
         if !self.leads(job.p, job.coordinator_epoch) {
-            return None;
+            return Ok(None);
         }
         self.exec_partition(job.p, |txns, now| {
             ((), txns.markers_written(now, &id, pid, epoch))
         })
-        .ok()
-        .and_then(|(_, w)| w)
+        .map(|(_, w)| w)
     }
 
     /// The transactions of every loaded partition (ListTransactions).
@@ -523,16 +524,27 @@ async fn write_markers(broker: Arc<Broker>, job: MarkerJob) {
         }
     }
     tracing::debug!(%transactional_id, commit, "transaction markers written");
-    // Complete; if that record cannot be committed, try again (the transaction stays in its
-    // Prepare state, and a new coordinator would finish it).
-    for _ in 0..10 {
-        let Some(write) = broker.txns.markers_written(&job) else {
-            return;
-        };
-        if broker.txns.finish(write).await.is_ok() {
+    // Complete. Until that record is committed the transaction stays in its Prepare state
+    // (every call on it answers CONCURRENT_TRANSACTIONS), so it is retried for as long as this
+    // broker coordinates the transaction; a new coordinator would finish it from its load.
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match broker.txns.markers_written(&job) {
+            Ok(None) => return,
+            Ok(Some(write)) => {
+                if broker.txns.finish(write).await.is_ok() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(?e, %transactional_id, "cannot write the transaction's completion yet")
+            }
+        }
+        if !broker.txns.leads(job.p, job.coordinator_epoch) {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
     }
 }
 

@@ -203,7 +203,14 @@ impl CompactionJob {
     /// Builds the key -> latest offset map over the segments and writes each one's cleaned
     /// copy (`<base>.log.cleaned` and its indexes, fsynced). Touches nothing the log reads.
     /// Fails (leaving no cleaned file) if a segment was truncated under it.
-    pub fn run(self) -> Result<CompactedSegments> {
+    pub fn run(mut self) -> Result<CompactedSegments> {
+        // Transactions are not compacted yet: a segment holding a transactional batch or a
+        // marker, and every later one, stays as it is (Kafka's cleaner drops aborted records and
+        // keeps markers until their data is gone; keeping everything loses nothing).
+        if let Some(i) = first_transactional(&self.segments)? {
+            self.cleaned_up_to = self.cleaned_up_to.min(self.segments[i].base_offset());
+            self.segments.truncate(i);
+        }
         let latest = latest_offsets_by_key(&self.segments)?;
         let mut segments = Vec::with_capacity(self.segments.len());
         for original in self.segments {
@@ -235,6 +242,23 @@ impl CompactionJob {
             truncations: self.truncations,
         })
     }
+}
+
+/// The first segment holding a transactional batch or a transaction marker (headers only).
+fn first_transactional(segments: &[Segment]) -> Result<Option<usize>> {
+    for (i, s) in segments.iter().enumerate() {
+        let mut position = 0;
+        while let Some(h) = s.data.read_header(position, s.size)? {
+            if h.batch_length < 0 || position + h.size() > s.size {
+                break;
+            }
+            if h.is_transactional() || h.is_control() {
+                return Ok(Some(i));
+            }
+            position += h.size();
+        }
+    }
+    Ok(None)
 }
 
 fn latest_offsets_by_key(segments: &[Segment]) -> Result<HashMap<Vec<u8>, i64>> {

@@ -763,3 +763,54 @@ fn compaction_runs_apart_from_the_log_and_yields_to_changes_made_meanwhile() {
     let log = open(dir.path(), config);
     assert_eq!(contents(&log), deleted);
 }
+
+#[test]
+fn compaction_leaves_segments_with_transactions_from_the_first_one_on() {
+    use crate::records::{encode_producer_batch, NewRecord, ProducerBatch};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        cleanup_policy: CleanupPolicy::COMPACT,
+        ..small_segments()
+    };
+    let mut log = open(dir.path(), config);
+    // Plain duplicates of k first (cleanable), then transactional ones, then plain again.
+    for i in 0..60i64 {
+        let bytes = if (20..30).contains(&i) {
+            let r = [NewRecord::keyed("k", format!("v{i}"), i)];
+            let p = ProducerBatch {
+                producer_id: 7,
+                producer_epoch: 0,
+                base_sequence: (i - 20) as i32,
+                transactional: true,
+            };
+            encode_producer_batch(&r, crate::records::Compression::None, p).expect("encode")
+        } else {
+            kv("k", Some(&format!("v{i}")), i)
+        };
+        log.append_as_leader(&bytes, 0, i).expect("append");
+    }
+    let before = contents(&log);
+    log.compact(100).expect("compact");
+    let after = contents(&log);
+    // Everything from the first segment holding a transactional batch on is untouched.
+    let first_txn = before
+        .iter()
+        .position(|(o, _, _)| *o == 20)
+        .expect("offset 20");
+    let seg_of_20 = *log
+        .segment_base_offsets()
+        .iter()
+        .filter(|b| **b <= 20)
+        .max()
+        .expect("a segment");
+    assert!(after
+        .iter()
+        .all(|(o, _, _)| *o >= seg_of_20 || *o < first_txn as i64));
+    assert_eq!(
+        after.iter().filter(|(o, _, _)| *o >= seg_of_20).count(),
+        before.iter().filter(|(o, _, _)| *o >= seg_of_20).count(),
+        "no record at or after the transactional segment was removed"
+    );
+    // Before it, duplicates of k did go.
+    assert!(after.iter().filter(|(o, _, _)| *o < seg_of_20).count() <= 1);
+}

@@ -507,22 +507,35 @@ pub(super) async fn offset_commit(
 
 /// A committed offset as OffsetFetch returns it: (topic, partition, offset, leader epoch,
 /// metadata); offset -1 when nothing is committed.
-type FetchedOffset = (String, i32, i64, i32, String);
+/// topic, partition, offset, leader epoch, metadata, error (UNSTABLE_OFFSET_COMMIT or NONE).
+type FetchedOffset = (String, i32, i64, i32, String, i16);
+
+/// Kafka's UNSTABLE_OFFSET_COMMIT: a transaction holds an offset commit not yet ended.
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 
 /// One group's committed offsets, or why not.
+/// The committed offsets of `group`; with `require_stable` (v7+), a partition whose offset a
+/// transaction has committed but not yet ended answers UNSTABLE_OFFSET_COMMIT (KIP-447), so
+/// a read_committed consumer taking it over waits rather than reading from a stale offset.
 fn fetch_group(
     broker: &Broker,
     image: &MetadataImage,
     group: &str,
     wanted: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
 ) -> Result<Vec<FetchedOffset>, ErrorCode> {
     broker.groups.exec(image, group, |groups, _, _| {
         let rows = groups
             .fetch(group, wanted.as_deref())
             .into_iter()
-            .map(|(t, p, v)| match v {
-                Some(v) => (t, p, v.offset, v.leader_epoch, v.metadata),
-                None => (t, p, -1, -1, String::new()),
+            .map(|(t, p, v)| {
+                if require_stable && groups.has_unstable_offset(group, &t, p) {
+                    return (t, p, -1, -1, String::new(), UNSTABLE_OFFSET_COMMIT);
+                }
+                match v {
+                    Some(v) => (t, p, v.offset, v.leader_epoch, v.metadata, 0),
+                    None => (t, p, -1, -1, String::new(), 0),
+                }
             })
             .collect();
         (rows, Output::default())
@@ -547,18 +560,19 @@ pub(super) fn offset_fetch(
                         .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                         .collect()
                 });
-                match fetch_group(broker, &image, &group, wanted) {
+                match fetch_group(broker, &image, &group, wanted, req.require_stable) {
                     Err(e) => OffsetFetchResponseGroup::default()
                         .with_group_id(g.group_id.clone())
                         .with_error_code(e.code()),
                     Ok(rows) => {
                         let mut topics: Vec<OffsetFetchResponseTopics> = Vec::new();
-                        for (t, p, o, epoch, meta) in rows {
+                        for (t, p, o, epoch, meta, code) in rows {
                             let part = OffsetFetchResponsePartitions::default()
                                 .with_partition_index(p)
                                 .with_committed_offset(o)
                                 .with_committed_leader_epoch(epoch)
-                                .with_metadata(Some(s(meta)));
+                                .with_metadata(Some(s(meta)))
+                                .with_error_code(code);
                             match topics.iter_mut().find(|x| x.name.0.as_str() == t) {
                                 Some(x) => x.partitions.push(part),
                                 None => topics.push(
@@ -584,7 +598,8 @@ pub(super) fn offset_fetch(
             .collect()
     });
     let mut resp = OffsetFetchResponse::default();
-    match fetch_group(broker, &image, &group, wanted) {
+    let require_stable = v >= 7 && req.require_stable;
+    match fetch_group(broker, &image, &group, wanted, require_stable) {
         Err(e) => {
             if v >= 2 {
                 resp.error_code = e.code();
@@ -610,11 +625,12 @@ pub(super) fn offset_fetch(
             }
         }
         Ok(rows) => {
-            for (t, p, o, epoch, meta) in rows {
+            for (t, p, o, epoch, meta, code) in rows {
                 let mut part = OffsetFetchResponsePartition::default()
                     .with_partition_index(p)
                     .with_committed_offset(o)
-                    .with_metadata(Some(s(meta)));
+                    .with_metadata(Some(s(meta)))
+                    .with_error_code(code);
                 if v >= 5 {
                     part.committed_leader_epoch = epoch;
                 }

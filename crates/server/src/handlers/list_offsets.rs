@@ -52,15 +52,19 @@ pub(super) fn handle(
                         .map(|p| (p.leader_epoch(), p.leader_epoch_start_offset()))
                         .unwrap_or((-1, 0));
                     let consumer = req.replica_id.0 < 0;
-                    // read_committed consumers see up to the last stable offset.
-                    let hw = hosted.visible_end(req.isolation_level);
                     // A new leader whose HW has not reached its epoch's start does not know the
                     // committed end yet: Kafka answers OFFSET_NOT_AVAILABLE, so "latest" never
-                    // moves back.
-                    if consumer && hw < epoch_start && matches!(lp.timestamp, -1 | -3) {
+                    // moves back. (The HW, not the LSO: a transaction open across the leader
+                    // change holds the LSO back without making the end unknown.)
+                    if consumer
+                        && hosted.high_watermark() < epoch_start
+                        && matches!(lp.timestamp, -1 | -3)
+                    {
                         return base.with_error_code(ErrorCode::OffsetNotAvailable.code());
                     }
-                    // Consumers see the log up to the high watermark; a replica to the end.
+                    // Consumers see the log up to the high watermark (read_committed ones up to
+                    // the last stable offset); a replica to the end.
+                    let hw = hosted.visible_end(req.isolation_level);
                     if lp.timestamp == -1 && consumer {
                         let r = base.with_offset(hw);
                         return if version >= 4 {

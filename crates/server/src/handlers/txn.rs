@@ -45,6 +45,10 @@ pub(super) async fn init_producer_id(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
+    // Its record stores the id as a Kafka string (i16 length).
+    if transactional_id.len() > i16::MAX as usize {
+        return fail(ErrorCode::InvalidRequest);
+    }
     let image = broker.image();
     let needs = match broker.txns.exec(&image, transactional_id, |t, _| {
         (t.needs_new_producer_id(transactional_id), None)
@@ -406,13 +410,22 @@ async fn write_one(
         Err(r) => return r.code,
     };
     let min_isr = broker.min_insync_replicas(image, topic);
-    let appended = match hosted.lock() {
-        Ok(mut p) => p.append_marker_as_leader(producer_id, producer_epoch, marker, min_isr, now),
-        Err(c) => return c,
+    let appended = if topic == OFFSETS_TOPIC {
+        // Through the group coordinator, which must have the partition loaded.
+        broker
+            .groups
+            .append_marker(index, producer_id, producer_epoch, marker, min_isr)
+    } else {
+        match hosted.lock() {
+            Ok(mut p) => p
+                .append_marker_as_leader(producer_id, producer_epoch, marker, min_isr, now)
+                .map_err(|e| e.error_code()),
+            Err(c) => Err(c),
+        }
     };
     let appended = match appended {
         Ok(a) => a,
-        Err(e) => return e.error_code(),
+        Err(code) => return code,
     };
     hosted.leo_waiters.wake_all();
     if appended.high_watermark_advanced {
