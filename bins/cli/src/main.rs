@@ -8,6 +8,7 @@ mod console;
 mod groups;
 mod perf;
 mod topics;
+mod transactions;
 
 use std::process::ExitCode;
 
@@ -50,6 +51,9 @@ enum Command {
     /// Describe the controller quorum.
     #[command(subcommand, name = "metadata-quorum")]
     MetadataQuorum(admin::QuorumCommand),
+    /// List and describe transactions, and the producers of a partition.
+    #[command(subcommand)]
+    Transactions(transactions::TransactionsCommand),
     /// Producer and consumer performance tests.
     #[command(subcommand)]
     Perf(perf::PerfCommand),
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
             Command::Groups(c) => groups::run(&mut client, c).await,
             Command::Configs(c) => admin::configs(&mut client, c).await,
             Command::MetadataQuorum(c) => admin::quorum(&mut client, c).await,
+            Command::Transactions(c) => transactions::run(&mut client, c).await,
         }
     });
     match result {

@@ -129,6 +129,22 @@ impl Client {
         self.conn(&addr).await
     }
 
+    /// A new connection to the leader of `topic`-`partition` (for requests only a leader
+    /// answers, such as DescribeProducers).
+    pub async fn leader_connection(
+        &mut self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Connection, ClientError> {
+        let leader = self.leader(topic, partition).await?;
+        let addr = self
+            .brokers
+            .get(&leader)
+            .cloned()
+            .ok_or_else(|| ClientError::Protocol(format!("unknown broker {leader}")))?;
+        Connection::connect(&addr, self.client_id()).await
+    }
+
     /// Metadata for `topics` (all when `None`); refreshes the broker and leader caches.
     pub async fn metadata(
         &mut self,

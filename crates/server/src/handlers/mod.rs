@@ -208,6 +208,11 @@ impl RequestHandler for Broker {
             (ApiKey::EndTxn, VersionRange { min: 0, max: 3 }),
             (ApiKey::WriteTxnMarkers, VersionRange { min: 1, max: 1 }),
             (ApiKey::TxnOffsetCommit, VersionRange { min: 0, max: 3 }),
+            (
+                ApiKey::DescribeTransactions,
+                VersionRange { min: 0, max: 0 },
+            ),
+            (ApiKey::ListTransactions, VersionRange { min: 0, max: 1 }),
         ]
     }
 
@@ -310,6 +315,12 @@ impl RequestHandler for Broker {
             )),
             RequestKind::TxnOffsetCommit(r) => Some(ResponseKind::TxnOffsetCommit(
                 txn::txn_offset_commit(self, r).await,
+            )),
+            RequestKind::ListTransactions(r) => Some(ResponseKind::ListTransactions(
+                txn::list_transactions(self, r),
+            )),
+            RequestKind::DescribeTransactions(r) => Some(ResponseKind::DescribeTransactions(
+                txn::describe_transactions(self, r),
             )),
             other => {
                 // The frontend only passes APIs listed in supported_apis.

@@ -9,6 +9,10 @@ use std::time::Duration;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
 };
+use kafka_protocol::messages::describe_transactions_response::{
+    TopicData, TransactionState as DescribedTransaction,
+};
+use kafka_protocol::messages::list_transactions_response::TransactionState as ListedTransaction;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
@@ -17,10 +21,13 @@ use kafka_protocol::messages::write_txn_markers_response::{
 };
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
-    AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse, InitProducerIdRequest,
-    InitProducerIdResponse, ProducerId, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
-    WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+    AddPartitionsToTxnResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
+    EndTxnRequest, EndTxnResponse, InitProducerIdRequest, InitProducerIdResponse,
+    ListTransactionsRequest, ListTransactionsResponse, ProducerId, TopicName, TransactionalId,
+    TxnOffsetCommitRequest, TxnOffsetCommitResponse, WriteTxnMarkersRequest,
+    WriteTxnMarkersResponse,
 };
+use kafka_protocol::protocol::StrBytes;
 use odradek_common::{ErrorCode, ToErrorCode};
 use odradek_coordinator::txn::InitResult;
 use odradek_coordinator::{partition_for, CommitOffset, OFFSETS_TOPIC};
@@ -456,4 +463,113 @@ pub(super) async fn write_txn_markers(
     req: WriteTxnMarkersRequest,
 ) -> WriteTxnMarkersResponse {
     write_txn_markers_local(broker, req).await
+}
+
+/// ListTransactions (v0-1): the transactions of the `__transaction_state` partitions this
+/// broker coordinates, filtered by state name, producer id and (v1) running time.
+pub(super) fn list_transactions(
+    broker: &Broker,
+    req: ListTransactionsRequest,
+) -> ListTransactionsResponse {
+    use odradek_coordinator::txn::TxnState;
+    const STATES: [TxnState; 8] = [
+        TxnState::Empty,
+        TxnState::Ongoing,
+        TxnState::PrepareCommit,
+        TxnState::PrepareAbort,
+        TxnState::CompleteCommit,
+        TxnState::CompleteAbort,
+        TxnState::Dead,
+        TxnState::PrepareEpochFence,
+    ];
+    let unknown: Vec<_> = req
+        .state_filters
+        .iter()
+        .filter(|f| !STATES.iter().any(|s| s.name() == f.as_str()))
+        .cloned()
+        .collect();
+    let now = broker.clock.now_ms();
+    let states = broker
+        .txns
+        .list()
+        .into_iter()
+        .filter(|t| {
+            req.state_filters.is_empty()
+                || req
+                    .state_filters
+                    .iter()
+                    .any(|f| f.as_str() == t.state.name())
+        })
+        .filter(|t| {
+            req.producer_id_filters.is_empty()
+                || req.producer_id_filters.iter().any(|p| p.0 == t.producer_id)
+        })
+        .filter(|t| {
+            req.duration_filter < 0
+                || (t.state == TxnState::Ongoing
+                    && t.start_ms >= 0
+                    && now.saturating_sub(t.start_ms) >= req.duration_filter)
+        })
+        .map(|t| {
+            ListedTransaction::default()
+                .with_transactional_id(TransactionalId(StrBytes::from_string(t.transactional_id)))
+                .with_producer_id(ProducerId(t.producer_id))
+                .with_transaction_state(StrBytes::from_static_str(t.state.name()))
+        })
+        .collect();
+    ListTransactionsResponse::default()
+        .with_unknown_state_filters(unknown)
+        .with_transaction_states(states)
+}
+
+/// DescribeTransactions (v0): each id's state from its coordinator (NOT_COORDINATOR on
+/// another broker, TRANSACTIONAL_ID_NOT_FOUND for an unknown id).
+pub(super) fn describe_transactions(
+    broker: &Broker,
+    req: DescribeTransactionsRequest,
+) -> DescribeTransactionsResponse {
+    const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
+    let image = broker.image();
+    let states = req
+        .transactional_ids
+        .iter()
+        .map(|id| {
+            let r = DescribedTransaction::default()
+                .with_transactional_id(id.clone())
+                .with_transaction_state(StrBytes::from_static_str(""))
+                .with_transaction_start_time_ms(-1)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1);
+            let found = broker.txns.exec(&image, id.0.as_str(), |t, _| {
+                (t.get(id.0.as_str()).cloned(), None)
+            });
+            match found {
+                Err(e) => r.with_error_code(e.code()),
+                Ok((None, _)) => r.with_error_code(TRANSACTIONAL_ID_NOT_FOUND),
+                Ok((Some(t), _)) => {
+                    let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> =
+                        std::collections::BTreeMap::new();
+                    for (topic, p) in &t.partitions {
+                        by_topic.entry(topic.clone()).or_default().push(*p);
+                    }
+                    r.with_transaction_state(StrBytes::from_static_str(t.state.name()))
+                        .with_transaction_timeout_ms(t.timeout_ms)
+                        .with_transaction_start_time_ms(t.start_ms)
+                        .with_producer_id(ProducerId(t.producer_id))
+                        .with_producer_epoch(t.producer_epoch)
+                        .with_topics(
+                            by_topic
+                                .into_iter()
+                                .map(|(topic, partitions)| {
+                                    TopicData::default()
+                                        .with_topic(TopicName(StrBytes::from_string(topic)))
+                                        .with_partitions(partitions)
+                                })
+                                .collect(),
+                        )
+                }
+            }
+        })
+        .collect();
+    DescribeTransactionsResponse::default().with_transaction_states(states)
 }
