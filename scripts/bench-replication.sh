@@ -5,7 +5,7 @@
 # pipeline) and by confluent-kafka at librdkafka's defaults (acks=all, 1 MB batches). Each
 # configuration runs ROUNDS times (default 2) on its own fresh cluster; prints one line per run.
 # CONFIGS (default "perf:1:1 perf:3:all rdkafka:1:all rdkafka:3:all") lists CLIENT:RF:ACKS runs;
-# clients: perf, rdkafka (enable.idempotence=false), rdkafka-inflight5 (the same with
+# clients: perf, perf-idem (`odradek perf produce --idempotent`), rdkafka (enable.idempotence=false), rdkafka-inflight5 (the same with
 # max.in.flight=5, idempotence's pipeline), rdkafka-idem (enable.idempotence=true), rdkafka-txn
 # (a transactional producer committing every 100 ms).
 #
@@ -45,9 +45,10 @@ run() {
   "$bin/odradek" --bootstrap-server "$bootstrap" topics create --topic t --partitions 1 --replication-factor "$rf" >/dev/null
   sleep 1
   local out
-  if [ "$client" = perf ]; then
+  if [ "$client" = perf ] || [ "$client" = perf-idem ]; then
     out=$("$bin/odradek" --bootstrap-server "$bootstrap" perf produce --topic t --records 1000000 \
-      --record-size 1024 --acks "$([ "$acks" = all ] && echo -1 || echo "$acks")" | tail -n 1 | cut -d, -f2,3)
+      --record-size 1024 --acks "$([ "$acks" = all ] && echo -1 || echo "$acks")" \
+      $([ "$client" = perf-idem ] && echo --idempotent) | tail -n 1 | cut -d, -f2,3)
   else
     out=$("$venv/bin/python" - "$bootstrap" "$acks" "$client" <<'PY' 2>/dev/null
 import sys, time

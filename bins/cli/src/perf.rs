@@ -45,6 +45,10 @@ pub struct ProduceArgs {
     /// Requests in flight per broker (max.in.flight.requests.per.connection).
     #[arg(long = "max-in-flight", default_value_t = 5)]
     max_in_flight: usize,
+    /// Produce as an idempotent producer (enable.idempotence=true): a producer id from
+    /// InitProducerId per broker connection, sequence numbers per partition.
+    #[arg(long)]
+    idempotent: bool,
 }
 
 #[derive(Args)]
@@ -173,6 +177,22 @@ async fn produce_share(
 ) -> Result<Latencies, ClientError> {
     let mut conn = Connection::connect(&share.addr, &client_id).await?;
     let version = conn.version(ApiKey::Produce, 9)?;
+    // Idempotence: one producer id for this connection, a sequence per partition.
+    let producer = if a.idempotent {
+        let v = conn.version(ApiKey::InitProducerId, 4)?;
+        let r = conn
+            .send(
+                &kafka_protocol::messages::InitProducerIdRequest::default()
+                    .with_transactional_id(None),
+                v,
+            )
+            .await?;
+        ClientError::check(r.error_code, Some("InitProducerId".into()))?;
+        Some((r.producer_id.0, r.producer_epoch))
+    } else {
+        None
+    };
+    let mut sequences: std::collections::HashMap<i32, i32> = std::collections::HashMap::new();
     let per_batch = (a.batch_size / (a.record_size + 8)).max(1) as u64;
     let filler = Bytes::from(vec![b'x'; a.record_size]);
     let start = Instant::now();
@@ -227,8 +247,25 @@ async fn produce_share(
                         ..NewRecord::default()
                     })
                     .collect();
-                let batch = encode_batch(&records, Compression::None)
-                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                let batch = match producer {
+                    None => encode_batch(&records, Compression::None),
+                    Some((producer_id, producer_epoch)) => {
+                        let seq = sequences.entry(*p).or_insert(0);
+                        let base_sequence = *seq;
+                        *seq = seq.wrapping_add(n as i32);
+                        odradek_log::records::encode_producer_batch(
+                            &records,
+                            Compression::None,
+                            odradek_log::records::ProducerBatch {
+                                producer_id,
+                                producer_epoch,
+                                base_sequence,
+                                transactional: false,
+                            },
+                        )
+                    }
+                }
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
                 batches.push((*p, batch));
                 in_request += n;
             }
