@@ -241,3 +241,25 @@ impl Node {
         }
     }
 }
+
+/// A batch of `n` records from producer `pid` at `epoch`, from sequence `seq` (values
+/// `r<seq>`...), idempotent or transactional.
+pub fn producer_batch(
+    pid: i64,
+    epoch: i16,
+    seq: i32,
+    n: usize,
+    transactional: bool,
+) -> bytes::Bytes {
+    use odradek_log::records::{encode_producer_batch, Compression, NewRecord, ProducerBatch};
+    let records: Vec<NewRecord> = (0..n)
+        .map(|i| NewRecord::value(format!("r{}", seq as usize + i), 1_700_000_000_000))
+        .collect();
+    let producer = ProducerBatch {
+        producer_id: pid,
+        producer_epoch: epoch,
+        base_sequence: seq,
+        transactional,
+    };
+    encode_producer_batch(&records, Compression::None, producer).expect("encode")
+}

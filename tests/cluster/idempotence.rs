@@ -10,19 +10,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use odradek_client::{Client, ClientError};
-use odradek_log::records::{encode_producer_batch, Compression, NewRecord, ProducerBatch};
 
 fn batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Bytes {
-    let records: Vec<NewRecord> = (0..n)
-        .map(|i| NewRecord::value(format!("r{}", seq as usize + i), 1_700_000_000_000))
-        .collect();
-    let producer = ProducerBatch {
-        producer_id: pid,
-        producer_epoch: epoch,
-        base_sequence: seq,
-        transactional: false,
-    };
-    encode_producer_batch(&records, Compression::None, producer).expect("encode")
+    crate::harness::producer_batch(pid, epoch, seq, n, false)
 }
 
 async fn init(client: &mut Client, version: i16) -> (i64, i16) {

@@ -24,23 +24,13 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use odradek_client::Client;
-use odradek_log::records::{encode_producer_batch, Compression, NewRecord, ProducerBatch};
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
 fn txn_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Bytes {
-    let records: Vec<NewRecord> = (0..n)
-        .map(|i| NewRecord::value(format!("t{}", seq as usize + i), 1_700_000_000_000))
-        .collect();
-    let producer = ProducerBatch {
-        producer_id: pid,
-        producer_epoch: epoch,
-        base_sequence: seq,
-        transactional: true,
-    };
-    encode_producer_batch(&records, Compression::None, producer).expect("encode")
+    crate::harness::producer_batch(pid, epoch, seq, n, true)
 }
 
 async fn init(client: &mut Client, id: &str, timeout_ms: i32, v: i16) -> (i16, i64, i16) {

@@ -524,13 +524,8 @@ impl Partition {
         client: bool,
     ) -> Result<LeaderAppend> {
         self.check_leader(-1)?;
-        if acks == -1 && self.state.isr.len() < min_insync_replicas {
-            return Err(ReplicationError::NotEnoughReplicas {
-                topic: self.topic.clone(),
-                partition: self.index,
-                isr: self.state.isr.len(),
-                min: min_insync_replicas,
-            });
+        if acks == -1 {
+            self.check_min_isr(min_insync_replicas)?;
         }
         let append_time = (self.log.config().message_timestamp_type
             == TimestampType::LogAppendTime)
@@ -562,15 +557,7 @@ impl Partition {
             .log
             .append_validated_as_leader(batches, self.state.leader_epoch, now_ms)?;
         self.producers.commit(updated, self.log.log_end_offset());
-        self.after_append();
-        let high_watermark_advanced = self.maybe_advance_high_watermark();
-        self.publish_last_stable_offset();
-        Ok(LeaderAppend {
-            info,
-            leader_epoch: self.state.leader_epoch,
-            high_watermark_advanced,
-            duplicate: false,
-        })
+        Ok(self.appended(info))
     }
 
     /// Writes a transaction marker for `producer_id` as leader (WriteTxnMarkers from the
@@ -585,14 +572,7 @@ impl Partition {
         now_ms: i64,
     ) -> Result<LeaderAppend> {
         self.check_leader(-1)?;
-        if self.state.isr.len() < min_insync_replicas {
-            return Err(ReplicationError::NotEnoughReplicas {
-                topic: self.topic.clone(),
-                partition: self.index,
-                isr: self.state.isr.len(),
-                min: min_insync_replicas,
-            });
-        }
+        self.check_min_isr(min_insync_replicas)?;
         self.producers
             .check_marker(producer_id, producer_epoch, marker.coordinator_epoch)?;
         let bytes = encode_control_batch(producer_id, producer_epoch, marker, now_ms);
@@ -604,15 +584,34 @@ impl Partition {
         header.base_offset = info.first_offset;
         self.producers
             .record_appended([(&header, Some(marker))], self.log.log_end_offset());
+        Ok(self.appended(info))
+    }
+
+    /// acks=all with an ISR smaller than `min.insync.replicas` is NOT_ENOUGH_REPLICAS.
+    fn check_min_isr(&self, min_insync_replicas: usize) -> Result<()> {
+        if self.state.isr.len() < min_insync_replicas {
+            return Err(ReplicationError::NotEnoughReplicas {
+                topic: self.topic.clone(),
+                partition: self.index,
+                isr: self.state.isr.len(),
+                min: min_insync_replicas,
+            });
+        }
+        Ok(())
+    }
+
+    /// What follows a leader's append: the roll snapshot, the HW (a single-member ISR commits
+    /// at once) and the LSO.
+    fn appended(&mut self, info: LogAppendInfo) -> LeaderAppend {
         self.after_append();
         let high_watermark_advanced = self.maybe_advance_high_watermark();
         self.publish_last_stable_offset();
-        Ok(LeaderAppend {
+        LeaderAppend {
             info,
             leader_epoch: self.state.leader_epoch,
             high_watermark_advanced,
             duplicate: false,
-        })
+        }
     }
 
     /// Where an acks=all append of `last_offset` under `leader_epoch` stands: `None` while it

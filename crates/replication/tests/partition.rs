@@ -507,7 +507,8 @@ proptest! {
     }
 }
 
-fn idempotent(pid: i64, epoch: i16, seq: i32, n: usize) -> Bytes {
+/// A batch of `n` records from producer `pid` at `epoch`, from sequence `seq`.
+fn producer_batch(pid: i64, epoch: i16, seq: i32, n: usize, transactional: bool) -> Bytes {
     use odradek_log::records::{encode_producer_batch, ProducerBatch};
     let records: Vec<NewRecord> = (0..n)
         .map(|i| NewRecord::value(format!("p{pid}-{}", seq as usize + i), 0))
@@ -516,9 +517,17 @@ fn idempotent(pid: i64, epoch: i16, seq: i32, n: usize) -> Bytes {
         producer_id: pid,
         producer_epoch: epoch,
         base_sequence: seq,
-        transactional: false,
+        transactional,
     };
     encode_producer_batch(&records, Compression::None, producer).expect("encode")
+}
+
+fn idempotent(pid: i64, epoch: i16, seq: i32, n: usize) -> Bytes {
+    producer_batch(pid, epoch, seq, n, false)
+}
+
+fn transactional(pid: i64, epoch: i16, seq: i32, n: usize) -> Bytes {
+    producer_batch(pid, epoch, seq, n, true)
 }
 
 #[test]
@@ -645,20 +654,6 @@ fn truncation_forgets_the_producer_batches_it_removes() {
             .last_sequence(),
         1
     );
-}
-
-fn transactional(pid: i64, epoch: i16, seq: i32, n: usize) -> Bytes {
-    use odradek_log::records::{encode_producer_batch, ProducerBatch};
-    let records: Vec<NewRecord> = (0..n)
-        .map(|i| NewRecord::value(format!("t{i}"), 0))
-        .collect();
-    let producer = ProducerBatch {
-        producer_id: pid,
-        producer_epoch: epoch,
-        base_sequence: seq,
-        transactional: true,
-    };
-    encode_producer_batch(&records, Compression::None, producer).expect("encode")
 }
 
 #[test]

@@ -13,7 +13,7 @@ use odradek_coordinator::{
     partition_for, GroupConfig, Groups, Output, Reply, Token, OFFSETS_TOPIC,
 };
 use odradek_log::records::{
-    decode_batches, encode_batch, encode_producer_batch, Compression, NewRecord, ProducerBatch,
+    encode_batch, encode_producer_batch, Compression, NewRecord, ProducerBatch,
 };
 use odradek_metadata::MetadataImage;
 use tokio::sync::oneshot;
@@ -426,48 +426,24 @@ impl GroupCoordinator {
             let seed = Uuid::random().to_string();
             let mut groups = Groups::new(self.config.clone(), seed);
             let now = self.clock.now_ms();
-            let log = &partition.reader;
-            let mut offset = log.log_start_offset();
-            let end = log.log_end_offset();
             let mut records = 0u64;
-            while offset < end {
-                let read = match log.read(offset, 1 << 20, end) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot read {OFFSETS_TOPIC}-{p}");
-                        break;
+            partition.read_all_records(|r| {
+                if r.control {
+                    // A transaction marker: key version 0, type 0 abort / 1 commit.
+                    if let Some(k) = r.key.as_ref().filter(|k| k.len() >= 4) {
+                        groups.complete_transaction(r.producer_id, k[3] == 1);
                     }
-                };
-                let Some(slice) = read.records else { break };
-                let next = slice.last_offset() + 1;
-                let decoded = match slice.read_to_bytes().map(decode_batches) {
-                    Ok(Ok(records)) => records,
-                    Ok(Err(e)) | Err(e) => {
-                        // Batches were CRC-checked on append and recovery; skip what cannot be
-                        // read rather than refuse to coordinate, and say so.
-                        tracing::warn!(error = %e, offset, "skipping unreadable {OFFSETS_TOPIC}-{p} batches");
-                        Vec::new()
-                    }
-                };
-                for r in decoded {
-                    if r.control {
-                        // A transaction marker: key version 0, type 0 abort / 1 commit.
-                        if let Some(k) = r.key.as_ref().filter(|k| k.len() >= 4) {
-                            groups.complete_transaction(r.producer_id, k[3] == 1);
-                        }
-                        continue;
-                    }
-                    if let Some(k) = r.key {
-                        if r.transactional {
-                            groups.replay_transactional(now, r.producer_id, k, r.value);
-                        } else {
-                            groups.replay(now, k, r.value);
-                        }
-                        records += 1;
-                    }
+                    return;
                 }
-                offset = next;
-            }
+                if let Some(k) = r.key {
+                    if r.transactional {
+                        groups.replay_transactional(now, r.producer_id, k, r.value);
+                    } else {
+                        groups.replay(now, k, r.value);
+                    }
+                    records += 1;
+                }
+            });
             let ms = started.elapsed().as_millis() as u64;
             if records > 0 {
                 tracing::info!(partition = p, records, ms, "loaded {OFFSETS_TOPIC}-{p}");

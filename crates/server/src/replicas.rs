@@ -93,6 +93,40 @@ impl HostedPartition {
         self.high_watermark.load(Ordering::Acquire)
     }
 
+    /// Decodes every record of the log from its start to its current end, in offset order (a
+    /// coordinator loading its partition). Batches that cannot be read are skipped and
+    /// logged (they were CRC-checked on append and recovery; a coordinator should coordinate
+    /// rather than refuse); returns how many were.
+    pub fn read_all_records(&self, mut f: impl FnMut(odradek_log::records::Record)) -> u64 {
+        let log = &self.reader;
+        let mut offset = log.log_start_offset();
+        let end = log.log_end_offset();
+        let mut skipped = 0;
+        while offset < end {
+            let read = match log.read(offset, 1 << 20, end) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "cannot read the partition");
+                    return skipped + 1;
+                }
+            };
+            let Some(slice) = read.records else { break };
+            let next = slice.last_offset() + 1;
+            match slice
+                .read_to_bytes()
+                .map(odradek_log::records::decode_batches)
+            {
+                Ok(Ok(records)) => records.into_iter().for_each(&mut f),
+                Ok(Err(e)) | Err(e) => {
+                    tracing::warn!(topic = %self.topic, partition = self.index, error = %e, offset, "skipping unreadable batches");
+                    skipped += 1;
+                }
+            }
+            offset = next;
+        }
+        skipped
+    }
+
     /// The last stable offset (read_committed consumers read below it), without the lock.
     pub fn last_stable_offset(&self) -> i64 {
         self.last_stable_offset.load(Ordering::Acquire)

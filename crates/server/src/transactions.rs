@@ -21,7 +21,7 @@ use kafka_protocol::protocol::StrBytes;
 use odradek_common::{ErrorCode, ToErrorCode, Uuid};
 use odradek_coordinator::partition_for;
 use odradek_coordinator::txn::{FollowUp, Transactions, Transition, TRANSACTION_STATE_TOPIC};
-use odradek_log::records::{decode_batches, encode_batch, Compression, NewRecord};
+use odradek_log::records::{encode_batch, Compression, NewRecord};
 use odradek_metadata::MetadataImage;
 use tokio::sync::mpsc;
 
@@ -397,37 +397,18 @@ impl TxnCoordinator {
 
 /// Replays a `__transaction_state` partition; returns records read and skipped.
 fn replay(partition: &HostedPartition, txns: &mut Transactions) -> (u64, u64) {
-    let log = &partition.reader;
-    let mut offset = log.log_start_offset();
-    let end = log.log_end_offset();
-    let (mut records, mut skipped) = (0u64, 0u64);
-    while offset < end {
-        let Ok(read) = log.read(offset, 1 << 20, end) else {
-            break;
+    let (mut records, mut unreadable) = (0u64, 0u64);
+    let skipped = partition.read_all_records(|r| {
+        let Some(k) = r.key.filter(|_| !r.control) else {
+            return;
         };
-        let Some(slice) = read.records else { break };
-        offset = slice.last_offset() + 1;
-        match slice.read_to_bytes().map(decode_batches) {
-            Ok(Ok(decoded)) => {
-                for r in decoded.into_iter().filter(|r| !r.control) {
-                    let Some(k) = r.key else { continue };
-                    if txns.replay(&k, r.value.as_deref()) {
-                        records += 1;
-                    } else {
-                        skipped += 1;
-                    }
-                }
-            }
-            _ => {
-                tracing::warn!(
-                    offset,
-                    "skipping unreadable {TRANSACTION_STATE_TOPIC} batches"
-                );
-                skipped += 1;
-            }
+        if txns.replay(&k, r.value.as_deref()) {
+            records += 1;
+        } else {
+            unreadable += 1;
         }
-    }
-    (records, skipped)
+    });
+    (records, skipped + unreadable)
 }
 
 /// Writes the markers of queued jobs, each in a task of its own.

@@ -410,6 +410,35 @@ pub(super) fn leave_group(
 /// How long an offset commit waits to be replicated (Kafka: `offsets.commit.timeout.ms`).
 const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Waits until the offsets an OffsetCommit or TxnOffsetCommit appended are committed to the
+/// offsets topic's ISR (as Kafka's coordinator appends with acks=all: a commit lost with its
+/// leader was never answered), within [`COMMIT_TIMEOUT`]; Kafka's mapping of a failed append.
+pub(super) async fn committed(
+    broker: &Broker,
+    image: &MetadataImage,
+    appended: Result<(Vec<ErrorCode>, Option<crate::groups::AppendPosition>), ErrorCode>,
+) -> Result<Vec<ErrorCode>, ErrorCode> {
+    let (errors, at) = appended?;
+    let Some(at) = at else {
+        return Ok(errors);
+    };
+    let deadline = std::time::Instant::now() + COMMIT_TIMEOUT;
+    let min_isr = broker.min_insync_replicas(image, OFFSETS_TOPIC);
+    match super::acks::wait_committed(
+        &at.partition,
+        at.leader_epoch,
+        at.last_offset,
+        min_isr,
+        deadline,
+    )
+    .await
+    {
+        Ok(()) => Ok(errors),
+        Err((ErrorCode::NotLeaderOrFollower, _)) => Err(ErrorCode::NotCoordinator),
+        Err(_) => Err(ErrorCode::CoordinatorNotAvailable),
+    }
+}
+
 pub(super) async fn offset_commit(
     broker: &Broker,
     req: OffsetCommitRequest,
@@ -452,28 +481,7 @@ pub(super) async fn offset_commit(
         });
     // Acknowledged once committed to the offsets topic's ISR, not merely appended (as Kafka's
     // coordinator appends with acks=all): a commit lost with its leader was never answered.
-    let result = match result {
-        Ok((errors, Some(at))) => {
-            let deadline = std::time::Instant::now() + COMMIT_TIMEOUT;
-            let min_isr = broker.min_insync_replicas(&image, OFFSETS_TOPIC);
-            match super::acks::wait_committed(
-                &at.partition,
-                at.leader_epoch,
-                at.last_offset,
-                min_isr,
-                deadline,
-            )
-            .await
-            {
-                Ok(()) => Ok(errors),
-                // Kafka's mapping of a failed offsets append.
-                Err((ErrorCode::NotLeaderOrFollower, _)) => Err(ErrorCode::NotCoordinator),
-                Err(_) => Err(ErrorCode::CoordinatorNotAvailable),
-            }
-        }
-        Ok((errors, None)) => Ok(errors),
-        Err(e) => Err(e),
-    };
+    let result = committed(broker, &image, result).await;
     let mut answers: Box<dyn Iterator<Item = ErrorCode>> = match result {
         Ok(errors) => Box::new(errors.into_iter()),
         Err(e) => Box::new(std::iter::repeat(e)),

@@ -281,27 +281,7 @@ pub(super) async fn txn_offset_commit(
             )
         },
     );
-    let result = match result {
-        Ok((errors, Some(at))) => {
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            let min_isr = broker.min_insync_replicas(&image, OFFSETS_TOPIC);
-            match super::acks::wait_committed(
-                &at.partition,
-                at.leader_epoch,
-                at.last_offset,
-                min_isr,
-                deadline,
-            )
-            .await
-            {
-                Ok(()) => Ok(errors),
-                Err((ErrorCode::NotLeaderOrFollower, _)) => Err(ErrorCode::NotCoordinator),
-                Err(_) => Err(ErrorCode::CoordinatorNotAvailable),
-            }
-        }
-        Ok((errors, None)) => Ok(errors),
-        Err(e) => Err(e),
-    };
+    let result = super::groups::committed(broker, &image, result).await;
     let mut answers = offsets.iter().zip(match &result {
         Ok(errors) => errors.clone(),
         Err(e) => vec![*e; offsets.len()],
