@@ -18,16 +18,8 @@ use odradek_log::records::{
 use odradek_metadata::MetadataImage;
 use tokio::sync::oneshot;
 
+use crate::coordinator_runtime::Shards;
 use crate::replicas::{HostedPartition, ReplicaManager};
-
-#[derive(Debug)]
-enum Slot {
-    Loading,
-    Loaded {
-        groups: Groups,
-        partition: Arc<HostedPartition>,
-    },
-}
 
 /// Where a coordinator append must be committed before its caller is answered.
 #[derive(Debug, Clone)]
@@ -43,11 +35,9 @@ pub struct AppendPosition {
 /// The broker's group coordinator.
 #[derive(Debug)]
 pub struct GroupCoordinator {
-    broker_id: i32,
     config: GroupConfig,
-    /// `(topic id, leader epoch)` per led partition, and its state. A std `Mutex`: held for
-    /// one state-machine call, never across an `.await`.
-    slots: Mutex<HashMap<i32, (Uuid, i32, Slot)>>,
+    /// One shard (a `Groups`) per led `__consumer_offsets` partition.
+    shards: Shards<Groups>,
     parked: Mutex<HashMap<Token, (i32, oneshot::Sender<Reply>)>>,
     next_token: AtomicU64,
     clock: Arc<dyn odradek_common::Clock>,
@@ -57,9 +47,8 @@ impl GroupCoordinator {
     /// A coordinator leading nothing yet.
     pub fn new(broker_id: i32, config: GroupConfig, clock: Arc<dyn odradek_common::Clock>) -> Self {
         Self {
-            broker_id,
             config,
-            slots: Mutex::new(HashMap::new()),
+            shards: Shards::new(OFFSETS_TOPIC, broker_id),
             parked: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(1),
             clock,
@@ -136,15 +125,7 @@ impl GroupCoordinator {
         let p = Self::partition_of(image, group).ok_or(ErrorCode::CoordinatorNotAvailable)?;
         match self.exec_partition(p, producer, f) {
             // Leader in the image but not loaded yet: the publisher is about to load it.
-            Err(ErrorCode::NotCoordinator)
-                if image
-                    .topics
-                    .get_by_name(OFFSETS_TOPIC)
-                    .and_then(|t| t.partitions.get(&p))
-                    .is_some_and(|r| r.leader == self.broker_id) =>
-            {
-                Err(ErrorCode::CoordinatorLoadInProgress)
-            }
+            Err(ErrorCode::NotCoordinator) => Err(self.shards.missing(image, p)),
             other => other,
         }
     }
@@ -171,23 +152,22 @@ impl GroupCoordinator {
         min_insync_replicas: usize,
     ) -> Result<odradek_replication::LeaderAppend, ErrorCode> {
         let now = self.clock.now_ms();
-        let slots = self
-            .slots
-            .lock()
-            .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
-        let Some((_, _, Slot::Loaded { partition, .. })) = slots.get(&p) else {
-            return Err(ErrorCode::CoordinatorLoadInProgress);
-        };
-        let appended = partition
-            .lock()?
-            .append_marker_as_leader(
-                producer_id,
-                producer_epoch,
-                marker,
-                min_insync_replicas,
-                now,
-            )
-            .map_err(|e| e.error_code())?;
+        let appended = self
+            .shards
+            .with(p, |_, partition, _| {
+                partition
+                    .lock()?
+                    .append_marker_as_leader(
+                        producer_id,
+                        producer_epoch,
+                        marker,
+                        min_insync_replicas,
+                        now,
+                    )
+                    .map_err(|e| e.error_code())
+            })
+            // Not loaded here (yet): retriable for the transaction coordinator.
+            .map_err(|_| ErrorCode::CoordinatorLoadInProgress)??;
         Ok(appended)
     }
 
@@ -216,40 +196,34 @@ impl GroupCoordinator {
         f: impl FnOnce(&mut Groups, i32, i64) -> (T, Output),
     ) -> Result<(T, Option<AppendPosition>), ErrorCode> {
         let now = self.clock.now_ms();
-        let mut slots = self
-            .slots
-            .lock()
-            .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
-        let (_, _, slot) = slots.get_mut(&p).ok_or(ErrorCode::NotCoordinator)?;
-        let Slot::Loaded { groups, partition } = slot else {
-            return Err(ErrorCode::CoordinatorLoadInProgress);
-        };
-        // Offset commits the high watermark has passed since become visible.
-        groups.commit_pending_offsets(partition.high_watermark());
-        let (value, out) = f(groups, p, now);
-        // Appending under the slot lock keeps the partition's records in the order the state
-        // machine produced them. The append is a write to the page cache.
-        let appended = Self::append(partition, &out.records, producer, now);
-        let mut position = None;
-        if let Ok(Some((leader_epoch, last_offset))) = appended {
-            let first = last_offset - (out.records.len() as i64 - 1);
-            for (i, (k, v)) in out.records.iter().enumerate() {
-                match producer {
-                    Some((pid, _)) => groups.replay_transactional(now, pid, k.clone(), v.clone()),
-                    None => groups.replay_appended(now, k.clone(), v.clone(), first + i as i64),
+        let (value, position, replies, failure) = self.shards.with(p, |groups, partition, _| {
+            // Offset commits the high watermark has passed since become visible.
+            groups.commit_pending_offsets(partition.high_watermark());
+            let (value, out) = f(groups, p, now);
+            // Appending under the shard's lock keeps the partition's records in the order the
+            // state machine produced them. The append is a write to the page cache.
+            let appended = Self::append(partition, &out.records, producer, now);
+            let mut position = None;
+            if let Ok(Some((leader_epoch, last_offset))) = appended {
+                let first = last_offset - (out.records.len() as i64 - 1);
+                for (i, (k, v)) in out.records.iter().enumerate() {
+                    match producer {
+                        Some((pid, _)) => {
+                            groups.replay_transactional(now, pid, k.clone(), v.clone())
+                        }
+                        None => groups.replay_appended(now, k.clone(), v.clone(), first + i as i64),
+                    }
                 }
+                position = Some(AppendPosition {
+                    partition: Arc::clone(partition),
+                    leader_epoch,
+                    last_offset,
+                });
             }
-            position = Some(AppendPosition {
-                partition: Arc::clone(partition),
-                leader_epoch,
-                last_offset,
-            });
-        }
-        let appended = appended.map(|_| ());
-        drop(slots);
+            (value, position, out.replies, appended.err())
+        })?;
         // Replies (and the caller) learn of a failed append: nothing was committed.
-        let failure = appended.err();
-        self.dispatch(out.replies, failure);
+        self.dispatch(replies, failure);
         match failure {
             Some(e) => Err(e),
             None => Ok((value, position)),
@@ -343,10 +317,7 @@ impl GroupCoordinator {
     }
 
     fn each_partition(&self, f: impl Fn(&mut Groups, i64) -> Output) {
-        let partitions: Vec<i32> = match self.slots.lock() {
-            Ok(s) => s.keys().copied().collect(),
-            Err(_) => return,
-        };
+        let partitions = self.shards.partitions();
         for p in partitions {
             let _ = self.exec_partition(p, None, |groups, _, now| ((), f(groups, now)));
         }
@@ -354,19 +325,18 @@ impl GroupCoordinator {
 
     /// Every group of every loaded partition: (id, protocol type, state name).
     pub fn list(&self) -> Result<Vec<(String, String, &'static str)>, ErrorCode> {
-        let slots = self
-            .slots
-            .lock()
-            .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
-        let mut out = Vec::new();
-        for (_, _, slot) in slots.values() {
-            match slot {
-                Slot::Loaded { groups, .. } => {
-                    out.extend(groups.list().into_iter().map(|(g, t, s)| (g, t, s.name())))
-                }
-                Slot::Loading => return Err(ErrorCode::CoordinatorLoadInProgress),
-            }
-        }
+        let mut out: Vec<_> = self
+            .shards
+            .each_loaded(|groups| {
+                groups
+                    .list()
+                    .into_iter()
+                    .map(|(g, t, s)| (g, t, s.name()))
+                    .collect::<Vec<_>>()
+            })?
+            .into_iter()
+            .flatten()
+            .collect();
         out.sort();
         Ok(out)
     }
@@ -374,54 +344,7 @@ impl GroupCoordinator {
     /// Follows leadership of `__consumer_offsets` in `image`: loads the partitions this broker
     /// now leads (reading their logs; call on a blocking thread) and drops the others.
     pub fn on_image(&self, image: &MetadataImage, replicas: &ReplicaManager) {
-        let led: HashMap<i32, (Uuid, i32)> = image
-            .topics
-            .get_by_name(OFFSETS_TOPIC)
-            .map(|t| {
-                t.partitions
-                    .iter()
-                    .filter(|(_, r)| r.leader == self.broker_id)
-                    .map(|(p, r)| (*p, (t.id, r.leader_epoch)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let to_load: Vec<(i32, Uuid, i32)> = {
-            let Ok(mut slots) = self.slots.lock() else {
-                return;
-            };
-            let lost: Vec<i32> = slots
-                .iter()
-                .filter(|(p, (id, epoch, _))| led.get(p) != Some(&(*id, *epoch)))
-                .map(|(p, _)| *p)
-                .collect();
-            for p in &lost {
-                slots.remove(p);
-                tracing::info!(
-                    partition = p,
-                    "no longer coordinator for {OFFSETS_TOPIC}-{p}"
-                );
-            }
-            if !lost.is_empty() {
-                // Dropping their senders answers the waiting requests NOT_COORDINATOR.
-                if let Ok(mut parked) = self.parked.lock() {
-                    parked.retain(|_, (p, _)| !lost.contains(p));
-                }
-            }
-            led.iter()
-                .filter(|(p, _)| !slots.contains_key(p))
-                .map(|(p, (id, epoch))| (*p, *id, *epoch))
-                .collect()
-        };
-        for (p, id, epoch) in to_load {
-            if let Ok(mut slots) = self.slots.lock() {
-                slots.insert(p, (id, epoch, Slot::Loading));
-            }
-            let Some(partition) = replicas.get(id, p) else {
-                if let Ok(mut slots) = self.slots.lock() {
-                    slots.remove(&p);
-                }
-                continue;
-            };
+        let followed = self.shards.on_image(image, replicas, |p, partition| {
             let started = std::time::Instant::now();
             let seed = Uuid::random().to_string();
             let mut groups = Groups::new(self.config.clone(), seed);
@@ -450,12 +373,12 @@ impl GroupCoordinator {
             } else {
                 tracing::debug!(partition = p, "loaded {OFFSETS_TOPIC}-{p} (empty)");
             }
-            if let Ok(mut slots) = self.slots.lock() {
-                if let Some((sid, sepoch, slot)) = slots.get_mut(&p) {
-                    if (*sid, *sepoch) == (id, epoch) {
-                        *slot = Slot::Loaded { groups, partition };
-                    }
-                }
+            groups
+        });
+        if !followed.lost.is_empty() {
+            // Dropping their senders answers the waiting requests NOT_COORDINATOR.
+            if let Ok(mut parked) = self.parked.lock() {
+                parked.retain(|_, (p, _)| !followed.lost.contains(p));
             }
         }
     }

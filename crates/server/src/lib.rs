@@ -20,6 +20,7 @@
 pub mod alloc;
 pub mod config;
 pub mod controller_client;
+pub mod coordinator_runtime;
 pub mod dev;
 pub mod fetcher;
 pub mod groups;

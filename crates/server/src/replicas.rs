@@ -154,6 +154,26 @@ impl HostedPartition {
     }
 }
 
+/// The partitions of `topic` that `broker_id` leads in `image`: index -> (topic id, leader
+/// epoch). What a coordinator loads and keeps.
+pub fn led_partitions(
+    image: &odradek_metadata::MetadataImage,
+    topic: &str,
+    broker_id: i32,
+) -> HashMap<i32, (Uuid, i32)> {
+    image
+        .topics
+        .get_by_name(topic)
+        .map(|t| {
+            t.partitions
+                .iter()
+                .filter(|(_, r)| r.leader == broker_id)
+                .map(|(p, r)| (*p, (t.id, r.leader_epoch)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Why a handler cannot use a partition, as Kafka answers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {

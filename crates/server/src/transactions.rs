@@ -9,8 +9,8 @@
 //! (itself included), retrying until each is written, then writes CompleteCommit/CompleteAbort.
 //! Open transactions past their timeout are aborted under a bumped epoch ([`TxnCoordinator::expire`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::write_txn_markers_request::{
@@ -18,7 +18,7 @@ use kafka_protocol::messages::write_txn_markers_request::{
 };
 use kafka_protocol::messages::{ApiKey, ProducerId, TopicName, WriteTxnMarkersRequest};
 use kafka_protocol::protocol::StrBytes;
-use odradek_common::{ErrorCode, ToErrorCode, Uuid};
+use odradek_common::{ErrorCode, ToErrorCode};
 use odradek_coordinator::partition_for;
 use odradek_coordinator::txn::{FollowUp, Transactions, Transition, TRANSACTION_STATE_TOPIC};
 use odradek_log::records::{encode_batch, Compression, NewRecord};
@@ -26,17 +26,9 @@ use odradek_metadata::MetadataImage;
 use tokio::sync::mpsc;
 
 use crate::config::TransactionsConfig;
+use crate::coordinator_runtime::Shards;
 use crate::handlers::Broker;
 use crate::replicas::{HostedPartition, ReplicaManager};
-
-#[derive(Debug)]
-enum Slot {
-    Loading,
-    Loaded {
-        txns: Transactions,
-        partition: Arc<HostedPartition>,
-    },
-}
 
 /// A transaction record appended and not yet known to be committed.
 #[derive(Debug)]
@@ -60,11 +52,9 @@ pub struct MarkerJob {
 /// The broker's transaction coordinator.
 #[derive(Debug)]
 pub struct TxnCoordinator {
-    broker_id: i32,
     config: TransactionsConfig,
-    /// `(topic id, leader epoch)` per led partition, and its state; a std `Mutex` held for one
-    /// state-machine call, never across an `.await`.
-    slots: Mutex<HashMap<i32, (Uuid, i32, Slot)>>,
+    /// One shard (a `Transactions`) per led `__transaction_state` partition.
+    shards: Shards<Transactions>,
     markers: mpsc::UnboundedSender<MarkerJob>,
     clock: Arc<dyn odradek_common::Clock>,
 }
@@ -80,9 +70,8 @@ impl TxnCoordinator {
         let (tx, rx) = mpsc::unbounded_channel();
         (
             Self {
-                broker_id,
                 config,
-                slots: Mutex::new(HashMap::new()),
+                shards: Shards::new(TRANSACTION_STATE_TOPIC, broker_id),
                 markers: tx,
                 clock,
             },
@@ -107,13 +96,8 @@ impl TxnCoordinator {
         f: impl FnOnce(&mut Transactions, i64) -> (T, Option<Transition>),
     ) -> Result<(T, Option<PendingWrite>), ErrorCode> {
         let p = Self::partition_of(image, transactional_id).ok_or(ErrorCode::NotCoordinator)?;
-        let leads = image
-            .topics
-            .get_by_name(TRANSACTION_STATE_TOPIC)
-            .and_then(|t| t.partitions.get(&p))
-            .is_some_and(|r| r.leader == self.broker_id);
         match self.exec_partition(p, f) {
-            Err(ErrorCode::NotCoordinator) if leads => Err(ErrorCode::CoordinatorLoadInProgress),
+            Err(ErrorCode::NotCoordinator) => Err(self.shards.missing(image, p)),
             other => other,
         }
     }
@@ -124,33 +108,29 @@ impl TxnCoordinator {
         f: impl FnOnce(&mut Transactions, i64) -> (T, Option<Transition>),
     ) -> Result<(T, Option<PendingWrite>), ErrorCode> {
         let now = self.clock.now_ms();
-        let mut slots = self.slots.lock().map_err(|_| ErrorCode::NotCoordinator)?;
-        let (_, leader_epoch, slot) = slots.get_mut(&p).ok_or(ErrorCode::NotCoordinator)?;
-        let leader_epoch = *leader_epoch;
-        let Slot::Loaded { txns, partition } = slot else {
-            return Err(ErrorCode::CoordinatorLoadInProgress);
-        };
-        let (value, transition) = f(txns, now);
-        let Some(transition) = transition else {
-            return Ok((value, None));
-        };
-        let (k, v) = transition.record();
-        match self.append(partition, &[(k, v)], now) {
-            Ok(last_offset) => Ok((
-                value,
-                Some(PendingWrite {
-                    p,
-                    leader_epoch,
-                    transition,
-                    partition: Arc::clone(partition),
-                    last_offset,
-                }),
-            )),
-            Err(e) => {
-                txns.fail(&transition);
-                Err(e)
+        self.shards.with(p, |txns, partition, leader_epoch| {
+            let (value, transition) = f(txns, now);
+            let Some(transition) = transition else {
+                return Ok((value, None));
+            };
+            let (k, v) = transition.record();
+            match self.append(partition, &[(k, v)], now) {
+                Ok(last_offset) => Ok((
+                    value,
+                    Some(PendingWrite {
+                        p,
+                        leader_epoch,
+                        transition,
+                        partition: Arc::clone(partition),
+                        last_offset,
+                    }),
+                )),
+                Err(e) => {
+                    txns.fail(&transition);
+                    Err(e)
+                }
             }
-        }
+        })?
     }
 
     /// Appends records to the partition as leader, acks=all with the state log's min ISR;
@@ -214,84 +194,71 @@ impl TxnCoordinator {
             deadline,
         )
         .await;
-        let Ok(mut slots) = self.slots.lock() else {
-            return Err(ErrorCode::NotCoordinator);
-        };
-        let Some((_, epoch, Slot::Loaded { txns, .. })) = slots.get_mut(&write.p) else {
-            return Err(ErrorCode::NotCoordinator);
-        };
-        if *epoch != write.leader_epoch {
-            return Err(ErrorCode::NotCoordinator);
-        }
-        match committed {
-            Ok(()) => {
-                let follow = txns.complete(&write.transition);
-                if follow != FollowUp::None {
-                    let _ = self.markers.send(MarkerJob {
-                        p: write.p,
-                        coordinator_epoch: write.leader_epoch,
-                        follow,
-                    });
+        self.shards
+            .with(write.p, |txns, _, epoch| {
+                if epoch != write.leader_epoch {
+                    return Err(ErrorCode::NotCoordinator);
                 }
-                Ok(())
-            }
-            Err((code, message)) => {
-                tracing::warn!(%message, "a transaction record was not committed");
-                txns.fail(&write.transition);
-                Err(match code {
-                    ErrorCode::NotLeaderOrFollower => ErrorCode::NotCoordinator,
-                    _ => ErrorCode::CoordinatorNotAvailable,
-                })
-            }
-        }
+                match committed {
+                    Ok(()) => {
+                        let follow = txns.complete(&write.transition);
+                        if follow != FollowUp::None {
+                            let _ = self.markers.send(MarkerJob {
+                                p: write.p,
+                                coordinator_epoch: write.leader_epoch,
+                                follow,
+                            });
+                        }
+                        Ok(())
+                    }
+                    Err((code, message)) => {
+                        tracing::warn!(%message, "a transaction record was not committed");
+                        txns.fail(&write.transition);
+                        Err(match code {
+                            ErrorCode::NotLeaderOrFollower => ErrorCode::NotCoordinator,
+                            _ => ErrorCode::CoordinatorNotAvailable,
+                        })
+                    }
+                }
+            })
+            .map_err(|_| ErrorCode::NotCoordinator)?
     }
 
     /// Whether this broker still coordinates partition `p` under `leader_epoch`.
     fn leads(&self, p: i32, leader_epoch: i32) -> bool {
-        self.slots
-            .lock()
-            .is_ok_and(|s| s.get(&p).is_some_and(|(_, e, _)| *e == leader_epoch))
+        self.shards.leads(p, leader_epoch)
     }
 
     /// Aborts, in every loaded partition, the open transactions past their timeout and drops
     /// transactional ids idle past `transactional.id.expiration.ms`; returns the writes to
     /// await.
     pub fn expire(&self) -> Vec<PendingWrite> {
-        let partitions: Vec<i32> = match self.slots.lock() {
-            Ok(s) => s.keys().copied().collect(),
-            Err(_) => return Vec::new(),
-        };
         let mut writes = Vec::new();
-        for p in partitions {
+        for p in self.shards.partitions() {
             let now = self.clock.now_ms();
-            let Ok(mut slots) = self.slots.lock() else {
-                break;
-            };
-            let Some((_, leader_epoch, Slot::Loaded { txns, partition })) = slots.get_mut(&p)
-            else {
-                continue;
-            };
-            let (aborts, tombstones) = txns.expire(now);
-            if !tombstones.is_empty() {
-                let records: Vec<_> = tombstones.into_iter().map(|k| (k, None)).collect();
-                if let Err(e) = self.append(partition, &records, now) {
-                    tracing::warn!(?e, "cannot write expired transactional ids' tombstones");
+            let _ = self.shards.with(p, |txns, partition, leader_epoch| {
+                let (aborts, tombstones) = txns.expire(now);
+                if !tombstones.is_empty() {
+                    let records: Vec<_> = tombstones.into_iter().map(|k| (k, None)).collect();
+                    if let Err(e) = self.append(partition, &records, now) {
+                        tracing::warn!(?e, "cannot write expired transactional ids' tombstones");
+                    }
                 }
-            }
-            for transition in aborts {
-                tracing::info!(transactional_id = %transition.target.transactional_id, "aborting a transaction past its timeout");
-                let (k, v) = transition.record();
-                match self.append(partition, &[(k, v)], now) {
-                    Ok(last_offset) => writes.push(PendingWrite {
-                        p,
-                        leader_epoch: *leader_epoch,
-                        transition,
-                        partition: Arc::clone(partition),
-                        last_offset,
-                    }),
-                    Err(_) => txns.fail(&transition),
+                for transition in aborts {
+                    tracing::info!(transactional_id = %transition.target.transactional_id, "aborting a transaction past its timeout");
+                    let (k, v) = transition.record();
+                    match self.append(partition, &[(k, v)], now) {
+                        Ok(last_offset) => writes.push(PendingWrite {
+                            p,
+                            leader_epoch,
+                            transition,
+                            partition: Arc::clone(partition),
+                            last_offset,
+                        }),
+                        Err(_) => txns.fail(&transition),
+                    }
                 }
-            }
+            });
         }
         writes
     }
@@ -321,15 +288,10 @@ impl TxnCoordinator {
 
     /// The transactions of every loaded partition (ListTransactions).
     pub fn list(&self) -> Vec<odradek_coordinator::txn::TxnMetadata> {
-        let Ok(slots) = self.slots.lock() else {
-            return Vec::new();
-        };
-        slots
-            .values()
-            .filter_map(|(_, _, s)| match s {
-                Slot::Loaded { txns, .. } => Some(txns.all().cloned().collect::<Vec<_>>()),
-                Slot::Loading => None,
-            })
+        self.shards
+            .each_loaded(|txns| txns.all().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
             .flatten()
             .collect()
     }
@@ -338,36 +300,9 @@ impl TxnCoordinator {
     /// broker now leads (reading their logs; call on a blocking thread), queues the markers of
     /// transactions found in a Prepare state, and drops the partitions it no longer leads.
     pub fn on_image(&self, image: &MetadataImage, replicas: &ReplicaManager) {
-        let led: HashMap<i32, (Uuid, i32)> = image
-            .topics
-            .get_by_name(TRANSACTION_STATE_TOPIC)
-            .map(|t| {
-                t.partitions
-                    .iter()
-                    .filter(|(_, r)| r.leader == self.broker_id)
-                    .map(|(p, r)| (*p, (t.id, r.leader_epoch)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let to_load: Vec<(i32, Uuid, i32)> = {
-            let Ok(mut slots) = self.slots.lock() else {
-                return;
-            };
-            slots.retain(|p, (id, epoch, _)| led.get(p) == Some(&(*id, *epoch)));
-            led.iter()
-                .filter(|(p, _)| !slots.contains_key(p))
-                .map(|(p, (id, epoch))| (*p, *id, *epoch))
-                .collect()
-        };
-        for (p, id, epoch) in to_load {
-            let Some(partition) = replicas.get(id, p) else {
-                continue;
-            };
-            if let Ok(mut slots) = self.slots.lock() {
-                slots.insert(p, (id, epoch, Slot::Loading));
-            }
+        let followed = self.shards.on_image(image, replicas, |p, partition| {
             let mut txns = Transactions::new(self.config.coordinator);
-            let (records, skipped) = replay(&partition, &mut txns);
+            let (records, skipped) = replay(partition, &mut txns);
             if records > 0 || skipped > 0 {
                 tracing::info!(
                     partition = p,
@@ -376,20 +311,20 @@ impl TxnCoordinator {
                     "loaded {TRANSACTION_STATE_TOPIC}-{p}"
                 );
             }
-            let unfinished = txns.unfinished();
-            if let Ok(mut slots) = self.slots.lock() {
-                if let Some((sid, sepoch, slot)) = slots.get_mut(&p) {
-                    if (*sid, *sepoch) == (id, epoch) {
-                        *slot = Slot::Loaded { txns, partition };
-                        for follow in unfinished {
-                            let _ = self.markers.send(MarkerJob {
-                                p,
-                                coordinator_epoch: epoch,
-                                follow,
-                            });
-                        }
-                    }
-                }
+            txns
+        });
+        // Transactions found half-ended: their markers are written again.
+        for (p, epoch) in followed.loaded {
+            let unfinished = self
+                .shards
+                .with(p, |txns, _, _| txns.unfinished())
+                .unwrap_or_default();
+            for follow in unfinished {
+                let _ = self.markers.send(MarkerJob {
+                    p,
+                    coordinator_epoch: epoch,
+                    follow,
+                });
             }
         }
     }

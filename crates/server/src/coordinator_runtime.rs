@@ -1,0 +1,173 @@
+//! The coordinators' shared runtime (Kafka's `CoordinatorRuntime`, in spirit): for each
+//! partition of an internal topic (`__consumer_offsets`, `__transaction_state`) that this broker
+//! leads, one shard holding a state machine, rebuilt from the partition's log when leadership
+//! arrives and dropped when it goes. The group and the transaction coordinators are two users of
+//! it; each keeps only what is its own (parked requests, marker jobs).
+//!
+//! Calls on a shard run under one std `Mutex` (never held across an `.await`), so the records
+//! a state machine returns are appended in the order it produced them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use odradek_common::{ErrorCode, Uuid};
+use odradek_metadata::MetadataImage;
+
+use crate::replicas::{led_partitions, HostedPartition, ReplicaManager};
+
+#[derive(Debug)]
+enum Slot<S> {
+    Loading,
+    Loaded {
+        state: S,
+        partition: Arc<HostedPartition>,
+    },
+}
+
+/// A led partition: its topic id, the leader epoch it was loaded under, its shard.
+type Led<S> = (Uuid, i32, Slot<S>);
+
+/// The shards of one internal topic on this broker.
+#[derive(Debug)]
+pub struct Shards<S> {
+    topic: &'static str,
+    broker_id: i32,
+    slots: Mutex<HashMap<i32, Led<S>>>,
+}
+
+/// What [`Shards::on_image`] changed.
+#[derive(Debug, Default)]
+pub struct Followed {
+    /// Partitions no longer led (their shards dropped).
+    pub lost: Vec<i32>,
+    /// Partitions loaded, with the leader epoch they were loaded under.
+    pub loaded: Vec<(i32, i32)>,
+}
+
+impl<S> Shards<S> {
+    /// No shard yet.
+    pub fn new(topic: &'static str, broker_id: i32) -> Self {
+        Self {
+            topic,
+            broker_id,
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Runs `f` on the loaded shard of partition `p` with its partition and leader epoch:
+    /// NOT_COORDINATOR when this broker has no shard for it, COORDINATOR_LOAD_IN_PROGRESS
+    /// while it loads.
+    pub fn with<T>(
+        &self,
+        p: i32,
+        f: impl FnOnce(&mut S, &Arc<HostedPartition>, i32) -> T,
+    ) -> Result<T, ErrorCode> {
+        let mut slots = self.slots.lock().map_err(|_| ErrorCode::NotCoordinator)?;
+        let (_, epoch, slot) = slots.get_mut(&p).ok_or(ErrorCode::NotCoordinator)?;
+        match slot {
+            Slot::Loaded { state, partition } => Ok(f(state, partition, *epoch)),
+            Slot::Loading => Err(ErrorCode::CoordinatorLoadInProgress),
+        }
+    }
+
+    /// Kafka's answer for a partition with no shard here: COORDINATOR_LOAD_IN_PROGRESS when
+    /// `image` already shows this broker leading it (the shard is about to load), else
+    /// NOT_COORDINATOR.
+    pub fn missing(&self, image: &MetadataImage, p: i32) -> ErrorCode {
+        let leads = image
+            .topics
+            .get_by_name(self.topic)
+            .and_then(|t| t.partitions.get(&p))
+            .is_some_and(|r| r.leader == self.broker_id);
+        if leads {
+            ErrorCode::CoordinatorLoadInProgress
+        } else {
+            ErrorCode::NotCoordinator
+        }
+    }
+
+    /// The partitions with a shard (loaded or loading).
+    pub fn partitions(&self) -> Vec<i32> {
+        self.slots
+            .lock()
+            .map(|s| s.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether partition `p` has a shard loaded under `leader_epoch`.
+    pub fn leads(&self, p: i32, leader_epoch: i32) -> bool {
+        self.slots
+            .lock()
+            .is_ok_and(|s| s.get(&p).is_some_and(|(_, e, _)| *e == leader_epoch))
+    }
+
+    /// `f` over every loaded shard; COORDINATOR_LOAD_IN_PROGRESS if one is loading.
+    pub fn each_loaded<T>(&self, mut f: impl FnMut(&S) -> T) -> Result<Vec<T>, ErrorCode> {
+        let slots = self
+            .slots
+            .lock()
+            .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
+        let mut out = Vec::new();
+        for (_, _, slot) in slots.values() {
+            match slot {
+                Slot::Loaded { state, .. } => out.push(f(state)),
+                Slot::Loading => return Err(ErrorCode::CoordinatorLoadInProgress),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Follows leadership of the topic in `image`: drops the shards of partitions this broker
+    /// no longer leads (or leads under another epoch), and loads the new ones with `load`
+    /// (which reads the partition's log: call on a blocking thread). Requests meanwhile get
+    /// COORDINATOR_LOAD_IN_PROGRESS.
+    pub fn on_image(
+        &self,
+        image: &MetadataImage,
+        replicas: &ReplicaManager,
+        load: impl Fn(i32, &Arc<HostedPartition>) -> S,
+    ) -> Followed {
+        let led = led_partitions(image, self.topic, self.broker_id);
+        let mut followed = Followed::default();
+        let to_load: Vec<(i32, Uuid, i32)> = {
+            let Ok(mut slots) = self.slots.lock() else {
+                return followed;
+            };
+            followed.lost = slots
+                .iter()
+                .filter(|(p, (id, epoch, _))| led.get(p) != Some(&(*id, *epoch)))
+                .map(|(p, _)| *p)
+                .collect();
+            for p in &followed.lost {
+                slots.remove(p);
+                tracing::info!(
+                    partition = p,
+                    "no longer coordinator for {}-{p}",
+                    self.topic
+                );
+            }
+            led.iter()
+                .filter(|(p, _)| !slots.contains_key(p))
+                .map(|(p, (id, epoch))| (*p, *id, *epoch))
+                .collect()
+        };
+        for (p, id, epoch) in to_load {
+            let Some(partition) = replicas.get(id, p) else {
+                continue;
+            };
+            if let Ok(mut slots) = self.slots.lock() {
+                slots.insert(p, (id, epoch, Slot::Loading));
+            }
+            let state = load(p, &partition);
+            if let Ok(mut slots) = self.slots.lock() {
+                if let Some((sid, sepoch, slot)) = slots.get_mut(&p) {
+                    if (*sid, *sepoch) == (id, epoch) {
+                        *slot = Slot::Loaded { state, partition };
+                        followed.loaded.push((p, epoch));
+                    }
+                }
+            }
+        }
+        followed
+    }
+}
