@@ -1,4 +1,4 @@
-"""Transactions with confluent-kafka (librdkafka) at its defaults:
+"""Transactions with confluent-kafka (librdkafka) and kafka-python 3 at their defaults:
 
 - on one node: committed transactions are seen by read_committed consumers, aborted ones only
   by read_uncommitted consumers; offsets sent to a transaction are committed with it; a
@@ -204,3 +204,43 @@ def test_exactly_once_copy_loop_survives_kills(tutorial_cluster, tmp_path, fault
         # The killed session's open transaction was aborted by its successor's
         # init_transactions: its records are in the log, visible to read_uncommitted only.
         assert len(uncommitted) > len(committed)
+
+
+def test_kafka_python_transactions(node):
+    """kafka-python 3's transactional producer: commit and abort, as read_committed and
+    read_uncommitted confluent-kafka consumers see them; a second producer of the same
+    transactional_id fences the first."""
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError as PyKafkaError
+
+    bs = node.bootstrap
+    create(bs, "kp-txn-out")
+    p = KafkaProducer(bootstrap_servers=bs, transactional_id="kp-txn")
+    p.init_transactions()
+    p.begin_transaction()
+    for i in range(10):
+        p.send("kp-txn-out", str(i).encode(), partition=0)
+    p.commit_transaction()
+    p.begin_transaction()
+    for i in range(10, 15):
+        p.send("kp-txn-out", str(i).encode(), partition=0)
+    p.flush()
+    p.abort_transaction()
+    p.begin_transaction()
+    p.send("kp-txn-out", b"15", partition=0)
+    p.commit_transaction()
+    assert read_all(bs, "kp-txn-out", 1, "read_committed", expect=11) == list(range(10)) + [15]
+    assert read_all(bs, "kp-txn-out", 1, "read_uncommitted", expect=16) == list(range(16))
+
+    p.begin_transaction()
+    p.send("kp-txn-out", b"99", partition=0)
+    p.flush()
+    p2 = KafkaProducer(bootstrap_servers=bs, transactional_id="kp-txn")
+    p2.init_transactions()
+    with pytest.raises(PyKafkaError):
+        p.commit_transaction()
+    p2.begin_transaction()
+    p2.send("kp-txn-out", b"16", partition=0)
+    p2.commit_transaction()
+    assert read_all(bs, "kp-txn-out", 1, "read_committed", expect=12) == list(range(10)) + [15, 16]
+    p2.close()
