@@ -10,10 +10,79 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use odradek_common::{ErrorCode, Uuid};
+use bytes::Bytes;
+use odradek_common::{ErrorCode, ToErrorCode, Uuid};
+use odradek_log::records::{
+    encode_batch, encode_producer_batch, Compression, NewRecord, ProducerBatch,
+};
 use odradek_metadata::MetadataImage;
+use odradek_replication::LeaderAppend;
 
 use crate::replicas::{led_partitions, HostedPartition, ReplicaManager};
+
+/// Appends a coordinator's records (key, value) to its partition as leader, in one batch:
+/// transactional under `producer` (id and epoch, no sequence: a TxnOffsetCommit), with `acks`
+/// and `min_insync_replicas` as for a producer; wakes the partition's waiters. Kafka's mapping
+/// for a coordinator: NOT_COORDINATOR when leadership is lost, PRODUCER_FENCED for a zombie's
+/// transactional write, COORDINATOR_NOT_AVAILABLE otherwise (retriable).
+pub fn append_records(
+    partition: &HostedPartition,
+    records: &[(Bytes, Option<Bytes>)],
+    producer: Option<(i64, i16)>,
+    acks: i16,
+    min_insync_replicas: usize,
+    now: i64,
+) -> Result<LeaderAppend, ErrorCode> {
+    let records: Vec<NewRecord> = records
+        .iter()
+        .map(|(k, v)| NewRecord {
+            key: Some(k.clone()),
+            value: v.clone(),
+            timestamp_ms: now,
+            ..NewRecord::default()
+        })
+        .collect();
+    let batch = match producer {
+        None => encode_batch(&records, Compression::None),
+        Some((producer_id, producer_epoch)) => encode_producer_batch(
+            &records,
+            Compression::None,
+            ProducerBatch {
+                producer_id,
+                producer_epoch,
+                base_sequence: -1,
+                transactional: true,
+            },
+        ),
+    }
+    .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
+    let failed = |e: &dyn std::fmt::Display| {
+        tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "a coordinator's append failed");
+    };
+    let validated = partition.validate_for_leader(&batch).map_err(|e| {
+        failed(&e);
+        ErrorCode::CoordinatorNotAvailable
+    })?;
+    let appended = partition
+        .lock()
+        .map_err(|_| ErrorCode::CoordinatorNotAvailable)?
+        .append_as_coordinator(validated, acks, min_insync_replicas, now)
+        .map_err(|e| {
+            failed(&e);
+            match e.error_code() {
+                ErrorCode::NotLeaderOrFollower
+                | ErrorCode::FencedLeaderEpoch
+                | ErrorCode::KafkaStorageError => ErrorCode::NotCoordinator,
+                ErrorCode::InvalidProducerEpoch => ErrorCode::ProducerFenced,
+                _ => ErrorCode::CoordinatorNotAvailable,
+            }
+        })?;
+    partition.leo_waiters.wake_all();
+    if appended.high_watermark_advanced {
+        partition.hw_waiters.wake_all();
+    }
+    Ok(appended)
+}
 
 #[derive(Debug)]
 enum Slot<S> {

@@ -12,13 +12,10 @@ use odradek_common::{ErrorCode, ToErrorCode, Uuid};
 use odradek_coordinator::{
     partition_for, GroupConfig, Groups, Output, Reply, Token, OFFSETS_TOPIC,
 };
-use odradek_log::records::{
-    encode_batch, encode_producer_batch, Compression, NewRecord, ProducerBatch,
-};
 use odradek_metadata::MetadataImage;
 use tokio::sync::oneshot;
 
-use crate::coordinator_runtime::Shards;
+use crate::coordinator_runtime::{append_records, Shards};
 use crate::replicas::{HostedPartition, ReplicaManager};
 
 /// Where a coordinator append must be committed before its caller is answered.
@@ -171,24 +168,6 @@ impl GroupCoordinator {
         Ok(appended)
     }
 
-    /// Whether a transaction holds an offset commit of `group` for the partition not yet
-    /// ended (OffsetFetch `require_stable`).
-    pub fn has_unstable_offset(
-        &self,
-        image: &MetadataImage,
-        group: &str,
-        topic: &str,
-        partition: i32,
-    ) -> bool {
-        self.exec(image, group, |groups, _, _| {
-            (
-                groups.has_unstable_offset(group, topic, partition),
-                Output::default(),
-            )
-        })
-        .unwrap_or(false)
-    }
-
     fn exec_partition<T>(
         &self,
         p: i32,
@@ -230,8 +209,9 @@ impl GroupCoordinator {
         }
     }
 
-    /// Appends the state machine's records to the partition as leader; returns the leader
-    /// epoch and last offset when something was appended.
+    /// Appends the state machine's records to the partition as leader (acks=1: the caller that
+    /// must wait for the ISR does); returns the leader epoch and last offset when something was
+    /// appended.
     fn append(
         partition: &HostedPartition,
         records: &[(Bytes, Option<Bytes>)],
@@ -241,54 +221,8 @@ impl GroupCoordinator {
         if records.is_empty() {
             return Ok(None);
         }
-        let records: Vec<NewRecord> = records
-            .iter()
-            .map(|(k, v)| NewRecord {
-                key: Some(k.clone()),
-                value: v.clone(),
-                timestamp_ms: now,
-                ..NewRecord::default()
-            })
-            .collect();
-        let batch = match producer {
-            None => encode_batch(&records, Compression::None),
-            // A coordinator's transactional batch: the producer's id and epoch, no sequence.
-            Some((producer_id, producer_epoch)) => encode_producer_batch(
-                &records,
-                Compression::None,
-                ProducerBatch {
-                    producer_id,
-                    producer_epoch,
-                    base_sequence: -1,
-                    transactional: true,
-                },
-            ),
-        }
-        .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
-        let validated = partition.validate_for_leader(&batch).map_err(|e| {
-            tracing::warn!(error = %e, "cannot append to {OFFSETS_TOPIC}");
-            ErrorCode::CoordinatorNotAvailable
-        })?;
-        let appended = partition
-            .lock()
-            .map_err(|_| ErrorCode::CoordinatorNotAvailable)?
-            .append_as_coordinator(validated, 1, 1, now)
-            .map_err(|e| {
-                tracing::warn!(error = %e, "cannot append to {OFFSETS_TOPIC}");
-                match e.error_code() {
-                    ErrorCode::NotLeaderOrFollower
-                    | ErrorCode::FencedLeaderEpoch
-                    | ErrorCode::KafkaStorageError => ErrorCode::NotCoordinator,
-                    // A zombie producer's transactional commit.
-                    ErrorCode::InvalidProducerEpoch => ErrorCode::ProducerFenced,
-                    _ => ErrorCode::CoordinatorNotAvailable,
-                }
-            })?;
-        partition.leo_waiters.wake_all();
-        if appended.high_watermark_advanced {
-            partition.hw_waiters.wake_all();
-        }
-        Ok(Some((appended.leader_epoch, appended.info.last_offset)))
+        let a = append_records(partition, records, producer, 1, 1, now)?;
+        Ok(Some((a.leader_epoch, a.info.last_offset)))
     }
 
     fn dispatch(&self, replies: Vec<Reply>, failure: Option<ErrorCode>) {

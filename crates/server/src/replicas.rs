@@ -69,6 +69,7 @@ pub struct HostedPartition {
     pub reader: LogReader,
     high_watermark: Arc<AtomicI64>,
     last_stable_offset: Arc<AtomicI64>,
+    has_aborted: Arc<std::sync::atomic::AtomicBool>,
     /// Woken when the high watermark advances: consumer fetches, acks=all produces.
     pub hw_waiters: Wakers,
     /// Woken when the log end advances: followers' fetches.
@@ -130,6 +131,12 @@ impl HostedPartition {
     /// The last stable offset (read_committed consumers read below it), without the lock.
     pub fn last_stable_offset(&self) -> i64 {
         self.last_stable_offset.load(Ordering::Acquire)
+    }
+
+    /// Whether the log may hold an aborted transaction (a read_committed fetch asks the
+    /// partition for them only then), without the lock.
+    pub fn may_have_aborted(&self) -> bool {
+        self.has_aborted.load(Ordering::Acquire)
     }
 
     /// The high watermark, or the last stable offset for `isolation_level` 1
@@ -464,6 +471,7 @@ impl ReplicaManager {
                         rules: Mutex::new(AppendRules::of(replica.log().config())),
                         high_watermark: replica.high_watermark_handle(),
                         last_stable_offset: replica.last_stable_offset_handle(),
+                        has_aborted: replica.has_aborted_handle(),
                         replica: Mutex::new(replica),
                         hw_waiters: Wakers::default(),
                         leo_waiters: Wakers::default(),

@@ -251,23 +251,12 @@ async fn run_broker(
     {
         let replicas = Arc::clone(&replicas);
         let expiration = config.replication.producer_id_expiration_ms;
-        let every = Duration::from_millis(
-            config
-                .replication
-                .producer_id_expiration_check_interval_ms
-                .max(100),
+        let interval = config.replication.producer_id_expiration_check_interval_ms;
+        every(
+            Duration::from_millis(interval.max(100)),
+            stop.clone(),
+            move || replicas.remove_expired_producers(expiration),
         );
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => replicas.remove_expired_producers(expiration),
-                    _ = crate::until_stopped(&mut stop) => return,
-                }
-            }
-        });
     }
     // ISR shrinks: every half of replica.lag.time.max.ms, as Kafka checks.
     {
@@ -276,40 +265,23 @@ async fn run_broker(
         let broker_epoch = Arc::clone(&broker_epoch);
         let lag = config.replication.replica_lag_time_max_ms;
         let broker_id = config.node.node_id;
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis((lag / 2).max(100) as u64));
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {
-                        for (partition, proposal) in replicas.maybe_shrink_isrs(lag) {
-                            crate::isr::propose(&client, broker_id, &broker_epoch, partition, proposal);
-                        }
-                    }
-                    _ = crate::until_stopped(&mut stop) => return,
-                }
+        let half = Duration::from_millis((lag / 2).max(100) as u64);
+        every(half, stop.clone(), move || {
+            for (partition, proposal) in replicas.maybe_shrink_isrs(lag) {
+                crate::isr::propose(&client, broker_id, &broker_epoch, partition, proposal);
             }
         });
     }
     // Group rebalance and session deadlines; offsets retention.
     {
-        let groups = Arc::clone(&groups);
-        let mut stop = stop.clone();
+        let g = Arc::clone(&groups);
+        every(Duration::from_millis(100), stop.clone(), move || g.tick());
+        let g = Arc::clone(&groups);
         let retention_ms = config.groups.offsets_retention_ms;
-        let every = Duration::from_millis(
-            u64::try_from(config.groups.offsets_retention_check_interval_ms).unwrap_or(600_000),
-        );
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
-            let mut retention = tokio::time::interval(every);
-            retention.tick().await;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => groups.tick(),
-                    _ = retention.tick() => groups.expire_offsets(retention_ms),
-                    _ = crate::until_stopped(&mut stop) => return,
-                }
-            }
+        let interval =
+            u64::try_from(config.groups.offsets_retention_check_interval_ms).unwrap_or(600_000);
+        every(Duration::from_millis(interval), stop.clone(), move || {
+            g.expire_offsets(retention_ms)
         });
     }
     let (fenced_tx, mut fenced) = watch::channel(true);
@@ -361,21 +333,13 @@ async fn run_broker(
     ));
     {
         let txns = Arc::clone(&txns);
-        let every = Duration::from_millis(config.transactions.abort_timed_out_interval_ms.max(100));
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {
-                        for write in txns.expire() {
-                            let t = Arc::clone(&txns);
-                            tokio::spawn(async move { let _ = t.finish(write).await; });
-                        }
-                    }
-                    _ = crate::until_stopped(&mut stop) => return,
-                }
+        let interval = config.transactions.abort_timed_out_interval_ms.max(100);
+        every(Duration::from_millis(interval), stop.clone(), move || {
+            for write in txns.expire() {
+                let t = Arc::clone(&txns);
+                tokio::spawn(async move {
+                    let _ = t.finish(write).await;
+                });
             }
         });
     }
@@ -418,4 +382,18 @@ async fn run_broker(
 async fn close_logs(replicas: &Arc<ReplicaManager>) {
     let r = Arc::clone(replicas);
     let _ = tokio::task::spawn_blocking(move || r.close_all()).await;
+}
+
+/// Runs `f` every `period` (the first time one period from now) until `stop`.
+fn every(period: Duration, mut stop: watch::Receiver<bool>, mut f: impl FnMut() + Send + 'static) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => f(),
+                _ = crate::until_stopped(&mut stop) => return,
+            }
+        }
+    });
 }

@@ -18,15 +18,14 @@ use kafka_protocol::messages::write_txn_markers_request::{
 };
 use kafka_protocol::messages::{ApiKey, ProducerId, TopicName, WriteTxnMarkersRequest};
 use kafka_protocol::protocol::StrBytes;
-use odradek_common::{ErrorCode, ToErrorCode};
+use odradek_common::ErrorCode;
 use odradek_coordinator::partition_for;
 use odradek_coordinator::txn::{FollowUp, Transactions, Transition, TRANSACTION_STATE_TOPIC};
-use odradek_log::records::{encode_batch, Compression, NewRecord};
 use odradek_metadata::MetadataImage;
 use tokio::sync::mpsc;
 
 use crate::config::TransactionsConfig;
-use crate::coordinator_runtime::Shards;
+use crate::coordinator_runtime::{append_records, Shards};
 use crate::handlers::Broker;
 use crate::replicas::{HostedPartition, ReplicaManager};
 
@@ -141,39 +140,8 @@ impl TxnCoordinator {
         records: &[(bytes::Bytes, Option<bytes::Bytes>)],
         now: i64,
     ) -> Result<i64, ErrorCode> {
-        let records: Vec<NewRecord> = records
-            .iter()
-            .map(|(k, v)| NewRecord {
-                key: Some(k.clone()),
-                value: v.clone(),
-                timestamp_ms: now,
-                ..NewRecord::default()
-            })
-            .collect();
-        let batch = encode_batch(&records, Compression::None)
-            .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
-        let validated = partition.validate_for_leader(&batch).map_err(|e| {
-            tracing::warn!(error = %e, "cannot append to {TRANSACTION_STATE_TOPIC}");
-            ErrorCode::CoordinatorNotAvailable
-        })?;
-        let appended = partition
-            .lock()
-            .map_err(|_| ErrorCode::CoordinatorNotAvailable)?
-            .append_as_leader(validated, -1, self.min_isr(), now)
-            .map_err(|e| {
-                tracing::warn!(error = %e, "cannot append to {TRANSACTION_STATE_TOPIC}");
-                match e.error_code() {
-                    ErrorCode::NotLeaderOrFollower | ErrorCode::FencedLeaderEpoch => {
-                        ErrorCode::NotCoordinator
-                    }
-                    _ => ErrorCode::CoordinatorNotAvailable,
-                }
-            })?;
-        partition.leo_waiters.wake_all();
-        if appended.high_watermark_advanced {
-            partition.hw_waiters.wake_all();
-        }
-        Ok(appended.info.last_offset)
+        append_records(partition, records, None, -1, self.min_isr(), now)
+            .map(|a| a.info.last_offset)
     }
 
     fn min_isr(&self) -> usize {

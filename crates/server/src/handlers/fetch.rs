@@ -87,7 +87,7 @@ fn read_once(
                 hosted.hw_waiters.register(waiter);
             }
             // What the reader may see: a follower up to the log end, a consumer up to the HW.
-            let (upper, hw, log_start) = if from_follower {
+            let (upper, hw, lso, log_start) = if from_follower {
                 let fetched = hosted.lock().map_err(|c| (c, None)).and_then(|mut p| {
                     p.follower_fetch(
                         replica_id,
@@ -140,20 +140,19 @@ fn read_once(
                     );
                     continue;
                 }
-                (f.log_end_offset, f.high_watermark, f.log_start_offset)
-            } else {
-                // read_committed (isolation level 1) reads below the last stable offset.
-                let upper = hosted.visible_end(req.isolation_level);
                 (
-                    upper,
-                    hosted.high_watermark(),
-                    hosted.reader.log_start_offset(),
+                    f.log_end_offset,
+                    f.high_watermark,
+                    f.high_watermark,
+                    f.log_start_offset,
                 )
-            };
-            let lso = if from_follower {
-                hw
             } else {
-                hosted.last_stable_offset()
+                // The LSO first: the HW read after it is never below it.
+                let lso = hosted.last_stable_offset();
+                let hw = hosted.high_watermark();
+                // read_committed (isolation level 1) reads below the last stable offset.
+                let upper = if req.isolation_level == 1 { lso } else { hw };
+                (upper, hw, lso, hosted.reader.log_start_offset())
             };
             // The first partition may exceed max_bytes by one batch (KIP-74); later ones may not.
             let limit = (fp.partition_max_bytes.max(0) as u64).min(if total == 0 {
@@ -182,6 +181,9 @@ fn read_once(
                     // read_committed: the aborted transactions the returned batches overlap,
                     // so the consumer drops their records.
                     let aborted = (req.isolation_level == 1 && !from_follower).then(|| {
+                        if !hosted.may_have_aborted() {
+                            return Vec::new();
+                        }
                         let upper_offset = r
                             .records
                             .as_ref()

@@ -439,6 +439,46 @@ pub(super) async fn committed(
     }
 }
 
+/// The offsets of an OffsetCommit or TxnOffsetCommit, split as Kafka does: those of partitions
+/// that do not exist are refused (UNKNOWN_TOPIC_OR_PARTITION), the rest go to the coordinator.
+/// The codes follow the request's order, `None` where the coordinator will answer.
+pub(super) fn split_known(
+    image: &MetadataImage,
+    offsets: impl Iterator<Item = CommitOffset>,
+) -> (Vec<Option<ErrorCode>>, Vec<CommitOffset>) {
+    let mut codes = Vec::new();
+    let mut valid = Vec::new();
+    for o in offsets {
+        let known = image
+            .topics
+            .get_by_name(&o.topic)
+            .is_some_and(|t| t.partitions.contains_key(&o.partition));
+        if known {
+            codes.push(None);
+            valid.push(o);
+        } else {
+            codes.push(Some(ErrorCode::UnknownTopicOrPartition));
+        }
+    }
+    (codes, valid)
+}
+
+/// Every partition's code in request order: the refusals of [`split_known`], the rest from the
+/// coordinator's answer (or its one error for all).
+pub(super) fn answer_codes(
+    codes: Vec<Option<ErrorCode>>,
+    answer: Result<Vec<ErrorCode>, ErrorCode>,
+) -> impl Iterator<Item = ErrorCode> {
+    let mut answers: Box<dyn Iterator<Item = ErrorCode>> = match answer {
+        Ok(errors) => Box::new(errors.into_iter()),
+        Err(e) => Box::new(std::iter::repeat(e)),
+    };
+    codes.into_iter().map(move |c| {
+        c.or_else(|| answers.next())
+            .unwrap_or(ErrorCode::UnknownServerError)
+    })
+}
+
 pub(super) async fn offset_commit(
     broker: &Broker,
     req: OffsetCommitRequest,
@@ -446,27 +486,18 @@ pub(super) async fn offset_commit(
     let image = broker.image();
     let group = req.group_id.0.to_string();
     let member = req.member_id.to_string();
-    // Offsets of partitions that do not exist are refused, as Kafka does; the rest go to the
-    // coordinator. `codes` follows the request's order, `None` until the coordinator answers.
-    let mut codes: Vec<Option<ErrorCode>> = Vec::new();
-    let mut valid: Vec<CommitOffset> = Vec::new();
-    for t in &req.topics {
-        let topic = image.topics.get_by_name(t.name.0.as_str());
-        for p in &t.partitions {
-            if topic.is_some_and(|x| x.partitions.contains_key(&p.partition_index)) {
-                codes.push(None);
-                valid.push(CommitOffset {
-                    topic: t.name.0.to_string(),
-                    partition: p.partition_index,
-                    offset: p.committed_offset,
-                    leader_epoch: p.committed_leader_epoch,
-                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-                });
-            } else {
-                codes.push(Some(ErrorCode::UnknownTopicOrPartition));
-            }
-        }
-    }
+    let (codes, valid) = split_known(
+        &image,
+        req.topics.iter().flat_map(|t| {
+            t.partitions.iter().map(|p| CommitOffset {
+                topic: t.name.0.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            })
+        }),
+    );
     let result = broker
         .groups
         .exec_appending(&image, &group, |groups, _, now| {
@@ -481,15 +512,7 @@ pub(super) async fn offset_commit(
         });
     // Acknowledged once committed to the offsets topic's ISR, not merely appended (as Kafka's
     // coordinator appends with acks=all): a commit lost with its leader was never answered.
-    let result = committed(broker, &image, result).await;
-    let mut answers: Box<dyn Iterator<Item = ErrorCode>> = match result {
-        Ok(errors) => Box::new(errors.into_iter()),
-        Err(e) => Box::new(std::iter::repeat(e)),
-    };
-    let mut codes = codes.into_iter().map(|c| {
-        c.or_else(|| answers.next())
-            .unwrap_or(ErrorCode::UnknownServerError)
-    });
+    let mut codes = answer_codes(codes, committed(broker, &image, result).await);
     let topics = req
         .topics
         .iter()
@@ -514,8 +537,7 @@ pub(super) async fn offset_commit(
 }
 
 /// A committed offset as OffsetFetch returns it: (topic, partition, offset, leader epoch,
-/// metadata); offset -1 when nothing is committed.
-/// topic, partition, offset, leader epoch, metadata, error (UNSTABLE_OFFSET_COMMIT or NONE).
+/// metadata, error: UNSTABLE_OFFSET_COMMIT or NONE); offset -1 when nothing is committed.
 type FetchedOffset = (String, i32, i64, i32, String, i16);
 
 /// Kafka's UNSTABLE_OFFSET_COMMIT: a transaction holds an offset commit not yet ended.

@@ -247,24 +247,18 @@ pub(super) async fn txn_offset_commit(
 ) -> TxnOffsetCommitResponse {
     let image = broker.image();
     let group = req.group_id.0.to_string();
-    let mut offsets = Vec::new();
-    let mut unknown = Vec::new();
-    for t in &req.topics {
-        let topic = image.topics.get_by_name(t.name.0.as_str());
-        for p in &t.partitions {
-            if topic.is_some_and(|x| x.partitions.contains_key(&p.partition_index)) {
-                offsets.push(CommitOffset {
-                    topic: t.name.0.to_string(),
-                    partition: p.partition_index,
-                    offset: p.committed_offset,
-                    leader_epoch: p.committed_leader_epoch,
-                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-                });
-            } else {
-                unknown.push((t.name.0.to_string(), p.partition_index));
-            }
-        }
-    }
+    let (codes, offsets) = super::groups::split_known(
+        &image,
+        req.topics.iter().flat_map(|t| {
+            t.partitions.iter().map(|p| CommitOffset {
+                topic: t.name.0.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            })
+        }),
+    );
     let member = req.member_id.to_string();
     let result = broker.groups.exec_transactional(
         &image,
@@ -282,17 +276,7 @@ pub(super) async fn txn_offset_commit(
         },
     );
     let result = super::groups::committed(broker, &image, result).await;
-    let mut answers = offsets.iter().zip(match &result {
-        Ok(errors) => errors.clone(),
-        Err(e) => vec![*e; offsets.len()],
-    });
-    let mut codes = std::collections::HashMap::new();
-    for (o, code) in answers.by_ref() {
-        codes.insert((o.topic.clone(), o.partition), code);
-    }
-    for key in unknown {
-        codes.insert(key, ErrorCode::UnknownTopicOrPartition);
-    }
+    let mut codes = super::groups::answer_codes(codes, result);
     let topics = req
         .topics
         .iter()
@@ -303,10 +287,7 @@ pub(super) async fn txn_offset_commit(
                     t.partitions
                         .iter()
                         .map(|p| {
-                            let code = codes
-                                .get(&(t.name.0.to_string(), p.partition_index))
-                                .copied()
-                                .unwrap_or(ErrorCode::UnknownServerError);
+                            let code = codes.next().unwrap_or(ErrorCode::UnknownServerError);
                             TxnOffsetCommitResponsePartition::default()
                                 .with_partition_index(p.partition_index)
                                 .with_error_code(code.code())

@@ -2,16 +2,19 @@
 //! leader sees it, the high watermark and the ISR changes it proposes.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
-use odradek_log::control::{encode_control_batch, parse_control_batch};
+use odradek_log::control::encode_control_batch;
 use odradek_log::{
     AppendRules, ControlRecord, Log, LogAppendInfo, LogReader, TimestampType, ValidatedBatches,
 };
 
 use crate::error::{ReplicationError, Result};
 use crate::producer::{AbortedTxn, Prepared, ProducerStates};
+
+mod follower;
+mod isr;
 
 /// No leader (Kafka's -1).
 pub const NO_LEADER: i32 = -1;
@@ -156,6 +159,9 @@ pub struct Partition {
     published_high_watermark: Arc<AtomicI64>,
     /// The last stable offset (read_committed fetches), likewise.
     published_last_stable_offset: Arc<AtomicI64>,
+    /// Whether the log holds an aborted transaction, likewise: a read_committed fetch takes the
+    /// lock for the list only then.
+    published_has_aborted: Arc<AtomicBool>,
     /// Followers' progress (leader only).
     followers: BTreeMap<i32, Progress>,
     /// An ISR change sent to the controller and not yet seen committed.
@@ -203,6 +209,7 @@ impl Partition {
             high_watermark,
             published_high_watermark: Arc::new(AtomicI64::new(high_watermark)),
             published_last_stable_offset: Arc::new(AtomicI64::new(high_watermark)),
+            published_has_aborted: Arc::new(AtomicBool::new(false)),
             followers: BTreeMap::new(),
             pending_isr: None,
             leader_epoch_start_offset: 0,
@@ -260,6 +267,12 @@ impl Partition {
         Arc::clone(&self.published_last_stable_offset)
     }
 
+    /// A lock-free view of whether the log holds an aborted transaction (if not, a
+    /// read_committed fetch has none to report).
+    pub fn has_aborted_handle(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.published_has_aborted)
+    }
+
     /// The aborted transactions a read_committed fetch of `[from, upper)` reports.
     pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
         self.producers.aborted_transactions(from, upper)
@@ -270,6 +283,8 @@ impl Partition {
         let lso = self.last_stable_offset();
         self.published_last_stable_offset
             .store(lso, Ordering::Release);
+        self.published_has_aborted
+            .store(self.producers.has_aborted(), Ordering::Release);
     }
 
     /// The ISR the leader counts for the high watermark: the committed ISR plus members of a
@@ -756,226 +771,8 @@ impl Partition {
             .fold(self.log.log_start_offset(), i64::min)
     }
 
-    /// A follower not in the ISR that reached the high watermark (and this leader's epoch
-    /// start) joins it, one proposal at a time.
-    fn maybe_expand_isr(&mut self, replica: i32, fetch_offset: i64) -> Option<IsrProposal> {
-        if self.pending_isr.is_some() || self.state.isr.contains(&replica) {
-            return None;
-        }
-        if fetch_offset < self.high_watermark || fetch_offset < self.leader_epoch_start_offset {
-            return None;
-        }
-        let mut new_isr = self.state.isr.clone();
-        new_isr.push(replica);
-        self.propose(new_isr)
-    }
-
-    fn propose(&mut self, new_isr: Vec<i32>) -> Option<IsrProposal> {
-        self.pending_isr = Some(new_isr.clone());
-        Some(IsrProposal {
-            leader_epoch: self.state.leader_epoch,
-            partition_epoch: self.state.partition_epoch,
-            new_isr,
-        })
-    }
-
-    /// ISR members that have not caught up to the leader's log end for `replica_lag_time_max_ms`
-    /// leave the ISR (one proposal at a time). Leader only.
-    pub fn maybe_shrink_isr(
-        &mut self,
-        now_ms: i64,
-        replica_lag_time_max_ms: i64,
-    ) -> Option<IsrProposal> {
-        if self.role != Role::Leader || self.pending_isr.is_some() {
-            return None;
-        }
-        let log_end = self.log.log_end_offset();
-        let lagging: Vec<i32> = self
-            .state
-            .isr
-            .iter()
-            .copied()
-            .filter(|r| *r != self.broker_id)
-            .filter(|r| {
-                self.followers.get(r).is_none_or(|p| {
-                    p.log_end_offset < log_end
-                        && now_ms.saturating_sub(p.last_caught_up_ms) > replica_lag_time_max_ms
-                })
-            })
-            .collect();
-        if lagging.is_empty() {
-            return None;
-        }
-        tracing::info!(topic = %self.topic, partition = self.index, ?lagging, "shrinking the ISR: replicas out of sync for replica.lag.time.max.ms");
-        let new_isr = self
-            .state
-            .isr
-            .iter()
-            .copied()
-            .filter(|r| !lagging.contains(r))
-            .collect();
-        self.propose(new_isr)
-    }
-
-    /// The controller refused `proposal`: if it is still the pending one under the same
-    /// partition epoch, it is dropped and the next check may propose again. (A proposal whose
-    /// outcome is unknown, a timeout, must stay pending: it may have been committed, and the
-    /// high watermark must keep counting the members it adds.)
-    pub fn isr_proposal_refused(&mut self, proposal: &IsrProposal) {
-        if self.is_pending_under_current_epochs(proposal) {
-            self.pending_isr = None;
-        }
-    }
-
-    /// Whether `proposal` is still pending (its outcome not yet seen in metadata).
-    pub fn isr_proposal_pending(&self, proposal: &IsrProposal) -> bool {
-        self.role == Role::Leader && self.is_pending_under_current_epochs(proposal)
-    }
-
-    fn is_pending_under_current_epochs(&self, proposal: &IsrProposal) -> bool {
-        self.pending_isr.as_ref() == Some(&proposal.new_isr)
-            && self.state.partition_epoch == proposal.partition_epoch
-            && self.state.leader_epoch == proposal.leader_epoch
-    }
-
     /// The log end offset when this replica became leader under the current epoch.
     pub fn leader_epoch_start_offset(&self) -> i64 {
         self.leader_epoch_start_offset
-    }
-
-    /// Where a follower fetches next: its log end offset and the epoch of its last batch.
-    pub fn fetch_position(&self) -> (i64, i32) {
-        (
-            self.log.log_end_offset(),
-            self.log.latest_epoch().unwrap_or(-1),
-        )
-    }
-
-    /// Appends batches fetched from the leader (offsets as the leader gave them) and takes the
-    /// leader's high watermark, bounded by this replica's log end. Returns whether the high
-    /// watermark moved.
-    pub fn append_as_follower(
-        &mut self,
-        batches: Option<ValidatedBatches<'_>>,
-        leader_high_watermark: i64,
-        now_ms: i64,
-    ) -> Result<bool> {
-        if !matches!(self.role, Role::Follower { .. }) {
-            return Err(self.not("follower"));
-        }
-        if let Some(batches) = batches {
-            let base = batches.first().base_offset;
-            let leo = self.log.log_end_offset();
-            if base < leo && leo == self.log.log_start_offset() {
-                // An empty log restarted at the leader's log start, which fell inside this
-                // batch (DeleteRecords): start it at the batch instead (Kafka's KAFKA-6975).
-                self.log.truncate_fully_and_start_at(base)?;
-                self.producers.clear(base)?;
-            }
-            self.log.append_validated_as_follower(&batches, now_ms)?;
-            let markers = batches.batches().map(|(h, bytes)| {
-                (
-                    h,
-                    h.is_control().then(|| parse_control_batch(bytes)).flatten(),
-                )
-            });
-            self.producers
-                .record_appended(markers, self.log.log_end_offset());
-            self.after_append();
-            self.publish_last_stable_offset();
-        }
-        Ok(self.follow_high_watermark(leader_high_watermark))
-    }
-
-    /// The leader's log start moved (retention, DeleteRecords): follow it, within this
-    /// replica's high watermark.
-    pub fn follow_log_start(&mut self, leader_log_start: i64) -> Result<()> {
-        if matches!(self.role, Role::Follower { .. })
-            && leader_log_start > self.log.log_start_offset()
-            && leader_log_start <= self.high_watermark
-        {
-            self.log.delete_records_before(leader_log_start)?;
-        }
-        Ok(())
-    }
-
-    fn follow_high_watermark(&mut self, leader_high_watermark: i64) -> bool {
-        let hw = leader_high_watermark.min(self.log.log_end_offset());
-        if hw > self.high_watermark {
-            self.set_high_watermark(hw);
-            true
-        } else {
-            false
-        }
-    }
-
-    /// The leader answered that this follower's log diverges at `diverging`: truncates to
-    /// where the two logs agree (Kafka's rule: if this replica knows the leader's epoch, the
-    /// smaller of both end offsets for it; else the end of this replica's largest smaller
-    /// epoch). Returns the new log end offset.
-    pub fn truncate_on_divergence(&mut self, diverging: EpochEndOffset) -> Result<i64> {
-        if !matches!(self.role, Role::Follower { .. }) {
-            return Err(self.not("follower"));
-        }
-        let target = if diverging.epoch < 0 || diverging.end_offset < 0 {
-            // The leader knows no epoch at or below ours: keep what is committed.
-            self.high_watermark
-        } else {
-            let (epoch, end) = self.log.end_offset_for_epoch(diverging.epoch);
-            if epoch == diverging.epoch {
-                end.min(diverging.end_offset)
-            } else {
-                end
-            }
-        };
-        self.truncate_to(target)?;
-        Ok(self.log.log_end_offset())
-    }
-
-    /// The follower's fetch offset is outside the leader's log: restart the log at the leader's
-    /// start when behind it, or cut it back to the leader's end when past it.
-    pub fn reset_to_leader_range(
-        &mut self,
-        leader_log_start: i64,
-        leader_log_end: i64,
-    ) -> Result<()> {
-        let leo = self.log.log_end_offset();
-        if leo < leader_log_start {
-            tracing::warn!(topic = %self.topic, partition = self.index, leo, leader_log_start, "behind the leader's log start: restarting the log there");
-            self.log.truncate_fully_and_start_at(leader_log_start)?;
-            self.producers.clear(leader_log_start)?;
-            // The log is empty at the leader's start, which is below the leader's HW.
-            self.set_high_watermark(leader_log_start);
-        } else if leo > leader_log_end {
-            // Never below what this replica knows is committed.
-            self.truncate_to(leader_log_end.max(self.high_watermark))?;
-        }
-        Ok(())
-    }
-
-    fn truncate_to(&mut self, offset: i64) -> Result<()> {
-        let leo = self.log.log_end_offset();
-        if offset >= leo {
-            // No record goes, but an epoch that starts at the log end (one this replica led
-            // without appending) does.
-            self.log.truncate_to(offset)?;
-            return Ok(());
-        }
-        if offset < self.high_watermark {
-            tracing::warn!(topic = %self.topic, partition = self.index, offset, high_watermark = self.high_watermark, "truncating below the high watermark");
-        }
-        tracing::info!(topic = %self.topic, partition = self.index, from = leo, to = offset, "truncating a diverging log");
-        self.log.truncate_to(offset)?;
-        self.reload_producers()?;
-        // The one place the HW may move back: only past a log end cut below it (logged above).
-        let hw = self.high_watermark.min(self.log.log_end_offset());
-        self.set_high_watermark(hw);
-        Ok(())
-    }
-
-    /// OffsetForLeaderEpoch as this replica answers it.
-    pub fn end_offset_for_epoch(&self, epoch: i32) -> EpochEndOffset {
-        let (epoch, end_offset) = self.log.end_offset_for_epoch(epoch);
-        EpochEndOffset { epoch, end_offset }
     }
 }
