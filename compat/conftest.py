@@ -98,45 +98,70 @@ def no_autocreate_node(tmp_path):
 
 class Cluster:
     """A quorum of `controllers` controller processes and `brokers` broker processes, all
-    formatted for one cluster."""
+    formatted for one cluster. More brokers can join (`add_broker`), and any node can be killed
+    (`kill9`) and started again in place (`restart`)."""
 
-    def __init__(self, workdir: Path, brokers=3, controllers=3):
+    def __init__(self, workdir: Path, brokers=3, controllers=3, extra=None):
         self.workdir = workdir
+        self.extra = extra or {}
         cports = [free_port() for _ in range(controllers)]
-        voters = ",".join(f"{100 + i}@127.0.0.1:{p}" for i, p in enumerate(cports))
-        cluster_id = subprocess.run([BIN_DIR / "odradek-storage", "random-uuid"], check=True, capture_output=True, text=True).stdout.strip()
-        self.procs = []
-
-        def start(binary, name, node_id, roles, listener):
-            cfg = workdir / f"{name}.properties"
-            cfg.write_text(
-                f"node.id={node_id}\nprocess.roles={roles}\ncontroller.quorum.voters={voters}\n"
-                f"listeners={listener}\ncontroller.listener.names=CONTROLLER\nlog.dirs={workdir / name}\n"
-            )
-            subprocess.run([BIN_DIR / "odradek-storage", "format", "-t", cluster_id, "-c", cfg], check=True, capture_output=True)
-            self.procs.append(subprocess.Popen([BIN_DIR / binary, "-c", cfg], stdout=subprocess.DEVNULL, stderr=open(workdir / f"{name}.log", "w")))
-
+        self.voters = ",".join(f"{100 + i}@127.0.0.1:{p}" for i, p in enumerate(cports))
+        self.cluster_id = subprocess.run([BIN_DIR / "odradek-storage", "random-uuid"], check=True, capture_output=True, text=True).stdout.strip()
+        self.procs = {}
+        self.commands = {}
         for i, cport in enumerate(cports):
-            start("odradek-controller", f"controller-{i}", 100 + i, "controller", f"CONTROLLER://127.0.0.1:{cport}")
-        self.ports = []
+            self._start("odradek-controller", f"controller-{i}", 100 + i, "controller", f"CONTROLLER://127.0.0.1:{cport}")
+        self.ports = {}
         for b in range(1, brokers + 1):
-            port = free_port()
-            self.ports.append(port)
-            start("odradek-broker", f"broker-{b}", b, "broker", f"PLAINTEXT://127.0.0.1:{port}")
-        self.bootstrap = ",".join(f"127.0.0.1:{p}" for p in self.ports)
-        deadline = time.time() + 30
+            self.add_broker(b, wait=False)
         for b in range(1, brokers + 1):
-            log = workdir / f"broker-{b}.log"
-            while "broker ready" not in log.read_text():
-                if time.time() > deadline:
-                    raise RuntimeError(f"broker {b} not ready:\n" + log.read_text())
-                time.sleep(0.05)
+            self.wait_ready(f"broker-{b}")
+
+    @property
+    def bootstrap(self):
+        return ",".join(f"127.0.0.1:{p}" for p in self.ports.values())
+
+    def _start(self, binary, name, node_id, roles, listener):
+        cfg = self.workdir / f"{name}.properties"
+        lines = {"node.id": node_id, "process.roles": roles, "controller.quorum.voters": self.voters,
+                 "listeners": listener, "controller.listener.names": "CONTROLLER",
+                 "log.dirs": self.workdir / name}
+        lines.update(self.extra)
+        cfg.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
+        subprocess.run([BIN_DIR / "odradek-storage", "format", "-t", self.cluster_id, "-c", cfg], check=True, capture_output=True)
+        self.commands[name] = [BIN_DIR / binary, "-c", cfg]
+        self.restart(name)
+
+    def add_broker(self, b, wait=True):
+        """Formats and starts broker `b` (node.id b) for this cluster."""
+        self.ports[b] = free_port()
+        self._start("odradek-broker", f"broker-{b}", b, "broker", f"PLAINTEXT://127.0.0.1:{self.ports[b]}")
+        if wait:
+            self.wait_ready(f"broker-{b}")
+
+    def restart(self, name):
+        log = self.workdir / f"{name}.log"
+        if log.exists():
+            log.rename(self.workdir / f"{name}-{time.time_ns()}.log")
+        self.procs[name] = subprocess.Popen(self.commands[name], stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+
+    def kill9(self, name):
+        self.procs[name].send_signal(signal.SIGKILL)
+        self.procs[name].wait()
+
+    def wait_ready(self, name, timeout=30):
+        log = self.workdir / f"{name}.log"
+        deadline = time.time() + timeout
+        while "broker ready" not in log.read_text():
+            if time.time() > deadline or self.procs[name].poll() is not None:
+                raise RuntimeError(f"{name} not ready:\n" + log.read_text())
+            time.sleep(0.05)
 
     def stop(self):
-        for p in self.procs:
+        for p in self.procs.values():
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for p in self.procs:
+        for p in self.procs.values():
             try:
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:

@@ -180,6 +180,7 @@ async fn create(
                 num_partitions: partitions,
                 replication_factor: rf,
                 configs: vec![],
+                assignments: vec![],
             }],
             validate_only: false,
         })

@@ -4,9 +4,12 @@
 //! 2 bad usage.
 
 mod admin;
+mod balance;
+mod cluster;
 mod console;
 mod groups;
 mod perf;
+mod reassign;
 mod topics;
 mod transactions;
 
@@ -54,6 +57,18 @@ enum Command {
     /// List and describe transactions, and the producers of a partition.
     #[command(subcommand)]
     Transactions(transactions::TransactionsCommand),
+    /// Move partitions between brokers (kafka-reassign-partitions), and balance them.
+    #[command(subcommand)]
+    Reassign(reassign::ReassignCommand),
+    /// Elect preferred or unclean leaders (kafka-leader-election).
+    #[command(name = "leader-election")]
+    LeaderElection(cluster::LeaderElectionArgs),
+    /// Describe the brokers' log directories (kafka-log-dirs).
+    #[command(subcommand, name = "log-dirs")]
+    LogDirs(cluster::LogDirsCommand),
+    /// Cluster membership (kafka-cluster).
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Producer and consumer performance tests.
     #[command(subcommand)]
     Perf(perf::PerfCommand),
@@ -82,6 +97,10 @@ fn main() -> ExitCode {
             Command::Configs(c) => admin::configs(&mut client, c).await,
             Command::MetadataQuorum(c) => admin::quorum(&mut client, c).await,
             Command::Transactions(c) => transactions::run(&mut client, c).await,
+            Command::Reassign(c) => reassign::run(&mut client, c).await,
+            Command::LeaderElection(a) => cluster::leader_election(&mut client, a).await,
+            Command::LogDirs(c) => cluster::log_dirs(&mut client, c).await,
+            Command::Cluster(c) => cluster::cluster(&mut client, c).await,
         }
     });
     match result {

@@ -58,7 +58,7 @@ pub struct Client {
     cluster_id: Option<String>,
 }
 
-fn name(n: &str) -> TopicName {
+pub(crate) fn name(n: &str) -> TopicName {
     TopicName(StrBytes::from_string(n.to_string()))
 }
 
@@ -120,7 +120,7 @@ impl Client {
         conn.send(req, v).await
     }
 
-    async fn broker(&mut self, id: i32) -> Result<&mut Connection, ClientError> {
+    pub(crate) async fn broker(&mut self, id: i32) -> Result<&mut Connection, ClientError> {
         let addr = self
             .brokers
             .get(&id)

@@ -15,8 +15,10 @@ mod connection;
 mod error;
 pub mod group;
 pub mod partitioner;
+mod reassign;
 
 pub use client::{Client, PartitionInfo, TopicInfo};
 pub use connection::Connection;
 pub use error::ClientError;
 pub use group::{coordinator_moved, GroupMember};
+pub use reassign::{LogDir, LogDirReplica, PartitionOutcome, Reassignment};

@@ -123,6 +123,16 @@ pub enum ErrorCode {
     GroupMaxSizeReached = 81,
     /// FENCED_INSTANCE_ID
     FencedInstanceId = 82,
+    /// PREFERRED_LEADER_NOT_AVAILABLE
+    PreferredLeaderNotAvailable = 80,
+    /// ELIGIBLE_LEADERS_NOT_AVAILABLE
+    EligibleLeadersNotAvailable = 83,
+    /// ELECTION_NOT_NEEDED
+    ElectionNotNeeded = 84,
+    /// NO_REASSIGNMENT_IN_PROGRESS
+    NoReassignmentInProgress = 85,
+    /// LOG_DIR_NOT_FOUND
+    LogDirNotFound = 57,
 }
 
 impl ErrorCode {
@@ -198,6 +208,11 @@ impl ErrorCode {
             ErrorCode::MemberIdRequired => "MEMBER_ID_REQUIRED",
             ErrorCode::GroupMaxSizeReached => "GROUP_MAX_SIZE_REACHED",
             ErrorCode::FencedInstanceId => "FENCED_INSTANCE_ID",
+            ErrorCode::PreferredLeaderNotAvailable => "PREFERRED_LEADER_NOT_AVAILABLE",
+            ErrorCode::EligibleLeadersNotAvailable => "ELIGIBLE_LEADERS_NOT_AVAILABLE",
+            ErrorCode::ElectionNotNeeded => "ELECTION_NOT_NEEDED",
+            ErrorCode::NoReassignmentInProgress => "NO_REASSIGNMENT_IN_PROGRESS",
+            ErrorCode::LogDirNotFound => "LOG_DIR_NOT_FOUND",
         }
     }
 }
@@ -268,6 +283,11 @@ const ALL: &[ErrorCode] = &[
     ErrorCode::MemberIdRequired,
     ErrorCode::GroupMaxSizeReached,
     ErrorCode::FencedInstanceId,
+    ErrorCode::PreferredLeaderNotAvailable,
+    ErrorCode::EligibleLeadersNotAvailable,
+    ErrorCode::ElectionNotNeeded,
+    ErrorCode::NoReassignmentInProgress,
+    ErrorCode::LogDirNotFound,
 ];
 
 /// Implemented by every library crate's error enum: which Kafka error a client should see.
@@ -294,6 +314,9 @@ mod tests {
         assert_eq!(ErrorCode::InvalidUpdateVersion.code(), 95);
         assert_eq!(ErrorCode::InconsistentClusterId.code(), 104);
         assert_eq!(ErrorCode::IneligibleReplica.code(), 107);
+        assert_eq!(ErrorCode::PreferredLeaderNotAvailable.code(), 80);
+        assert_eq!(ErrorCode::ElectionNotNeeded.code(), 84);
+        assert_eq!(ErrorCode::NoReassignmentInProgress.code(), 85);
         assert_eq!(ErrorCode::InvalidRecord.to_string(), "INVALID_RECORD (87)");
     }
 }

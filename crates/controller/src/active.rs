@@ -12,7 +12,10 @@ use odradek_quorum::{QuorumError, QuorumHandle, Role};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::managers::cluster::{self, BrokerSessions};
-use crate::managers::{configs, producer_ids, replication, ControllerResult, ControllerSettings};
+use crate::managers::{
+    configs, elections, producer_ids, reassignment, replication, ControllerResult,
+    ControllerSettings,
+};
 use crate::pb;
 
 /// A command for the active controller.
@@ -46,6 +49,23 @@ pub enum Command {
         pb::AllocateProducerIdsRequest,
         Reply<pb::AllocateProducerIdsResponse>,
     ),
+    /// AlterPartitionReassignments.
+    AlterReassignments(
+        pb::AlterPartitionReassignmentsRequest,
+        Reply<pb::AlterPartitionReassignmentsResponse>,
+    ),
+    /// ListPartitionReassignments.
+    ListReassignments(
+        pb::ListPartitionReassignmentsRequest,
+        Reply<pb::ListPartitionReassignmentsResponse>,
+    ),
+    /// ElectLeaders.
+    ElectLeaders(pb::ElectLeadersRequest, Reply<pb::ElectLeadersResponse>),
+    /// UnregisterBroker.
+    UnregisterBroker(
+        pb::UnregisterBrokerRequest,
+        Reply<pb::UnregisterBrokerResponse>,
+    ),
 }
 
 /// Where a command's answer goes.
@@ -63,6 +83,11 @@ pub async fn run(
     let mut was_leader = false;
     let mut fencing = tokio::time::interval(Duration::from_millis(500));
     fencing.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut balancing = tokio::time::interval(Duration::from_secs(
+        settings.leader_imbalance_check_interval_seconds,
+    ));
+    balancing.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    balancing.tick().await;
     let mut ctx = Ctx {
         quorum,
         images,
@@ -89,6 +114,17 @@ pub async fn run(
                     if !records.is_empty() {
                         if let Err(e) = ctx.commit(records).await {
                             tracing::warn!(error = %e, "could not commit fencing");
+                        }
+                    }
+                }
+            }
+            _ = balancing.tick() => {
+                if is_leader && ctx.settings.auto_leader_rebalance_enable {
+                    let records = elections::balance_leaders(&ctx.image(), ctx.settings.leader_imbalance_per_broker_percentage);
+                    if !records.is_empty() {
+                        tracing::info!(elections = records.len(), "auto leader rebalance: electing preferred leaders");
+                        if let Err(e) = ctx.commit(records).await {
+                            tracing::warn!(error = %e, "could not commit the leader rebalance");
                         }
                     }
                 }
@@ -196,6 +232,26 @@ impl Ctx {
                     reply,
                 )
                 .await;
+            }
+            Command::AlterReassignments(req, reply) => {
+                leader_or_reply!(reply);
+                let result =
+                    reassignment::alter_partition_reassignments(&image, &req, &self.settings);
+                self.finish(result, reply).await;
+            }
+            Command::ListReassignments(req, reply) => {
+                leader_or_reply!(reply);
+                let _ = reply.send(Ok(reassignment::list_partition_reassignments(&image, &req)));
+            }
+            Command::ElectLeaders(req, reply) => {
+                leader_or_reply!(reply);
+                self.finish(elections::elect_leaders(&image, &req), reply)
+                    .await;
+            }
+            Command::UnregisterBroker(req, reply) => {
+                leader_or_reply!(reply);
+                let result = cluster::unregister_broker(&image, &req, &self.settings);
+                self.finish(result, reply).await;
             }
         }
     }

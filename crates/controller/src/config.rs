@@ -102,6 +102,9 @@ const KNOWN: &[&str] = &[
     "num.partitions",
     "default.replication.factor",
     "unclean.leader.election.enable",
+    "auto.leader.rebalance.enable",
+    "leader.imbalance.check.interval.seconds",
+    "leader.imbalance.per.broker.percentage",
     "broker.session.timeout.ms",
     "broker.heartbeat.interval.ms",
     "auto.create.topics.enable",
@@ -136,6 +139,19 @@ fn int<T: std::str::FromStr>(
             .trim()
             .parse()
             .map_err(|_| cfg_err(key, v, "not a whole number in range")),
+    }
+}
+
+fn boolean(
+    props: &BTreeMap<String, String>,
+    key: &str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match props.get(key).map(|v| v.trim()) {
+        None => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(v) => Err(cfg_err(key, v, "must be true or false")),
     }
 }
 
@@ -284,17 +300,26 @@ impl NodeConfig {
                 "must be at least 1",
             ));
         }
-        let unclean = match get("unclean.leader.election.enable").as_deref() {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(v) => {
-                return Err(cfg_err(
-                    "unclean.leader.election.enable",
-                    v,
-                    "must be true or false",
-                ))
-            }
-        };
+        let unclean = boolean(props, "unclean.leader.election.enable", false)?;
+        let auto_leader_rebalance_enable = boolean(props, "auto.leader.rebalance.enable", true)?;
+        let leader_imbalance_check_interval_seconds: u64 =
+            int(props, "leader.imbalance.check.interval.seconds", 300)?;
+        if leader_imbalance_check_interval_seconds < 1 {
+            return Err(cfg_err(
+                "leader.imbalance.check.interval.seconds",
+                "0",
+                "must be at least 1",
+            ));
+        }
+        let leader_imbalance_per_broker_percentage: u32 =
+            int(props, "leader.imbalance.per.broker.percentage", 10)?;
+        if leader_imbalance_per_broker_percentage > 100 {
+            return Err(cfg_err(
+                "leader.imbalance.per.broker.percentage",
+                &leader_imbalance_per_broker_percentage.to_string(),
+                "must be between 0 and 100",
+            ));
+        }
         let session_timeout: i64 = int(props, "broker.session.timeout.ms", 9000)?;
         if session_timeout < 1 {
             return Err(cfg_err(
@@ -325,6 +350,9 @@ impl NodeConfig {
                     unclean_leader_election_enable: unclean,
                     broker_session_timeout_ms: session_timeout,
                     producer_id_block_size: 1000,
+                    auto_leader_rebalance_enable,
+                    leader_imbalance_check_interval_seconds,
+                    leader_imbalance_per_broker_percentage,
                 },
             },
             unknown,

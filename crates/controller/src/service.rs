@@ -172,6 +172,34 @@ impl ControllerService for ControllerServiceImpl {
             .await
     }
 
+    async fn alter_partition_reassignments(
+        &self,
+        r: Request<pb::AlterPartitionReassignmentsRequest>,
+    ) -> Result<Response<pb::AlterPartitionReassignmentsResponse>, Status> {
+        self.call(r.into_inner(), Command::AlterReassignments).await
+    }
+
+    async fn list_partition_reassignments(
+        &self,
+        r: Request<pb::ListPartitionReassignmentsRequest>,
+    ) -> Result<Response<pb::ListPartitionReassignmentsResponse>, Status> {
+        self.call(r.into_inner(), Command::ListReassignments).await
+    }
+
+    async fn elect_leaders(
+        &self,
+        r: Request<pb::ElectLeadersRequest>,
+    ) -> Result<Response<pb::ElectLeadersResponse>, Status> {
+        self.call(r.into_inner(), Command::ElectLeaders).await
+    }
+
+    async fn unregister_broker(
+        &self,
+        r: Request<pb::UnregisterBrokerRequest>,
+    ) -> Result<Response<pb::UnregisterBrokerResponse>, Status> {
+        self.call(r.into_inner(), Command::UnregisterBroker).await
+    }
+
     async fn describe_quorum(
         &self,
         _r: Request<pb::DescribeQuorumRequest>,

@@ -22,6 +22,7 @@ pub mod config;
 pub mod controller_client;
 pub mod coordinator_runtime;
 pub mod dev;
+pub mod disk;
 pub mod fetcher;
 pub mod groups;
 pub mod handlers;

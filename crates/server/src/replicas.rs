@@ -288,6 +288,11 @@ impl ReplicaManager {
         }
     }
 
+    /// The log directory the replicas live in.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// The hosted replica, if any, whatever its role.
     pub fn get(&self, topic_id: Uuid, index: i32) -> Option<Arc<HostedPartition>> {
         self.partitions

@@ -304,3 +304,36 @@ pub fn fence_expired(
     }
     records
 }
+
+/// UnregisterBroker (`kafka-cluster.sh unregister`): the broker's leaderships and ISR
+/// memberships move away, then its registration is removed. Its replicas stay assigned (a
+/// reassignment moves them), as in Kafka.
+pub fn unregister_broker(
+    image: &MetadataImage,
+    request: &pb::UnregisterBrokerRequest,
+    settings: &ControllerSettings,
+) -> ControllerResult<pb::UnregisterBrokerResponse> {
+    let broker = request.broker_id;
+    let Some(b) = image.cluster.brokers.get(&broker) else {
+        let (error_code, error_message) = err(
+            ErrorCode::BrokerIdNotRegistered,
+            format!("broker {broker} is not currently registered"),
+        );
+        return ControllerResult::answer(pb::UnregisterBrokerResponse {
+            error_code,
+            error_message,
+        });
+    };
+    let usable = |x: i32| x != broker && usable(image, x);
+    let mut records = replication::move_away_from(image, broker, &usable, settings);
+    records.push(rec(Record::UnregisterBroker(
+        proto::UnregisterBrokerRecord {
+            broker_id: broker,
+            broker_epoch: b.epoch,
+        },
+    )));
+    ControllerResult {
+        records,
+        response: pb::UnregisterBrokerResponse::default(),
+    }
+}

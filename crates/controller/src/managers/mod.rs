@@ -4,8 +4,11 @@
 
 pub mod cluster;
 pub mod configs;
+pub mod elections;
+pub mod partition_change;
 pub mod placement;
 pub mod producer_ids;
+pub mod reassignment;
 pub mod replication;
 
 use odradek_common::ErrorCode;
@@ -45,6 +48,12 @@ pub struct ControllerSettings {
     pub broker_session_timeout_ms: i64,
     /// Producer ids handed out per AllocateProducerIds (Kafka: 1000).
     pub producer_id_block_size: i64,
+    /// `auto.leader.rebalance.enable` (default true).
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds` (default 300).
+    pub leader_imbalance_check_interval_seconds: u64,
+    /// `leader.imbalance.per.broker.percentage` (default 10).
+    pub leader_imbalance_per_broker_percentage: u32,
 }
 
 impl Default for ControllerSettings {
@@ -56,6 +65,9 @@ impl Default for ControllerSettings {
             unclean_leader_election_enable: false,
             broker_session_timeout_ms: 9000,
             producer_id_block_size: 1000,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
+            leader_imbalance_per_broker_percentage: 10,
         }
     }
 }

@@ -4,9 +4,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use odradek_common::{ErrorCode, Uuid};
 use odradek_metadata::proto::{self, metadata_record::Record, MetadataRecord};
-use odradek_metadata::{ConfigResource, MetadataImage, PartitionRegistration, NO_LEADER};
+use odradek_metadata::{ConfigResource, MetadataImage, NO_LEADER};
 
+use super::partition_change::{Election, PartitionChange};
 use super::placement::{self, PlacementError};
+use super::reassignment;
 use super::{err, rec, ControllerResult, ControllerSettings, OK};
 use crate::pb;
 
@@ -51,18 +53,56 @@ fn partition_count(image: &MetadataImage) -> usize {
         .sum()
 }
 
-fn partition_record(topic_id: Uuid, partition: i32, replicas: Vec<i32>) -> MetadataRecord {
+fn partition_record(
+    topic_id: Uuid,
+    partition: i32,
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+) -> MetadataRecord {
     rec(Record::Partition(proto::PartitionRecord {
         partition_id: partition,
         topic_id: topic_id.as_bytes().to_vec(),
-        leader: replicas[0],
-        isr: replicas.clone(),
+        leader: isr.first().copied().unwrap_or(NO_LEADER),
+        isr,
         replicas,
         removing_replicas: vec![],
         adding_replicas: vec![],
         leader_epoch: 0,
         partition_epoch: 0,
     }))
+}
+
+/// Each new partition's (replicas, ISR).
+type Placed = Vec<(Vec<i32>, Vec<i32>)>;
+
+/// A manual assignment's partitions as (replicas, ISR): each checked as Kafka does, the ISR
+/// being the replicas that are unfenced and not shutting down, of which at least one is needed.
+fn manual_assignment(
+    image: &MetadataImage,
+    assignments: &[pb::ReplicaAssignment],
+    first_partition: i32,
+    replication_factor: Option<usize>,
+) -> Result<Placed, (i32, String)> {
+    let rf = replication_factor.or_else(|| assignments.first().map(|a| a.ids.len()));
+    let usable = reassignment::acceptable_leader(image);
+    assignments
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            reassignment::validate_assignment(image, &a.ids, rf)?;
+            let isr: Vec<i32> = a.ids.iter().copied().filter(|b| usable(*b)).collect();
+            if isr.is_empty() {
+                return Err(err(
+                    ErrorCode::InvalidReplicaAssignment,
+                    format!(
+                        "all brokers of the manual assignment of partition {} are fenced or in controlled shutdown",
+                        first_partition + i as i32
+                    ),
+                ));
+            }
+            Ok((a.ids.clone(), isr))
+        })
+        .collect()
 }
 
 /// CreateTopics. `new_id` supplies topic ids.
@@ -100,7 +140,18 @@ pub fn create_topics(
             replication_factor: rf,
             ..Default::default()
         };
+        let manual = !topic.assignments.is_empty();
+        if manual {
+            result.num_partitions = topic.assignments.len() as i32;
+            result.replication_factor = topic.assignments[0].ids.len() as i32;
+        }
         let outcome = (|| {
+            if manual && (topic.num_partitions != -1 || topic.replication_factor != -1) {
+                return Err(err(
+                    ErrorCode::InvalidRequest,
+                    "a topic with manual replica assignments must leave the number of partitions and the replication factor at -1",
+                ));
+            }
             if duplicates.contains(topic.name.as_str()) {
                 return Err(err(
                     ErrorCode::InvalidRequest,
@@ -114,6 +165,17 @@ pub fn create_topics(
                     ErrorCode::TopicAlreadyExists,
                     format!("topic '{}' already exists", topic.name),
                 ));
+            }
+            if manual {
+                let assignment = manual_assignment(image, &topic.assignments, 0, None)?;
+                let configs: BTreeMap<String, String> = topic
+                    .configs
+                    .iter()
+                    .map(|c| (c.name.clone(), c.value.clone()))
+                    .collect();
+                super::configs::validate_topic_configs(&configs)
+                    .map_err(|m| err(ErrorCode::InvalidConfig, m))?;
+                return Ok((assignment, configs));
             }
             if partitions < 1 {
                 return Err(err(
@@ -136,6 +198,7 @@ pub fn create_topics(
                     format!("replication factor {replication_factor} is larger than the {brokers} available brokers"),
                 ),
             })?;
+            let assignment = assignment.into_iter().map(|r| (r.clone(), r)).collect();
             let configs: BTreeMap<String, String> = topic
                 .configs
                 .iter()
@@ -161,8 +224,8 @@ pub fn create_topics(
                         name: topic.name.clone(),
                         topic_id: id.as_bytes().to_vec(),
                     })));
-                    for (p, replicas) in assignment.into_iter().enumerate() {
-                        records.push(partition_record(id, p as i32, replicas));
+                    for (p, (replicas, isr)) in assignment.into_iter().enumerate() {
+                        records.push(partition_record(id, p as i32, replicas, isr));
                     }
                     for (name, value) in configs {
                         records.push(super::configs::config_record(
@@ -249,15 +312,36 @@ pub fn create_partitions(
                 .partitions
                 .values()
                 .next()
-                .map_or(1, |p| p.replicas.len()) as i16;
+                .map_or(1, |p| p.replicas.len() - p.adding_replicas.len());
+            if !t.assignments.is_empty() {
+                if t.assignments.len() as i32 != t.count - current {
+                    return Err(err(
+                        ErrorCode::InvalidReplicaAssignment,
+                        format!(
+                            "attempted to add {} additional partition(s), but {} assignment(s) were given",
+                            t.count - current,
+                            t.assignments.len()
+                        ),
+                    ));
+                }
+                return Ok((
+                    topic.id,
+                    current,
+                    manual_assignment(image, &t.assignments, current, Some(rf))?,
+                ));
+            }
             let placed =
-                placement::place(&brokers, t.count - current, rf, start).map_err(|_| {
+                placement::place(&brokers, t.count - current, rf as i16, start).map_err(|_| {
                     err(
                         ErrorCode::InvalidReplicationFactor,
                         format!("not enough brokers for replication factor {rf}"),
                     )
                 })?;
-            Ok((topic.id, current, placed))
+            Ok((
+                topic.id,
+                current,
+                placed.into_iter().map(|r| (r.clone(), r)).collect(),
+            ))
         })();
         let mut r = pb::CreatePartitionsResult {
             name: t.name.clone(),
@@ -268,8 +352,8 @@ pub fn create_partitions(
             Ok((id, current, placed)) => {
                 start += placed.len();
                 if !request.validate_only {
-                    for (i, replicas) in placed.into_iter().enumerate() {
-                        records.push(partition_record(id, current + i as i32, replicas));
+                    for (i, (replicas, isr)) in placed.into_iter().enumerate() {
+                        records.push(partition_record(id, current + i as i32, replicas, isr));
                     }
                 }
             }
@@ -362,29 +446,20 @@ pub fn alter_partition(
             format!("broker {b} is fenced or shutting down and cannot join the ISR"),
         ));
     }
-    let isr_in_replica_order: Vec<i32> = p
-        .replicas
-        .iter()
-        .copied()
-        .filter(|r| isr.contains(r))
-        .collect();
-    let record = rec(Record::PartitionChange(proto::PartitionChangeRecord {
-        partition_id: request.partition,
-        topic_id: topic_id.as_bytes().to_vec(),
-        isr: Some(proto::BrokerIds {
-            ids: isr_in_replica_order.clone(),
-        }),
-        ..Default::default()
-    }));
+    let acceptable = reassignment::acceptable_leader(image);
+    let built = PartitionChange::new(p, topic_id, request.partition, &acceptable)
+        .isr(isr)
+        .build();
+    let changed = built.record.is_some();
     ControllerResult {
-        records: vec![record],
+        records: built.record.into_iter().collect(),
         response: pb::AlterPartitionResponse {
             error_code: OK.0,
             error_message: OK.1,
-            leader: p.leader,
-            leader_epoch: p.leader_epoch,
-            partition_epoch: p.partition_epoch + 1,
-            isr: isr_in_replica_order,
+            leader: built.leader,
+            leader_epoch: p.leader_epoch + i32::from(built.leader != p.leader),
+            partition_epoch: p.partition_epoch + i32::from(changed),
+            isr: built.isr,
         },
     }
 }
@@ -398,51 +473,35 @@ fn unclean_enabled(image: &MetadataImage, topic: &str, settings: &ControllerSett
         .map_or(settings.unclean_leader_election_enable, |v| v == "true")
 }
 
-/// The change that takes `broker` out of leadership and ISRs (it is being fenced or shut down).
-/// A new leader comes from the rest of the ISR (in replica order), never from outside it unless
-/// unclean election is enabled; an ISR is never emptied (the last member stays, leaderless, as in
-/// Kafka, so it can lead again when it returns).
+/// The changes that take `broker` out of leadership and ISRs (it is being fenced or shut
+/// down). A new leader comes from the rest of the ISR (in replica order), never from outside it
+/// unless unclean election is enabled for the topic; an ISR is never emptied (the last member
+/// stays, leaderless, as in Kafka, so it can lead again when it returns). A reassignment whose
+/// ISR now allows it completes.
 pub fn move_away_from(
     image: &MetadataImage,
     broker: i32,
     usable: &dyn Fn(i32) -> bool,
     settings: &ControllerSettings,
 ) -> Vec<MetadataRecord> {
+    let acceptable = |b: i32| b != broker && usable(b);
     let mut records = Vec::new();
     for topic in image.topics.by_id.values() {
         for (index, p) in &topic.partitions {
             if p.leader != broker && !p.isr.contains(&broker) {
                 continue;
             }
-            let mut isr: Vec<i32> = p.isr.iter().copied().filter(|b| *b != broker).collect();
-            if isr.is_empty() {
-                isr = p.isr.clone();
-            }
-            let mut leader = if p.leader == broker || p.leader == NO_LEADER {
-                p.replicas
-                    .iter()
-                    .copied()
-                    .find(|r| *r != broker && isr.contains(r) && usable(*r))
-                    .unwrap_or(NO_LEADER)
+            let isr: Vec<i32> = p.isr.iter().copied().filter(|b| *b != broker).collect();
+            let election = if unclean_enabled(image, &topic.name, settings) {
+                Election::Unclean
             } else {
-                p.leader
+                Election::Online
             };
-            if leader == NO_LEADER && unclean_enabled(image, &topic.name, settings) {
-                if let Some(r) = p
-                    .replicas
-                    .iter()
-                    .copied()
-                    .find(|r| *r != broker && usable(*r))
-                {
-                    tracing::warn!(topic = %topic.name, partition = index, new_leader = r, "unclean leader election");
-                    leader = r;
-                    isr = vec![r];
-                }
-            }
-            if leader == p.leader && isr == p.isr {
-                continue;
-            }
-            records.push(change(topic.id, *index, p, leader, isr));
+            let built = PartitionChange::new(p, topic.id, *index, &acceptable)
+                .isr(isr)
+                .election(election)
+                .build();
+            records.extend(built.record);
         }
     }
     records
@@ -450,29 +509,16 @@ pub fn move_away_from(
 
 /// Elects `broker`, just unfenced, for partitions left without a leader whose ISR holds it.
 pub fn elect_returning(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
+    let acceptable = reassignment::acceptable_leader(image);
+    let acceptable = |b: i32| b == broker || acceptable(b);
     let mut records = Vec::new();
     for topic in image.topics.by_id.values() {
         for (index, p) in &topic.partitions {
             if p.leader == NO_LEADER && p.isr.contains(&broker) {
-                records.push(change(topic.id, *index, p, broker, p.isr.clone()));
+                let built = PartitionChange::new(p, topic.id, *index, &acceptable).build();
+                records.extend(built.record);
             }
         }
     }
     records
-}
-
-fn change(
-    topic_id: Uuid,
-    partition: i32,
-    p: &PartitionRegistration,
-    leader: i32,
-    isr: Vec<i32>,
-) -> MetadataRecord {
-    rec(Record::PartitionChange(proto::PartitionChangeRecord {
-        partition_id: partition,
-        topic_id: topic_id.as_bytes().to_vec(),
-        isr: (isr != p.isr).then_some(proto::BrokerIds { ids: isr }),
-        leader: (leader != p.leader).then_some(leader),
-        ..Default::default()
-    }))
 }

@@ -1,4 +1,5 @@
-//! Admin requests forwarded to the active controller: CreateTopics and DeleteTopics. The answer
+//! Admin requests forwarded to the active controller: CreateTopics, DeleteTopics and
+//! CreatePartitions (with or without manual replica assignments). The answer
 //! waits until this broker's metadata shows the change, so a following Metadata request sees it.
 
 use std::time::Duration;
@@ -29,19 +30,31 @@ pub(super) async fn create_topics(
     let mut results = Vec::new();
     let mut forward = Vec::new();
     for t in &req.topics {
-        if !t.assignments.is_empty() {
+        let mut assignments: Vec<&_> = t.assignments.iter().collect();
+        assignments.sort_by_key(|a| a.partition_index);
+        if assignments
+            .iter()
+            .enumerate()
+            .any(|(i, a)| a.partition_index != i as i32)
+        {
             results.push(
                 CreatableTopicResult::default()
                     .with_name(t.name.clone())
                     .with_error_code(ErrorCode::InvalidReplicaAssignment.code())
                     .with_error_message(Some(StrBytes::from_static_str(
-                        "manual replica assignments are not supported yet",
+                        "the partitions of a manual assignment must be numbered 0, 1, 2, ... without gaps",
                     )))
                     .with_num_partitions(-1)
                     .with_replication_factor(-1),
             );
             continue;
         }
+        let assignments = assignments
+            .into_iter()
+            .map(|a| pb::ReplicaAssignment {
+                ids: a.broker_ids.iter().map(|b| b.0).collect(),
+            })
+            .collect();
         forward.push(pb::CreatableTopic {
             name: t.name.0.to_string(),
             num_partitions: t.num_partitions,
@@ -56,6 +69,7 @@ pub(super) async fn create_topics(
                     })
                 })
                 .collect(),
+            assignments,
         });
     }
     if !forward.is_empty() {
@@ -230,21 +244,18 @@ pub(super) async fn create_partitions(
     let mut results = Vec::new();
     let mut forward = Vec::new();
     for t in &req.topics {
-        if t.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
-            results.push(
-                CreatePartitionsTopicResult::default()
-                    .with_name(t.name.clone())
-                    .with_error_code(ErrorCode::InvalidReplicaAssignment.code())
-                    .with_error_message(Some(StrBytes::from_static_str(
-                        "manual replica assignments are not supported yet",
-                    ))),
-            );
-        } else {
-            forward.push(pb::CreatePartitionsTopic {
-                name: t.name.0.to_string(),
-                count: t.count,
-            });
-        }
+        forward.push(pb::CreatePartitionsTopic {
+            name: t.name.0.to_string(),
+            count: t.count,
+            assignments: t
+                .assignments
+                .iter()
+                .flatten()
+                .map(|a| pb::ReplicaAssignment {
+                    ids: a.broker_ids.iter().map(|b| b.0).collect(),
+                })
+                .collect(),
+        });
     }
     if !forward.is_empty() {
         let call = pb::CreatePartitionsRequest {

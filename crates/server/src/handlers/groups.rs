@@ -54,6 +54,7 @@ pub(super) async fn ensure_offsets_topic(broker: &Broker) -> std::sync::Arc<Meta
             name: OFFSETS_TOPIC.into(),
             num_partitions: g.offsets_topic_partitions,
             replication_factor: g.offsets_topic_replication_factor,
+            assignments: vec![],
             configs: vec![
                 pb::TopicConfig {
                     name: "cleanup.policy".into(),
@@ -92,6 +93,7 @@ async fn ensure_transaction_topic(broker: &Broker) -> std::sync::Arc<MetadataIma
             name: TRANSACTION_STATE_TOPIC.into(),
             num_partitions: t.state_log_partitions,
             replication_factor: t.state_log_replication_factor,
+            assignments: vec![],
             configs: vec![
                 config("cleanup.policy", "compact".into()),
                 config("segment.bytes", t.state_log_segment_bytes.to_string()),

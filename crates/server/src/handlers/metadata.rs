@@ -165,6 +165,7 @@ async fn auto_create(broker: &Broker, names: Vec<String>) -> std::sync::Arc<Meta
                 num_partitions: -1,
                 replication_factor: -1,
                 configs: vec![],
+                assignments: vec![],
             })
             .collect(),
         validate_only: false,

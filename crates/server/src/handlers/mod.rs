@@ -6,10 +6,12 @@ mod configs;
 mod fetch;
 mod groups;
 mod list_offsets;
+mod log_dirs;
 mod metadata;
 mod produce;
 mod producers;
 mod quorum;
+mod reassign;
 mod records;
 mod txn;
 
@@ -213,6 +215,17 @@ impl RequestHandler for Broker {
                 VersionRange { min: 0, max: 0 },
             ),
             (ApiKey::ListTransactions, VersionRange { min: 0, max: 1 }),
+            (
+                ApiKey::AlterPartitionReassignments,
+                VersionRange { min: 0, max: 1 },
+            ),
+            (
+                ApiKey::ListPartitionReassignments,
+                VersionRange { min: 0, max: 0 },
+            ),
+            (ApiKey::ElectLeaders, VersionRange { min: 0, max: 2 }),
+            (ApiKey::UnregisterBroker, VersionRange { min: 0, max: 0 }),
+            (ApiKey::DescribeLogDirs, VersionRange { min: 1, max: 4 }),
         ]
     }
 
@@ -321,6 +334,25 @@ impl RequestHandler for Broker {
             )),
             RequestKind::DescribeTransactions(r) => Some(ResponseKind::DescribeTransactions(
                 txn::describe_transactions(self, r),
+            )),
+            RequestKind::AlterPartitionReassignments(r) => {
+                Some(ResponseKind::AlterPartitionReassignments(
+                    reassign::alter_partition_reassignments(self, &ctx, r).await,
+                ))
+            }
+            RequestKind::ListPartitionReassignments(r) => {
+                Some(ResponseKind::ListPartitionReassignments(
+                    reassign::list_partition_reassignments(self, r).await,
+                ))
+            }
+            RequestKind::ElectLeaders(r) => Some(ResponseKind::ElectLeaders(
+                reassign::elect_leaders(self, &ctx, r).await,
+            )),
+            RequestKind::UnregisterBroker(r) => Some(ResponseKind::UnregisterBroker(
+                reassign::unregister_broker(self, r).await,
+            )),
+            RequestKind::DescribeLogDirs(r) => Some(ResponseKind::DescribeLogDirs(
+                log_dirs::describe_log_dirs(self, r),
             )),
             other => {
                 // The frontend only passes APIs listed in supported_apis.

@@ -1,0 +1,96 @@
+"""Partition reassignment as an operator runs it, with the `odradek reassign` commands
+(kafka-reassign-partitions' JSON files and output), on three controllers and three brokers:
+under an acks=all numbered load from an idempotent confluent-kafka producer, a fourth broker is
+formatted and started, a topic's partitions move from brokers {1,2,3} to {2,3,4}, and `verify`
+is polled until every partition is done. Then broker 1 must hold no copy of the topic, and
+every acknowledged record must read back once, at its offset, in order. The same again with
+the active controller killed -9 in the middle of the reassignment (its state is in the
+metadata log, so the next active controller carries it on)."""
+
+import json
+import subprocess
+import time
+import uuid
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import BIN_DIR, Cluster
+from test_durability import PARTITIONS, Load, check_read_back, wait_for
+
+
+def odradek(cluster, *args):
+    out = subprocess.run([BIN_DIR / "odradek", "--bootstrap-server", cluster.bootstrap, *map(str, args)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, f"odradek {args}: {out.stderr}"
+    return out.stdout
+
+
+def replicas(cluster, topic):
+    md = AdminClient({"bootstrap.servers": cluster.bootstrap}).list_topics(topic, timeout=10)
+    return {p.id: p.replicas for p in md.topics[topic].partitions.values()}
+
+
+def active_controller(cluster):
+    for line in odradek(cluster, "metadata-quorum", "describe", "--status").splitlines():
+        if line.startswith("LeaderId:"):
+            return int(line.split(":")[1])
+    raise AssertionError("no active controller")
+
+
+def move_under_load(tmp_path, kill_controller):
+    cluster = Cluster(tmp_path, brokers=3, extra={"min.insync.replicas": 2})
+    try:
+        topic = "moving-" + uuid.uuid4().hex[:6]
+        a = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        a.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=3)])[topic].result(30)
+        wait_for("the topic's replicas", lambda: len(replicas(cluster, topic)) == PARTITIONS, 30)
+        load = Load(cluster, topic, "librdkafka-idempotent")
+        time.sleep(2)
+        cluster.add_broker(4)
+
+        to_move = tmp_path / "topics.json"
+        to_move.write_text(json.dumps({"version": 1, "topics": [{"topic": topic}]}))
+        out = odradek(cluster, "reassign", "generate", "--topics-to-move-json-file", to_move, "--broker-list", "2,3,4")
+        current_text, proposed_text = out.split("Proposed partition reassignment configuration\n")
+        current = json.loads(current_text.split("Current partition replica assignment\n")[1])
+        assert {p["partition"]: p["replicas"] for p in current["partitions"]} == replicas(cluster, topic)
+        plan = tmp_path / "plan.json"
+        plan.write_text(proposed_text.strip())
+        target = {p["partition"]: p["replicas"] for p in json.loads(proposed_text)["partitions"]}
+        assert all(sorted(r) == [2, 3, 4] for r in target.values()), target
+
+        out = odradek(cluster, "reassign", "execute", "--reassignment-json-file", plan)
+        assert "Save this to use as the --reassignment-json-file option during rollback" in out, out
+        assert f"Successfully started partition reassignments for {topic}-0,{topic}-1,{topic}-2" in out, out
+        listed = odradek(cluster, "reassign", "list")
+        if kill_controller:
+            victim = active_controller(cluster)
+            cluster.kill9(f"controller-{victim - 100}")
+            wait_for("another active controller", lambda: active_controller(cluster) != victim, 30)
+            cluster.restart(f"controller-{victim - 100}")
+
+        def done():
+            out = odradek(cluster, "reassign", "verify", "--reassignment-json-file", plan)
+            return all(f"Reassignment of partition {topic}-{p} is completed." in out for p in range(PARTITIONS))
+        wait_for("every partition reassigned", done, 90)
+        time.sleep(1)
+        load.finish()
+        assert replicas(cluster, topic) == target
+        assert odradek(cluster, "reassign", "list").strip() == "No partition reassignments found."
+        # The removed replicas are deleted from broker 1.
+        wait_for("broker 1's copies deleted",
+                 lambda: not any((tmp_path / "broker-1" / f"{topic}-{p}").exists() for p in range(PARTITIONS)), 30)
+        assert all((tmp_path / "broker-4" / f"{topic}-{p}").exists() for p in range(PARTITIONS))
+        print(f"\nwhile reassigning, `reassign list` said:\n{listed}")
+        return check_read_back(cluster, topic, load, f"reassignment {{1,2,3}} -> {{2,3,4}} "
+                               f"(controller killed: {kill_controller})", strict=True)
+    finally:
+        cluster.stop()
+
+
+def test_partitions_move_to_a_new_broker_under_load(tmp_path):
+    move_under_load(tmp_path, kill_controller=False)
+
+
+def test_a_reassignment_survives_kill_9_of_the_active_controller(tmp_path):
+    move_under_load(tmp_path, kill_controller=True)
