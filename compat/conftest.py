@@ -149,6 +149,11 @@ class Cluster:
         self.procs[name].send_signal(signal.SIGKILL)
         self.procs[name].wait()
 
+    def stop_node(self, name, timeout=30):
+        """SIGTERM (a controlled shutdown), waiting for the process to exit."""
+        self.procs[name].send_signal(signal.SIGTERM)
+        self.procs[name].wait(timeout=timeout)
+
     def wait_ready(self, name, timeout=30):
         log = self.workdir / f"{name}.log"
         deadline = time.time() + timeout

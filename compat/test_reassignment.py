@@ -94,3 +94,74 @@ def test_partitions_move_to_a_new_broker_under_load(tmp_path):
 
 def test_a_reassignment_survives_kill_9_of_the_active_controller(tmp_path):
     move_under_load(tmp_path, kill_controller=True)
+
+
+def log_size(cluster, broker, topic):
+    """The size of `topic`-0 on `broker`, from `odradek log-dirs describe`."""
+    out = odradek(cluster, "log-dirs", "describe", "--broker-list", broker, "--topic-list", topic)
+    doc = json.loads(out.splitlines()[-1])
+    sizes = [p["size"] for b in doc["brokers"] for d in b["logDirs"] for p in d["partitions"]
+             if p["partition"] == f"{topic}-0"]
+    return sizes[0] if sizes else None
+
+
+def test_a_throttled_reassignment_replicates_at_the_throttle(tmp_path):
+    """A 24 MB partition moves from broker 1 to broker 2 with `--throttle 2000000`: the new
+    replica grows at 2 MB/s (within 20%, measured from its size in `log-dirs describe` while it
+    catches up), and `verify` clears the throttles once it is done."""
+    from confluent_kafka import Producer
+
+    throttle = 2_000_000
+    cluster = Cluster(tmp_path, brokers=2)
+    try:
+        topic = "throttled-" + uuid.uuid4().hex[:6]
+        a = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        # A manual assignment through confluent-kafka's CreateTopics.
+        a.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[1]])])[topic].result(30)
+        p = Producer({"bootstrap.servers": cluster.bootstrap, "linger.ms": 20, "compression.type": "none"})
+        value = b"x" * 1000
+        for i in range(24_000):
+            while True:
+                try:
+                    p.produce(topic, value=value, partition=0)
+                    break
+                except BufferError:
+                    p.poll(0.05)
+            p.poll(0)
+        assert p.flush(60) == 0
+        size = log_size(cluster, 1, topic)
+        assert size > 24_000_000, size
+        plan = tmp_path / "plan.json"
+        plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": topic, "partition": 0, "replicas": [2]}]}))
+        out = odradek(cluster, "reassign", "execute", "--reassignment-json-file", plan, "--throttle", throttle)
+        assert f"The inter-broker throttle limit was set to {throttle} B/s" in out, out
+        samples = []
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            s = log_size(cluster, 2, topic)
+            if s is not None:
+                samples.append((time.time(), s))
+            if s is not None and s >= size:
+                break
+            time.sleep(0.5)
+        # The steady part: from 2 MB in until 2 MB short of the end (leaving out the first
+        # second's burst and the last fetch).
+        steady = [(t, s) for t, s in samples if 2_000_000 <= s <= size - 2_000_000]
+        assert len(steady) >= 4, samples
+        (t0, s0), (t1, s1) = steady[0], steady[-1]
+        rate = (s1 - s0) / (t1 - t0)
+        print(f"\nthrottled replication: {s1 - s0} bytes in {t1 - t0:.1f} s = {rate / 1e6:.2f} MB/s "
+              f"(throttle {throttle / 1e6:.2f} MB/s)")
+        assert 0.8 * throttle <= rate <= 1.2 * throttle, rate
+
+        def verified():
+            out = odradek(cluster, "reassign", "verify", "--reassignment-json-file", plan)
+            return f"Reassignment of partition {topic}-0 is completed." in out and out
+        wait_for("the reassignment", verified, 60)
+        out = odradek(cluster, "reassign", "verify", "--reassignment-json-file", plan)
+        assert "Clearing broker-level throttles" not in out, "cleared by the first verify that saw it done"
+        assert replicas(cluster, topic) == {0: [2]}
+        configs = odradek(cluster, "configs", "describe", "--entity", "topic", "--name", topic)
+        assert "throttled.replicas" not in configs, configs
+    finally:
+        cluster.stop()

@@ -86,15 +86,19 @@ pub async fn leader_election(
             Err(e) => failed.push(format!("{t}-{p}: {e}")),
         }
     }
+    // Kafka's ElectionType names.
     let kind = match args.election_type {
-        ElectionType::Preferred => "preferred",
-        ElectionType::Unclean => "unclean",
+        ElectionType::Preferred => "PREFERRED",
+        ElectionType::Unclean => "UNCLEAN",
     };
     if !elected.is_empty() {
         println!(
             "Successfully completed leader election ({kind}) for partitions {}",
             elected.join(", ")
         );
+        if matches!(args.election_type, ElectionType::Unclean) {
+            println!("Warning: an unclean election makes a replica that was not in sync the leader; records only the lost in-sync replicas had are gone.");
+        }
     }
     if !not_needed.is_empty() {
         println!(
@@ -102,14 +106,13 @@ pub async fn leader_election(
             not_needed.join(", ")
         );
     }
-    if elected.is_empty() && not_needed.is_empty() && failed.is_empty() {
-        println!("No partition needed a {kind} leader election.");
+    for f in &failed {
+        println!("Error completing leader election ({kind}) for partition: {f}");
     }
     if !failed.is_empty() {
         return Err(ClientError::Protocol(format!(
-            "leader election failed for {} partition(s):\n  {}",
-            failed.len(),
-            failed.join("\n  ")
+            "{} replica(s) could not be elected",
+            failed.len()
         )));
     }
     Ok(())

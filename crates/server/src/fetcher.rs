@@ -5,7 +5,8 @@
 //! epoch, fetch offset and last fetched epoch) over the inter-broker listener, appends what
 //! comes back as follower, takes the leader's high watermark, and truncates where the leader
 //! answers a diverging epoch. The leader long-polls (`replica.fetch.wait.max.ms`), so an idle
-//! follower costs one request per wait.
+//! follower costs one request per wait. Throttled replicas that are out of sync are fetched
+//! within `follower.replication.throttled.rate` ([`crate::throttle`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::config::ReplicationConfig;
 use crate::replicas::{Change, HostedPartition};
+use crate::throttle::Throttles;
 
 /// The partitions one fetcher fetches.
 #[derive(Debug, Default)]
@@ -50,6 +52,8 @@ struct Inner {
     stop: watch::Receiver<bool>,
     /// Fetchers by (source broker, fetcher id); a std `Mutex` held to look one up or add one.
     by_leader: Mutex<HashMap<(i32, i32), Arc<Assigned>>>,
+    /// `follower.replication.throttled.rate` for throttled, out-of-sync replicas.
+    throttles: Arc<Throttles>,
 }
 
 impl ReplicaFetchers {
@@ -61,6 +65,7 @@ impl ReplicaFetchers {
         images: watch::Receiver<Arc<MetadataImage>>,
         clock: Arc<dyn Clock>,
         stop: watch::Receiver<bool>,
+        throttles: Arc<Throttles>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -71,6 +76,7 @@ impl ReplicaFetchers {
                 clock,
                 stop,
                 by_leader: Mutex::new(HashMap::new()),
+                throttles,
             }),
         }
     }
@@ -128,6 +134,8 @@ struct Asked {
     partition: Arc<HostedPartition>,
     leader_epoch: i32,
     fetch_offset: i64,
+    /// Throttled: what comes back counts against the follower quota.
+    throttled: bool,
 }
 
 async fn run(inner: Arc<Inner>, leader: i32, assigned: Arc<Assigned>) {
@@ -230,6 +238,10 @@ async fn run(inner: Arc<Inner>, leader: i32, assigned: Arc<Assigned>) {
             for pd in &topic.partitions {
                 let key = (topic.topic.0.to_string(), pd.partition_index);
                 let Some(a) = asked.get(&key) else { continue };
+                if a.throttled {
+                    let bytes = pd.records.as_ref().map_or(0, |r| r.len() as u64);
+                    inner.throttles.follower.record(bytes, now);
+                }
                 if !handle_partition(a, leader, pd, now) {
                     let id = (a.partition.topic_id, a.partition.index);
                     delayed.insert(id, Instant::now() + backoff);
@@ -260,9 +272,16 @@ fn build_request(
 ) -> (FetchRequest, HashMap<(String, i32), Asked>) {
     let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
     let mut asked = HashMap::new();
+    let now = inner.clock.now_ms();
+    let quota_spent = inner.throttles.follower.is_exceeded(now);
     for h in parts {
         let Ok(p) = h.lock() else { continue };
         if p.role() != (Role::Follower { leader }) {
+            continue;
+        }
+        // Kafka's shouldFollowerThrottle: out of sync, listed, and the quota spent.
+        let throttled = h.follower_throttled() && !p.state().isr.contains(&inner.broker_id);
+        if throttled && quota_spent {
             continue;
         }
         let (fetch_offset, last_fetched_epoch) = p.fetch_position();
@@ -281,6 +300,7 @@ fn build_request(
                 partition: Arc::clone(h),
                 leader_epoch: p.leader_epoch(),
                 fetch_offset,
+                throttled,
             },
         );
     }

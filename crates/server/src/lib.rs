@@ -32,6 +32,7 @@ pub mod metadata_cache;
 pub mod producer_ids;
 pub mod replicas;
 pub mod runtime;
+pub mod throttle;
 pub mod transactions;
 
 pub use config::BrokerConfig;

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 use odradek_common::{Clock, ErrorCode, ToErrorCode, Uuid};
@@ -23,6 +23,8 @@ use odradek_replication::checkpoint::{
 };
 use odradek_replication::{IsrProposal, Partition, PartitionState, Transition};
 use tokio::sync::Notify;
+
+use crate::throttle::{self, Throttled, Throttles};
 
 /// One-shot wake-ups keyed by partition (Kafka's purgatory keys): a waiter registers before
 /// it checks its condition, then awaits its `Notify`; a change wakes every registered waiter
@@ -79,6 +81,10 @@ pub struct HostedPartition {
     /// Set (under the partition's lock) when the replica is deleted: work done on it outside
     /// the lock (a compaction job) must not be committed into its directory.
     removed: std::sync::atomic::AtomicBool,
+    /// Listed for this broker in `leader.replication.throttled.replicas`.
+    leader_throttled: AtomicBool,
+    /// Listed for this broker in `follower.replication.throttled.replicas`.
+    follower_throttled: AtomicBool,
 }
 
 impl HostedPartition {
@@ -87,6 +93,16 @@ impl HostedPartition {
         self.replica
             .lock()
             .map_err(|_| ErrorCode::KafkaStorageError)
+    }
+
+    /// Whether this replica, leading, throttles what it sends to out-of-sync followers.
+    pub fn leader_throttled(&self) -> bool {
+        self.leader_throttled.load(Ordering::Relaxed)
+    }
+
+    /// Whether this replica, following while out of sync, throttles what it fetches.
+    pub fn follower_throttled(&self) -> bool {
+        self.follower_throttled.load(Ordering::Relaxed)
     }
 
     /// The high watermark, without the lock.
@@ -251,6 +267,10 @@ fn claim_directory(dir: &std::path::Path, topic_id: Uuid) -> std::io::Result<()>
     std::fs::rename(&tmp, &marker)
 }
 
+/// What an image wants of a replica here: topic name, log config, registration, and whether
+/// it is (leader, follower) throttled.
+type Wanted = (String, LogConfig, PartitionState, (bool, bool));
+
 /// All hosted replicas.
 #[derive(Debug)]
 pub struct ReplicaManager {
@@ -265,6 +285,8 @@ pub struct ReplicaManager {
     checkpointed: Mutex<BTreeMap<(String, i32), i64>>,
     /// Topics with a replica that failed to open: looked at again with the next image.
     retry: Mutex<HashSet<Uuid>>,
+    /// The replication throttles, from the broker's and the topics' dynamic configs.
+    throttles: Arc<Throttles>,
 }
 
 impl ReplicaManager {
@@ -285,7 +307,13 @@ impl ReplicaManager {
             partitions: RwLock::new(HashMap::new()),
             checkpointed: Mutex::new(checkpointed),
             retry: Mutex::new(HashSet::new()),
+            throttles: Arc::default(),
         }
+    }
+
+    /// The replication throttles (the fetch handler's and the replica fetchers').
+    pub fn throttles(&self) -> &Arc<Throttles> {
+        &self.throttles
     }
 
     /// The log directory the replicas live in.
@@ -388,9 +416,15 @@ impl ReplicaManager {
             scope.extend(image.topics.by_id.keys().copied());
             scope.extend(self.all().iter().map(|p| p.topic_id));
         }
-        let mut wanted: HashMap<(Uuid, i32), (String, LogConfig, PartitionState)> = HashMap::new();
+        self.throttles.update(image, self.broker_id, now);
+        let mut wanted: HashMap<(Uuid, i32), Wanted> = HashMap::new();
         for t in scope.iter().filter_map(|id| image.topics.by_id.get(id)) {
             let config = self.topic_config(image, &t.name);
+            let overrides = image.configs.get(&ConfigResource::Topic(t.name.clone()));
+            let leader_throttled =
+                Throttled::parse(overrides.get(throttle::LEADER_REPLICAS), self.broker_id);
+            let follower_throttled =
+                Throttled::parse(overrides.get(throttle::FOLLOWER_REPLICAS), self.broker_id);
             for (p, reg) in &t.partitions {
                 if reg.replicas.contains(&self.broker_id) {
                     let state = PartitionState {
@@ -400,7 +434,14 @@ impl ReplicaManager {
                         replicas: reg.replicas.clone(),
                         isr: reg.isr.clone(),
                     };
-                    wanted.insert((t.id, *p), (t.name.clone(), config.clone(), state));
+                    let throttled = (
+                        leader_throttled.contains(*p),
+                        follower_throttled.contains(*p),
+                    );
+                    wanted.insert(
+                        (t.id, *p),
+                        (t.name.clone(), config.clone(), state, throttled),
+                    );
                 }
             }
         }
@@ -440,7 +481,7 @@ impl ReplicaManager {
             wanted
                 .iter()
                 .filter(|(k, _)| !partitions.contains_key(k))
-                .map(|(k, (name, config, _))| (*k, name.clone(), config.clone()))
+                .map(|(k, (name, config, _, _))| (*k, name.clone(), config.clone()))
                 .collect()
         };
         for ((id, index), name, config) in missing {
@@ -482,6 +523,8 @@ impl ReplicaManager {
                         leo_waiters: Wakers::default(),
                         lw_waiters: Wakers::default(),
                         removed: std::sync::atomic::AtomicBool::new(false),
+                        leader_throttled: AtomicBool::new(false),
+                        follower_throttled: AtomicBool::new(false),
                     });
                     if let Ok(mut partitions) = self.partitions.write() {
                         partitions.insert((id, index), hosted);
@@ -494,10 +537,16 @@ impl ReplicaManager {
             }
         }
         // Every wanted replica: config and role.
-        for (key, (_, config, state)) in wanted {
+        for (key, (_, config, state, (leader_throttled, follower_throttled))) in wanted {
             let Some(hosted) = self.get(key.0, key.1) else {
                 continue;
             };
+            hosted
+                .leader_throttled
+                .store(leader_throttled, Ordering::Relaxed);
+            hosted
+                .follower_throttled
+                .store(follower_throttled, Ordering::Relaxed);
             let Ok(mut p) = hosted.lock() else { continue };
             if p.log().config() != &config {
                 if let Ok(mut rules) = hosted.rules.lock() {

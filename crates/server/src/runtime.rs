@@ -147,6 +147,7 @@ async fn run_broker(
         images.clone(),
         Arc::clone(&clock),
         stop.clone(),
+        Arc::clone(replicas.throttles()),
     );
 
     let feed = Arc::new(metadata_cache::ChangeFeed::default());

@@ -40,6 +40,11 @@ pub fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<(), 
             "unclean.leader.election.enable" | "preallocate" if v != "true" && v != "false" => {
                 return bad("must be true or false")
             }
+            "leader.replication.throttled.replicas" | "follower.replication.throttled.replicas"
+                if !valid_replica_list(v) =>
+            {
+                return bad("must be * or a list of [partition]:[broker] entries, as 0:1,1:2")
+            }
             "compression.type"
                 if !["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]
                     .contains(&v.as_str()) =>
@@ -57,6 +62,18 @@ pub fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<(), 
     LogConfig::from_properties(&log_props)
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// Kafka's throttled-replicas format: `*`, empty, or `[partition]:[broker],...`.
+fn valid_replica_list(v: &str) -> bool {
+    let v = v.trim();
+    v == "*"
+        || v.is_empty()
+        || v.split(',').all(|e| {
+            e.trim().split_once(':').is_some_and(|(p, b)| {
+                p.trim().parse::<u32>().is_ok() && b.trim().parse::<u32>().is_ok()
+            })
+        })
 }
 
 pub(crate) fn config_record(

@@ -4,7 +4,8 @@
 //! watermark, expanding the ISR), or it is answered the epoch where its log diverges (v12+).
 //! Bounded by `partition_max_bytes` and `max_bytes`; waits up to `max_wait_ms` for
 //! `min_bytes`, woken per partition (consumers when the high watermark moves, followers when
-//! the log end moves). Sessionless (every request lists its partitions). A read_committed
+//! the log end moves). Sessionless (every request lists its partitions). Out-of-sync followers
+//! of throttled replicas are held to `leader.replication.throttled.rate` ([`crate::throttle`]). A read_committed
 //! consumer (isolation level 1) reads below the last stable offset and is told the aborted
 //! transactions its batches overlap.
 
@@ -42,6 +43,7 @@ fn read_once(
     let image = broker.image();
     let now = broker.clock.now_ms();
     let from_follower = replica_id >= 0;
+    let quota = &broker.replicas.throttles().leader;
     let mut remaining = req.max_bytes.max(0) as u64;
     let mut total = 0usize;
     let mut failed = false;
@@ -69,6 +71,7 @@ fn read_once(
                 failed = true;
                 continue;
             }
+            let mut throttled = false;
             let hosted =
                 match broker
                     .replicas
@@ -89,6 +92,7 @@ fn read_once(
             // What the reader may see: a follower up to the log end, a consumer up to the HW.
             let (upper, hw, lso, log_start) = if from_follower {
                 let fetched = hosted.lock().map_err(|c| (c, None)).and_then(|mut p| {
+                    let in_sync = p.state().isr.contains(&replica_id);
                     p.follower_fetch(
                         replica_id,
                         fp.fetch_offset,
@@ -96,6 +100,7 @@ fn read_once(
                         fp.log_start_offset,
                         now,
                     )
+                    .map(|f| (f, in_sync))
                     .map_err(|e| {
                         (
                             e.error_code(),
@@ -103,7 +108,7 @@ fn read_once(
                         )
                     })
                 });
-                let f = match fetched {
+                let (f, in_sync) = match fetched {
                     Ok(f) => f,
                     Err((code, offsets)) => {
                         let mut d = error(index, code);
@@ -140,8 +145,16 @@ fn read_once(
                     );
                     continue;
                 }
+                // Replication throttle: an out-of-sync follower of a throttled replica gets
+                // nothing while the leader's quota is spent (Kafka's shouldLeaderThrottle).
+                throttled = !in_sync && hosted.leader_throttled();
+                let upper = if throttled && quota.is_exceeded(now) {
+                    fp.fetch_offset
+                } else {
+                    f.log_end_offset
+                };
                 (
-                    f.log_end_offset,
+                    upper,
                     f.high_watermark,
                     f.high_watermark,
                     f.log_start_offset,
@@ -178,6 +191,9 @@ fn read_once(
                     };
                     total += bytes.len();
                     remaining = remaining.saturating_sub(bytes.len() as u64);
+                    if throttled {
+                        quota.record(bytes.len() as u64, now);
+                    }
                     // read_committed: the aborted transactions the returned batches overlap,
                     // so the consumer drops their records.
                     let aborted = (req.isolation_level == 1 && !from_follower).then(|| {
