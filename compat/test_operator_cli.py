@@ -70,19 +70,24 @@ def test_reassign_cancel_balance_log_dirs_and_unregister(tmp_path):
         ok(cluster, "reassign", "execute", "--reassignment-json-file", plan, "--throttle", 50_000)
         listed = ok(cluster, "reassign", "list")
         assert f"{slow}-0: replicas: 3,4,1,2. adding: 3,4. removing: 1,2." in listed, listed
+        bad = run(cluster, "log-dirs", "describe", "--broker-list", "1,7")
+        assert bad.returncode == 1 and "The given brokers do not exist from --broker-list: 7." in bad.stderr, bad.stderr
+        again = run(cluster, "reassign", "execute", "--reassignment-json-file", plan)
+        assert again.returncode == 1 and "Use --additional" in again.stderr, again.stderr
         out = ok(cluster, "reassign", "cancel", "--reassignment-json-file", plan)
-        assert out.strip() == f"Successfully cancelled partition reassignments for: {slow}-0", out
+        assert out.splitlines() == [
+            f"Successfully cancelled partition reassignment for: {slow}-0",
+            "Clearing broker-level throttles on brokers 1,2,3,4",
+            f"Clearing topic-level throttles on topic {slow}",
+        ], out
         assert ok(cluster, "reassign", "list").strip() == "No partition reassignments found."
         assert sorted(partitions(cluster, slow)[0][1]) == [1, 2]
-        assert ok(cluster, "reassign", "cancel", "--reassignment-json-file", plan).strip() == \
+        assert ok(cluster, "reassign", "cancel", "--reassignment-json-file", plan, "--preserve-throttles").strip() == \
             "None of the specified partition reassignments are active."
         out = ok(cluster, "reassign", "verify", "--reassignment-json-file", plan)
         assert f"There is no active reassignment of partition {slow}-0, but replica set is" in out, out
-        ok(cluster, "configs", "alter", "--entity", "topic", "--name", slow, "--delete-config",
-           "leader.replication.throttled.replicas,follower.replication.throttled.replicas")
-        for b in (1, 2, 3, 4):
-            ok(cluster, "configs", "alter", "--entity", "broker", "--name", b, "--delete-config",
-               "leader.replication.throttled.rate,follower.replication.throttled.rate")
+        assert "throttled" not in ok(cluster, "configs", "describe", "--entity", "topic", "--name", slow)
+        assert "throttled" not in ok(cluster, "configs", "describe", "--entity", "broker", "--name", 1)
 
         # balance: eight partitions crowded on brokers 1 and 2 spread over all four.
         crowded = "crowded-" + uuid.uuid4().hex[:6]

@@ -54,20 +54,9 @@ pub async fn leader_election(
     let partitions = match (args.all_topic_partitions, &args.topic, args.partition) {
         (true, None, None) => None,
         (false, Some(t), Some(p)) => Some(vec![(t.clone(), p)]),
-        (false, Some(t), None) => {
-            let topics = client
-                .metadata(Some(std::slice::from_ref(t)), false)
-                .await?;
-            Some(
-                topics
-                    .iter()
-                    .flat_map(|ti| ti.partitions.iter().map(|p| (ti.name.clone(), p.partition)))
-                    .collect(),
-            )
-        }
         _ => {
             return Err(ClientError::Protocol(
-                "give --all-topic-partitions, or --topic (and --partition)".into(),
+                "give --all-topic-partitions, or --topic and --partition".into(),
             ))
         }
     };
@@ -135,6 +124,23 @@ pub async fn log_dirs(client: &mut Client, command: LogDirsCommand) -> Result<()
             .collect::<Result<_, _>>()?,
         None => client.broker_ids(),
     };
+    let existing = client.broker_ids();
+    let unknown: Vec<String> = brokers
+        .iter()
+        .filter(|b| !existing.contains(b))
+        .map(i32::to_string)
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ClientError::Protocol(format!(
+            "The given brokers do not exist from --broker-list: {}. Current existent brokers: {}",
+            unknown.join(","),
+            existing
+                .iter()
+                .map(i32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        )));
+    }
     let topics: Option<Vec<String>> =
         topic_list.map(|l| l.split(',').map(|t| t.trim().to_string()).collect());
     let mut out = Vec::new();
@@ -149,7 +155,7 @@ pub async fn log_dirs(client: &mut Client, command: LogDirsCommand) -> Result<()
                     .filter(|r| topics.as_ref().is_none_or(|ts| ts.contains(&r.topic)))
                     .map(|r| json!({"partition": format!("{}-{}", r.topic, r.partition), "size": r.size, "offsetLag": r.offset_lag, "isFuture": false}))
                     .collect();
-                json!({"logDir": d.path, "error": if d.error_code == 0 { serde_json::Value::Null } else { json!(d.error_code) }, "partitions": partitions, "totalBytes": d.total_bytes, "usableBytes": d.usable_bytes})
+                json!({"logDir": d.path, "error": if d.error_code == 0 { serde_json::Value::Null } else { json!(error_name(d.error_code)) }, "partitions": partitions, "totalBytes": d.total_bytes, "usableBytes": d.usable_bytes})
             })
             .collect();
         out.push(json!({"broker": b, "logDirs": log_dirs}));
@@ -164,6 +170,15 @@ pub async fn log_dirs(client: &mut Client, command: LogDirsCommand) -> Result<()
     );
     println!("{}", json!({"version": 1, "brokers": out}));
     Ok(())
+}
+
+/// The exception class Kafka's tool prints for a directory's error.
+fn error_name(code: i16) -> String {
+    match code {
+        56 => "KafkaStorageException".to_string(),
+        57 => "LogDirNotFoundException".to_string(),
+        c => format!("Kafka error {c}"),
+    }
 }
 
 pub async fn cluster(client: &mut Client, command: ClusterCommand) -> Result<(), ClientError> {

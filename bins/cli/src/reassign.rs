@@ -27,16 +27,22 @@ pub enum ReassignCommand {
         /// Limit replication between the brokers involved to this many bytes per second.
         #[arg(long)]
         throttle: Option<u64>,
+        /// Start it even though other reassignments are under way.
+        #[arg(long)]
+        additional: bool,
     },
     /// Say whether each partition of a JSON file got its replicas; clear throttles when all did.
     Verify {
         #[arg(long = "reassignment-json-file")]
         reassignment_json_file: String,
     },
-    /// Cancel the reassignments of a JSON file's partitions.
+    /// Cancel the reassignments of a JSON file's partitions (and clear the throttles).
     Cancel {
         #[arg(long = "reassignment-json-file")]
         reassignment_json_file: String,
+        /// Leave the throttles in place.
+        #[arg(long = "preserve-throttles")]
+        preserve_throttles: bool,
     },
     /// The partitions being reassigned.
     List,
@@ -211,8 +217,12 @@ pub async fn run(client: &mut Client, command: ReassignCommand) -> Result<(), Cl
         ReassignCommand::Execute {
             reassignment_json_file,
             throttle,
+            additional,
         } => {
             let target = parse_reassignment(&read_json(&reassignment_json_file)?)?;
+            if !additional && !client.list_reassignments(None).await?.is_empty() {
+                return Err(bad(EXISTING));
+            }
             execute(client, &target, throttle).await?;
         }
         ReassignCommand::Verify {
@@ -223,6 +233,7 @@ pub async fn run(client: &mut Client, command: ReassignCommand) -> Result<(), Cl
         }
         ReassignCommand::Cancel {
             reassignment_json_file,
+            preserve_throttles,
         } => {
             let target = parse_reassignment(&read_json(&reassignment_json_file)?)?;
             let ongoing: BTreeSet<(String, i32)> = client
@@ -238,13 +249,17 @@ pub async fn run(client: &mut Client, command: ReassignCommand) -> Result<(), Cl
                 .collect();
             if to_cancel.is_empty() {
                 println!("None of the specified partition reassignments are active.");
-                return Ok(());
+            } else {
+                let cancelled = check_outcomes(client.alter_reassignments(&to_cancel).await?)?;
+                println!(
+                    "Successfully cancelled partition reassignment{} for: {}",
+                    plural(cancelled.len()),
+                    names(&cancelled)
+                );
             }
-            let cancelled = check_outcomes(client.alter_reassignments(&to_cancel).await?)?;
-            println!(
-                "Successfully cancelled partition reassignments for: {}",
-                names(&cancelled)
-            );
+            if !preserve_throttles {
+                clear_throttles(client, &target).await?;
+            }
         }
         ReassignCommand::List => {
             let ongoing = client.list_reassignments(None).await?;
@@ -253,13 +268,20 @@ pub async fn run(client: &mut Client, command: ReassignCommand) -> Result<(), Cl
             } else {
                 println!("Current partition reassignments:");
                 for r in ongoing {
+                    let list = |label: &str, v: &[i32]| {
+                        if v.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" {label}: {}.", ids(v))
+                        }
+                    };
                     println!(
-                        "{}-{}: replicas: {}. adding: {}. removing: {}.",
+                        "{}-{}: replicas: {}.{}{}",
                         r.topic,
                         r.partition,
                         ids(&r.replicas),
-                        ids(&r.adding),
-                        ids(&r.removing)
+                        list("adding", &r.adding),
+                        list("removing", &r.removing)
                     );
                 }
             }
@@ -268,6 +290,12 @@ pub async fn run(client: &mut Client, command: ReassignCommand) -> Result<(), Cl
             broker_list: list,
             execute: run_it,
         } => {
+            // Under way, a partition's replica list holds the replicas leaving too.
+            if !client.list_reassignments(None).await?.is_empty() {
+                return Err(bad(
+                    "reassignments are under way: let them finish (or cancel them) before balancing",
+                ));
+            }
             let now = current(client, None).await?;
             let brokers = match list {
                 Some(l) => broker_list(&l)?,
@@ -409,9 +437,59 @@ async fn execute(
         .collect();
     let started = check_outcomes(client.alter_reassignments(&targets).await?)?;
     println!(
-        "Successfully started partition reassignments for {}",
+        "Successfully started partition reassignment{} for {}",
+        plural(started.len()),
         names(&started)
     );
+    Ok(())
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+const EXISTING: &str = "Cannot execute because there is an existing partition assignment.  Use --additional to override this and create a new partition assignment in addition to the existing one. The --additional flag can also be used to change the throttle by resubmitting the current reassignment.";
+
+/// Removes the throttle rates from every broker (and the file's) and the throttled-replica
+/// lists from the file's topics, as kafka-reassign-partitions does.
+async fn clear_throttles(client: &mut Client, target: &Assignment) -> Result<(), ClientError> {
+    client.metadata(Some(&[]), false).await?;
+    let live: BTreeSet<i32> = client.broker_ids().into_iter().collect();
+    let mut brokers = live.clone();
+    brokers.extend(target.values().flatten().copied());
+    println!(
+        "Clearing broker-level throttles on broker{} {}",
+        plural(brokers.len()),
+        ids(&brokers.iter().copied().collect::<Vec<_>>())
+    );
+    for b in brokers.iter().filter(|b| live.contains(b)) {
+        let ops = [
+            (LEADER_RATE.to_string(), 1, None),
+            (FOLLOWER_RATE.to_string(), 1, None),
+        ];
+        client.alter_configs(4, &b.to_string(), &ops).await?;
+    }
+    let topics: BTreeSet<&String> = target.keys().map(|(t, _)| t).collect();
+    println!(
+        "Clearing topic-level throttles on topic{} {}",
+        plural(topics.len()),
+        topics
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    for t in topics {
+        let ops = [
+            (LEADER_REPLICAS.to_string(), 1, None),
+            (FOLLOWER_REPLICAS.to_string(), 1, None),
+        ];
+        client.alter_configs(2, t, &ops).await?;
+    }
     Ok(())
 }
 
@@ -446,46 +524,11 @@ async fn verify(client: &mut Client, target: &Assignment) -> Result<(), ClientEr
             );
         }
     }
-    if !all_done {
+    // Throttles go once nothing in the cluster is moving any more, as
+    // kafka-reassign-partitions --verify does.
+    if !all_done || !ongoing.is_empty() {
         return Ok(());
     }
     println!();
-    // Throttles go once nothing is moving, as kafka-reassign-partitions --verify does.
-    let brokers = client.broker_ids();
-    let mut cleared_brokers = Vec::new();
-    for b in brokers {
-        let set = client.describe_configs(4, &b.to_string()).await?;
-        let has = set
-            .iter()
-            .any(|(k, _, source)| (k == LEADER_RATE || k == FOLLOWER_RATE) && *source == 2);
-        if has {
-            let ops = [
-                (LEADER_RATE.to_string(), 1, None),
-                (FOLLOWER_RATE.to_string(), 1, None),
-            ];
-            client.alter_configs(4, &b.to_string(), &ops).await?;
-            cleared_brokers.push(b);
-        }
-    }
-    if !cleared_brokers.is_empty() {
-        println!(
-            "Clearing broker-level throttles on brokers {}",
-            ids(&cleared_brokers)
-        );
-    }
-    for t in &topics {
-        let overrides = client.topic_overrides(t).await?;
-        if overrides
-            .iter()
-            .any(|(k, _)| k == LEADER_REPLICAS || k == FOLLOWER_REPLICAS)
-        {
-            let ops = [
-                (LEADER_REPLICAS.to_string(), 1, None),
-                (FOLLOWER_REPLICAS.to_string(), 1, None),
-            ];
-            client.alter_configs(2, t, &ops).await?;
-            println!("Clearing topic-level throttles on topic {t}");
-        }
-    }
-    Ok(())
+    clear_throttles(client, target).await
 }

@@ -160,9 +160,36 @@ fn a_new_target_replaces_a_reassignment_under_way() {
     reassign(&mut image, "t", 0, Some(&[1, 2, 3]));
     reassign(&mut image, "t", 0, Some(&[1, 2, 4]));
     let p = part(&image, "t", 0);
-    assert_eq!(p.replicas, vec![1, 2, 4, 0], "broker 3 is no longer added");
+    // As Kafka: broker 3 (being added) is now being removed, with broker 0.
+    assert_eq!(p.replicas, vec![1, 2, 4, 0, 3]);
     assert_eq!(p.adding_replicas, vec![4]);
-    assert_eq!(p.removing_replicas, vec![0]);
+    assert_eq!(p.removing_replicas, vec![0, 3]);
+}
+
+#[test]
+fn cancelling_a_replaced_target_keeps_the_in_sync_replicas() {
+    // The reviewer's case: {1,2,3} -> [4,5,6]; 4 and 5 join and 4 leads; then [4,1,2]; then
+    // cancel. The ISR [4,5] must survive (no unclean fallback).
+    let (mut image, epochs) = cluster_of(7);
+    topic_on(&mut image, "t", &[1, 2, 3]);
+    reassign(&mut image, "t", 0, Some(&[4, 5, 6]));
+    leader_proposes(&mut image, &epochs, "t", 0, &[1, 2, 3, 4]);
+    leader_proposes(&mut image, &epochs, "t", 0, &[1, 2, 3, 4, 5]);
+    fence(&mut image, 1);
+    fence(&mut image, 2);
+    fence(&mut image, 3);
+    let p = part(&image, "t", 0);
+    assert_eq!((p.leader, p.isr.clone()), (4, vec![4, 5]));
+    reassign(&mut image, "t", 0, Some(&[4, 1, 2]));
+    let p = part(&image, "t", 0);
+    assert!(
+        p.adding_replicas.is_empty(),
+        "4 is already a replica: {p:?}"
+    );
+    let r = reassign(&mut image, "t", 0, None);
+    assert_eq!(r.error_code, 0, "{}", r.error_message);
+    let p = part(&image, "t", 0);
+    assert_eq!((p.leader, p.isr.clone()), (4, vec![4, 5]));
 }
 
 #[test]
@@ -488,4 +515,28 @@ fn unregistering_a_broker_moves_its_leaderships_away() {
     assert!(!image.cluster.brokers.contains_key(&0));
     let p = part(&image, "t", 0);
     assert_eq!((p.leader, p.isr.clone()), (1, vec![1, 2]));
+}
+
+#[test]
+fn brokers_fenced_together_all_leave_the_isr() {
+    let (mut image, _) = cluster_of(3);
+    topic_on(&mut image, "t", &[0, 1, 2]);
+    let mut sessions = cluster::BrokerSessions::default();
+    sessions.touch(0, 0);
+    sessions.touch(1, 0);
+    sessions.touch(2, 60_000);
+    let records = cluster::fence_expired(&image, &sessions, &settings(), 60_000);
+    commit(
+        &mut image,
+        &odradek_controller::managers::ControllerResult {
+            records,
+            response: (),
+        },
+    );
+    let p = part(&image, "t", 0);
+    assert_eq!(
+        (p.leader, p.isr.clone()),
+        (2, vec![2]),
+        "neither fenced broker is left in the ISR"
+    );
 }

@@ -288,19 +288,25 @@ pub fn fence_expired(
         .filter(|b| !b.fenced && !sessions.alive(b.id, now_ms, settings.broker_session_timeout_ms))
         .map(|b| b.id)
         .collect();
-    // Fence one at a time against an image that already counts the earlier ones as unusable.
+    // Fence one at a time, each against the image the earlier ones made (so a second fenced
+    // broker's changes do not undo the first's), counting all of them as unusable.
     let mut records = Vec::new();
+    let mut current = image.clone();
     for id in &expired {
         tracing::warn!(broker_id = id, "broker session expired; fencing it");
         let b = &image.cluster.brokers[id];
-        records.push(registration_change(
+        let mut these = vec![registration_change(
             *id,
             b.epoch,
             proto::FenceChange::Fence,
             None,
-        ));
+        )];
         let usable = |x: i32| !expired.contains(&x) && usable(image, x);
-        records.extend(replication::move_away_from(image, *id, &usable, settings));
+        these.extend(replication::move_away_from(
+            &current, *id, &usable, settings,
+        ));
+        current = super::fold(&current, &these);
+        records.extend(these);
     }
     records
 }

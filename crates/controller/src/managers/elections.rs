@@ -182,8 +182,8 @@ pub fn balance_leaders(image: &MetadataImage, imbalance_percentage: u32) -> Vec<
         if imbalanced.is_empty() || !acceptable(broker) {
             continue;
         }
-        let ratio_pct = imbalanced.len() * 100 / total.max(1);
-        if ratio_pct as u32 <= imbalance_percentage {
+        // Above the percentage, exactly (no rounding down).
+        if imbalanced.len() * 100 <= imbalance_percentage as usize * total {
             continue;
         }
         tracing::info!(broker, imbalanced = imbalanced.len(), total, "leader imbalance above leader.imbalance.per.broker.percentage; electing preferred leaders");

@@ -72,6 +72,23 @@ impl Default for ControllerSettings {
     }
 }
 
+/// `image` with `records` replayed, for a command that builds several changes in turn, each on
+/// the state the previous ones make (as Kafka's controller replays into its timeline state).
+pub(crate) fn fold(
+    image: &odradek_metadata::MetadataImage,
+    records: &[MetadataRecord],
+) -> odradek_metadata::MetadataImage {
+    let mut delta = odradek_metadata::MetadataDelta::new(std::sync::Arc::new(image.clone()));
+    for r in records {
+        if let Err(e) = delta.replay(image.offset, r) {
+            // The managers' own records replay; if one does not, the next change is built
+            // on the state without it, as before.
+            tracing::error!(error = %e, "a control manager's record does not replay");
+        }
+    }
+    delta.apply()
+}
+
 pub(crate) fn rec(record: Record) -> MetadataRecord {
     MetadataRecord {
         version: 0,

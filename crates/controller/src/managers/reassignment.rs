@@ -190,18 +190,24 @@ fn alter_one(
         return Ok(change.build().record);
     };
     validate_assignment(image, target, None)?;
-    // The original replicas, if a reassignment is under way; a new target replaces the old.
-    let current = original_replicas(p);
-    if !allow_replication_factor_change && target.len() != current.len() {
+    // KIP-860: the replication factor is the in-flight target's (the replicas not being removed).
+    let in_flight = p
+        .replicas
+        .iter()
+        .filter(|r| !p.removing_replicas.contains(r))
+        .count();
+    if !allow_replication_factor_change && target.len() != in_flight {
         return Err(err(
             ErrorCode::InvalidReplicationFactor,
             format!(
-                "the reassignment of {topic_name}-{partition} changes its replication factor from {} to {}, and the request does not allow that",
-                current.len(),
+                "the reassignment of {topic_name}-{partition} changes its replication factor from {in_flight} to {}, and the request does not allow that",
                 target.len()
             ),
         ));
     }
+    // As Kafka: against the whole current replica set, so a replica a previous target was
+    // adding (and that may be in the ISR, even lead) is kept until this one completes.
+    let current = &p.replicas;
     let removing: Vec<i32> = current
         .iter()
         .copied()
@@ -218,21 +224,7 @@ fn alter_one(
         .collect();
     let mut replicas = target.to_vec();
     replicas.extend(removing.iter().copied());
-    // Replicas a previous target was adding and this one drops leave the ISR at once.
-    let isr: Vec<i32> = p
-        .isr
-        .iter()
-        .copied()
-        .filter(|r| replicas.contains(r))
-        .collect();
-    if isr.is_empty() {
-        return Err(err(
-            ErrorCode::InvalidReplicaAssignment,
-            format!("the reassignment of {topic_name}-{partition} would leave no in-sync replica"),
-        ));
-    }
     let change = PartitionChange::new(p, topic.id, partition, &acceptable)
-        .isr(isr)
         .replicas(replicas)
         .removing(removing)
         .adding(adding);

@@ -244,6 +244,17 @@ pub(super) async fn create_partitions(
     let mut results = Vec::new();
     let mut forward = Vec::new();
     for t in &req.topics {
+        if t.assignments.as_ref().is_some_and(|a| a.is_empty()) {
+            results.push(
+                CreatePartitionsTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_error_code(ErrorCode::InvalidReplicaAssignment.code())
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "an empty assignment list gives none of the new partitions replicas",
+                    ))),
+            );
+            continue;
+        }
         forward.push(pb::CreatePartitionsTopic {
             name: t.name.0.to_string(),
             count: t.count,

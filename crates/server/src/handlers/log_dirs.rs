@@ -52,6 +52,10 @@ pub(super) fn describe_log_dirs(
             (ErrorCode::KafkaStorageError.code(), -1, -1)
         }
     };
+    // An offline directory lists no replicas, as in Kafka.
+    if error_code != 0 {
+        by_topic.clear();
+    }
     let topics = by_topic
         .into_iter()
         .map(|(name, mut partitions)| {
