@@ -139,6 +139,12 @@ class Cluster:
         if wait:
             self.wait_ready(f"broker-{b}")
 
+    def add_controller(self, i):
+        """Formats and starts controller `100 + i` (not among the configured voters: it joins
+        with `metadata-quorum add-controller`); returns its config file."""
+        self._start("odradek-controller", f"controller-{i}", 100 + i, "controller", f"CONTROLLER://127.0.0.1:{free_port()}")
+        return self.workdir / f"controller-{i}.properties"
+
     def restart(self, name):
         log = self.workdir / f"{name}.log"
         if log.exists():

@@ -509,11 +509,24 @@ fn scenario(shape: &Shape) {
         .map(|v| v.trim().parse().expect("leader id"))
         .unwrap_or_else(|| panic!("{q}"));
     assert!(shape.voters.contains(&leader), "{q}");
-    let voters: Vec<String> = shape.voters.iter().map(i32::to_string).collect();
-    assert!(
-        q.contains(&format!("CurrentVoters:          [{}]", voters.join(","))),
+    // Kafka 3.9's form: [{"id": 1, "directoryId": "...", "endpoints": ["CONTROLLER://h:p"]}].
+    let voters_line = q
+        .lines()
+        .find(|l| l.starts_with("CurrentVoters:"))
+        .unwrap_or_else(|| panic!("{q}"));
+    for v in &shape.voters {
+        assert!(voters_line.contains(&format!("{{\"id\": {v}, ")), "{q}");
+    }
+    assert_eq!(
+        voters_line.matches("\"id\"").count(),
+        shape.voters.len(),
         "{q}"
     );
+    assert!(
+        voters_line.contains("\"endpoints\": [\"CONTROLLER://127.0.0.1:"),
+        "{q}"
+    );
+    assert!(q.contains("CurrentObservers:       []"), "{q}");
     assert!(!q.contains("ClusterId:              unknown"), "{q}");
     let r = ok(&["metadata-quorum", "describe", "--replication"]);
     let rows: Vec<&str> = r.lines().skip(1).collect();

@@ -1,6 +1,6 @@
-//! `odradek configs ...` and `odradek metadata-quorum describe ...`.
+//! `odradek configs ...`.
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Subcommand, ValueEnum};
 use odradek_client::{Client, ClientError};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -40,22 +40,6 @@ pub enum ConfigsCommand {
         #[arg(long = "delete-config")]
         delete: Option<String>,
     },
-}
-
-#[derive(Subcommand)]
-pub enum QuorumCommand {
-    /// The controller quorum, as kafka-metadata-quorum describe prints it.
-    Describe(QuorumArgs),
-}
-
-#[derive(Args)]
-pub struct QuorumArgs {
-    /// Leader, epoch, high watermark, lag and voters.
-    #[arg(long)]
-    status: bool,
-    /// Each voter's log end offset and lag.
-    #[arg(long)]
-    replication: bool,
 }
 
 fn source_name(s: i8) -> &'static str {
@@ -114,71 +98,6 @@ pub async fn configs(client: &mut Client, command: ConfigsCommand) -> Result<(),
             }
             client.alter_configs(entity.code(), &name, &ops).await?;
             println!("Completed updating config for {name}.");
-        }
-    }
-    Ok(())
-}
-
-pub async fn quorum(client: &mut Client, command: QuorumCommand) -> Result<(), ClientError> {
-    let QuorumCommand::Describe(args) = command;
-    client.metadata(Some(&[]), false).await?;
-    let resp = client.describe_quorum().await?;
-    let p = resp
-        .topics
-        .first()
-        .and_then(|t| t.partitions.first())
-        .ok_or_else(|| ClientError::Protocol("empty DescribeQuorum response".into()))?;
-    ClientError::check(
-        p.error_code,
-        p.error_message.as_ref().map(|m| m.to_string()),
-    )?;
-    let leader_end = p
-        .current_voters
-        .iter()
-        .map(|v| v.log_end_offset)
-        .max()
-        .unwrap_or(-1);
-    let lag = |end: i64| if end < 0 { -1 } else { leader_end - end };
-    if args.status || !args.replication {
-        let voters: Vec<String> = p
-            .current_voters
-            .iter()
-            .map(|v| v.replica_id.0.to_string())
-            .collect();
-        let max_lag = p
-            .current_voters
-            .iter()
-            .map(|v| lag(v.log_end_offset))
-            .max()
-            .unwrap_or(0);
-        println!(
-            "ClusterId:              {}",
-            client.cluster_id().unwrap_or("unknown")
-        );
-        println!("LeaderId:               {}", p.leader_id.0);
-        println!("LeaderEpoch:            {}", p.leader_epoch);
-        println!("HighWatermark:          {}", p.high_watermark);
-        println!("MaxFollowerLag:         {max_lag}");
-        println!("MaxFollowerLagTimeMs:   -1");
-        println!("CurrentVoters:          [{}]", voters.join(","));
-        println!("CurrentObservers:       []");
-    }
-    if args.replication {
-        println!("NodeId\tLogEndOffset\tLag\tLastFetchTimestamp\tLastCaughtUpTimestamp\tStatus");
-        for v in &p.current_voters {
-            let status = if v.replica_id == p.leader_id {
-                "Leader"
-            } else {
-                "Follower"
-            };
-            println!(
-                "{}\t{}\t{}\t{}\t{}\t{status}",
-                v.replica_id.0,
-                v.log_end_offset,
-                lag(v.log_end_offset),
-                v.last_fetch_timestamp,
-                v.last_caught_up_timestamp
-            );
         }
     }
     Ok(())

@@ -9,6 +9,7 @@ mod cluster;
 mod console;
 mod groups;
 mod perf;
+mod quorum;
 mod reassign;
 mod topics;
 mod transactions;
@@ -51,9 +52,9 @@ enum Command {
     /// Describe and alter topic and broker configs.
     #[command(subcommand)]
     Configs(admin::ConfigsCommand),
-    /// Describe the controller quorum.
+    /// Describe the controller quorum; add and remove controllers.
     #[command(subcommand, name = "metadata-quorum")]
-    MetadataQuorum(admin::QuorumCommand),
+    MetadataQuorum(quorum::QuorumCommand),
     /// List and describe transactions, and the producers of a partition.
     #[command(subcommand)]
     Transactions(transactions::TransactionsCommand),
@@ -95,7 +96,7 @@ fn main() -> ExitCode {
             Command::Perf(c) => perf::run(&mut client, c).await,
             Command::Groups(c) => groups::run(&mut client, c).await,
             Command::Configs(c) => admin::configs(&mut client, c).await,
-            Command::MetadataQuorum(c) => admin::quorum(&mut client, c).await,
+            Command::MetadataQuorum(c) => quorum::run(&mut client, c).await,
             Command::Transactions(c) => transactions::run(&mut client, c).await,
             Command::Reassign(c) => reassign::run(&mut client, c).await,
             Command::LeaderElection(a) => cluster::leader_election(&mut client, a).await,

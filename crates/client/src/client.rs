@@ -231,7 +231,7 @@ impl Client {
                 .with_topic_name(name("__cluster_metadata"))
                 .with_partitions(vec![PartitionData::default().with_partition_index(0)]),
         ]);
-        let resp = self.send_any(&req, ApiKey::DescribeQuorum, 1).await?;
+        let resp = self.send_any(&req, ApiKey::DescribeQuorum, 2).await?;
         ClientError::check(
             resp.error_code,
             resp.error_message.as_ref().map(|m| m.to_string()),
@@ -366,7 +366,9 @@ impl Client {
             .with_timeout_ms(30_000)
             .with_topics(vec![CreatePartitionsTopic::default()
                 .with_name(name(topic))
-                .with_count(count)]);
+                .with_count(count)
+                // Placed by the controller (null, not an empty list of assignments).
+                .with_assignments(None)]);
         let resp = self.send_any(&req, ApiKey::CreatePartitions, 3).await?;
         for r in resp.results {
             ClientError::check(r.error_code, r.error_message.map(|m| m.to_string()))?;

@@ -14,6 +14,8 @@ use kafka_protocol::messages::{
     UnregisterBrokerRequest,
 };
 
+use kafka_protocol::protocol::StrBytes;
+
 use crate::client::{name, Client};
 use crate::error::ClientError;
 
@@ -62,6 +64,13 @@ pub struct LogDir {
 
 /// One partition's answer to an election or a reassignment: its error, if any.
 pub type PartitionOutcome = (String, i32, Result<(), ClientError>);
+
+/// A directory id in Kafka's base64 form.
+fn directory_uuid(s: &str) -> Result<uuid::Uuid, ClientError> {
+    s.parse::<odradek_common::Uuid>()
+        .map(|u| uuid::Uuid::from_bytes(*u.as_bytes()))
+        .map_err(|_| ClientError::Protocol(format!("{s:?} is not a directory id")))
+}
 
 fn outcome(code: i16, message: Option<String>) -> Result<(), ClientError> {
     ClientError::check(code, message)
@@ -234,6 +243,55 @@ impl Client {
     pub async fn unregister_broker(&mut self, broker_id: i32) -> Result<(), ClientError> {
         let req = UnregisterBrokerRequest::default().with_broker_id(BrokerId(broker_id));
         let resp = self.send_any(&req, ApiKey::UnregisterBroker, 0).await?;
+        ClientError::check(resp.error_code, resp.error_message.map(|m| m.to_string()))
+    }
+
+    /// AddRaftVoter (KIP-853): controller `id` with metadata directory `directory_id` (Kafka's
+    /// base64 form) and its controller `endpoints` (name, host, port).
+    pub async fn add_raft_voter(
+        &mut self,
+        id: i32,
+        directory_id: &str,
+        endpoints: &[(String, String, u16)],
+    ) -> Result<(), ClientError> {
+        use kafka_protocol::messages::add_raft_voter_request::Listener;
+        let req = kafka_protocol::messages::AddRaftVoterRequest::default()
+            .with_cluster_id(
+                self.cluster_id()
+                    .map(|c| StrBytes::from_string(c.to_string())),
+            )
+            .with_timeout_ms(60_000)
+            .with_voter_id(id)
+            .with_voter_directory_id(directory_uuid(directory_id)?)
+            .with_listeners(
+                endpoints
+                    .iter()
+                    .map(|(n, h, p)| {
+                        Listener::default()
+                            .with_name(StrBytes::from_string(n.clone()))
+                            .with_host(StrBytes::from_string(h.clone()))
+                            .with_port(*p)
+                    })
+                    .collect(),
+            );
+        let resp = self.send_any(&req, ApiKey::AddRaftVoter, 0).await?;
+        ClientError::check(resp.error_code, resp.error_message.map(|m| m.to_string()))
+    }
+
+    /// RemoveRaftVoter.
+    pub async fn remove_raft_voter(
+        &mut self,
+        id: i32,
+        directory_id: &str,
+    ) -> Result<(), ClientError> {
+        let req = kafka_protocol::messages::RemoveRaftVoterRequest::default()
+            .with_cluster_id(
+                self.cluster_id()
+                    .map(|c| StrBytes::from_string(c.to_string())),
+            )
+            .with_voter_id(id)
+            .with_voter_directory_id(directory_uuid(directory_id)?);
+        let resp = self.send_any(&req, ApiKey::RemoveRaftVoter, 0).await?;
         ClientError::check(resp.error_code, resp.error_message.map(|m| m.to_string()))
     }
 

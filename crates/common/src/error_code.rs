@@ -133,6 +133,10 @@ pub enum ErrorCode {
     NoReassignmentInProgress = 85,
     /// LOG_DIR_NOT_FOUND
     LogDirNotFound = 57,
+    /// DUPLICATE_VOTER
+    DuplicateVoter = 126,
+    /// VOTER_NOT_FOUND
+    VoterNotFound = 127,
 }
 
 impl ErrorCode {
@@ -213,6 +217,8 @@ impl ErrorCode {
             ErrorCode::ElectionNotNeeded => "ELECTION_NOT_NEEDED",
             ErrorCode::NoReassignmentInProgress => "NO_REASSIGNMENT_IN_PROGRESS",
             ErrorCode::LogDirNotFound => "LOG_DIR_NOT_FOUND",
+            ErrorCode::DuplicateVoter => "DUPLICATE_VOTER",
+            ErrorCode::VoterNotFound => "VOTER_NOT_FOUND",
         }
     }
 }
@@ -288,6 +294,8 @@ const ALL: &[ErrorCode] = &[
     ErrorCode::ElectionNotNeeded,
     ErrorCode::NoReassignmentInProgress,
     ErrorCode::LogDirNotFound,
+    ErrorCode::DuplicateVoter,
+    ErrorCode::VoterNotFound,
 ];
 
 /// Implemented by every library crate's error enum: which Kafka error a client should see.

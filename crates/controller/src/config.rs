@@ -242,13 +242,6 @@ impl NodeConfig {
             .ok_or_else(|| cfg_err("controller.quorum.voters", "", "is required"))?;
         let voters = odradek_quorum::parse_voters(&voters_raw)
             .map_err(|e| cfg_err("controller.quorum.voters", &voters_raw, e.to_string()))?;
-        if roles.controller && !voters.contains_key(&(node_id as u64)) {
-            return Err(cfg_err(
-                "controller.quorum.voters",
-                &voters_raw,
-                format!("a controller's node.id ({node_id}) must be one of the voters"),
-            ));
-        }
         let listeners_raw = get("listeners").unwrap_or_default();
         let listeners = parse_listeners("listeners", &listeners_raw)?;
         let controller_listener_name = get("controller.listener.names")
@@ -426,7 +419,15 @@ mod tests {
         for (edit, key) in [
             ("node.id=x", "node.id"),
             ("process.roles=chef", "process.roles"),
-            ("controller.quorum.voters=2@h:1", "controller.quorum.voters"),
+            ("controller.quorum.voters=2@h", "controller.quorum.voters"),
+            (
+                "auto.leader.rebalance.enable=yes",
+                "auto.leader.rebalance.enable",
+            ),
+            (
+                "leader.imbalance.per.broker.percentage=101",
+                "leader.imbalance.per.broker.percentage",
+            ),
             ("listeners=PLAINTEXT://:9092", "listeners"),
             ("num.partitions=0", "num.partitions"),
             (

@@ -70,6 +70,15 @@ pub async fn run_controller(
         config.voters.clone(),
         config.quorum_dir(),
     );
+    // This controller's address for its peers: its voter entry, else its controller listener
+    // (a controller joining with AddRaftVoter is not among the configured voters).
+    quorum_config.address = Some(
+        config
+            .voters
+            .get(&(config.node_id as u64))
+            .cloned()
+            .unwrap_or_else(|| addr.to_string()),
+    );
     quorum_config.election_ticks =
         (config.election_timeout_ms / quorum_config.tick.as_millis() as u64).max(3) as usize;
     let (state_machine, images) = MetadataStateMachine::new();
@@ -87,7 +96,6 @@ pub async fn run_controller(
     let service = ControllerServiceImpl {
         commands,
         quorum: quorum.clone(),
-        voters: config.voters.clone(),
         cluster_id: cluster_id.clone(),
         stop: stop.clone(),
     };

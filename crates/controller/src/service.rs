@@ -2,10 +2,10 @@
 //! standby answers UNAVAILABLE "NOT_CONTROLLER" naming the leader. FetchMetadata streams the
 //! committed log from any controller.
 
-use std::collections::BTreeMap;
 use std::pin::Pin;
 
-use odradek_quorum::{QuorumError, QuorumHandle};
+use odradek_common::ErrorCode;
+use odradek_quorum::{MembershipError, QuorumError, QuorumHandle, VoterState};
 use raft::StorageError;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -29,7 +29,6 @@ pub const METADATA_KEEPALIVE: std::time::Duration = std::time::Duration::from_se
 pub struct ControllerServiceImpl {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) quorum: QuorumHandle,
-    pub(crate) voters: BTreeMap<u64, String>,
     pub(crate) cluster_id: String,
     /// Turns true when the controller stops: open metadata streams end and calls waiting for
     /// a commit answer UNAVAILABLE, so the gRPC server's graceful shutdown does not wait for
@@ -37,7 +36,8 @@ pub struct ControllerServiceImpl {
     pub(crate) stop: watch::Receiver<bool>,
 }
 
-fn not_controller(leader_id: Option<u64>, voters: &BTreeMap<u64, String>) -> Status {
+fn not_controller(leader_id: Option<u64>, quorum: &QuorumHandle) -> Status {
+    let voters = quorum.voter_set().addresses;
     let address = leader_id.and_then(|id| voters.get(&id)).cloned();
     let mut status = Status::unavailable(match (&leader_id, &address) {
         (Some(id), Some(a)) => format!("NOT_CONTROLLER: the active controller is {id} at {a}"),
@@ -71,10 +71,10 @@ impl ControllerServiceImpl {
         match reply {
             Ok(resp) => Ok(Response::new(resp)),
             Err(QuorumError::NotLeader { leader_id }) => {
-                Err(not_controller(leader_id, &self.voters))
+                Err(not_controller(leader_id, &self.quorum))
             }
             Err(QuorumError::ProposalDropped(m)) => {
-                Err(not_controller(self.quorum.status().leader_id, &self.voters).tap_message(m))
+                Err(not_controller(self.quorum.status().leader_id, &self.quorum).tap_message(m))
             }
             Err(e) => Err(Status::internal(e.to_string())),
         }
@@ -119,6 +119,11 @@ impl ControllerService for ControllerServiceImpl {
         r: Request<pb::FetchMetadataRequest>,
     ) -> Result<Response<Self::FetchMetadataStream>, Status> {
         let req = r.into_inner();
+        if !self.quorum.status().is_voter {
+            // An observer (joining) or removed controller may be behind: brokers go elsewhere.
+            return Err(not_controller(self.quorum.status().leader_id, &self.quorum)
+                .tap_message("this controller is not a voter".into()));
+        }
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(stream_metadata(
             self.quorum.clone(),
@@ -215,22 +220,91 @@ impl ControllerService for ControllerServiceImpl {
             .filter_map(|v| v.log_end_offset)
             .max()
             .unwrap_or(0);
+        let info = |v: &VoterState| pb::VoterInfo {
+            voter_id: v.node_id as i32,
+            log_end_offset: v.log_end_offset.map_or(-1, |o| o as i64),
+            lag: v
+                .log_end_offset
+                .map_or(-1, |o| leader_end.saturating_sub(o) as i64),
+            last_fetch_timestamp: v.last_fetch_ms.unwrap_or(-1),
+            last_caught_up_timestamp: v.last_caught_up_ms.unwrap_or(-1),
+            address: v.address.clone().unwrap_or_default(),
+        };
         Ok(Response::new(pb::DescribeQuorumResponse {
             cluster_id: self.cluster_id.clone(),
             leader_id: d.leader_id.map_or(-1, |l| l as i32),
             leader_epoch: d.term as i64,
             high_watermark: d.high_watermark as i64,
-            voters: d
-                .voters
-                .iter()
-                .map(|v| pb::VoterInfo {
-                    voter_id: v.node_id as i32,
-                    log_end_offset: v.log_end_offset.map_or(-1, |o| o as i64),
-                    lag: v
-                        .log_end_offset
-                        .map_or(-1, |o| leader_end.saturating_sub(o) as i64),
-                })
-                .collect(),
+            voters: d.voters.iter().map(info).collect(),
+            observers: d.observers.iter().map(info).collect(),
+        }))
+    }
+
+    async fn add_raft_voter(
+        &self,
+        r: Request<pb::AddRaftVoterRequest>,
+    ) -> Result<Response<pb::RaftVoterResponse>, Status> {
+        let r = r.into_inner();
+        let id =
+            u64::try_from(r.voter_id).map_err(|_| Status::invalid_argument("negative voter id"))?;
+        self.voter_change(self.quorum.add_voter(id, r.address).await)
+    }
+
+    async fn remove_raft_voter(
+        &self,
+        r: Request<pb::RemoveRaftVoterRequest>,
+    ) -> Result<Response<pb::RaftVoterResponse>, Status> {
+        let r = r.into_inner();
+        let id =
+            u64::try_from(r.voter_id).map_err(|_| Status::invalid_argument("negative voter id"))?;
+        self.voter_change(self.quorum.remove_voter(id).await)
+    }
+
+    async fn update_raft_voter(
+        &self,
+        r: Request<pb::UpdateRaftVoterRequest>,
+    ) -> Result<Response<pb::RaftVoterResponse>, Status> {
+        let r = r.into_inner();
+        let id =
+            u64::try_from(r.voter_id).map_err(|_| Status::invalid_argument("negative voter id"))?;
+        self.voter_change(self.quorum.update_voter(id, r.address).await)
+    }
+}
+
+impl ControllerServiceImpl {
+    /// A voter change's outcome: Kafka's error codes for refusals, NOT_CONTROLLER (with the
+    /// leader hint the broker follows) on a non-leader.
+    fn voter_change(
+        &self,
+        result: Result<(), QuorumError>,
+    ) -> Result<Response<pb::RaftVoterResponse>, Status> {
+        let (code, message) = match result {
+            Ok(()) => (ErrorCode::None, String::new()),
+            Err(QuorumError::NotLeader { leader_id }) => {
+                return Err(not_controller(leader_id, &self.quorum))
+            }
+            Err(QuorumError::ProposalDropped(m)) => {
+                return Err(
+                    not_controller(self.quorum.status().leader_id, &self.quorum).tap_message(m)
+                )
+            }
+            Err(QuorumError::Membership(e)) => {
+                let code = match &e {
+                    MembershipError::DuplicateVoter(_) => ErrorCode::DuplicateVoter,
+                    MembershipError::VoterNotFound(_) => ErrorCode::VoterNotFound,
+                    MembershipError::InProgress => ErrorCode::RequestTimedOut,
+                    MembershipError::LastVoter(_) | MembershipError::BadAddress(_) => {
+                        ErrorCode::InvalidRequest
+                    }
+                };
+                (code, e.to_string())
+            }
+            Err(e @ QuorumError::CatchUpTimeout(_)) => (ErrorCode::RequestTimedOut, e.to_string()),
+            Err(e) => return Err(Status::internal(e.to_string())),
+        };
+        Ok(Response::new(pb::RaftVoterResponse {
+            error_code: i32::from(code.code()),
+            error_message: message,
         }))
     }
 }
@@ -264,6 +338,15 @@ async fn stream_metadata(
     }
     loop {
         let commit = status.borrow_and_update().commit_index;
+        if !status.borrow().is_voter {
+            // Removed from the voters: this log stops growing; the broker goes elsewhere.
+            let _ = tx
+                .send(Err(Status::unavailable(
+                    "NOT_CONTROLLER: this controller is no longer a voter",
+                )))
+                .await;
+            return;
+        }
         while next <= commit {
             match storage.committed_entries(next, commit + 1, 1 << 20) {
                 Ok(entries) if !entries.is_empty() => {

@@ -13,8 +13,13 @@ pub struct QuorumConfig {
     pub node_id: u64,
     /// The cluster id this voter was formatted for; messages from another cluster are refused.
     pub cluster_id: String,
-    /// `controller.quorum.voters`: node id -> `host:port`.
+    /// `controller.quorum.voters`: node id -> `host:port`: the voters the store was formatted
+    /// with and the addresses to start from. The voter set itself lives in the log (voters
+    /// are added and removed at run time); this node need not be in it.
     pub voters: BTreeMap<u64, String>,
+    /// This node's own controller address, sent with its messages (`None`: its entry in
+    /// `voters`).
+    pub address: Option<String>,
     /// The RocksDB store, `<metadata.log.dir>/__cluster_metadata-0`.
     pub data_dir: PathBuf,
     /// Raft tick.
@@ -45,6 +50,7 @@ impl QuorumConfig {
             node_id,
             cluster_id: cluster_id.into(),
             voters,
+            address: None,
             data_dir,
             tick: Duration::from_millis(50),
             election_ticks: 20,
@@ -53,6 +59,12 @@ impl QuorumConfig {
             peer_queue: 1024,
         }
     }
+}
+
+/// Whether `addr` is `host:port`.
+pub fn valid_address(addr: &str) -> bool {
+    addr.rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
 /// Parses `controller.quorum.voters`: `id@host:port,id@host:port,...`.

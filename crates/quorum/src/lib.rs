@@ -18,6 +18,14 @@
 //! from a `watch`. The state machine's methods run on the driver task and must not block.
 //! Readers of committed entries share the store's `Arc<DB>` ([`QuorumHandle::storage`]).
 //!
+//! # Voters
+//! The voter set starts as the store was formatted (`controller.quorum.voters`) and then lives
+//! in the log as raft configuration changes (KIP-853's AddRaftVoter / RemoveRaftVoter): a new
+//! controller joins as an observer (a raft learner), is sent a snapshot, and is promoted once it
+//! has the committed log. Controllers' addresses travel with voter changes and with every
+//! message, so a statically configured quorum can change its members too (Kafka cannot,
+//! KAFKA-16538).
+//!
 //! # Timing
 //! 100 ms ticks, an election timeout of 10 ticks (raft randomises it between 1 s and 2 s), and
 //! pre-vote with check-quorum: a leader that dies is replaced well within 3 s.
@@ -33,8 +41,8 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use config::{parse_voters, QuorumConfig};
-pub use error::QuorumError;
+pub use config::{parse_voters, valid_address, QuorumConfig};
+pub use error::{MembershipError, QuorumError};
 pub use storage::{RocksStorage, StoreIdentity};
 pub use transport::{TransportService, MAX_MESSAGE_BYTES};
 
@@ -80,15 +88,34 @@ pub struct QuorumStatus {
     pub commit_index: u64,
     /// Highest index applied to the state machine.
     pub applied_index: u64,
+    /// This node is a voter (not an observer, nor removed).
+    pub is_voter: bool,
 }
 
-/// One voter in a [`QuorumDescription`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The voter set as this node knows it, with every known controller address.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VoterSet {
+    /// Voters.
+    pub voters: Vec<u64>,
+    /// Observers (raft learners: controllers catching up before they vote).
+    pub observers: Vec<u64>,
+    /// Controller addresses by node id.
+    pub addresses: Arc<std::collections::BTreeMap<u64, String>>,
+}
+
+/// One voter or observer in a [`QuorumDescription`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VoterState {
-    /// The voter.
+    /// The node.
     pub node_id: u64,
     /// Its log end as the describing voter knows it (the leader knows everyone's).
     pub log_end_offset: Option<u64>,
+    /// When the describing node last heard from it (ms since the epoch).
+    pub last_fetch_ms: Option<i64>,
+    /// When it last had the leader's whole log, as the leader saw (ms since the epoch).
+    pub last_caught_up_ms: Option<i64>,
+    /// Its controller address, if known.
+    pub address: Option<String>,
 }
 
 /// DescribeQuorum data.
@@ -102,6 +129,8 @@ pub struct QuorumDescription {
     pub high_watermark: u64,
     /// Every voter.
     pub voters: Arc<Vec<VoterState>>,
+    /// Every observer (learner).
+    pub observers: Arc<Vec<VoterState>>,
 }
 
 /// A handle to a running voter. Cheap to clone.
@@ -109,6 +138,7 @@ pub struct QuorumDescription {
 pub struct QuorumHandle {
     commands: mpsc::Sender<node::Command>,
     status: watch::Receiver<QuorumStatus>,
+    voter_set: watch::Receiver<VoterSet>,
     storage: RocksStorage,
 }
 
@@ -144,6 +174,44 @@ impl QuorumHandle {
         rx.await.map_err(|_| QuorumError::Shutdown)
     }
 
+    /// The voter set and controller addresses as this node knows them.
+    pub fn voter_set(&self) -> VoterSet {
+        self.voter_set.borrow().clone()
+    }
+
+    async fn membership(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<(), QuorumError>>) -> node::Command,
+    ) -> Result<(), QuorumError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| QuorumError::Shutdown)?;
+        rx.await.map_err(|_| QuorumError::Shutdown)?
+    }
+
+    /// AddRaftVoter (KIP-853), on the leader: `id` at `address` joins as an observer, and is
+    /// promoted to voter once it has the committed log (within 30 s, or
+    /// [`QuorumError::CatchUpTimeout`]). Resolves when the promotion is committed.
+    pub async fn add_voter(&self, id: u64, address: String) -> Result<(), QuorumError> {
+        self.membership(|reply| node::Command::AddVoter { id, address, reply })
+            .await
+    }
+
+    /// RemoveRaftVoter, on the leader (which hands over leadership first when it is the one
+    /// removed: then the answer is [`QuorumError::NotLeader`] naming the new leader).
+    pub async fn remove_voter(&self, id: u64) -> Result<(), QuorumError> {
+        self.membership(|reply| node::Command::RemoveVoter { id, reply })
+            .await
+    }
+
+    /// UpdateRaftVoter, on the leader: a voter's new address.
+    pub async fn update_voter(&self, id: u64, address: String) -> Result<(), QuorumError> {
+        self.membership(|reply| node::Command::UpdateVoter { id, address, reply })
+            .await
+    }
+
     /// The store, for reading committed entries and the latest snapshot.
     pub fn storage(&self) -> &RocksStorage {
         &self.storage
@@ -172,6 +240,7 @@ pub fn start<S: StateMachine>(
         commands,
         service,
         status,
+        voter_set,
         storage,
     } = node::build(config, state_machine)?;
     tokio::spawn(driver.run());
@@ -182,6 +251,7 @@ pub fn start<S: StateMachine>(
         QuorumHandle {
             commands,
             status,
+            voter_set,
             storage,
         },
         server,

@@ -2,8 +2,10 @@
 //! snapshot, under `<metadata.log.dir>/__cluster_metadata-0/`.
 //!
 //! Keys: `e` + big-endian index -> encoded `Entry`; `m/hard_state`, `m/conf_state`, `m/snapshot`
-//! (metadata and state-machine data), and the format stamp `m/cluster_id`, `m/node_id`. Every
-//! write that raft needs durable is one synced `WriteBatch`.
+//! (metadata and state-machine data), the format stamp `m/cluster_id`, `m/node_id`, and the
+//! voters' addresses as last learned, `m/addresses` (`id=host:port` lines). Every write that raft
+//! needs durable is one synced `WriteBatch`. `m/conf_state` is the voter set as of the latest
+//! snapshot (the entries after it are applied again at start-up, voter changes included).
 //!
 //! Threading: the quorum driver task is the only writer; readers (the committed-log reader
 //! serving FetchMetadata) share the same `Arc<DB>`, which RocksDB makes safe. The cached indexes
@@ -25,6 +27,7 @@ const CONF_STATE: &[u8] = b"m/conf_state";
 const SNAPSHOT: &[u8] = b"m/snapshot";
 const CLUSTER_ID: &[u8] = b"m/cluster_id";
 const NODE_ID: &[u8] = b"m/node_id";
+const ADDRESSES: &[u8] = b"m/addresses";
 
 fn entry_key(index: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
@@ -268,6 +271,38 @@ impl RocksStorage {
         Ok(())
     }
 
+    /// The voter set as of the last applied entry (a voter change was applied): the next
+    /// snapshot carries it.
+    pub fn set_conf_state(&self, conf_state: ConfState) {
+        self.cached.write().conf_state = conf_state;
+    }
+
+    /// The voters' addresses as last persisted.
+    pub fn addresses(&self) -> std::collections::BTreeMap<u64, String> {
+        let Ok(Some(b)) = self.db.get(ADDRESSES) else {
+            return Default::default();
+        };
+        String::from_utf8_lossy(&b)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .filter_map(|(id, a)| Some((id.parse().ok()?, a.to_string())))
+            .collect()
+    }
+
+    /// Persists the voters' addresses.
+    pub fn set_addresses(
+        &self,
+        addresses: &std::collections::BTreeMap<u64, String>,
+    ) -> raft::Result<()> {
+        let text: String = addresses
+            .iter()
+            .map(|(id, a)| format!("{id}={a}\n"))
+            .collect();
+        let mut batch = WriteBatch::default();
+        batch.put(ADDRESSES, text.as_bytes());
+        self.write(batch)
+    }
+
     /// Takes a snapshot of the state machine at `applied` (data = its encoding) and drops the
     /// log entries it covers.
     pub fn compact_to_snapshot(&self, applied: u64, data: Vec<u8>) -> raft::Result<()> {
@@ -281,6 +316,10 @@ impl RocksStorage {
         meta.set_conf_state(conf_state);
         let mut batch = WriteBatch::default();
         batch.put(SNAPSHOT, snapshot.write_to_bytes()?);
+        batch.put(
+            CONF_STATE,
+            snapshot.get_metadata().get_conf_state().write_to_bytes()?,
+        );
         batch.delete_range(entry_key(0), entry_key(applied + 1));
         self.write(batch)?;
         self.cached.write().snapshot = snapshot;

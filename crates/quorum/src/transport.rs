@@ -38,6 +38,12 @@ impl RaftTransport for TransportService {
                 self.cluster_id
             )));
         }
+        if !batch.from_address.is_empty() {
+            let _ = self.commands.try_send(Command::LearnAddress {
+                id: batch.from,
+                address: batch.from_address.clone(),
+            });
+        }
         for bytes in &batch.messages {
             let m = Message::parse_from_bytes(bytes)
                 .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))?;
@@ -51,27 +57,39 @@ impl RaftTransport for TransportService {
 }
 
 /// Starts the sender task for one peer; returns its queue.
+/// Who sends: this node's id, cluster and own address.
+#[derive(Debug, Clone)]
+pub(crate) struct Sender {
+    pub from: u64,
+    pub cluster_id: String,
+    pub address: String,
+}
+
+/// Starts the sender task for one peer; returns its queue (the task ends when it is dropped).
 pub(crate) fn spawn_peer(
-    from: u64,
+    sender: Sender,
     to: u64,
     addr: String,
-    cluster_id: String,
     queue: usize,
     commands: mpsc::Sender<Command>,
 ) -> mpsc::Sender<Message> {
     let (tx, rx) = mpsc::channel(queue);
-    tokio::spawn(peer_loop(from, to, addr, cluster_id, rx, commands));
+    tokio::spawn(peer_loop(sender, to, addr, rx, commands));
     tx
 }
 
 async fn peer_loop(
-    from: u64,
+    sender: Sender,
     to: u64,
     addr: String,
-    cluster_id: String,
     mut rx: mpsc::Receiver<Message>,
     commands: mpsc::Sender<Command>,
 ) {
+    let Sender {
+        from,
+        cluster_id,
+        address,
+    } = sender;
     let channel: Channel = match Endpoint::from_shared(format!("http://{addr}")) {
         Ok(e) => e
             .connect_timeout(Duration::from_secs(1))
@@ -106,6 +124,7 @@ async fn peer_loop(
             from,
             cluster_id: cluster_id.clone(),
             messages,
+            from_address: address.clone(),
         };
         let result = client.send(batch).await;
         match &result {

@@ -69,7 +69,10 @@ struct Voter {
 
 struct Cluster {
     dirs: BTreeMap<u64, tempfile::TempDir>,
+    /// The voters every store was formatted with (`controller.quorum.voters`).
     voters: BTreeMap<u64, String>,
+    /// Every node's address, joiners' too.
+    addresses: BTreeMap<u64, String>,
     running: BTreeMap<u64, Voter>,
     snapshot_interval: u64,
 }
@@ -96,6 +99,7 @@ impl Cluster {
         }
         let mut c = Cluster {
             dirs,
+            addresses: voters.clone(),
             voters,
             running: BTreeMap::new(),
             snapshot_interval,
@@ -106,6 +110,24 @@ impl Cluster {
         c
     }
 
+    /// Formats a node that is not among the voters (it joins with AddRaftVoter).
+    fn format_joiner(&mut self, id: u64) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        self.addresses
+            .insert(id, l.local_addr().expect("addr").to_string());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ids: Vec<u64> = self.voters.keys().copied().collect();
+        RocksStorage::format(
+            &dir.path().join("__cluster_metadata-0"),
+            CLUSTER,
+            id,
+            &ids,
+            Vec::new(),
+        )
+        .expect("format");
+        self.dirs.insert(id, dir);
+    }
+
     async fn start(&mut self, id: u64) {
         let mut config = QuorumConfig::new(
             id,
@@ -113,11 +135,12 @@ impl Cluster {
             self.voters.clone(),
             self.dirs[&id].path().join("__cluster_metadata-0"),
         );
+        config.address = Some(self.addresses[&id].clone());
         config.snapshot_interval_entries = self.snapshot_interval;
         let recorder = Recorder::default();
         let (handle, service) =
             odradek_quorum::start(config, recorder.clone()).expect("start voter");
-        let listener = TcpListener::bind(&self.voters[&id])
+        let listener = TcpListener::bind(&self.addresses[&id])
             .await
             .expect("bind voter port");
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -315,6 +338,7 @@ async fn messages_from_another_cluster_are_refused() {
             from: 9,
             cluster_id: "someone-else".into(),
             messages: vec![],
+            from_address: "127.0.0.1:1".into(),
         })
         .await
         .expect_err("refused");
@@ -322,4 +346,110 @@ async fn messages_from_another_cluster_are_refused() {
     // A single voter elects itself and commits alone.
     let index = c.propose(b"solo").await;
     assert!(index > 0);
+}
+
+/// Runs a voter change on whichever node leads, following a hand-over.
+async fn on_leader(
+    c: &Cluster,
+    change: impl Fn(QuorumHandle) -> futures_like::BoxFuture<Result<(), QuorumError>>,
+) {
+    for _ in 0..100 {
+        let leader = c.leader(Duration::from_secs(5)).await;
+        match change(c.running[&leader].handle.clone()).await {
+            Ok(()) => return,
+            Err(QuorumError::NotLeader { .. }) | Err(QuorumError::ProposalDropped(_)) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("voter change failed: {e}"),
+        }
+    }
+    panic!("voter change never went through");
+}
+
+mod futures_like {
+    pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_is_added_and_another_removed_while_entries_commit() {
+    let mut c = Cluster::new(3, 40).await;
+    let mut expected = Vec::new();
+    for i in 0..30u32 {
+        let data = format!("a{i}").into_bytes();
+        c.propose(&data).await;
+        expected.push(data);
+    }
+    c.format_joiner(4);
+    c.start(4).await;
+    assert!(
+        !c.running[&4].handle.status().is_voter,
+        "a joiner starts outside the voter set"
+    );
+    let address = c.addresses[&4].clone();
+    on_leader(&c, |h| {
+        let a = address.clone();
+        Box::pin(async move { h.add_voter(4, a).await })
+    })
+    .await;
+    let leader = c.leader(Duration::from_secs(5)).await;
+    assert_eq!(c.running[&leader].handle.voter_set().voters.len(), 4);
+    // A second add of the same voter is refused as Kafka's DUPLICATE_VOTER.
+    let dup = c.running[&leader]
+        .handle
+        .add_voter(4, c.addresses[&4].clone())
+        .await;
+    assert!(
+        matches!(
+            dup,
+            Err(QuorumError::Membership(
+                odradek_quorum::MembershipError::DuplicateVoter(4)
+            ))
+        ),
+        "{dup:?}"
+    );
+    for i in 0..30u32 {
+        let data = format!("b{i}").into_bytes();
+        c.propose(&data).await;
+        expected.push(data);
+    }
+    c.converged(&expected).await;
+    assert!(c.running[&4].handle.status().is_voter);
+
+    // Voter 1 leaves (handing over leadership first if it leads), then stops.
+    on_leader(&c, |h| Box::pin(async move { h.remove_voter(1).await })).await;
+    c.kill(1).await;
+    for i in 0..30u32 {
+        let data = format!("c{i}").into_bytes();
+        c.propose(&data).await;
+        expected.push(data);
+    }
+    c.converged(&expected).await;
+    let leader = c.leader(Duration::from_secs(5)).await;
+    let d = c.running[&leader]
+        .handle
+        .describe()
+        .await
+        .expect("describe");
+    let voters: Vec<u64> = d.voters.iter().map(|v| v.node_id).collect();
+    assert_eq!(voters, vec![2, 3, 4]);
+    assert!(d.observers.is_empty());
+    assert!(
+        d.voters
+            .iter()
+            .all(|v| v.last_fetch_ms.is_some() && v.address.is_some()),
+        "{d:?}"
+    );
+
+    // The new voter restarts and is still a voter; a quorum of {2,3,4} keeps committing
+    // with any one of them down.
+    c.kill(4).await;
+    c.start(4).await;
+    c.kill(2).await;
+    for i in 0..10u32 {
+        let data = format!("d{i}").into_bytes();
+        c.propose(&data).await;
+        expected.push(data);
+    }
+    c.converged(&expected).await;
+    assert!(c.running[&4].handle.status().is_voter);
 }

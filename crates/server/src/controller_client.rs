@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use odradek_controller::pb::controller_service_client::ControllerServiceClient;
@@ -15,39 +15,66 @@ use tonic::{Code, Status};
 /// Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ControllerClient {
-    voters: Arc<Vec<(u64, Channel)>>,
+    /// The configured voters, then any controller a NOT_CONTROLLER hint named (voters added
+    /// at run time). A std `RwLock`: held to copy a channel out or add one, never across an
+    /// `.await`.
+    voters: Arc<RwLock<Vec<(u64, Channel)>>>,
     current: Arc<AtomicUsize>,
 }
 
+fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(10))
+        .connect_lazy())
+}
+
 impl ControllerClient {
+    /// The channel of voter `i` (modulo how many are known).
+    fn channel_at(&self, i: usize) -> Channel {
+        let voters = self.voters.read().unwrap_or_else(|p| p.into_inner());
+        voters[i % voters.len()].1.clone()
+    }
+
+    /// Where voter `id` is in the list; a voter the hint names with its address is added.
+    fn position_of(&self, id: u64, status: &Status) -> Option<usize> {
+        let mut voters = self.voters.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = voters.iter().position(|(v, _)| *v == id) {
+            return Some(i);
+        }
+        let addr = status
+            .metadata()
+            .get(odradek_controller::service::LEADER_ADDRESS_KEY)?
+            .to_str()
+            .ok()?;
+        let c = channel(addr).ok()?;
+        tracing::info!(controller = id, %addr, "learned a new controller from a NOT_CONTROLLER hint");
+        voters.push((id, c));
+        Some(voters.len() - 1)
+    }
+
     /// Channels to every voter (connected lazily).
     pub fn new(voters: &BTreeMap<u64, String>) -> Result<Self, String> {
         let mut out = Vec::new();
         for (id, addr) in voters {
-            let channel = Endpoint::from_shared(format!("http://{addr}"))
-                .map_err(|e| format!("voter {id} address {addr}: {e}"))?
-                .connect_timeout(Duration::from_secs(1))
-                .timeout(Duration::from_secs(10))
-                .connect_lazy();
+            let channel = channel(addr).map_err(|e| format!("voter {id} address {addr}: {e}"))?;
             out.push((*id, channel));
         }
         Ok(Self {
-            voters: Arc::new(out),
+            voters: Arc::new(RwLock::new(out)),
             current: Arc::new(AtomicUsize::new(0)),
         })
     }
 
     /// A client of the voter believed to be active.
     pub fn active(&self) -> ControllerServiceClient<Channel> {
-        let i = self.current.load(Ordering::Relaxed) % self.voters.len();
-        ControllerServiceClient::new(self.voters[i].1.clone())
+        ControllerServiceClient::new(self.channel_at(self.current.load(Ordering::Relaxed)))
             .max_decoding_message_size(odradek_quorum::MAX_MESSAGE_BYTES)
     }
 
     /// A client of any voter, rotating: for reads every voter serves (FetchMetadata).
     pub fn any(&self, attempt: usize) -> ControllerServiceClient<Channel> {
-        let i = attempt % self.voters.len();
-        ControllerServiceClient::new(self.voters[i].1.clone())
+        ControllerServiceClient::new(self.channel_at(attempt))
             .max_decoding_message_size(odradek_quorum::MAX_MESSAGE_BYTES)
     }
 
@@ -57,7 +84,7 @@ impl ControllerClient {
             .get(LEADER_ID_KEY)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
-            .and_then(|id| self.voters.iter().position(|(v, _)| *v == id));
+            .and_then(|id| self.position_of(id, status));
         match hinted {
             Some(i) => self.current.store(i, Ordering::Relaxed),
             None => {

@@ -226,6 +226,9 @@ impl RequestHandler for Broker {
             (ApiKey::ElectLeaders, VersionRange { min: 0, max: 2 }),
             (ApiKey::UnregisterBroker, VersionRange { min: 0, max: 0 }),
             (ApiKey::DescribeLogDirs, VersionRange { min: 1, max: 4 }),
+            (ApiKey::AddRaftVoter, VersionRange { min: 0, max: 0 }),
+            (ApiKey::RemoveRaftVoter, VersionRange { min: 0, max: 0 }),
+            (ApiKey::UpdateRaftVoter, VersionRange { min: 0, max: 0 }),
         ]
     }
 
@@ -350,6 +353,15 @@ impl RequestHandler for Broker {
             )),
             RequestKind::UnregisterBroker(r) => Some(ResponseKind::UnregisterBroker(
                 reassign::unregister_broker(self, r).await,
+            )),
+            RequestKind::AddRaftVoter(r) => Some(ResponseKind::AddRaftVoter(
+                quorum::add_raft_voter(self, r).await,
+            )),
+            RequestKind::RemoveRaftVoter(r) => Some(ResponseKind::RemoveRaftVoter(
+                quorum::remove_raft_voter(self, r).await,
+            )),
+            RequestKind::UpdateRaftVoter(r) => Some(ResponseKind::UpdateRaftVoter(
+                quorum::update_raft_voter(self, r).await,
             )),
             RequestKind::DescribeLogDirs(r) => Some(ResponseKind::DescribeLogDirs(
                 log_dirs::describe_log_dirs(self, r),
