@@ -41,6 +41,8 @@ pub struct BrokerConfig {
     /// listener of `security.inter.broker.protocol`, PLAINTEXT; here the first client listener
     /// when none is named PLAINTEXT).
     pub inter_broker_listener: String,
+    /// The properties as given (file and overrides), for DescribeConfigs' static sources.
+    pub properties: BTreeMap<String, String>,
 }
 
 /// Replication settings, with Kafka's keys and defaults.
@@ -480,6 +482,7 @@ impl BrokerConfig {
                 transactions: TransactionsConfig::from_properties(props)?,
                 replication: ReplicationConfig::from_properties(props)?,
                 inter_broker_listener,
+                properties: props.clone(),
                 node,
             },
             unknown,

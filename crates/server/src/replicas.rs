@@ -384,6 +384,21 @@ impl ReplicaManager {
         ] {
             props.insert(k.to_string(), v);
         }
+        // The dynamic log defaults (the cluster-wide ones, then this broker's), then the
+        // topic's own overrides.
+        for resource in [
+            ConfigResource::Broker(String::new()),
+            ConfigResource::Broker(self.broker_id.to_string()),
+        ] {
+            let dynamic = image.configs.get(&resource);
+            for (broker_key, topic_key) in
+                odradek_controller::managers::broker_configs::LOG_DEFAULTS
+            {
+                if let Some(v) = dynamic.get(*broker_key) {
+                    props.insert(topic_key.to_string(), v.clone());
+                }
+            }
+        }
         for (k, v) in overrides {
             if odradek_log::LOG_CONFIG_KEYS.contains(&k.as_str()) {
                 props.insert(k, v);
@@ -404,9 +419,17 @@ impl ReplicaManager {
         // The topics to look at: changed, deleted, or with changed configs.
         let mut scope: HashSet<Uuid> = changes.topics.iter().copied().collect();
         scope.extend(changes.deleted_topics.keys().copied());
+        let own = self.broker_id.to_string();
         for r in &changes.configs {
-            if let ConfigResource::Topic(name) = r {
-                scope.extend(image.topics.get_by_name(name).map(|t| t.id));
+            match r {
+                ConfigResource::Topic(name) => {
+                    scope.extend(image.topics.get_by_name(name).map(|t| t.id));
+                }
+                // A dynamic log default changed: every topic may inherit it.
+                ConfigResource::Broker(b) if b.is_empty() || *b == own => {
+                    scope.extend(image.topics.by_id.keys().copied());
+                }
+                ConfigResource::Broker(_) => {}
             }
         }
         if let Ok(mut retry) = self.retry.lock() {

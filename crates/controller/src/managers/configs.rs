@@ -203,10 +203,21 @@ fn alter_one(
             }
         }
     }
-    if let ConfigResource::Topic(_) = resource {
-        validate_topic_configs(&merged).map_err(|m| err(ErrorCode::InvalidConfig, m))?;
-    }
     let current = image.configs.get(&resource);
+    match resource {
+        ConfigResource::Topic(_) => {
+            validate_topic_configs(&merged).map_err(|m| err(ErrorCode::InvalidConfig, m))?
+        }
+        ConfigResource::Broker(_) => {
+            // The keys this request sets (deletes always pass, whatever was set before).
+            let set: BTreeMap<String, String> = merged
+                .iter()
+                .filter(|(k, v)| current.get(*k) != Some(*v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            super::broker_configs::validate_broker_configs(&set)?;
+        }
+    }
     let mut records = Vec::new();
     for (k, v) in &merged {
         if current.get(k) != Some(v) {

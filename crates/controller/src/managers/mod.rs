@@ -2,6 +2,7 @@
 //! never mutate: the records change the image once the quorum commits them and they are
 //! replayed (STYLE.md practice 2). Randomness (new topic ids) and time come in as arguments.
 
+pub mod broker_configs;
 pub mod cluster;
 pub mod configs;
 pub mod elections;

@@ -82,15 +82,6 @@ pub fn original_replicas(p: &PartitionRegistration) -> Vec<i32> {
         .collect()
 }
 
-fn unclean_enabled(image: &MetadataImage, topic: &str, settings: &ControllerSettings) -> bool {
-    image
-        .configs
-        .resources
-        .get(&odradek_metadata::ConfigResource::Topic(topic.to_string()))
-        .and_then(|c| c.get("unclean.leader.election.enable"))
-        .map_or(settings.unclean_leader_election_enable, |v| v == "true")
-}
-
 /// AlterPartitionReassignments: each partition gets its target (`None`: cancel). Validated
 /// per partition; the records of those that pass commit together.
 pub fn alter_partition_reassignments(
@@ -167,7 +158,7 @@ fn alter_one(
             .copied()
             .filter(|r| !p.adding_replicas.contains(r))
             .collect();
-        let unclean = unclean_enabled(image, topic_name, settings);
+        let unclean = super::replication::unclean_enabled(image, topic_name, settings);
         if isr.is_empty() {
             if !unclean {
                 return Err(err(

@@ -464,12 +464,27 @@ pub fn alter_partition(
     }
 }
 
-fn unclean_enabled(image: &MetadataImage, topic: &str, settings: &ControllerSettings) -> bool {
-    image
+/// `unclean.leader.election.enable` of `topic`: its override, else the cluster-wide dynamic
+/// default, else the controller's.
+pub(crate) fn unclean_enabled(
+    image: &MetadataImage,
+    topic: &str,
+    settings: &ControllerSettings,
+) -> bool {
+    const KEY: &str = "unclean.leader.election.enable";
+    let topic_value = image
         .configs
         .resources
         .get(&ConfigResource::Topic(topic.to_string()))
-        .and_then(|c| c.get("unclean.leader.election.enable"))
+        .and_then(|c| c.get(KEY).cloned());
+    topic_value
+        .or_else(|| {
+            image
+                .configs
+                .get(&ConfigResource::Broker(String::new()))
+                .get(KEY)
+                .cloned()
+        })
         .map_or(settings.unclean_leader_election_enable, |v| v == "true")
 }
 

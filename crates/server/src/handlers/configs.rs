@@ -23,8 +23,42 @@ use super::Broker;
 /// Kafka's ConfigSource values.
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;
 const DYNAMIC_BROKER_CONFIG: i8 = 2;
+const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
 const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
+
+/// Kafka's ConfigType of a topic config (0, UNKNOWN, for keys it does not list).
+fn topic_type(name: &str) -> i8 {
+    use odradek_controller::managers::broker_configs::ConfigType as T;
+    let t = match name {
+        "cleanup.policy"
+        | "leader.replication.throttled.replicas"
+        | "follower.replication.throttled.replicas" => T::List,
+        "compression.type" | "message.timestamp.type" => T::String,
+        "index.interval.bytes"
+        | "max.message.bytes"
+        | "min.insync.replicas"
+        | "segment.bytes"
+        | "segment.index.bytes" => T::Int,
+        "min.cleanable.dirty.ratio" => T::Double,
+        "unclean.leader.election.enable" | "preallocate" => T::Boolean,
+        "delete.retention.ms"
+        | "flush.messages"
+        | "flush.ms"
+        | "min.compaction.lag.ms"
+        | "max.compaction.lag.ms"
+        | "retention.bytes"
+        | "retention.ms"
+        | "segment.ms"
+        | "segment.jitter.ms"
+        | "file.delete.delay.ms"
+        | "message.timestamp.before.max.ms"
+        | "message.timestamp.after.max.ms"
+        | "message.timestamp.difference.max.ms" => T::Long,
+        _ => return 0,
+    };
+    t as i8
+}
 
 /// The topic configs a topic always shows, with the broker's defaults.
 fn topic_defaults(broker: &Broker) -> BTreeMap<&'static str, String> {
@@ -71,14 +105,82 @@ fn d_unclean(broker: &Broker) -> bool {
     broker.config.node.settings.unclean_leader_election_enable
 }
 
-fn entry(version: i16, name: &str, value: String, source: i8) -> DescribeConfigsResourceResult {
+/// One entry: its value, source, type (v3+) and whether it can change at run time.
+fn entry(
+    version: i16,
+    name: &str,
+    value: String,
+    source: i8,
+    config_type: i8,
+    read_only: bool,
+) -> DescribeConfigsResourceResult {
     let r = DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_string(name.to_string()))
         .with_value(Some(StrBytes::from_string(value)))
-        .with_config_source(source);
-    // config_type and documentation exist from v3; leave them at their defaults.
-    let _ = version;
-    r
+        .with_config_source(source)
+        .with_read_only(read_only);
+    if version >= 3 {
+        r.with_config_type(config_type)
+    } else {
+        r
+    }
+}
+
+/// Every broker config of `broker`'s table with its effective value and where it comes from:
+/// this broker's dynamic value, the cluster-wide dynamic default, server.properties, or
+/// Kafka's default. The cluster-default resource (`""`) lists the dynamic defaults only.
+fn broker_entries(
+    broker: &Broker,
+    image: &odradek_metadata::MetadataImage,
+    name: &str,
+) -> BTreeMap<String, (String, i8, i8, bool)> {
+    use odradek_controller::managers::broker_configs::{broker_config, Mode, BROKER_CONFIGS};
+    let default_dynamic = image.configs.get(&ConfigResource::Broker(String::new()));
+    let kind = |k: &str| {
+        broker_config(k).map_or((0, false), |d| {
+            (d.config_type as i8, d.mode == Mode::ReadOnly)
+        })
+    };
+    let mut all = BTreeMap::new();
+    if name.is_empty() {
+        for (k, v) in default_dynamic {
+            let (t, ro) = kind(&k);
+            all.insert(k, (v, DYNAMIC_DEFAULT_BROKER_CONFIG, t, ro));
+        }
+        return all;
+    }
+    for d in BROKER_CONFIGS {
+        let (value, source) = match broker.config.properties.get(d.name) {
+            Some(v) => (v.clone(), STATIC_BROKER_CONFIG),
+            None => (d.default.to_string(), DEFAULT_CONFIG),
+        };
+        all.insert(
+            d.name.to_string(),
+            (value, source, d.config_type as i8, d.mode == Mode::ReadOnly),
+        );
+    }
+    all.insert(
+        "node.id".into(),
+        (
+            broker.id().to_string(),
+            STATIC_BROKER_CONFIG,
+            kind("node.id").0,
+            true,
+        ),
+    );
+    for (source, dynamic) in [
+        (DYNAMIC_DEFAULT_BROKER_CONFIG, default_dynamic),
+        (
+            DYNAMIC_BROKER_CONFIG,
+            image.configs.get(&ConfigResource::Broker(name.to_string())),
+        ),
+    ] {
+        for (k, v) in dynamic {
+            let (t, ro) = kind(&k);
+            all.insert(k, (v, source, t, ro));
+        }
+    }
+    all
 }
 
 pub(super) fn describe(
@@ -115,12 +217,29 @@ pub(super) fn describe(
                         .into_iter()
                         .map(|(k, v)| (k.to_string(), (v, DEFAULT_CONFIG)))
                         .collect();
+                    // Inherited dynamic log defaults (cluster-wide, then this broker's).
+                    for (source, resource) in [
+                        (DYNAMIC_DEFAULT_BROKER_CONFIG, String::new()),
+                        (DYNAMIC_BROKER_CONFIG, broker.id().to_string()),
+                    ] {
+                        let set = image.configs.get(&ConfigResource::Broker(resource));
+                        for (broker_key, topic_key) in
+                            odradek_controller::managers::broker_configs::LOG_DEFAULTS
+                        {
+                            if let Some(v) = set.get(*broker_key) {
+                                all.insert(topic_key.to_string(), (v.clone(), source));
+                            }
+                        }
+                        if let Some(v) = set.get("min.insync.replicas") {
+                            all.insert("min.insync.replicas".into(), (v.clone(), source));
+                        }
+                    }
                     for (k, v) in dynamic {
                         all.insert(k, (v, DYNAMIC_TOPIC_CONFIG));
                     }
                     all.into_iter()
                         .filter(|(k, _)| wanted(k))
-                        .map(|(k, (v, s))| entry(version, &k, v, s))
+                        .map(|(k, (v, s))| entry(version, &k, v, s, topic_type(&k), false))
                         .collect()
                 }
                 4 => {
@@ -134,38 +253,10 @@ pub(super) fn describe(
                                 broker.id()
                             ))));
                     }
-                    let mut all: BTreeMap<String, (String, i8)> = BTreeMap::new();
-                    let s = &broker.config.node.settings;
-                    {
-                        for (k, v) in [
-                            ("node.id", broker.id().to_string()),
-                            ("num.partitions", s.num_partitions.to_string()),
-                            (
-                                "default.replication.factor",
-                                s.default_replication_factor.to_string(),
-                            ),
-                            (
-                                "auto.create.topics.enable",
-                                broker.config.auto_create_topics.to_string(),
-                            ),
-                            (
-                                "broker.session.timeout.ms",
-                                s.broker_session_timeout_ms.to_string(),
-                            ),
-                            (
-                                "unclean.leader.election.enable",
-                                s.unclean_leader_election_enable.to_string(),
-                            ),
-                        ] {
-                            all.insert(k.to_string(), (v, STATIC_BROKER_CONFIG));
-                        }
-                    }
-                    for (k, v) in image.configs.get(&ConfigResource::Broker(name.clone())) {
-                        all.insert(k, (v, DYNAMIC_BROKER_CONFIG));
-                    }
-                    all.into_iter()
+                    broker_entries(broker, &image, &name)
+                        .into_iter()
                         .filter(|(k, _)| wanted(k))
-                        .map(|(k, (v, s))| entry(version, &k, v, s))
+                        .map(|(k, (v, s, t, ro))| entry(version, &k, v, s, t, ro))
                         .collect()
                 }
                 t => {

@@ -92,14 +92,19 @@ impl Broker {
         }
     }
 
-    /// `min.insync.replicas` of `topic`: its override, else the broker's.
+    /// `min.insync.replicas` of `topic`: its override, else this broker's dynamic value, else
+    /// the cluster-wide dynamic default, else server.properties'.
     pub(crate) fn min_insync_replicas(&self, image: &MetadataImage, topic: &str) -> usize {
-        image
-            .configs
-            .get(&odradek_metadata::ConfigResource::Topic(topic.to_string()))
-            .get("min.insync.replicas")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(self.config.replication.min_insync_replicas)
+        use odradek_metadata::ConfigResource;
+        const KEY: &str = "min.insync.replicas";
+        [
+            ConfigResource::Topic(topic.to_string()),
+            ConfigResource::Broker(self.id().to_string()),
+            ConfigResource::Broker(String::new()),
+        ]
+        .iter()
+        .find_map(|r| image.configs.get(r).get(KEY).and_then(|v| v.parse().ok()))
+        .unwrap_or(self.config.replication.min_insync_replicas)
     }
 
     /// Waits (up to `timeout`) until the metadata image satisfies `pred`.
