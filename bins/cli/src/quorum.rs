@@ -66,21 +66,27 @@ fn controller_endpoints(
     let names = props
         .get("controller.listener.names")
         .ok_or_else(|| bad("controller.listener.names was not found. Is this a valid controller configuration file?"))?;
-    let listeners = props
-        .get("advertised.listeners")
-        .or_else(|| props.get("listeners"))
-        .ok_or_else(|| {
-            bad("listeners was not found. Is this a valid controller configuration file?")
-        })?;
-    let parsed: BTreeMap<String, (String, u16)> = listeners
-        .split(',')
-        .filter_map(|l| {
-            let (name, addr) = l.trim().split_once("://")?;
-            let (host, port) = addr.rsplit_once(':')?;
-            let host = if host.is_empty() { "localhost" } else { host };
-            Some((name.to_string(), (host.to_string(), port.parse().ok()?)))
-        })
-        .collect();
+    let parse = |key: &str| -> BTreeMap<String, (String, u16)> {
+        props
+            .get(key)
+            .into_iter()
+            .flat_map(|v| v.split(','))
+            .filter_map(|l| {
+                let (name, addr) = l.trim().split_once("://")?;
+                let (host, port) = addr.rsplit_once(':')?;
+                let host = if host.is_empty() { "localhost" } else { host };
+                Some((name.to_string(), (host.to_string(), port.parse().ok()?)))
+            })
+            .collect()
+    };
+    if !props.contains_key("listeners") {
+        return Err(bad(
+            "listeners was not found. Is this a valid controller configuration file?",
+        ));
+    }
+    // An advertised listener overrides the listener of the same name, as in Kafka.
+    let mut parsed = parse("listeners");
+    parsed.extend(parse("advertised.listeners"));
     names
         .split(',')
         .map(|n| {
@@ -217,11 +223,14 @@ async fn describe(client: &mut Client, args: QuorumArgs) -> Result<(), ClientErr
                         .flatten()
                         .map(|e| format!("\"{e}\""))
                         .collect();
-                    format!(
-                        "{{\"id\": {}, \"directoryId\": \"{NO_DIRECTORY}\", \"endpoints\": [{}]}}",
-                        r.replica_id.0,
-                        eps.join(", ")
-                    )
+                    // Kafka prints null for an unknown directory id and leaves out an empty
+                    // endpoint list.
+                    let eps = if eps.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", \"endpoints\": [{}]", eps.join(", "))
+                    };
+                    format!("{{\"id\": {}, \"directoryId\": null{eps}}}", r.replica_id.0)
                 })
                 .collect();
             format!("[{}]", items.join(", "))

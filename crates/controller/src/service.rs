@@ -24,6 +24,9 @@ pub const LEADER_ADDRESS_KEY: &str = "odradek-leader-address";
 /// that hears nothing for several of these takes the voter for gone and streams from another.
 pub const METADATA_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long a metadata stream goes on while its controller knows no leader.
+const LEADERLESS_STREAM_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The service.
 #[derive(Debug, Clone)]
 pub struct ControllerServiceImpl {
@@ -119,8 +122,10 @@ impl ControllerService for ControllerServiceImpl {
         r: Request<pb::FetchMetadataRequest>,
     ) -> Result<Response<Self::FetchMetadataStream>, Status> {
         let req = r.into_inner();
-        if !self.quorum.status().is_voter {
-            // An observer (joining) or removed controller may be behind: brokers go elsewhere.
+        let status = self.quorum.status();
+        if !status.is_voter || status.leader_id.is_none() {
+            // An observer (joining), a removed controller, or one that knows no leader may be
+            // behind: brokers go elsewhere.
             return Err(not_controller(self.quorum.status().leader_id, &self.quorum)
                 .tap_message("this controller is not a voter".into()));
         }
@@ -293,9 +298,9 @@ impl ControllerServiceImpl {
                     MembershipError::DuplicateVoter(_) => ErrorCode::DuplicateVoter,
                     MembershipError::VoterNotFound(_) => ErrorCode::VoterNotFound,
                     MembershipError::InProgress => ErrorCode::RequestTimedOut,
-                    MembershipError::LastVoter(_) | MembershipError::BadAddress(_) => {
-                        ErrorCode::InvalidRequest
-                    }
+                    MembershipError::LastVoter(_)
+                    | MembershipError::NoQuorumLeft(_)
+                    | MembershipError::BadAddress(_) => ErrorCode::InvalidRequest,
                 };
                 (code, e.to_string())
             }
@@ -336,8 +341,24 @@ async fn stream_metadata(
             return;
         }
     }
+    let mut leaderless_since: Option<std::time::Instant> = None;
     loop {
         let commit = status.borrow_and_update().commit_index;
+        // A voter that has heard from no leader for a while (cut off, or removed without
+        // knowing it) serves a log that may have moved on without it: the broker goes
+        // elsewhere.
+        let leaderless = status.borrow().leader_id.is_none();
+        let since = *leaderless_since.get_or_insert_with(std::time::Instant::now);
+        if !leaderless {
+            leaderless_since = None;
+        } else if since.elapsed() > LEADERLESS_STREAM_LIMIT {
+            let _ = tx
+                .send(Err(Status::unavailable(
+                    "NOT_CONTROLLER: this controller has known no leader for 5 s",
+                )))
+                .await;
+            return;
+        }
         if !status.borrow().is_voter {
             // Removed from the voters: this log stops growing; the broker goes elsewhere.
             let _ = tx

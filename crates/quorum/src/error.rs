@@ -17,6 +17,9 @@ pub enum MembershipError {
     /// Removing it would leave no voter.
     #[error("node {0} is the only voter")]
     LastVoter(u64),
+    /// The voters left would not have a live majority (or no live voter can take over).
+    #[error("removing node {0} would leave no live majority of voters")]
+    NoQuorumLeft(u64),
     /// The address is not host:port.
     #[error("{0:?} is not host:port")]
     BadAddress(String),

@@ -135,6 +135,9 @@ pub(crate) struct Driver<S: StateMachine> {
     /// from voter changes and from peers' messages (persisted).
     addresses: BTreeMap<u64, String>,
     membership: Option<Membership>,
+    /// Nodes whose address came from the configuration, a committed voter change or an
+    /// AddRaftVoter / UpdateRaftVoter request (not only from their own messages).
+    trusted: std::collections::BTreeSet<u64>,
     /// When each peer was last heard from, and (on the leader) last had the whole log, in
     /// milliseconds since the epoch: DescribeQuorum's LastFetchTimestamp and
     /// LastCaughtUpTimestamp.
@@ -213,6 +216,7 @@ pub(crate) fn build<S: StateMachine>(
     };
     let conf = node.raft.prs().conf().to_conf_state();
     let is_voter = conf.voters.contains(&config.node_id);
+    let trusted = config.voters.keys().copied().collect();
     let (status_tx, status_rx) = watch::channel(QuorumStatus {
         node_id: config.node_id,
         leader_id: None,
@@ -243,6 +247,7 @@ pub(crate) fn build<S: StateMachine>(
         own_commands: tx.clone(),
         addresses,
         membership: None,
+        trusted,
         last_heard_ms: HashMap::new(),
         last_caught_up_ms: HashMap::new(),
         pending: BTreeMap::new(),
@@ -330,7 +335,7 @@ impl<S: StateMachine> Driver<S> {
                         address,
                     )))
                 } else {
-                    self.learn_address(id, address);
+                    self.set_address(id, address, true);
                     Ok(())
                 };
                 let _ = reply.send(result);
@@ -404,7 +409,20 @@ impl<S: StateMachine> Driver<S> {
         }
     }
 
+    /// An address a peer's own messages name: used only for a node whose address nothing
+    /// authoritative (the configuration, a committed voter change, AddRaftVoter) gave, so a
+    /// misconfigured node cannot redirect another's traffic.
     fn learn_address(&mut self, id: u64, address: String) {
+        if self.trusted.contains(&id) && self.addresses.contains_key(&id) {
+            return;
+        }
+        self.set_address(id, address, false);
+    }
+
+    fn set_address(&mut self, id: u64, address: String, trusted: bool) {
+        if trusted {
+            self.trusted.insert(id);
+        }
         if id == self.config.node_id
             || self.addresses.get(&id) == Some(&address)
             || !crate::config::valid_address(&address)
@@ -424,10 +442,62 @@ impl<S: StateMachine> Driver<S> {
         })
     }
 
+    /// Proposes a voter change. raft-rs turns a change proposed while another is unapplied
+    /// (always so on a new leader until it has applied its log) into an empty entry without
+    /// saying so: that case is refused here, retriably.
     fn propose_change(&mut self, cc: ConfChangeV2) -> Result<(), QuorumError> {
+        if self.node.raft.has_pending_conf() {
+            return Err(QuorumError::ProposalDropped(
+                "a voter change is still being applied; retry".into(),
+            ));
+        }
         self.node
-            .propose_conf_change(encode_book(&self.addresses), cc)
+            .propose_conf_change(encode_book(&self.authoritative_book()), cc)
             .map_err(|e| QuorumError::ProposalDropped(e.to_string()))
+    }
+
+    /// The addresses of the current voters and observers, as voter changes carry them.
+    fn authoritative_book(&self) -> BTreeMap<u64, String> {
+        let conf = self.node.raft.prs().conf().to_conf_state();
+        self.addresses
+            .iter()
+            .filter(|(id, _)| {
+                conf.voters.contains(id) || conf.learners.contains(id) || self.trusted.contains(id)
+            })
+            .map(|(id, a)| (*id, a.clone()))
+            .collect()
+    }
+
+    /// A voter the leader can hand over to: recently active, with the most of the log.
+    fn handover_target(&self, excluding: u64) -> Option<u64> {
+        let conf = self.node.raft.prs().conf().to_conf_state();
+        self.node
+            .raft
+            .prs()
+            .iter()
+            .filter(|(v, p)| **v != excluding && conf.voters.contains(v) && p.recent_active)
+            .max_by_key(|(v, p)| (p.matched, std::cmp::Reverse(**v)))
+            .map(|(v, _)| *v)
+    }
+
+    /// Whether the voters left after removing `id` would have a majority recently heard from
+    /// (this leader counts).
+    fn remaining_majority_active(&self, id: u64) -> bool {
+        let conf = self.node.raft.prs().conf().to_conf_state();
+        let remaining: Vec<u64> = conf.voters.iter().copied().filter(|v| *v != id).collect();
+        let active = remaining
+            .iter()
+            .filter(|v| {
+                **v == self.config.node_id
+                    || self
+                        .node
+                        .raft
+                        .prs()
+                        .get(**v)
+                        .is_some_and(|p| p.recent_active)
+            })
+            .count();
+        active * 2 > remaining.len()
     }
 
     fn add_voter(
@@ -454,7 +524,7 @@ impl<S: StateMachine> Driver<S> {
             let _ = reply.send(Err(e));
             return;
         }
-        self.learn_address(id, address);
+        self.set_address(id, address, true);
         let stage = if conf.learners.contains(&id) {
             Stage::CatchUp(id)
         } else {
@@ -486,6 +556,10 @@ impl<S: StateMachine> Driver<S> {
             Some(QuorumError::Membership(MembershipError::VoterNotFound(id)))
         } else if conf.voters == [id] {
             Some(QuorumError::Membership(MembershipError::LastVoter(id)))
+        } else if !self.remaining_majority_active(id) {
+            // raft-rs applies a change once the old voters commit it; the voters left must
+            // still have a live majority.
+            Some(QuorumError::Membership(MembershipError::NoQuorumLeft(id)))
         } else {
             None
         };
@@ -496,23 +570,19 @@ impl<S: StateMachine> Driver<S> {
         if id == self.config.node_id {
             // The leader does not remove itself: it hands leadership to the voter with the most
             // of the log, and the request goes there (the caller follows the hint).
-            let target = self
-                .node
-                .raft
-                .prs()
-                .iter()
-                .filter(|(v, _)| **v != id && conf.voters.contains(v))
-                .max_by_key(|(_, p)| p.matched)
-                .map(|(v, _)| *v);
-            if let Some(t) = target {
-                tracing::info!(
-                    node_id = self.config.node_id,
-                    to = t,
-                    "handing over leadership before this voter is removed"
-                );
-                self.node.transfer_leader(t);
-            }
-            let _ = reply.send(Err(QuorumError::NotLeader { leader_id: target }));
+            let Some(t) = self.handover_target(id) else {
+                let _ = reply.send(Err(QuorumError::Membership(MembershipError::NoQuorumLeft(
+                    id,
+                ))));
+                return;
+            };
+            tracing::info!(
+                node_id = self.config.node_id,
+                to = t,
+                "handing over leadership before this voter is removed"
+            );
+            self.node.transfer_leader(t);
+            let _ = reply.send(Err(QuorumError::NotLeader { leader_id: Some(t) }));
             return;
         }
         if let Err(e) = self.propose_change(single(ConfChangeType::RemoveNode, id)) {
@@ -549,7 +619,7 @@ impl<S: StateMachine> Driver<S> {
                 .prs()
                 .get(id)
                 .is_some_and(|p| p.matched >= committed);
-            if caught_up {
+            if caught_up && !self.node.raft.has_pending_conf() {
                 match self.propose_change(single(ConfChangeType::AddNode, id)) {
                     Ok(()) => {
                         tracing::info!(
@@ -568,13 +638,13 @@ impl<S: StateMachine> Driver<S> {
         }
         if tokio::time::Instant::now() > m.deadline {
             if let Some(m) = self.membership.take() {
-                let id = match m.stage {
-                    Stage::AddLearner(id)
-                    | Stage::CatchUp(id)
-                    | Stage::Promote(id)
-                    | Stage::Remove(id) => id,
+                let e = match m.stage {
+                    Stage::AddLearner(id) | Stage::CatchUp(id) => QuorumError::CatchUpTimeout(id),
+                    Stage::Promote(_) | Stage::Remove(_) => QuorumError::ProposalDropped(
+                        "the voter change did not commit in time; it may still take effect".into(),
+                    ),
                 };
-                let _ = m.reply.send(Err(QuorumError::CatchUpTimeout(id)));
+                let _ = m.reply.send(Err(e));
             }
         }
     }
@@ -597,7 +667,24 @@ impl<S: StateMachine> Driver<S> {
         match self.node.apply_conf_change(&cc) {
             Ok(cs) => {
                 tracing::info!(node_id = self.config.node_id, index = e.index, voters = ?cs.voters, observers = ?cs.learners, "voter set changed");
+                let removed_leader = self.node.raft.state == StateRole::Leader
+                    && !cs.voters.contains(&self.config.node_id);
                 self.storage.set_conf_state(cs);
+                if removed_leader {
+                    // raft-rs 0.7 leaves a removed leader leading (and dropping every
+                    // proposal): hand over, or step down.
+                    match self.handover_target(self.config.node_id) {
+                        Some(t) => self.node.transfer_leader(t),
+                        None => {
+                            let term = self.node.raft.term;
+                            self.node.raft.become_follower(term, raft::INVALID_ID);
+                        }
+                    }
+                    tracing::warn!(
+                        node_id = self.config.node_id,
+                        "this leader was removed from the voters; it steps down"
+                    );
+                }
             }
             Err(err) => {
                 tracing::error!(index = e.index, error = %err, "cannot apply a voter change");
@@ -606,7 +693,7 @@ impl<S: StateMachine> Driver<S> {
         }
         if let Some(book) = decode_book(&e.context) {
             for (id, address) in book {
-                self.learn_address(id, address);
+                self.set_address(id, address, true);
             }
         }
         self.publish_voter_set();
@@ -710,8 +797,21 @@ impl<S: StateMachine> Driver<S> {
     }
 
     fn maybe_snapshot(&mut self) -> raft::Result<()> {
-        let snapshot_index = self.storage.latest_snapshot().get_metadata().index;
-        if self.applied >= snapshot_index + self.config.snapshot_interval_entries {
+        let snapshot = self.storage.latest_snapshot();
+        let snapshot_index = snapshot.get_metadata().index;
+        // A leader whose latest snapshot predates a member (an observer added under an earlier
+        // leader) takes a new one: raft-rs refuses to install a snapshot that leaves the
+        // receiver out, and would be sent it again forever.
+        let members = self.node.raft.prs().conf().to_conf_state();
+        let in_snapshot = snapshot.get_metadata().get_conf_state();
+        let stale = self.node.raft.state == StateRole::Leader
+            && self.applied > snapshot_index
+            && members
+                .voters
+                .iter()
+                .chain(&members.learners)
+                .any(|m| !in_snapshot.voters.contains(m) && !in_snapshot.learners.contains(m));
+        if stale || self.applied >= snapshot_index + self.config.snapshot_interval_entries {
             let data = self.state_machine.snapshot();
             self.storage.compact_to_snapshot(self.applied, data)?;
             tracing::debug!(

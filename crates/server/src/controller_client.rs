@@ -19,13 +19,16 @@ pub struct ControllerClient {
     /// at run time). A std `RwLock`: held to copy a channel out or add one, never across an
     /// `.await`.
     voters: Arc<RwLock<Vec<(u64, Channel)>>>,
+    /// The address each voter's channel goes to.
+    addresses: Arc<RwLock<BTreeMap<u64, String>>>,
     current: Arc<AtomicUsize>,
 }
 
 fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
     Ok(Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(Duration::from_secs(1))
-        .timeout(Duration::from_secs(10))
+        // Calls bound their own attempts; AddRaftVoter waits up to 30 s for a catch-up.
+        .timeout(Duration::from_secs(60))
         .connect_lazy())
 }
 
@@ -39,18 +42,41 @@ impl ControllerClient {
     /// Where voter `id` is in the list; a voter the hint names with its address is added.
     fn position_of(&self, id: u64, status: &Status) -> Option<usize> {
         let mut voters = self.voters.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(i) = voters.iter().position(|(v, _)| *v == id) {
-            return Some(i);
-        }
         let addr = status
             .metadata()
-            .get(odradek_controller::service::LEADER_ADDRESS_KEY)?
-            .to_str()
-            .ok()?;
-        let c = channel(addr).ok()?;
-        tracing::info!(controller = id, %addr, "learned a new controller from a NOT_CONTROLLER hint");
-        voters.push((id, c));
-        Some(voters.len() - 1)
+            .get(odradek_controller::service::LEADER_ADDRESS_KEY)
+            .and_then(|a| a.to_str().ok())
+            .map(str::to_string);
+        let known = voters.iter().position(|(v, _)| *v == id);
+        let Some(addr) = addr else { return known };
+        // A hint names the controller's address as the quorum knows it now: a new controller,
+        // or one that moved, gets a channel to that address.
+        let moved = known.is_some()
+            && self
+                .addresses
+                .read()
+                .ok()
+                .and_then(|a| a.get(&id).cloned())
+                .as_deref()
+                != Some(addr.as_str());
+        if known.is_some() && !moved {
+            return known;
+        }
+        let c = channel(&addr).ok()?;
+        tracing::info!(controller = id, %addr, "controller address from a NOT_CONTROLLER hint");
+        if let Ok(mut a) = self.addresses.write() {
+            a.insert(id, addr);
+        }
+        match known {
+            Some(i) => {
+                voters[i].1 = c;
+                Some(i)
+            }
+            None => {
+                voters.push((id, c));
+                Some(voters.len() - 1)
+            }
+        }
     }
 
     /// Channels to every voter (connected lazily).
@@ -62,6 +88,7 @@ impl ControllerClient {
         }
         Ok(Self {
             voters: Arc::new(RwLock::new(out)),
+            addresses: Arc::new(RwLock::new(voters.clone())),
             current: Arc::new(AtomicUsize::new(0)),
         })
     }

@@ -233,7 +233,6 @@ impl RequestHandler for Broker {
             (ApiKey::DescribeLogDirs, VersionRange { min: 1, max: 4 }),
             (ApiKey::AddRaftVoter, VersionRange { min: 0, max: 0 }),
             (ApiKey::RemoveRaftVoter, VersionRange { min: 0, max: 0 }),
-            (ApiKey::UpdateRaftVoter, VersionRange { min: 0, max: 0 }),
         ]
     }
 
@@ -364,9 +363,6 @@ impl RequestHandler for Broker {
             )),
             RequestKind::RemoveRaftVoter(r) => Some(ResponseKind::RemoveRaftVoter(
                 quorum::remove_raft_voter(self, r).await,
-            )),
-            RequestKind::UpdateRaftVoter(r) => Some(ResponseKind::UpdateRaftVoter(
-                quorum::update_raft_voter(self, r).await,
             )),
             RequestKind::DescribeLogDirs(r) => Some(ResponseKind::DescribeLogDirs(
                 log_dirs::describe_log_dirs(self, r),

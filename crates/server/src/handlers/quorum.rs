@@ -1,7 +1,8 @@
 //! The controller quorum: DescribeQuorum (for `__cluster_metadata`-0: leader, epoch, high
 //! watermark, each voter's and observer's log end, last fetch and last caught-up times, and
-//! from v2 their endpoints), and KIP-853's AddRaftVoter, RemoveRaftVoter and UpdateRaftVoter,
-//! forwarded to the active controller.
+//! from v2 their endpoints), and KIP-853's AddRaftVoter and RemoveRaftVoter, forwarded to the
+//! active controller (UpdateRaftVoter is controller-only in Kafka: a controller's gRPC service
+//! takes it).
 
 use std::time::Duration;
 
@@ -11,7 +12,6 @@ use kafka_protocol::messages::describe_quorum_response::{
 use kafka_protocol::messages::{
     AddRaftVoterRequest, AddRaftVoterResponse, BrokerId, DescribeQuorumRequest,
     DescribeQuorumResponse, RemoveRaftVoterRequest, RemoveRaftVoterResponse, TopicName,
-    UpdateRaftVoterRequest, UpdateRaftVoterResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use odradek_common::ErrorCode;
@@ -190,38 +190,4 @@ pub(super) async fn remove_raft_voter(
     RemoveRaftVoterResponse::default()
         .with_error_code(code)
         .with_error_message(message)
-}
-
-pub(super) async fn update_raft_voter(
-    broker: &Broker,
-    req: UpdateRaftVoterRequest,
-) -> UpdateRaftVoterResponse {
-    let listener = req
-        .listeners
-        .iter()
-        .find(|l| l.name.as_str() == "CONTROLLER")
-        .or_else(|| req.listeners.first());
-    let (code, message) = match (wrong_cluster(broker, &req.cluster_id), listener) {
-        (Some(e), _) => e,
-        (None, None) => (
-            ErrorCode::InvalidRequest.code(),
-            Some(StrBytes::from_static_str("the voter has no listener")),
-        ),
-        (None, Some(l)) => {
-            let call = pb::UpdateRaftVoterRequest {
-                voter_id: req.voter_id,
-                address: format!("{}:{}", l.host, l.port),
-            };
-            voter_change(broker, Duration::from_secs(30), |mut c| {
-                let r = call.clone();
-                async move { c.update_raft_voter(r).await }
-            })
-            .await
-        }
-    };
-    if let Some(m) = message {
-        tracing::info!(voter = req.voter_id, code, message = %m, "UpdateRaftVoter refused");
-    }
-    // The response has no message field.
-    UpdateRaftVoterResponse::default().with_error_code(code)
 }
