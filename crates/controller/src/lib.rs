@@ -3,14 +3,18 @@
 //! # What it owns
 //! - Control managers ([`managers`]): pure functions from (image, request) to
 //!   `ControllerResult { records, response }` for broker registration, heartbeats and fencing,
-//!   topics and partitions (rack-aware placement, AlterPartition, leader election from the ISR,
-//!   unclean election only when enabled), configs and producer-id blocks. They never mutate.
+//!   topics and partitions (rack-aware placement or manual assignments, AlterPartition, leader
+//!   election from the ISR, unclean election only when enabled or asked), partition
+//!   reassignment, ElectLeaders and the preferred leader rebalance, UnregisterBroker, configs
+//!   (broker keys checked against one table) and producer-id blocks. Every partition change goes
+//!   through one builder (`managers::partition_change`). They never mutate.
 //! - The metadata state machine ([`state::MetadataStateMachine`]) the quorum feeds: committed
 //!   batches replay into the `MetadataImage` through the one delta path.
 //! - The active controller loop ([`active`]): runs commands one at a time against the latest
 //!   image, proposes their records, answers when they commit; fences brokers whose session
-//!   expired.
-//! - The gRPC `ControllerService` ([`service`]) and the node runtime ([`runtime`]), plus the
+//!   expired; rebalances leaders on `leader.imbalance.check.interval.seconds`.
+//! - The gRPC `ControllerService` ([`service`], including the quorum's voter changes) and the
+//!   node runtime ([`runtime`]), plus the
 //!   node configuration ([`config`]) and directory formatting ([`dirs`]) used by the binaries.
 //!
 //! # Layering

@@ -6,10 +6,11 @@
 //! into this broker's `MetadataImage` ([`metadata_cache`]), the replica manager that opens,
 //! recovers and deletes partition replicas as metadata says, drives each to leader or follower
 //! and runs retention ([`replicas`]), the replica fetchers of its followers ([`fetcher`]), the
-//! ISR changes its leaders propose ([`isr`]), the group coordinator ([`groups`]), and the Kafka
+//! ISR changes its leaders propose ([`isr`]), the replication throttles ([`throttle`]), the group
+//! coordinator ([`groups`]), and the Kafka
 //! request handlers, one file per API ([`handlers`]). [`runtime::run_node`] runs a broker, a
 //! controller or both in one process; [`dev`] holds the `--dev` defaults; [`alloc`] is the
-//! allocator `odradek-broker` runs on.
+//! allocator `odradek-broker` runs on; [`disk`] reads a log directory's file system capacity.
 //!
 //! # Threading
 //! Each hosted replica's state has one `std::sync::Mutex`, held for one call into the
