@@ -154,6 +154,16 @@ fn ids(v: &[i32]) -> String {
     v.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
 }
 
+/// The partitions being reassigned.
+async fn ongoing(client: &mut Client) -> Result<BTreeSet<(String, i32)>, ClientError> {
+    Ok(client
+        .list_reassignments(None)
+        .await?
+        .into_iter()
+        .map(|r| (r.topic, r.partition))
+        .collect())
+}
+
 /// The current replicas of the given topics (all when `None`).
 async fn current(
     client: &mut Client,
@@ -236,12 +246,7 @@ pub async fn run(client: &mut Client, command: ReassignCommand) -> Result<(), Cl
             preserve_throttles,
         } => {
             let target = parse_reassignment(&read_json(&reassignment_json_file)?)?;
-            let ongoing: BTreeSet<(String, i32)> = client
-                .list_reassignments(None)
-                .await?
-                .into_iter()
-                .map(|r| (r.topic, r.partition))
-                .collect();
+            let ongoing = ongoing(client).await?;
             let to_cancel: Vec<(String, i32, Option<Vec<i32>>)> = target
                 .keys()
                 .filter(|k| ongoing.contains(*k))
@@ -500,12 +505,7 @@ async fn verify(client: &mut Client, target: &Assignment) -> Result<(), ClientEr
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let ongoing: BTreeSet<(String, i32)> = client
-        .list_reassignments(None)
-        .await?
-        .into_iter()
-        .map(|r| (r.topic, r.partition))
-        .collect();
+    let ongoing = ongoing(client).await?;
     let now = current(client, Some(&topics)).await?;
     println!("Status of partition reassignment:");
     let mut all_done = true;

@@ -455,10 +455,18 @@ async fn a_controller_is_added_and_another_removed_while_entries_commit() {
     // With 2 down, removing another voter would leave {2, x}: no live majority; refused.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let leader = c.leader(Duration::from_secs(5)).await;
-    let other = [3, 4].into_iter().find(|v| *v != leader).expect("a follower");
+    let other = [3, 4]
+        .into_iter()
+        .find(|v| *v != leader)
+        .expect("a follower");
     let refused = c.running[&leader].handle.remove_voter(other).await;
     assert!(
-        matches!(refused, Err(QuorumError::Membership(odradek_quorum::MembershipError::NoQuorumLeft(_)))),
+        matches!(
+            refused,
+            Err(QuorumError::Membership(
+                odradek_quorum::MembershipError::NoQuorumLeft(_)
+            ))
+        ),
         "{refused:?}"
     );
 }

@@ -166,15 +166,15 @@ pub fn create_topics(
                     format!("topic '{}' already exists", topic.name),
                 ));
             }
+            let configs: BTreeMap<String, String> = topic
+                .configs
+                .iter()
+                .map(|c| (c.name.clone(), c.value.clone()))
+                .collect();
+            super::configs::validate_topic_configs(&configs)
+                .map_err(|m| err(ErrorCode::InvalidConfig, m))?;
             if manual {
                 let assignment = manual_assignment(image, &topic.assignments, 0, None)?;
-                let configs: BTreeMap<String, String> = topic
-                    .configs
-                    .iter()
-                    .map(|c| (c.name.clone(), c.value.clone()))
-                    .collect();
-                super::configs::validate_topic_configs(&configs)
-                    .map_err(|m| err(ErrorCode::InvalidConfig, m))?;
                 return Ok((assignment, configs));
             }
             if partitions < 1 {
@@ -199,13 +199,6 @@ pub fn create_topics(
                 ),
             })?;
             let assignment = assignment.into_iter().map(|r| (r.clone(), r)).collect();
-            let configs: BTreeMap<String, String> = topic
-                .configs
-                .iter()
-                .map(|c| (c.name.clone(), c.value.clone()))
-                .collect();
-            super::configs::validate_topic_configs(&configs)
-                .map_err(|m| err(ErrorCode::InvalidConfig, m))?;
             Ok((assignment, configs))
         })();
         match outcome {
