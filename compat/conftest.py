@@ -96,14 +96,20 @@ def no_autocreate_node(tmp_path):
     n.stop()
 
 
+def roles_of(name):
+    return "broker" if name.startswith("broker-") else "controller"
+
+
 class Cluster:
     """A quorum of `controllers` controller processes and `brokers` broker processes, all
     formatted for one cluster. More brokers can join (`add_broker`), and any node can be killed
     (`kill9`) and started again in place (`restart`)."""
 
-    def __init__(self, workdir: Path, brokers=3, controllers=3, extra=None):
+    def __init__(self, workdir: Path, brokers=3, controllers=3, extra=None, broker_dirs=1):
         self.workdir = workdir
         self.extra = extra or {}
+        # Brokers get this many log.dirs: broker-N-a, broker-N-b, ... (one: broker-N).
+        self.broker_dirs = broker_dirs
         cports = [free_port() for _ in range(controllers)]
         self.voters = ",".join(f"{100 + i}@127.0.0.1:{p}" for i, p in enumerate(cports))
         self.cluster_id = subprocess.run([BIN_DIR / "odradek-storage", "random-uuid"], check=True, capture_output=True, text=True).stdout.strip()
@@ -121,11 +127,16 @@ class Cluster:
     def bootstrap(self):
         return ",".join(f"127.0.0.1:{p}" for p in self.ports.values())
 
+    def log_dirs(self, name):
+        if roles_of(name) != "broker" or self.broker_dirs == 1:
+            return [self.workdir / name]
+        return [self.workdir / f"{name}-{chr(ord('a') + i)}" for i in range(self.broker_dirs)]
+
     def _start(self, binary, name, node_id, roles, listener):
         cfg = self.workdir / f"{name}.properties"
         lines = {"node.id": node_id, "process.roles": roles, "controller.quorum.voters": self.voters,
                  "listeners": listener, "controller.listener.names": "CONTROLLER",
-                 "log.dirs": self.workdir / name}
+                 "log.dirs": ",".join(str(d) for d in self.log_dirs(name))}
         lines.update(self.extra)
         cfg.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
         subprocess.run([BIN_DIR / "odradek-storage", "format", "-t", self.cluster_id, "-c", cfg], check=True, capture_output=True)

@@ -87,7 +87,9 @@ def test_reassign_cancel_balance_log_dirs_and_unregister(tmp_path):
         out = ok(cluster, "reassign", "verify", "--reassignment-json-file", plan)
         assert f"There is no active reassignment of partition {slow}-0, but replica set is" in out, out
         assert "throttled" not in ok(cluster, "configs", "describe", "--entity", "topic", "--name", slow)
-        assert "throttled" not in ok(cluster, "configs", "describe", "--entity", "broker", "--name", 1)
+        broker_configs = ok(cluster, "configs", "describe", "--entity", "broker", "--name", 1)
+        assert "leader.replication.throttled.rate=9223372036854775807 (DEFAULT_CONFIG)" in broker_configs, broker_configs
+        assert "follower.replication.throttled.rate=9223372036854775807 (DEFAULT_CONFIG)" in broker_configs, broker_configs
 
         # balance: eight partitions crowded on brokers 1 and 2 spread over all four.
         crowded = "crowded-" + uuid.uuid4().hex[:6]

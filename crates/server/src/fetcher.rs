@@ -276,7 +276,7 @@ fn build_request(
     let quota_spent = inner.throttles.follower.is_exceeded(now);
     for h in parts {
         let Ok(p) = h.lock() else { continue };
-        if p.role() != (Role::Follower { leader }) {
+        if h.is_removed() || p.role() != (Role::Follower { leader }) {
             continue;
         }
         // Kafka's shouldFollowerThrottle: out of sync, listed, and the quota spent.
@@ -379,6 +379,9 @@ fn handle_partition(
                 }
                 Err(e) => {
                     tracing::warn!(topic = %h.topic, partition = h.index, error = %e, "cannot append replicated batches");
+                    if odradek_common::ToErrorCode::error_code(&e) == ErrorCode::KafkaStorageError {
+                        h.report_storage_error(&e);
+                    }
                     false
                 }
             }

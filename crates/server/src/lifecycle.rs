@@ -14,16 +14,36 @@ use tokio::sync::watch;
 use crate::config::BrokerConfig;
 use crate::controller_client::ControllerClient;
 
+/// What the broker's registration and heartbeats work with.
+#[derive(Debug)]
+pub struct Membership {
+    /// The broker's configuration.
+    pub config: Arc<BrokerConfig>,
+    /// The cluster id it was formatted for.
+    pub cluster_id: String,
+    /// The controllers.
+    pub client: ControllerClient,
+    /// The broker's metadata (its offset goes with each heartbeat).
+    pub images: watch::Receiver<Arc<MetadataImage>>,
+    /// Whether the controller has this broker fenced.
+    pub fenced: watch::Sender<bool>,
+    /// The epoch of its registration.
+    pub broker_epoch: Arc<AtomicI64>,
+    /// Its replicas (the offline ones go with each heartbeat).
+    pub replicas: Arc<crate::replicas::ReplicaManager>,
+}
+
 /// Runs until `stop`; publishes whether the broker is fenced.
-pub async fn run(
-    config: Arc<BrokerConfig>,
-    cluster_id: String,
-    client: ControllerClient,
-    images: watch::Receiver<Arc<MetadataImage>>,
-    fenced: watch::Sender<bool>,
-    broker_epoch: Arc<AtomicI64>,
-    mut stop: watch::Receiver<bool>,
-) {
+pub async fn run(membership: Membership, mut stop: watch::Receiver<bool>) {
+    let Membership {
+        config,
+        cluster_id,
+        client,
+        images,
+        fenced,
+        broker_epoch,
+        replicas,
+    } = membership;
     let incarnation = Uuid::random();
     let broker_id = config.node.node_id;
     let mut epoch: Option<i64> = None;
@@ -38,10 +58,11 @@ pub async fn run(
                     current_metadata_offset: images.borrow().offset,
                     want_fence: true,
                     want_shut_down: false,
+                    offline_replicas: vec![],
                 };
                 let r = client
                     .call(Duration::from_secs(2), |mut c| {
-                        let r = req;
+                        let r = req.clone();
                         async move { c.broker_heartbeat(r).await }
                     })
                     .await;
@@ -114,9 +135,17 @@ pub async fn run(
                     current_metadata_offset: images.borrow().offset,
                     want_fence: false,
                     want_shut_down: false,
+                    offline_replicas: replicas
+                        .offline_replicas()
+                        .into_iter()
+                        .map(|(topic_id, partition)| pb::OfflineReplica {
+                            topic_id: topic_id.as_bytes().to_vec(),
+                            partition,
+                        })
+                        .collect(),
                 };
                 let call = client.call(Duration::from_secs(5), |mut c| {
-                    let r = req;
+                    let r = req.clone();
                     async move { c.broker_heartbeat(r).await }
                 });
                 let result = tokio::select! {

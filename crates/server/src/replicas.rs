@@ -81,6 +81,10 @@ pub struct HostedPartition {
     /// Set (under the partition's lock) when the replica is deleted: work done on it outside
     /// the lock (a compaction job) must not be committed into its directory.
     removed: std::sync::atomic::AtomicBool,
+    /// Which of `log.dirs` holds it.
+    pub dir: usize,
+    /// Its directory's failure flag, shared by every replica there: set on an I/O error.
+    dir_failed: Arc<AtomicBool>,
     /// Listed for this broker in `leader.replication.throttled.replicas`.
     leader_throttled: AtomicBool,
     /// Listed for this broker in `follower.replication.throttled.replicas`.
@@ -93,6 +97,20 @@ impl HostedPartition {
         self.replica
             .lock()
             .map_err(|_| ErrorCode::KafkaStorageError)
+    }
+
+    /// Reports a storage error (KAFKA_STORAGE_ERROR) on this replica: its directory is taken
+    /// offline with every replica in it ([`ReplicaManager::take_failed_dirs_offline`]), not
+    /// the broker down.
+    pub fn report_storage_error(&self, error: &dyn std::fmt::Display) {
+        if !self.dir_failed.swap(true, Ordering::AcqRel) {
+            tracing::error!(topic = %self.topic, partition = self.index, %error, "storage error: the log directory goes offline");
+        }
+    }
+
+    /// Whether the replica was deleted or its directory went offline (fetchers drop it).
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
     }
 
     /// Whether this replica, leading, throttles what it sends to out-of-sync followers.
@@ -271,18 +289,40 @@ fn claim_directory(dir: &std::path::Path, topic_id: Uuid) -> std::io::Result<()>
 /// it is (leader, follower) throttled.
 type Wanted = (String, LogConfig, PartitionState, (bool, bool));
 
+/// One of `log.dirs`.
+#[derive(Debug)]
+pub struct LogDir {
+    /// The directory.
+    pub path: PathBuf,
+    /// Set by an I/O error on any replica in it.
+    failed: Arc<AtomicBool>,
+    /// Taken offline: its replicas are closed and nothing new is placed in it.
+    offline: AtomicBool,
+}
+
+impl LogDir {
+    /// Whether it serves replicas.
+    pub fn is_online(&self) -> bool {
+        !self.offline.load(Ordering::Acquire)
+    }
+}
+
 /// All hosted replicas.
 #[derive(Debug)]
 pub struct ReplicaManager {
-    dir: PathBuf,
+    /// `log.dirs`; a replica lives in one of them.
+    dirs: Vec<LogDir>,
     defaults: LogConfig,
     broker_id: i32,
     clock: Arc<dyn Clock>,
     /// Looked up on every request and changed on metadata updates: a short read lock.
     partitions: RwLock<HashMap<(Uuid, i32), Arc<HostedPartition>>>,
-    /// High watermarks read from `replication-offset-checkpoint` at start (for logs not yet
-    /// opened) and as last checkpointed.
-    checkpointed: Mutex<BTreeMap<(String, i32), i64>>,
+    /// High watermarks read from each directory's `replication-offset-checkpoint` at start
+    /// (for logs not yet opened) and as last checkpointed, with the directory they are in.
+    checkpointed: Mutex<BTreeMap<(String, i32), (usize, i64)>>,
+    /// Replicas of directories that went offline: assigned here, served by no one until the
+    /// controller moves them (they answer KAFKA_STORAGE_ERROR).
+    offline: Mutex<HashSet<(Uuid, i32)>>,
     /// Topics with a replica that failed to open: looked at again with the next image.
     retry: Mutex<HashSet<Uuid>>,
     /// The replication throttles, from the broker's and the topics' dynamic configs.
@@ -290,22 +330,41 @@ pub struct ReplicaManager {
 }
 
 impl ReplicaManager {
-    /// A manager for replicas under `dir`; reads the directory's HW checkpoint.
-    pub fn new(dir: PathBuf, defaults: LogConfig, broker_id: i32, clock: Arc<dyn Clock>) -> Self {
-        let checkpointed = match read_checkpoint(&dir.join(HIGH_WATERMARK_CHECKPOINT)) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "unreadable high watermark checkpoint; starting each partition's HW at its log start");
-                BTreeMap::new()
+    /// A manager for replicas under `dirs` (`log.dirs`); reads each directory's HW checkpoint.
+    pub fn new(
+        dirs: Vec<PathBuf>,
+        defaults: LogConfig,
+        broker_id: i32,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        assert!(
+            !dirs.is_empty(),
+            "a broker needs at least one log directory"
+        );
+        let mut checkpointed = BTreeMap::new();
+        for (i, dir) in dirs.iter().enumerate() {
+            match read_checkpoint(&dir.join(HIGH_WATERMARK_CHECKPOINT)) {
+                Ok(c) => checkpointed.extend(c.into_iter().map(|(k, hw)| (k, (i, hw)))),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "unreadable high watermark checkpoint; starting its partitions' HW at their log start");
+                }
             }
-        };
+        }
         Self {
-            dir,
+            dirs: dirs
+                .into_iter()
+                .map(|path| LogDir {
+                    path,
+                    failed: Arc::default(),
+                    offline: AtomicBool::new(false),
+                })
+                .collect(),
             defaults,
             broker_id,
             clock,
             partitions: RwLock::new(HashMap::new()),
             checkpointed: Mutex::new(checkpointed),
+            offline: Mutex::new(HashSet::new()),
             retry: Mutex::new(HashSet::new()),
             throttles: Arc::default(),
         }
@@ -316,9 +375,69 @@ impl ReplicaManager {
         &self.throttles
     }
 
-    /// The log directory the replicas live in.
-    pub fn dir(&self) -> &std::path::Path {
-        &self.dir
+    /// The log directories (`log.dirs`).
+    pub fn dirs(&self) -> &[LogDir] {
+        &self.dirs
+    }
+
+    /// Replicas assigned here whose directory went offline, for the controller (sent with
+    /// every heartbeat until metadata moves them).
+    pub fn offline_replicas(&self) -> Vec<(Uuid, i32)> {
+        self.offline
+            .lock()
+            .map(|o| o.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Where a replica's directory is or goes: the online directory that already holds
+    /// `<topic>-<partition>` (a restart), else the online one with the fewest replicas.
+    fn place(&self, topic: &str, index: i32) -> Option<usize> {
+        let name = format!("{topic}-{index}");
+        let online = || (0..self.dirs.len()).filter(|i| self.dirs[*i].is_online());
+        if let Some(i) = online().find(|i| self.dirs[*i].path.join(&name).is_dir()) {
+            return Some(i);
+        }
+        let hosted = self.all();
+        online().min_by_key(|i| (hosted.iter().filter(|p| p.dir == *i).count(), *i))
+    }
+
+    /// Takes every directory with a reported storage error offline: its replicas leave the
+    /// map (closed, their files left where they are), are refused with KAFKA_STORAGE_ERROR,
+    /// and are reported to the controller, which moves their leadership and ISR membership
+    /// away (KIP-858 in spirit; the broker goes on with its other directories). Returns what
+    /// the replica fetchers must stop.
+    pub fn take_failed_dirs_offline(&self) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for (i, d) in self.dirs.iter().enumerate() {
+            if !d.failed.load(Ordering::Acquire) || d.offline.swap(true, Ordering::AcqRel) {
+                continue;
+            }
+            let gone: Vec<Arc<HostedPartition>> = match self.partitions.write() {
+                Ok(mut partitions) => {
+                    let keys: Vec<(Uuid, i32)> = partitions
+                        .iter()
+                        .filter(|(_, p)| p.dir == i)
+                        .map(|(k, _)| *k)
+                        .collect();
+                    keys.iter().filter_map(|k| partitions.remove(k)).collect()
+                }
+                Err(_) => continue,
+            };
+            tracing::error!(dir = %d.path.display(), replicas = gone.len(), "log directory offline; its replicas are no longer served");
+            if let Ok(mut offline) = self.offline.lock() {
+                offline.extend(gone.iter().map(|p| (p.topic_id, p.index)));
+            }
+            for p in gone {
+                {
+                    let _locked = p.lock();
+                    p.removed.store(true, Ordering::Release);
+                }
+                p.hw_waiters.wake_all();
+                p.leo_waiters.wake_all();
+                changes.push(Change::Unfollow(p));
+            }
+        }
+        changes
     }
 
     /// The hosted replica, if any, whatever its role.
@@ -342,13 +461,27 @@ impl ReplicaManager {
         need: Need,
     ) -> Result<Arc<HostedPartition>, Refusal> {
         let hosted = self.get(topic_id, index).ok_or_else(|| {
-            Refusal::new(
-                ErrorCode::NotLeaderOrFollower,
-                format!(
-                    "broker {} hosts no replica of this partition",
-                    self.broker_id
-                ),
-            )
+            let offline = self
+                .offline
+                .lock()
+                .is_ok_and(|o| o.contains(&(topic_id, index)));
+            if offline {
+                Refusal::new(
+                    ErrorCode::KafkaStorageError,
+                    format!(
+                        "the log directory of this replica on broker {} is offline",
+                        self.broker_id
+                    ),
+                )
+            } else {
+                Refusal::new(
+                    ErrorCode::NotLeaderOrFollower,
+                    format!(
+                        "broker {} hosts no replica of this partition",
+                        self.broker_id
+                    ),
+                )
+            }
         })?;
         {
             let p = hosted
@@ -490,12 +623,23 @@ impl ReplicaManager {
                 let _locked = p.lock();
                 p.removed.store(true, Ordering::Release);
             }
-            let dir = self.dir.join(format!("{}-{}", p.topic, p.index));
+            let dir = self.dirs[p.dir]
+                .path
+                .join(format!("{}-{}", p.topic, p.index));
             tracing::info!(topic = %p.topic, partition = p.index, "deleting the replica of a removed partition");
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 tracing::warn!(dir = %dir.display(), error = %e, "cannot delete partition directory");
             }
         }
+        // Offline replicas no longer assigned here are forgotten (their files stay on the
+        // failed directory); the others are not opened again.
+        let offline: HashSet<(Uuid, i32)> = match self.offline.lock() {
+            Ok(mut o) => {
+                o.retain(|k| !scope.contains(&k.0) || wanted.contains_key(k));
+                o.clone()
+            }
+            Err(_) => HashSet::new(),
+        };
         // New: opened (and recovered) outside the map lock.
         let missing: Vec<((Uuid, i32), String, LogConfig)> = {
             let Ok(partitions) = self.partitions.read() else {
@@ -503,12 +647,17 @@ impl ReplicaManager {
             };
             wanted
                 .iter()
-                .filter(|(k, _)| !partitions.contains_key(k))
+                .filter(|(k, _)| !partitions.contains_key(k) && !offline.contains(k))
                 .map(|(k, (name, config, _, _))| (*k, name.clone(), config.clone()))
                 .collect()
         };
         for ((id, index), name, config) in missing {
-            let dir = self.dir.join(format!("{name}-{index}"));
+            let Some(dir_index) = self.place(&name, index) else {
+                tracing::error!(topic = %name, partition = index, "no online log directory for a new replica");
+                self.retry_later(id);
+                continue;
+            };
+            let dir = self.dirs[dir_index].path.join(format!("{name}-{index}"));
             if let Err(e) = claim_directory(&dir, id) {
                 tracing::error!(dir = %dir.display(), error = %e, "cannot prepare partition directory; retrying with the next metadata update");
                 self.retry_later(id);
@@ -520,7 +669,7 @@ impl ReplicaManager {
                         .checkpointed
                         .lock()
                         .ok()
-                        .and_then(|c| c.get(&(name.clone(), index)).copied());
+                        .and_then(|c| c.get(&(name.clone(), index)).map(|(_, hw)| *hw));
                     let log_end_offset = log.log_end_offset();
                     let replica = match Partition::new(name.clone(), index, self.broker_id, log, hw)
                     {
@@ -546,6 +695,8 @@ impl ReplicaManager {
                         leo_waiters: Wakers::default(),
                         lw_waiters: Wakers::default(),
                         removed: std::sync::atomic::AtomicBool::new(false),
+                        dir: dir_index,
+                        dir_failed: Arc::clone(&self.dirs[dir_index].failed),
                         leader_throttled: AtomicBool::new(false),
                         follower_throttled: AtomicBool::new(false),
                     });
@@ -655,6 +806,9 @@ impl ReplicaManager {
                 let log = replica.log_mut();
                 if let Err(e) = log.enforce_retention(now) {
                     tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed");
+                    if e.error_code() == ErrorCode::KafkaStorageError {
+                        p.report_storage_error(&e);
+                    }
                 }
                 log.plan_compaction(now, false)
             };
@@ -679,11 +833,19 @@ impl ReplicaManager {
             return;
         };
         for p in self.all() {
-            entries.insert((p.topic.clone(), p.index), p.high_watermark());
+            entries.insert((p.topic.clone(), p.index), (p.dir, p.high_watermark()));
         }
         let entries = entries.clone();
-        if let Err(e) = write_checkpoint(&self.dir.join(HIGH_WATERMARK_CHECKPOINT), &entries) {
-            tracing::warn!(error = %e, "cannot write the high watermark checkpoint");
+        for (i, d) in self.dirs.iter().enumerate().filter(|(_, d)| d.is_online()) {
+            let these: BTreeMap<(String, i32), i64> = entries
+                .iter()
+                .filter(|(_, (dir, _))| *dir == i)
+                .map(|(k, (_, hw))| (k.clone(), *hw))
+                .collect();
+            if let Err(e) = write_checkpoint(&d.path.join(HIGH_WATERMARK_CHECKPOINT), &these) {
+                tracing::warn!(dir = %d.path.display(), error = %e, "cannot write the high watermark checkpoint");
+                d.failed.store(true, Ordering::Release);
+            }
         }
     }
 

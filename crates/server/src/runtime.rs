@@ -131,9 +131,8 @@ async fn run_broker(
     let client = ControllerClient::new(&config.node.voters).map_err(RunError::Config)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (images_tx, images) = watch::channel(Arc::new(MetadataImage::empty()));
-    let log_dir = config.node.log_dirs[0].clone();
     let replicas = Arc::new(ReplicaManager::new(
-        log_dir,
+        config.node.log_dirs.clone(),
         config.log_defaults.clone(),
         config.node.node_id,
         Arc::clone(&clock),
@@ -286,13 +285,27 @@ async fn run_broker(
         });
     }
     let (fenced_tx, mut fenced) = watch::channel(true);
+    // A log directory with a storage error goes offline with its replicas; the broker goes on.
+    {
+        let replicas = Arc::clone(&replicas);
+        let fetchers = fetchers.clone();
+        every(Duration::from_millis(500), stop.clone(), move || {
+            let changes = replicas.take_failed_dirs_offline();
+            if !changes.is_empty() {
+                fetchers.apply(changes);
+            }
+        });
+    }
     let lifecycle_task = tokio::spawn(lifecycle::run(
-        Arc::clone(&config),
-        cluster_id.clone(),
-        client.clone(),
-        images.clone(),
-        fenced_tx,
-        Arc::clone(&broker_epoch),
+        lifecycle::Membership {
+            config: Arc::clone(&config),
+            cluster_id: cluster_id.clone(),
+            client: client.clone(),
+            images: images.clone(),
+            fenced: fenced_tx,
+            broker_epoch: Arc::clone(&broker_epoch),
+            replicas: Arc::clone(&replicas),
+        },
         stop.clone(),
     ));
 

@@ -223,6 +223,16 @@ pub fn heartbeat(
         ));
         records.extend(replication::elect_returning(image, id));
     }
+    // Replicas on a failed log directory: out of their ISRs and leadership (each heartbeat
+    // repeats them until the metadata shows it).
+    if !request.offline_replicas.is_empty() && records.is_empty() {
+        let offline: Vec<(odradek_common::Uuid, i32)> = request
+            .offline_replicas
+            .iter()
+            .filter_map(|r| Some((odradek_common::Uuid::from_slice(&r.topic_id)?, r.partition)))
+            .collect();
+        records.extend(replication::take_offline(image, id, &offline, settings));
+    }
     // It may stop once the moves are committed and it leads nothing.
     let should_shut_down = shutting_down && records.is_empty() && !leads_anything(image, id);
     ControllerResult {

@@ -515,6 +515,43 @@ pub fn move_away_from(
     records
 }
 
+/// The changes that take `broker`'s `offline` replicas (their log directory failed; the broker
+/// lives on) out of their partitions' leadership and ISR, as fencing does for all of them.
+pub fn take_offline(
+    image: &MetadataImage,
+    broker: i32,
+    offline: &[(Uuid, i32)],
+    settings: &ControllerSettings,
+) -> Vec<MetadataRecord> {
+    let usable = reassignment::acceptable_leader(image);
+    let acceptable = |b: i32| b != broker && usable(b);
+    let mut records = Vec::new();
+    for (topic_id, index) in offline {
+        let Some(topic) = image.topics.by_id.get(topic_id) else {
+            continue;
+        };
+        let Some(p) = topic.partitions.get(index) else {
+            continue;
+        };
+        if p.leader != broker && !p.isr.contains(&broker) {
+            continue;
+        }
+        let isr: Vec<i32> = p.isr.iter().copied().filter(|b| *b != broker).collect();
+        let election = if unclean_enabled(image, &topic.name, settings) {
+            Election::Unclean
+        } else {
+            Election::Online
+        };
+        tracing::warn!(topic = %topic.name, partition = index, broker, "replica offline (failed log directory); moving leadership and ISR away");
+        let built = PartitionChange::new(p, topic.id, *index, &acceptable)
+            .isr(isr)
+            .election(election)
+            .build();
+        records.extend(built.record);
+    }
+    records
+}
+
 /// Elects `broker`, just unfenced, for partitions left without a leader whose ISR holds it.
 pub fn elect_returning(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
     let acceptable = reassignment::acceptable_leader(image);

@@ -139,7 +139,12 @@ pub(super) async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRe
                     .lock()
                     .map_err(|c| fail(index, c, "partition state poisoned".into()))?
                     .append_as_leader(validated, req.acks, min_isr, now)
-                    .map_err(|e| fail(index, e.error_code(), e.to_string()))?;
+                    .map_err(|e| {
+                        if e.error_code() == ErrorCode::KafkaStorageError {
+                            hosted.report_storage_error(&e);
+                        }
+                        fail(index, e.error_code(), e.to_string())
+                    })?;
                 hosted.leo_waiters.wake_all();
                 if appended.high_watermark_advanced {
                     hosted.hw_waiters.wake_all();
