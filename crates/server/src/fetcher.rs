@@ -346,6 +346,9 @@ fn handle_partition(
         }
     };
     let Ok(mut p) = h.lock() else { return false };
+    if h.is_removed() || h.dir_has_failed() {
+        return true;
+    }
     // Metadata or a truncation moved the partition on while the request was out.
     if p.role() != (Role::Follower { leader })
         || p.leader_epoch() != a.leader_epoch

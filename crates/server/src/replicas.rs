@@ -108,6 +108,11 @@ impl HostedPartition {
         }
     }
 
+    /// Whether its directory had a storage error (it goes offline at the next check).
+    pub fn dir_has_failed(&self) -> bool {
+        self.dir_failed.load(Ordering::Acquire)
+    }
+
     /// Whether the replica was deleted or its directory went offline (fetchers drop it).
     pub fn is_removed(&self) -> bool {
         self.removed.load(Ordering::Acquire)
@@ -331,16 +336,36 @@ pub struct ReplicaManager {
 
 impl ReplicaManager {
     /// A manager for replicas under `dirs` (`log.dirs`); reads each directory's HW checkpoint.
+    /// Refuses directories that both hold a copy of one partition (which is current cannot be
+    /// told; Kafka refuses to start too).
     pub fn new(
         dirs: Vec<PathBuf>,
         defaults: LogConfig,
         broker_id: i32,
         clock: Arc<dyn Clock>,
-    ) -> Self {
-        assert!(
-            !dirs.is_empty(),
-            "a broker needs at least one log directory"
-        );
+    ) -> Result<Self, String> {
+        if dirs.is_empty() {
+            return Err("log.dirs names no directory".into());
+        }
+        let mut copies: BTreeMap<String, &PathBuf> = BTreeMap::new();
+        for dir in &dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if !e.path().join(PARTITION_METADATA).is_file() {
+                    continue;
+                }
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(other) = copies.insert(name.clone(), dir) {
+                    return Err(format!(
+                        "partition {name} has a copy in both {} and {} (log.dirs): remove the stale one",
+                        other.display(),
+                        dir.display()
+                    ));
+                }
+            }
+        }
         let mut checkpointed = BTreeMap::new();
         for (i, dir) in dirs.iter().enumerate() {
             match read_checkpoint(&dir.join(HIGH_WATERMARK_CHECKPOINT)) {
@@ -350,7 +375,7 @@ impl ReplicaManager {
                 }
             }
         }
-        Self {
+        Ok(Self {
             dirs: dirs
                 .into_iter()
                 .map(|path| LogDir {
@@ -367,7 +392,7 @@ impl ReplicaManager {
             offline: Mutex::new(HashSet::new()),
             retry: Mutex::new(HashSet::new()),
             throttles: Arc::default(),
-        }
+        })
     }
 
     /// The replication throttles (the fetch handler's and the replica fetchers').
@@ -409,11 +434,14 @@ impl ReplicaManager {
     pub fn take_failed_dirs_offline(&self) -> Vec<Change> {
         let mut changes = Vec::new();
         for (i, d) in self.dirs.iter().enumerate() {
-            if !d.failed.load(Ordering::Acquire) || d.offline.swap(true, Ordering::AcqRel) {
+            if !d.failed.load(Ordering::Acquire) || !d.is_online() {
                 continue;
             }
+            // Under the map's write lock, so no replica is added to the directory meanwhile
+            // (apply inserts only into an online one, under the same lock).
             let gone: Vec<Arc<HostedPartition>> = match self.partitions.write() {
                 Ok(mut partitions) => {
+                    d.offline.store(true, Ordering::Release);
                     let keys: Vec<(Uuid, i32)> = partitions
                         .iter()
                         .filter(|(_, p)| p.dir == i)
@@ -429,8 +457,11 @@ impl ReplicaManager {
             }
             for p in gone {
                 {
-                    let _locked = p.lock();
+                    let locked = p.lock();
                     p.removed.store(true, Ordering::Release);
+                    if let Ok(mut replica) = locked {
+                        replica.go_offline();
+                    }
                 }
                 p.hw_waiters.wake_all();
                 p.leo_waiters.wake_all();
@@ -483,6 +514,15 @@ impl ReplicaManager {
                 )
             }
         })?;
+        if hosted.dir_has_failed() {
+            return Err(Refusal::new(
+                ErrorCode::KafkaStorageError,
+                format!(
+                    "the log directory of this replica on broker {} failed",
+                    self.broker_id
+                ),
+            ));
+        }
         {
             let p = hosted
                 .lock()
@@ -700,8 +740,12 @@ impl ReplicaManager {
                         leader_throttled: AtomicBool::new(false),
                         follower_throttled: AtomicBool::new(false),
                     });
-                    if let Ok(mut partitions) = self.partitions.write() {
-                        partitions.insert((id, index), hosted);
+                    match self.partitions.write() {
+                        // Only into a directory still online (see take_failed_dirs_offline).
+                        Ok(mut partitions) if self.dirs[dir_index].is_online() => {
+                            partitions.insert((id, index), hosted);
+                        }
+                        _ => self.retry_later(id),
                     }
                 }
                 Err(e) => {

@@ -131,12 +131,15 @@ async fn run_broker(
     let client = ControllerClient::new(&config.node.voters).map_err(RunError::Config)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (images_tx, images) = watch::channel(Arc::new(MetadataImage::empty()));
-    let replicas = Arc::new(ReplicaManager::new(
-        config.node.log_dirs.clone(),
-        config.log_defaults.clone(),
-        config.node.node_id,
-        Arc::clone(&clock),
-    ));
+    let replicas = Arc::new(
+        ReplicaManager::new(
+            config.node.log_dirs.clone(),
+            config.log_defaults.clone(),
+            config.node.node_id,
+            Arc::clone(&clock),
+        )
+        .map_err(RunError::Config)?,
+    );
     let broker_epoch = Arc::new(AtomicI64::new(-1));
     let (applied_tx, applied) = watch::channel(Arc::new(MetadataImage::empty()));
     let fetchers = ReplicaFetchers::new(

@@ -105,6 +105,9 @@ impl Partition {
         leader_log_start: i64,
         leader_log_end: i64,
     ) -> Result<()> {
+        if !matches!(self.role, Role::Follower { .. }) {
+            return Err(self.not("follower"));
+        }
         let leo = self.log.log_end_offset();
         if leo < leader_log_start {
             tracing::warn!(topic = %self.topic, partition = self.index, leo, leader_log_start, "behind the leader's log start: restarting the log there");

@@ -173,6 +173,9 @@ pub struct Partition {
     /// The active segment's base offset at the last append: a change means the log rolled, and
     /// the producer state is snapshotted.
     active_segment_base: i64,
+    /// Its log directory failed: it neither leads nor follows again (metadata is ignored), so
+    /// nothing more is appended to it or acknowledged from it.
+    offline: bool,
 }
 
 impl Partition {
@@ -213,6 +216,7 @@ impl Partition {
             followers: BTreeMap::new(),
             pending_isr: None,
             leader_epoch_start_offset: 0,
+            offline: false,
         };
         p.set_high_watermark(high_watermark);
         Ok(p)
@@ -407,9 +411,27 @@ impl Partition {
         self.publish_last_stable_offset();
     }
 
+    /// Its log directory failed: the replica stops leading and following for good. Waiting
+    /// acks=all appends answer NOT_LEADER_OR_FOLLOWER (they were not committed by it), appends
+    /// and fetches are refused.
+    pub fn go_offline(&mut self) {
+        self.offline = true;
+        self.role = Role::Leaderless;
+        self.followers.clear();
+        self.pending_isr = None;
+    }
+
+    /// Whether [`Partition::go_offline`] was called.
+    pub fn is_offline(&self) -> bool {
+        self.offline
+    }
+
     /// Applies the partition's registration from a metadata delta. Returns the transition and
     /// whether the high watermark moved (a committed shrink can let it advance).
     pub fn apply(&mut self, state: PartitionState, now_ms: i64) -> (Transition, bool) {
+        if self.offline {
+            return (Transition::Updated, false);
+        }
         let was = self.role;
         let new_epoch = state.leader_epoch != self.state.leader_epoch;
         let partition_epoch_changed = state.partition_epoch != self.state.partition_epoch;

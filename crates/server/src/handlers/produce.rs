@@ -135,9 +135,19 @@ pub(super) async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRe
                 let validated = hosted
                     .validate_for_leader(&records)
                     .map_err(|e| fail(index, e.error_code(), e.to_string()))?;
-                let appended = hosted
+                let mut replica = hosted
                     .lock()
-                    .map_err(|c| fail(index, c, "partition state poisoned".into()))?
+                    .map_err(|c| fail(index, c, "partition state poisoned".into()))?;
+                // Its directory failed a moment ago (it goes offline on the next check): nothing
+                // more is appended, so a retry of a batch whose write failed is not doubled.
+                if hosted.dir_has_failed() {
+                    return Err(fail(
+                        index,
+                        ErrorCode::KafkaStorageError,
+                        "the replica's log directory failed".into(),
+                    ));
+                }
+                let appended = replica
                     .append_as_leader(validated, req.acks, min_isr, now)
                     .map_err(|e| {
                         if e.error_code() == ErrorCode::KafkaStorageError {
@@ -145,6 +155,7 @@ pub(super) async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRe
                         }
                         fail(index, e.error_code(), e.to_string())
                     })?;
+                drop(replica);
                 hosted.leo_waiters.wake_all();
                 if appended.high_watermark_advanced {
                     hosted.hw_waiters.wake_all();
