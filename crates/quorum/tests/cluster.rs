@@ -67,6 +67,20 @@ struct Voter {
     stop_server: Option<oneshot::Sender<()>>,
 }
 
+/// A store for node `id`, formatted with the voter set `voters`.
+fn formatted(id: u64, voters: &[u64]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    RocksStorage::format(
+        &dir.path().join("__cluster_metadata-0"),
+        CLUSTER,
+        id,
+        voters,
+        Vec::new(),
+    )
+    .expect("format");
+    dir
+}
+
 struct Cluster {
     dirs: BTreeMap<u64, tempfile::TempDir>,
     /// The voters every store was formatted with (`controller.quorum.voters`).
@@ -85,17 +99,8 @@ impl Cluster {
             // Reserve a port, release it, and hand it to the voter: fine on loopback in a test.
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             voters.insert(id, l.local_addr().expect("addr").to_string());
-            let dir = tempfile::tempdir().expect("tempdir");
             let ids: Vec<u64> = (1..=n).collect();
-            RocksStorage::format(
-                &dir.path().join("__cluster_metadata-0"),
-                CLUSTER,
-                id,
-                &ids,
-                Vec::new(),
-            )
-            .expect("format");
-            dirs.insert(id, dir);
+            dirs.insert(id, formatted(id, &ids));
         }
         let mut c = Cluster {
             dirs,
@@ -115,17 +120,8 @@ impl Cluster {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         self.addresses
             .insert(id, l.local_addr().expect("addr").to_string());
-        let dir = tempfile::tempdir().expect("tempdir");
         let ids: Vec<u64> = self.voters.keys().copied().collect();
-        RocksStorage::format(
-            &dir.path().join("__cluster_metadata-0"),
-            CLUSTER,
-            id,
-            &ids,
-            Vec::new(),
-        )
-        .expect("format");
-        self.dirs.insert(id, dir);
+        self.dirs.insert(id, formatted(id, &ids));
     }
 
     async fn start(&mut self, id: u64) {

@@ -146,11 +146,7 @@ pub fn register_broker(
 }
 
 fn usable(image: &MetadataImage, b: i32) -> bool {
-    image
-        .cluster
-        .brokers
-        .get(&b)
-        .is_some_and(|r| !r.fenced && !r.in_controlled_shutdown)
+    super::reassignment::acceptable_leader(image)(b)
 }
 
 fn leads_anything(image: &MetadataImage, broker: i32) -> bool {

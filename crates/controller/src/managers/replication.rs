@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use odradek_common::{ErrorCode, Uuid};
 use odradek_metadata::proto::{self, metadata_record::Record, MetadataRecord};
-use odradek_metadata::{ConfigResource, MetadataImage, NO_LEADER};
+use odradek_metadata::{
+    ConfigResource, MetadataImage, PartitionRegistration, TopicImage, NO_LEADER,
+};
 
 use super::partition_change::{Election, PartitionChange};
 use super::placement::{self, PlacementError};
@@ -496,23 +498,46 @@ pub fn move_away_from(
     let mut records = Vec::new();
     for topic in image.topics.by_id.values() {
         for (index, p) in &topic.partitions {
-            if p.leader != broker && !p.isr.contains(&broker) {
-                continue;
-            }
-            let isr: Vec<i32> = p.isr.iter().copied().filter(|b| *b != broker).collect();
-            let election = if unclean_enabled(image, &topic.name, settings) {
-                Election::Unclean
-            } else {
-                Election::Online
-            };
-            let built = PartitionChange::new(p, topic.id, *index, &acceptable)
-                .isr(isr)
-                .election(election)
-                .build();
-            records.extend(built.record);
+            records.extend(leave(
+                image,
+                topic,
+                *index,
+                p,
+                broker,
+                &acceptable,
+                settings,
+            ));
         }
     }
     records
+}
+
+/// The change that takes `broker` out of one partition's leadership and ISR (none when it is in
+/// neither): the leader is chosen again among `acceptable` brokers, unclean only where the
+/// topic allows it.
+fn leave(
+    image: &MetadataImage,
+    topic: &TopicImage,
+    index: i32,
+    p: &PartitionRegistration,
+    broker: i32,
+    acceptable: &dyn Fn(i32) -> bool,
+    settings: &ControllerSettings,
+) -> Option<MetadataRecord> {
+    if p.leader != broker && !p.isr.contains(&broker) {
+        return None;
+    }
+    let isr: Vec<i32> = p.isr.iter().copied().filter(|b| *b != broker).collect();
+    let election = if unclean_enabled(image, &topic.name, settings) {
+        Election::Unclean
+    } else {
+        Election::Online
+    };
+    PartitionChange::new(p, topic.id, index, acceptable)
+        .isr(isr)
+        .election(election)
+        .build()
+        .record
 }
 
 /// The changes that take `broker`'s `offline` replicas (their log directory failed; the broker
@@ -533,21 +558,11 @@ pub fn take_offline(
         let Some(p) = topic.partitions.get(index) else {
             continue;
         };
-        if p.leader != broker && !p.isr.contains(&broker) {
-            continue;
+        let record = leave(image, topic, *index, p, broker, &acceptable, settings);
+        if record.is_some() {
+            tracing::warn!(topic = %topic.name, partition = index, broker, "replica offline (failed log directory); moving leadership and ISR away");
         }
-        let isr: Vec<i32> = p.isr.iter().copied().filter(|b| *b != broker).collect();
-        let election = if unclean_enabled(image, &topic.name, settings) {
-            Election::Unclean
-        } else {
-            Election::Online
-        };
-        tracing::warn!(topic = %topic.name, partition = index, broker, "replica offline (failed log directory); moving leadership and ISR away");
-        let built = PartitionChange::new(p, topic.id, *index, &acceptable)
-            .isr(isr)
-            .election(election)
-            .build();
-        records.extend(built.record);
+        records.extend(record);
     }
     records
 }

@@ -103,7 +103,15 @@ impl Broker {
             ConfigResource::Broker(String::new()),
         ]
         .iter()
-        .find_map(|r| image.configs.get(r).get(KEY).and_then(|v| v.parse().ok()))
+        // Borrowed, not copied: this runs for every partition of every produce.
+        .find_map(|r| {
+            image
+                .configs
+                .resources
+                .get(r)
+                .and_then(|c| c.get(KEY))
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or(self.config.replication.min_insync_replicas)
     }
 

@@ -1,8 +1,8 @@
 //! The replica manager: one [`odradek_replication::Partition`] per partition replica this broker
-//! hosts, under `<log.dir>/<topic>-<partition>`, opened (and recovered) as metadata assigns
-//! them, deleted when they are unassigned, driven to leader or follower by the changes of each
-//! new metadata image (the delta, not a rescan of every topic), and the one way handlers reach
-//! a log.
+//! hosts, under `<one of log.dirs>/<topic>-<partition>` ([`dirs`] places them and takes a
+//! failed directory offline), opened (and recovered) as metadata assigns them, deleted when
+//! they are unassigned, driven to leader or follower by the changes of each new metadata image
+//! (the delta, not a rescan of every topic), and the one way handlers reach a log.
 //!
 //! Lookups take the map's read lock for a hash lookup; opening, recovering and deleting logs
 //! happen outside it. Each partition's state is behind a std `Mutex` held for one call into the
@@ -18,13 +18,15 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use odradek_common::{Clock, ErrorCode, ToErrorCode, Uuid};
 use odradek_log::{AppendRules, Log, LogConfig, LogError, LogReader, ValidatedBatches};
 use odradek_metadata::{ConfigResource, MetadataChanges, MetadataImage};
-use odradek_replication::checkpoint::{
-    read_checkpoint, write_checkpoint, HIGH_WATERMARK_CHECKPOINT,
-};
+use odradek_replication::checkpoint::{read_checkpoint, HIGH_WATERMARK_CHECKPOINT};
 use odradek_replication::{IsrProposal, Partition, PartitionState, Transition};
 use tokio::sync::Notify;
 
 use crate::throttle::{self, Throttled, Throttles};
+
+pub mod dirs;
+use dirs::claim_directory;
+pub use dirs::LogDir;
 
 /// One-shot wake-ups keyed by partition (Kafka's purgatory keys): a waiter registers before
 /// it checks its condition, then awaits its `Notify`; a change wakes every registered waiter
@@ -261,56 +263,9 @@ pub enum Change {
     Unfollow(Arc<HostedPartition>),
 }
 
-/// The file naming the topic a partition directory belongs to (Kafka's `partition.metadata`).
-const PARTITION_METADATA: &str = "partition.metadata";
-
-/// Makes `dir` the directory of topic `topic_id`'s partition: a directory left by a deleted
-/// topic of the same name (this broker was down when it was deleted) is removed first, so the
-/// new topic never serves the old one's records; a new or unmarked one is marked.
-fn claim_directory(dir: &std::path::Path, topic_id: Uuid) -> std::io::Result<()> {
-    let marker = dir.join(PARTITION_METADATA);
-    match std::fs::read_to_string(&marker) {
-        Ok(text) => {
-            let found = text
-                .lines()
-                .find_map(|l| l.strip_prefix("topic_id:"))
-                .map(|v| v.trim().to_string());
-            if found.as_deref() == Some(topic_id.to_string().as_str()) {
-                return Ok(());
-            }
-            tracing::warn!(dir = %dir.display(), found = ?found, expected = %topic_id, "partition directory of another topic with this name; deleting it");
-            std::fs::remove_dir_all(dir)?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join("partition.metadata.tmp");
-    std::fs::write(&tmp, format!("version: 0\ntopic_id: {topic_id}\n"))?;
-    std::fs::rename(&tmp, &marker)
-}
-
 /// What an image wants of a replica here: topic name, log config, registration, and whether
 /// it is (leader, follower) throttled.
 type Wanted = (String, LogConfig, PartitionState, (bool, bool));
-
-/// One of `log.dirs`.
-#[derive(Debug)]
-pub struct LogDir {
-    /// The directory.
-    pub path: PathBuf,
-    /// Set by an I/O error on any replica in it.
-    failed: Arc<AtomicBool>,
-    /// Taken offline: its replicas are closed and nothing new is placed in it.
-    offline: AtomicBool,
-}
-
-impl LogDir {
-    /// Whether it serves replicas.
-    pub fn is_online(&self) -> bool {
-        !self.offline.load(Ordering::Acquire)
-    }
-}
 
 /// All hosted replicas.
 #[derive(Debug)]
@@ -347,25 +302,7 @@ impl ReplicaManager {
         if dirs.is_empty() {
             return Err("log.dirs names no directory".into());
         }
-        let mut copies: BTreeMap<String, &PathBuf> = BTreeMap::new();
-        for dir in &dirs {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                if !e.path().join(PARTITION_METADATA).is_file() {
-                    continue;
-                }
-                let name = e.file_name().to_string_lossy().into_owned();
-                if let Some(other) = copies.insert(name.clone(), dir) {
-                    return Err(format!(
-                        "partition {name} has a copy in both {} and {} (log.dirs): remove the stale one",
-                        other.display(),
-                        dir.display()
-                    ));
-                }
-            }
-        }
+        dirs::refuse_duplicate_copies(&dirs)?;
         let mut checkpointed = BTreeMap::new();
         for (i, dir) in dirs.iter().enumerate() {
             match read_checkpoint(&dir.join(HIGH_WATERMARK_CHECKPOINT)) {
@@ -398,77 +335,6 @@ impl ReplicaManager {
     /// The replication throttles (the fetch handler's and the replica fetchers').
     pub fn throttles(&self) -> &Arc<Throttles> {
         &self.throttles
-    }
-
-    /// The log directories (`log.dirs`).
-    pub fn dirs(&self) -> &[LogDir] {
-        &self.dirs
-    }
-
-    /// Replicas assigned here whose directory went offline, for the controller (sent with
-    /// every heartbeat until metadata moves them).
-    pub fn offline_replicas(&self) -> Vec<(Uuid, i32)> {
-        self.offline
-            .lock()
-            .map(|o| o.iter().copied().collect())
-            .unwrap_or_default()
-    }
-
-    /// Where a replica's directory is or goes: the online directory that already holds
-    /// `<topic>-<partition>` (a restart), else the online one with the fewest replicas.
-    fn place(&self, topic: &str, index: i32) -> Option<usize> {
-        let name = format!("{topic}-{index}");
-        let online = || (0..self.dirs.len()).filter(|i| self.dirs[*i].is_online());
-        if let Some(i) = online().find(|i| self.dirs[*i].path.join(&name).is_dir()) {
-            return Some(i);
-        }
-        let hosted = self.all();
-        online().min_by_key(|i| (hosted.iter().filter(|p| p.dir == *i).count(), *i))
-    }
-
-    /// Takes every directory with a reported storage error offline: its replicas leave the
-    /// map (closed, their files left where they are), are refused with KAFKA_STORAGE_ERROR,
-    /// and are reported to the controller, which moves their leadership and ISR membership
-    /// away (KIP-858 in spirit; the broker goes on with its other directories). Returns what
-    /// the replica fetchers must stop.
-    pub fn take_failed_dirs_offline(&self) -> Vec<Change> {
-        let mut changes = Vec::new();
-        for (i, d) in self.dirs.iter().enumerate() {
-            if !d.failed.load(Ordering::Acquire) || !d.is_online() {
-                continue;
-            }
-            // Under the map's write lock, so no replica is added to the directory meanwhile
-            // (apply inserts only into an online one, under the same lock).
-            let gone: Vec<Arc<HostedPartition>> = match self.partitions.write() {
-                Ok(mut partitions) => {
-                    d.offline.store(true, Ordering::Release);
-                    let keys: Vec<(Uuid, i32)> = partitions
-                        .iter()
-                        .filter(|(_, p)| p.dir == i)
-                        .map(|(k, _)| *k)
-                        .collect();
-                    keys.iter().filter_map(|k| partitions.remove(k)).collect()
-                }
-                Err(_) => continue,
-            };
-            tracing::error!(dir = %d.path.display(), replicas = gone.len(), "log directory offline; its replicas are no longer served");
-            if let Ok(mut offline) = self.offline.lock() {
-                offline.extend(gone.iter().map(|p| (p.topic_id, p.index)));
-            }
-            for p in gone {
-                {
-                    let locked = p.lock();
-                    p.removed.store(true, Ordering::Release);
-                    if let Ok(mut replica) = locked {
-                        replica.go_offline();
-                    }
-                }
-                p.hw_waiters.wake_all();
-                p.leo_waiters.wake_all();
-                changes.push(Change::Unfollow(p));
-            }
-        }
-        changes
     }
 
     /// The hosted replica, if any, whatever its role.
@@ -870,29 +736,6 @@ impl ReplicaManager {
         }
     }
 
-    /// Writes every hosted replica's high watermark to `replication-offset-checkpoint`.
-    pub fn checkpoint_high_watermarks(&self) {
-        // Replicas not opened yet keep the entries read at start.
-        let Ok(mut entries) = self.checkpointed.lock() else {
-            return;
-        };
-        for p in self.all() {
-            entries.insert((p.topic.clone(), p.index), (p.dir, p.high_watermark()));
-        }
-        let entries = entries.clone();
-        for (i, d) in self.dirs.iter().enumerate().filter(|(_, d)| d.is_online()) {
-            let these: BTreeMap<(String, i32), i64> = entries
-                .iter()
-                .filter(|(_, (dir, _))| *dir == i)
-                .map(|(k, (_, hw))| (k.clone(), *hw))
-                .collect();
-            if let Err(e) = write_checkpoint(&d.path.join(HIGH_WATERMARK_CHECKPOINT), &these) {
-                tracing::warn!(dir = %d.path.display(), error = %e, "cannot write the high watermark checkpoint");
-                d.failed.store(true, Ordering::Release);
-            }
-        }
-    }
-
     /// Checkpoints the high watermarks, then flushes and closes every log cleanly (the next
     /// start trusts their indexes).
     pub fn close_all(&self) {
@@ -916,5 +759,86 @@ impl ReplicaManager {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use odradek_common::SystemClock;
+    use odradek_log::LogConfig;
+    use odradek_metadata::{ConfigResource, ConfigsImage, MetadataImage};
+
+    use super::ReplicaManager;
+
+    fn image(configs: &[(ConfigResource, &str, &str)]) -> MetadataImage {
+        let mut c = ConfigsImage::default();
+        for (r, k, v) in configs {
+            c.resources
+                .entry(r.clone())
+                .or_insert_with(BTreeMap::new)
+                .insert(k.to_string(), v.to_string());
+        }
+        MetadataImage {
+            configs: Arc::new(c),
+            ..MetadataImage::empty()
+        }
+    }
+
+    #[test]
+    fn topics_inherit_dynamic_log_defaults_under_their_own_overrides() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let m = ReplicaManager::new(
+            vec![dir.path().to_path_buf()],
+            LogConfig::default(),
+            1,
+            Arc::new(SystemClock),
+        )
+        .expect("manager");
+        let broker = |id: &str| ConfigResource::Broker(id.to_string());
+        let topic = ConfigResource::Topic("t".into());
+        let img = image(&[
+            (broker(""), "log.retention.ms", "7200000"),
+            (broker(""), "log.segment.bytes", "1048576"),
+            (broker("1"), "log.segment.bytes", "2097152"),
+            (broker("2"), "log.retention.bytes", "5"),
+        ]);
+        let c = m.topic_config(&img, "t");
+        assert_eq!(c.retention_ms, 7_200_000, "the cluster-wide default");
+        assert_eq!(
+            c.segment_bytes, 2_097_152,
+            "this broker's value over the default"
+        );
+        assert_eq!(
+            c.retention_bytes,
+            LogConfig::default().retention_bytes,
+            "another broker's value does not apply"
+        );
+        let img = image(&[
+            (broker(""), "log.retention.ms", "7200000"),
+            (topic, "retention.ms", "1000"),
+        ]);
+        assert_eq!(
+            m.topic_config(&img, "t").retention_ms,
+            1000,
+            "the topic's override wins"
+        );
+    }
+
+    #[test]
+    fn two_copies_of_a_partition_are_refused() {
+        let a = tempfile::tempdir().expect("tempdir");
+        let b = tempfile::tempdir().expect("tempdir");
+        for d in [&a, &b] {
+            let p = d.path().join("t-0");
+            std::fs::create_dir_all(&p).expect("mkdir");
+            std::fs::write(p.join(super::dirs::PARTITION_METADATA), "version: 0\n").expect("write");
+        }
+        let dirs = vec![a.path().to_path_buf(), b.path().to_path_buf()];
+        let e = ReplicaManager::new(dirs, LogConfig::default(), 1, Arc::new(SystemClock))
+            .expect_err("refused");
+        assert!(e.contains("t-0"), "{e}");
     }
 }
