@@ -22,17 +22,22 @@ def free_port():
 
 
 class Node:
-    def __init__(self, workdir: Path, overrides=None):
+    """`extra_listeners` maps more listener names to their security protocols; their ports are
+    in `ports` (`bootstrap_of(name)` gives the address)."""
+
+    def __init__(self, workdir: Path, overrides=None, extra_listeners=None):
         self.workdir = workdir
         self.port = free_port()
         self.controller_port = free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.config = workdir / "node.properties"
+        self.ports = {name: free_port() for name in (extra_listeners or {})}
+        listeners = [f"PLAINTEXT://127.0.0.1:{self.port}"] + [f"{n}://127.0.0.1:{p}" for n, p in self.ports.items()]
         lines = {
             "node.id": "1",
             "process.roles": "broker,controller",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "listeners": ",".join(listeners + [f"CONTROLLER://127.0.0.1:{self.controller_port}"]),
             "controller.listener.names": "CONTROLLER",
             "log.dirs": str(workdir / "data"),
             # A one-node cluster: the offsets topic has one replica (Kafka's default is 3).
@@ -41,12 +46,19 @@ class Node:
             "transaction.state.log.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
         }
+        if extra_listeners:
+            protocols = {"PLAINTEXT": "PLAINTEXT", "CONTROLLER": "PLAINTEXT", **extra_listeners}
+            lines["listener.security.protocol.map"] = ",".join(f"{n}:{p}" for n, p in protocols.items())
+            lines["inter.broker.listener.name"] = "PLAINTEXT"
         lines.update(overrides or {})
         self.config.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
         cluster_id = subprocess.run([BIN_DIR / "odradek-storage", "random-uuid"], check=True, capture_output=True, text=True).stdout.strip()
         subprocess.run([BIN_DIR / "odradek-storage", "format", "-t", cluster_id, "-c", self.config], check=True, capture_output=True)
         self.proc = None
         self.start()
+
+    def bootstrap_of(self, listener):
+        return f"127.0.0.1:{self.ports[listener]}"
 
     def start(self):
         self.log = open(self.workdir / "node.log", "a")

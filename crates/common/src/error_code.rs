@@ -137,6 +137,30 @@ pub enum ErrorCode {
     DuplicateVoter = 126,
     /// VOTER_NOT_FOUND
     VoterNotFound = 127,
+    /// TOPIC_AUTHORIZATION_FAILED
+    TopicAuthorizationFailed = 29,
+    /// GROUP_AUTHORIZATION_FAILED
+    GroupAuthorizationFailed = 30,
+    /// CLUSTER_AUTHORIZATION_FAILED
+    ClusterAuthorizationFailed = 31,
+    /// UNSUPPORTED_SASL_MECHANISM
+    UnsupportedSaslMechanism = 33,
+    /// ILLEGAL_SASL_STATE
+    IllegalSaslState = 34,
+    /// TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    TransactionalIdAuthorizationFailed = 53,
+    /// SECURITY_DISABLED
+    SecurityDisabled = 54,
+    /// SASL_AUTHENTICATION_FAILED
+    SaslAuthenticationFailed = 58,
+    /// INVALID_PRINCIPAL_TYPE
+    InvalidPrincipalType = 67,
+    /// RESOURCE_NOT_FOUND
+    ResourceNotFound = 91,
+    /// DUPLICATE_RESOURCE
+    DuplicateResource = 92,
+    /// UNACCEPTABLE_CREDENTIAL
+    UnacceptableCredential = 93,
 }
 
 impl ErrorCode {
@@ -219,6 +243,20 @@ impl ErrorCode {
             ErrorCode::LogDirNotFound => "LOG_DIR_NOT_FOUND",
             ErrorCode::DuplicateVoter => "DUPLICATE_VOTER",
             ErrorCode::VoterNotFound => "VOTER_NOT_FOUND",
+            ErrorCode::TopicAuthorizationFailed => "TOPIC_AUTHORIZATION_FAILED",
+            ErrorCode::GroupAuthorizationFailed => "GROUP_AUTHORIZATION_FAILED",
+            ErrorCode::ClusterAuthorizationFailed => "CLUSTER_AUTHORIZATION_FAILED",
+            ErrorCode::UnsupportedSaslMechanism => "UNSUPPORTED_SASL_MECHANISM",
+            ErrorCode::IllegalSaslState => "ILLEGAL_SASL_STATE",
+            ErrorCode::TransactionalIdAuthorizationFailed => {
+                "TRANSACTIONAL_ID_AUTHORIZATION_FAILED"
+            }
+            ErrorCode::SecurityDisabled => "SECURITY_DISABLED",
+            ErrorCode::SaslAuthenticationFailed => "SASL_AUTHENTICATION_FAILED",
+            ErrorCode::InvalidPrincipalType => "INVALID_PRINCIPAL_TYPE",
+            ErrorCode::ResourceNotFound => "RESOURCE_NOT_FOUND",
+            ErrorCode::DuplicateResource => "DUPLICATE_RESOURCE",
+            ErrorCode::UnacceptableCredential => "UNACCEPTABLE_CREDENTIAL",
         }
     }
 }
@@ -296,6 +334,18 @@ const ALL: &[ErrorCode] = &[
     ErrorCode::LogDirNotFound,
     ErrorCode::DuplicateVoter,
     ErrorCode::VoterNotFound,
+    ErrorCode::TopicAuthorizationFailed,
+    ErrorCode::GroupAuthorizationFailed,
+    ErrorCode::ClusterAuthorizationFailed,
+    ErrorCode::UnsupportedSaslMechanism,
+    ErrorCode::IllegalSaslState,
+    ErrorCode::TransactionalIdAuthorizationFailed,
+    ErrorCode::SecurityDisabled,
+    ErrorCode::SaslAuthenticationFailed,
+    ErrorCode::InvalidPrincipalType,
+    ErrorCode::ResourceNotFound,
+    ErrorCode::DuplicateResource,
+    ErrorCode::UnacceptableCredential,
 ];
 
 /// Implemented by every library crate's error enum: which Kafka error a client should see.
@@ -325,6 +375,9 @@ mod tests {
         assert_eq!(ErrorCode::PreferredLeaderNotAvailable.code(), 80);
         assert_eq!(ErrorCode::ElectionNotNeeded.code(), 84);
         assert_eq!(ErrorCode::NoReassignmentInProgress.code(), 85);
+        assert_eq!(ErrorCode::TopicAuthorizationFailed.code(), 29);
+        assert_eq!(ErrorCode::SaslAuthenticationFailed.code(), 58);
+        assert_eq!(ErrorCode::UnacceptableCredential.code(), 93);
         assert_eq!(ErrorCode::InvalidRecord.to_string(), "INVALID_RECORD (87)");
     }
 }

@@ -13,6 +13,7 @@ mod clock;
 mod error_code;
 mod ids;
 mod properties;
+pub mod scram;
 mod uuid;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -12,6 +12,8 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
+use crate::security::authenticator::{Authenticator, ReadMode, Reply, Verdict};
+use crate::security::SaslSettings;
 use crate::server::{Shared, API_VERSIONS};
 use crate::{Handled, PendingResponse, RequestContext, RequestHandler, Session};
 
@@ -48,6 +50,8 @@ struct Queued {
 enum Work {
     /// ApiVersions, which the frontend answers itself.
     Answered(Box<ResponseKind>),
+    /// A raw SASL token (after a v0 SaslHandshake).
+    RawToken(Bytes),
     /// For the handler, with the header's client id. Boxed: `RequestKind` is large, and the
     /// queue's slots are allocated per connection.
     Handle(Box<RequestKind>, Option<String>),
@@ -72,6 +76,7 @@ pub(crate) async fn run<S, H>(
     stream: S,
     peer: SocketAddr,
     session: Arc<Session>,
+    sasl: Option<Arc<SaslSettings>>,
     shared: Arc<Shared<H>>,
     mut stop: watch::Receiver<bool>,
 ) where
@@ -82,12 +87,22 @@ pub(crate) async fn run<S, H>(
     let queue = shared.config.queued_max_requests;
     let (request_tx, mut requests) = mpsc::channel::<Queued>(queue);
     let (response_tx, responses) = mpsc::channel::<Outgoing>(queue);
+    // Until a SASL connection has authenticated, the reader takes one frame at a time and
+    // waits to be told how to read the next (a request, or a raw token after a v0 handshake).
+    let (mut gate_tx, gate_rx) = match sasl {
+        Some(_) => {
+            let (tx, rx) = mpsc::channel::<ReadMode>(1);
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
+    let mut auth = Authenticator::new(session, sasl);
     let writer = tokio::spawn(write_responses(write, responses, peer));
     let reader = {
         let shared = Arc::clone(&shared);
         let stop = stop.clone();
         tokio::spawn(async move {
-            let result = read_requests(read, &shared, request_tx, stop).await;
+            let result = read_requests(read, &shared, request_tx, stop, gate_rx).await;
             match &result {
                 Ok(()) | Err(Close::Eof) | Err(Close::Stopped) | Err(Close::Idle) => {
                     tracing::debug!(%peer, "connection closed")
@@ -103,43 +118,104 @@ pub(crate) async fn run<S, H>(
             _ = stop.wait_for(|s| *s) => None,
         };
         let Some(queued) = queued else { break };
+        let mut close = false;
         let handled = match queued.work {
             Work::Answered(response) => Handled::Done(Some(*response)),
+            Work::RawToken(token) => match auth.on_raw_token(&token, tokio::time::Instant::now()) {
+                Verdict::Reply(Reply::Raw(frame)) => {
+                    let _ = response_tx.send(Outgoing::Frame(frame)).await;
+                    Handled::Done(None)
+                }
+                Verdict::Close { delay, reason, .. } => {
+                    tracing::info!(%peer, %reason, "SASL authentication failed; closing");
+                    let _ = tokio::time::timeout(delay, stop.wait_for(|s| *s)).await;
+                    break;
+                }
+                _ => Handled::Done(None),
+            },
             Work::Handle(request, client_id) => {
-                let ctx = RequestContext {
-                    api_key: queued.api_key,
-                    api_version: queued.version,
-                    correlation_id: queued.correlation_id,
-                    client_id,
-                    peer,
-                    session: Arc::clone(&session),
-                };
-                // Handled in this task (no hop to another), a panic caught as the end of this
-                // connection only.
-                let handler = Arc::clone(&shared.handler);
-                let mut task =
-                    CatchUnwind(Box::pin(async move { handler.handle(ctx, *request).await }));
-                let done = tokio::select! {
-                    r = &mut task => Some(r),
-                    _ = stop.wait_for(|s| *s) => None,
-                };
-                let done = match done {
-                    Some(r) => Some(r),
-                    None => tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.ok(),
-                };
-                match done {
-                    Some(Ok(r)) => r,
-                    Some(Err(())) => {
-                        tracing::error!(%peer, api_key = ?queued.api_key, "request handler panicked; closing the connection");
-                        break;
+                match auth.on_request(
+                    queued.api_key,
+                    queued.version,
+                    request,
+                    tokio::time::Instant::now(),
+                ) {
+                    Verdict::Pass(request) => {
+                        let ctx = RequestContext {
+                            api_key: queued.api_key,
+                            api_version: queued.version,
+                            correlation_id: queued.correlation_id,
+                            client_id,
+                            peer,
+                            session: Arc::clone(auth.session()),
+                        };
+                        // Handled in this task (no hop to another), a panic caught as the end
+                        // of this connection only.
+                        let handler = Arc::clone(&shared.handler);
+                        let mut task =
+                            CatchUnwind(Box::pin(
+                                async move { handler.handle(ctx, *request).await },
+                            ));
+                        let done = tokio::select! {
+                            r = &mut task => Some(r),
+                            _ = stop.wait_for(|s| *s) => None,
+                        };
+                        let done = match done {
+                            Some(r) => Some(r),
+                            None => tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.ok(),
+                        };
+                        match done {
+                            Some(Ok(r)) => r,
+                            Some(Err(())) => {
+                                tracing::error!(%peer, api_key = ?queued.api_key, "request handler panicked; closing the connection");
+                                break;
+                            }
+                            None => break,
+                        }
                     }
-                    None => break,
+                    Verdict::Reply(Reply::Response(r)) => Handled::Done(Some(r)),
+                    Verdict::Reply(Reply::Raw(frame)) => {
+                        let _ = response_tx.send(Outgoing::Frame(frame)).await;
+                        Handled::Done(None)
+                    }
+                    Verdict::Close {
+                        reply,
+                        delay,
+                        reason,
+                    } => {
+                        tracing::info!(%peer, %reason, "closing connection");
+                        // A failed authentication is answered late (brute force costs time).
+                        let _ = tokio::time::timeout(delay, stop.wait_for(|s| *s)).await;
+                        close = true;
+                        match reply {
+                            Some(Reply::Response(r)) => Handled::Done(Some(r)),
+                            Some(Reply::Raw(frame)) => {
+                                let _ = response_tx.send(Outgoing::Frame(frame)).await;
+                                Handled::Done(None)
+                            }
+                            None => break,
+                        }
+                    }
                 }
             }
         };
         drop(queued._memory);
+        if let Some(gate) = &gate_tx {
+            let mode = auth.read_mode();
+            if close || mode == ReadMode::Open || gate.send(mode).await.is_err() {
+                if mode == ReadMode::Open && !close {
+                    let _ = gate.send(mode).await;
+                }
+                gate_tx = None;
+            }
+        }
         let outgoing = match handled {
-            Handled::Done(None) => continue,
+            Handled::Done(None) => {
+                if close {
+                    break;
+                }
+                continue;
+            }
             Handled::Done(Some(response)) => match encode_response(
                 queued.api_key,
                 queued.version,
@@ -164,7 +240,7 @@ pub(crate) async fn run<S, H>(
             r = response_tx.send(outgoing) => r.is_ok(),
             _ = stop.wait_for(|s| *s) => false,
         };
-        if !sent {
+        if !sent || close {
             break;
         }
     }
@@ -307,11 +383,17 @@ async fn read_requests<R: AsyncRead + Unpin, H: RequestHandler>(
     shared: &Shared<H>,
     tx: mpsc::Sender<Queued>,
     mut stop: watch::Receiver<bool>,
+    mut gate: Option<mpsc::Receiver<ReadMode>>,
 ) -> Result<(), Close> {
     let max = shared.config.socket_request_max_bytes;
     let idle = Duration::from_millis(shared.config.connections_max_idle_ms.max(1));
     let ahead = Arc::new(Semaphore::new(max));
     let in_flight = Arc::new(AtomicUsize::new(0));
+    let mut mode = if gate.is_some() {
+        ReadMode::Request
+    } else {
+        ReadMode::Open
+    };
     loop {
         let next = read_frame(&mut read, max, &shared.memory, &ahead);
         tokio::pin!(next);
@@ -328,6 +410,21 @@ async fn read_requests<R: AsyncRead + Unpin, H: RequestHandler>(
                 }
             }
         };
+        if mode == ReadMode::RawToken {
+            let queued = Queued {
+                correlation_id: 0,
+                api_key: ApiKey::SaslAuthenticate,
+                version: 0,
+                work: Work::RawToken(frame),
+                _memory: memory,
+                _in_flight: InFlight::new(&in_flight),
+            };
+            if tx.send(queued).await.is_err() {
+                return Ok(());
+            }
+            mode = next_mode(&mut gate).await?;
+            continue;
+        }
         if frame.len() < 8 {
             return Err(Close::Protocol("request shorter than a header".into()));
         }
@@ -381,6 +478,23 @@ async fn read_requests<R: AsyncRead + Unpin, H: RequestHandler>(
         if tx.send(queued).await.is_err() {
             return Ok(());
         }
+        mode = next_mode(&mut gate).await?;
+    }
+}
+
+/// While authenticating: how to read the next frame, as the connection says once it has
+/// handled this one.
+async fn next_mode(gate: &mut Option<mpsc::Receiver<ReadMode>>) -> Result<ReadMode, Close> {
+    let Some(g) = gate else {
+        return Ok(ReadMode::Open);
+    };
+    match g.recv().await {
+        Some(ReadMode::Open) => {
+            *gate = None;
+            Ok(ReadMode::Open)
+        }
+        Some(mode) => Ok(mode),
+        None => Err(Close::Stopped),
     }
 }
 

@@ -40,6 +40,7 @@
 //! wrap a TCP stream without reshaping this crate.
 
 mod connection;
+pub mod security;
 mod server;
 mod session;
 
@@ -49,6 +50,7 @@ use std::sync::Arc;
 
 pub use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 pub use kafka_protocol::protocol::VersionRange;
+pub use security::ListenerSecurity;
 pub use server::{ConfigError, Frontend, FrontendConfig};
 pub use session::{
     KafkaPrincipal, ListenerInfo, SecurityProtocol, Session, UnknownSecurityProtocol,

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
-use crate::{connection, ListenerInfo, RequestHandler, Session};
+use crate::{connection, ListenerInfo, ListenerSecurity, RequestHandler, Session};
 
 /// The ApiVersions range we answer.
 pub(crate) const API_VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
@@ -139,7 +139,11 @@ pub(crate) struct ApiTable {
 }
 
 impl ApiTable {
-    fn new(apis: Vec<(ApiKey, VersionRange)>) -> Self {
+    fn new(mut apis: Vec<(ApiKey, VersionRange)>) -> Self {
+        // The frontend answers SASL itself, as it does ApiVersions (Kafka 4's ranges).
+        apis.retain(|(k, _)| !matches!(k, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate));
+        apis.push((ApiKey::SaslHandshake, VersionRange { min: 0, max: 1 }));
+        apis.push((ApiKey::SaslAuthenticate, VersionRange { min: 0, max: 2 }));
         let mut keys = vec![ApiVersion::default()
             .with_api_key(ApiKey::ApiVersions as i16)
             .with_min_version(API_VERSIONS.min)
@@ -237,10 +241,16 @@ impl<H: RequestHandler> Frontend<H> {
     /// Serves connections accepted on `listener` until `shutdown` resolves; then stops
     /// accepting, lets every connection finish the request it is handling (for at most a
     /// second), closes them, and returns.
+    ///
+    /// On a listener with TLS, each connection first completes its handshake (within
+    /// [`crate::security`]'s bound); a client certificate names the principal through
+    /// `ssl.principal.mapping.rules`. On a listener with SASL, a connection must authenticate
+    /// before any request but ApiVersions.
     pub async fn serve(
         &self,
         listener: TcpListener,
         info: ListenerInfo,
+        security: ListenerSecurity,
         shutdown: impl Future<Output = ()> + Send,
     ) {
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -268,8 +278,9 @@ impl<H: RequestHandler> Frontend<H> {
                     let session = Session::anonymous(info.clone());
                     let this = self.clone();
                     let stop = stop_rx.clone();
+                    let security = security.clone();
                     tasks.spawn(async move {
-                        this.serve_connection(stream, peer, session, stop).await;
+                        this.accept_connection(stream, peer, session, security, stop).await;
                         drop(permit);
                     });
                     // Reap finished connections so the set stays small.
@@ -279,6 +290,82 @@ impl<H: RequestHandler> Frontend<H> {
         }
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}
+    }
+
+    /// Completes the TLS handshake of a listener with TLS, then serves the connection.
+    async fn accept_connection(
+        &self,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+        mut session: Session,
+        security: ListenerSecurity,
+        stop: watch::Receiver<bool>,
+    ) {
+        let Some(tls) = &security.tls else {
+            connection::run(
+                stream,
+                peer,
+                Arc::new(session),
+                security.sasl,
+                Arc::clone(&self.shared),
+                stop,
+            )
+            .await;
+            return;
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+        let stream = match tokio::time::timeout(
+            crate::security::TLS_HANDSHAKE_TIMEOUT,
+            acceptor.accept(stream),
+        )
+        .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::info!(%peer, listener = %session.listener.name, error = %e, "TLS handshake failed; closing");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%peer, listener = %session.listener.name, "TLS handshake timed out; closing");
+                return;
+            }
+        };
+        // SASL_SSL: the principal comes from SASL; SSL: from the client's certificate, if any.
+        if security.sasl.is_none() {
+            if let Some(cert) = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+            {
+                let name = crate::security::subject_dn(cert.as_ref()).and_then(|dn| {
+                    security.principal_mapper.name(&dn).ok_or_else(|| {
+                        format!("no ssl.principal.mapping.rules rule matches {dn:?}")
+                    })
+                });
+                match name {
+                    Ok(name) => {
+                        session.principal = crate::KafkaPrincipal {
+                            principal_type: "User".into(),
+                            name,
+                        }
+                    }
+                    Err(e) => {
+                        tracing::info!(%peer, error = %e, "client certificate refused; closing");
+                        return;
+                    }
+                }
+            }
+        }
+        connection::run(
+            stream,
+            peer,
+            Arc::new(session),
+            security.sasl,
+            Arc::clone(&self.shared),
+            stop,
+        )
+        .await;
     }
 
     /// Serves one connection over any stream (a TCP stream, a TLS stream over one, an
@@ -297,6 +384,7 @@ impl<H: RequestHandler> Frontend<H> {
             stream,
             peer,
             Arc::new(session),
+            None,
             Arc::clone(&self.shared),
             stop,
         )

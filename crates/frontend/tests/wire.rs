@@ -81,7 +81,15 @@ async fn start_with<H: RequestHandler>(
     let addr = listener.local_addr().expect("addr");
     let frontend = Frontend::new(config, handler).expect("valid config");
     let f = frontend.clone();
-    tokio::spawn(async move { f.serve(listener, plaintext(), std::future::pending()).await });
+    tokio::spawn(async move {
+        f.serve(
+            listener,
+            plaintext(),
+            Default::default(),
+            std::future::pending(),
+        )
+        .await
+    });
     (addr, frontend)
 }
 

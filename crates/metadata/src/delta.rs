@@ -11,6 +11,7 @@ use crate::image::{
     MetadataImage, PartitionRegistration, ProducerIdsImage, TopicImage, TopicsImage,
 };
 use crate::proto::{self, metadata_record::Record};
+use crate::security::{AclsImage, ClientQuotasImage, ScramImage};
 
 /// Changes on top of a base image. Replay records with [`MetadataDelta::replay`] (each record
 /// either applies whole or not at all), then [`MetadataDelta::apply`] builds the next image.
@@ -24,6 +25,9 @@ pub struct MetadataDelta {
     configs: Option<ConfigsImage>,
     features: Option<FeaturesImage>,
     producer_ids: Option<ProducerIdsImage>,
+    scram: Option<ScramImage>,
+    acls: Option<AclsImage>,
+    client_quotas: Option<ClientQuotasImage>,
     changed_topics: BTreeSet<Uuid>,
     deleted_topics: BTreeMap<Uuid, String>,
     changed_brokers: BTreeSet<i32>,
@@ -86,6 +90,9 @@ impl MetadataDelta {
             configs: None,
             features: None,
             producer_ids: None,
+            scram: None,
+            acls: None,
+            client_quotas: None,
             changed_topics: BTreeSet::new(),
             deleted_topics: BTreeMap::new(),
             changed_brokers: BTreeSet::new(),
@@ -205,6 +212,45 @@ impl MetadataDelta {
                 });
             }
             Record::NoOp(_) => {}
+            Record::UserScramCredential(r) => {
+                // Each replay checks the record before it changes anything.
+                let base = &self.base;
+                self.scram
+                    .get_or_insert_with(|| (*base.scram).clone())
+                    .replay_set(r)
+                    .map_err(|e| invalid(offset, e))?;
+            }
+            Record::RemoveUserScramCredential(r) => {
+                // Each replay checks the record before it changes anything.
+                let base = &self.base;
+                self.scram
+                    .get_or_insert_with(|| (*base.scram).clone())
+                    .replay_remove(r)
+                    .map_err(|e| invalid(offset, e))?;
+            }
+            Record::AccessControlEntry(r) => {
+                // Each replay checks the record before it changes anything.
+                let base = &self.base;
+                self.acls
+                    .get_or_insert_with(|| (*base.acls).clone())
+                    .replay_set(r)
+                    .map_err(|e| invalid(offset, e))?;
+            }
+            Record::RemoveAccessControlEntry(r) => {
+                // Each replay checks the record before it changes anything.
+                let base = &self.base;
+                self.acls
+                    .get_or_insert_with(|| (*base.acls).clone())
+                    .replay_remove(r)
+                    .map_err(|e| invalid(offset, e))?;
+            }
+            Record::ClientQuota(r) => {
+                let base = &self.base;
+                self.client_quotas
+                    .get_or_insert_with(|| (*base.client_quotas).clone())
+                    .replay(r)
+                    .map_err(|e| invalid(offset, e))?;
+            }
         }
         self.offset = offset;
         Ok(())
@@ -508,6 +554,11 @@ impl MetadataDelta {
                 .features
                 .map_or_else(|| Arc::clone(&base.features), Arc::new),
             producer_ids: self.producer_ids.unwrap_or(base.producer_ids),
+            scram: self.scram.map_or_else(|| Arc::clone(&base.scram), Arc::new),
+            acls: self.acls.map_or_else(|| Arc::clone(&base.acls), Arc::new),
+            client_quotas: self
+                .client_quotas
+                .map_or_else(|| Arc::clone(&base.client_quotas), Arc::new),
         }
     }
 }

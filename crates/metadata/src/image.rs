@@ -3,6 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use odradek_common::scram::{ScramCredential, ScramMechanism};
+
+use crate::security::{AclsImage, ClientQuotasImage, ScramImage};
+
 use odradek_common::Uuid;
 
 /// A broker listener as registered.
@@ -151,6 +155,12 @@ pub struct MetadataImage {
     pub features: Arc<FeaturesImage>,
     /// Producer-id blocks.
     pub producer_ids: ProducerIdsImage,
+    /// SCRAM credentials.
+    pub scram: Arc<ScramImage>,
+    /// ACLs.
+    pub acls: Arc<AclsImage>,
+    /// Client quotas.
+    pub client_quotas: Arc<ClientQuotasImage>,
 }
 
 impl MetadataImage {
@@ -163,7 +173,19 @@ impl MetadataImage {
             configs: Arc::default(),
             features: Arc::default(),
             producer_ids: ProducerIdsImage::default(),
+            scram: Arc::default(),
+            acls: Arc::default(),
+            client_quotas: Arc::default(),
         }
+    }
+
+    /// `user`'s SCRAM credential for `mechanism`, if any.
+    pub fn scram_credential(
+        &self,
+        mechanism: ScramMechanism,
+        user: &str,
+    ) -> Option<ScramCredential> {
+        self.scram.users.get(user)?.get(&mechanism).cloned()
     }
 }
 

@@ -16,9 +16,11 @@
 //! producer ids) sits behind an `Arc`, and a delta copies only the sub-images its records touch,
 //! so unchanged parts are shared between consecutive images. A delta has one owner.
 
+pub mod acl;
 mod delta;
 mod error;
 mod image;
+mod security;
 mod snapshot;
 
 /// The generated record types (`odradek.metadata.v1`).
@@ -34,6 +36,9 @@ pub use image::{
     MetadataImage, PartitionRegistration, ProducerIdsImage, TopicImage, TopicsImage,
 };
 pub use odradek_common::Uuid as TopicId;
+pub use security::{
+    AclsImage, ClientQuotasImage, QuotaEntity, QuotaValue, ScramImage, QUOTA_ENTITY_TYPES,
+};
 pub use snapshot::{decode_batch, decode_snapshot, encode_batch, encode_snapshot};
 
 /// Kafka's "no leader" value.

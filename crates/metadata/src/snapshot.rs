@@ -90,6 +90,27 @@ pub fn image_records(image: &MetadataImage) -> Vec<MetadataRecord> {
             next_producer_id: image.producer_ids.next_producer_id,
         })));
     }
+    out.extend(
+        image
+            .scram
+            .records()
+            .into_iter()
+            .map(|r| rec(Record::UserScramCredential(r))),
+    );
+    out.extend(
+        image
+            .acls
+            .records()
+            .into_iter()
+            .map(|r| rec(Record::AccessControlEntry(r))),
+    );
+    out.extend(
+        image
+            .client_quotas
+            .records()
+            .into_iter()
+            .map(|r| rec(Record::ClientQuota(r))),
+    );
     out
 }
 

@@ -28,6 +28,8 @@ pub struct BrokerConfig {
     pub log_defaults: LogConfig,
     /// `listener.security.protocol.map`: each listener's security protocol.
     pub security_protocols: BTreeMap<String, SecurityProtocol>,
+    /// Each client listener's TLS and SASL settings, by upper-case listener name.
+    pub listener_security: BTreeMap<String, crate::security::ListenerSecurityConfig>,
     /// `socket.request.max.bytes`, `queued.max.requests`, `queued.max.request.bytes`,
     /// `max.connections`.
     pub frontend: FrontendConfig,
@@ -345,25 +347,36 @@ impl BrokerConfig {
                 .unwrap_or_default(),
         };
         for l in listeners.iter().chain(&advertised) {
-            match security_protocols.get(&l.name.to_ascii_uppercase()) {
-                None => {
+            if !security_protocols.contains_key(&l.name.to_ascii_uppercase()) {
+                {
                     return Err(cfg_err(
                         "listener.security.protocol.map",
                         props
                             .get("listener.security.protocol.map")
                             .map_or("", |s| s.as_str()),
                         &format!("no security protocol for listener {}", l.name),
-                    ))
-                }
-                Some(SecurityProtocol::Plaintext) => {}
-                Some(p) => {
-                    return Err(cfg_err(
-                        "listener.security.protocol.map",
-                        &format!("{}:{p}", l.name),
-                        "only PLAINTEXT listeners are served so far (TLS and SASL are planned)",
-                    ))
+                    ));
                 }
             }
+        }
+        let mut listener_security = BTreeMap::new();
+        for l in &listeners {
+            let protocol = security_protocols[&l.name.to_ascii_uppercase()];
+            if l.name.eq_ignore_ascii_case(&inter_broker_listener)
+                && protocol != SecurityProtocol::Plaintext
+            {
+                return Err(cfg_err(
+                    "inter.broker.listener.name",
+                    &inter_broker_listener,
+                    &format!(
+                        "followers fetch over PLAINTEXT only so far; the inter-broker listener is {protocol} (name a PLAINTEXT listener)"
+                    ),
+                ));
+            }
+            listener_security.insert(
+                l.name.to_ascii_uppercase(),
+                crate::security::listener_security(props, &l.name, protocol)?,
+            );
         }
         let socket_request_max_bytes =
             get_num(props, "socket.request.max.bytes", 100 * 1024 * 1024)?;
@@ -477,6 +490,7 @@ impl BrokerConfig {
                 rack: props.get("broker.rack").cloned(),
                 log_defaults,
                 security_protocols,
+                listener_security,
                 frontend,
                 groups: GroupsConfig::from_properties(props)?,
                 transactions: TransactionsConfig::from_properties(props)?,
@@ -706,15 +720,18 @@ mod tests {
             .map(|(_, i)| i.name)
             .collect();
         assert_eq!(names, ["PLAINTEXT", "INTERNAL"]);
-        // A listener without a protocol, a protocol not served yet, a malformed map.
+        // Followers fetch over PLAINTEXT only so far.
+        let err = BrokerConfig::from_properties(&props(&[(
+            "listener.security.protocol.map",
+            "PLAINTEXT:SSL,CONTROLLER:PLAINTEXT",
+        )]))
+        .expect_err("refused");
+        assert_eq!(err.key, "inter.broker.listener.name", "{err}");
+        // A listener without a protocol, a malformed map.
         for extra in [
             vec![(
                 "listeners",
                 "PLAINTEXT://:9092,INTERNAL://:9094,CONTROLLER://:9093",
-            )],
-            vec![(
-                "listener.security.protocol.map",
-                "PLAINTEXT:SSL,CONTROLLER:PLAINTEXT",
             )],
             vec![("listener.security.protocol.map", "PLAINTEXT")],
         ] {

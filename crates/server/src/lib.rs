@@ -33,6 +33,7 @@ pub mod metadata_cache;
 pub mod producer_ids;
 pub mod replicas;
 pub mod runtime;
+pub mod security;
 pub mod throttle;
 pub mod transactions;
 

@@ -328,7 +328,7 @@ async fn run_broker(
     let broker = Arc::new(Broker {
         config: Arc::clone(&config),
         cluster_id: cluster_id.clone(),
-        images,
+        images: images.clone(),
         replicas: Arc::clone(&replicas),
         producer_ids: crate::producer_ids::ProducerIdManager::new(
             config.node.node_id,
@@ -369,13 +369,21 @@ async fn run_broker(
             addr: info.name.clone(),
             message: e.to_string(),
         })?;
+        let security = match config
+            .listener_security
+            .get(&info.name.to_ascii_uppercase())
+        {
+            Some(s) => crate::security::frontend_security(s, &images)
+                .map_err(|e| RunError::Config(format!("listener {}: {e}", info.name)))?,
+            None => odradek_frontend::ListenerSecurity::default(),
+        };
         tracing::info!(broker_id = config.node.node_id, listener = %info.name, %bound, "listening");
         first.get_or_insert(bound);
         let frontend = frontend.clone();
         let mut stop_serve = stop.clone();
         serving.spawn(async move {
             frontend
-                .serve(listener, info, async move {
+                .serve(listener, info, security, async move {
                     let _ = stop_serve.wait_for(|s| *s).await;
                 })
                 .await
