@@ -25,7 +25,7 @@ class Node:
     """`extra_listeners` maps more listener names to their security protocols; their ports are
     in `ports` (`bootstrap_of(name)` gives the address)."""
 
-    def __init__(self, workdir: Path, overrides=None, extra_listeners=None):
+    def __init__(self, workdir: Path, overrides=None, extra_listeners=None, format_args=()):
         self.workdir = workdir
         self.port = free_port()
         self.controller_port = free_port()
@@ -53,7 +53,7 @@ class Node:
         lines.update(overrides or {})
         self.config.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
         cluster_id = subprocess.run([BIN_DIR / "odradek-storage", "random-uuid"], check=True, capture_output=True, text=True).stdout.strip()
-        subprocess.run([BIN_DIR / "odradek-storage", "format", "-t", cluster_id, "-c", self.config], check=True, capture_output=True)
+        subprocess.run([BIN_DIR / "odradek-storage", "format", "-t", cluster_id, "-c", self.config, *format_args], check=True, capture_output=True)
         self.proc = None
         self.start()
 

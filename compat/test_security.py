@@ -38,7 +38,7 @@ def secure(tmp_path_factory):
         "listener.name.sasl_ssl.ssl.keystore.certificate.chain": certs.broker_cert.read_text().replace("\n", "\\n"),
         "listener.name.sasl_ssl.ssl.keystore.key": certs.broker_key.read_text().replace("\n", "\\n"),
     }
-    node = Node(work, overrides, extra_listeners=listeners)
+    node = Node(work, overrides, extra_listeners=listeners, format_args=["--add-scram", "SCRAM-SHA-512=[name=admin,password=admin-secret]"])
     node.certs = certs
     yield node
     node.stop()
@@ -154,4 +154,32 @@ def test_wrong_password_is_refused_with_sasl_authentication_failed(secure):
 
     with pytest.raises(KafkaError) as e:
         KafkaAdminClient(bootstrap_servers=secure.bootstrap_of("SASL_PLAINTEXT"), security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN", sasl_plain_username="alice", sasl_plain_password="wrong", request_timeout_ms=5000)
+    plaintext_still_served(secure)
+
+
+def test_scram_credentials_from_format_and_from_the_admin_api(secure):
+    from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+
+    admin_cfg = rd_config(secure, "SASL_SSL", **{"sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "admin", "sasl.password": "admin-secret"})
+    admin = AdminClient(admin_cfg)
+    # The admin's credential came from `odradek-storage format --add-scram`.
+    described = admin.describe_user_scram_credentials(["admin"])
+    info = described["admin"].result(timeout=20)
+    assert [(i.mechanism, i.iterations) for i in info.scram_credential_infos] == [(ScramMechanism.SCRAM_SHA_512, 4096)]
+    futures = admin.alter_user_scram_credentials([
+        UserScramCredentialUpsertion("alice", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192), b"alice-scram"),
+        UserScramCredentialUpsertion("alice", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"alice-scram-256"),
+    ])
+    for f in futures.values():
+        f.result(timeout=20)
+    rd_round_trip(rd_config(secure, "SASL_SSL", **{"sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "alice", "sasl.password": "alice-scram"}), "scram-rd-512")
+    rd_round_trip(rd_config(secure, "SASL_PLAINTEXT", **{"sasl.mechanisms": "SCRAM-SHA-256", "sasl.username": "alice", "sasl.password": "alice-scram-256"}), "scram-rd-256")
+    kp_round_trip(
+        {"bootstrap_servers": secure.bootstrap_of("SASL_SSL"), "security_protocol": "SASL_SSL", "ssl_cafile": str(secure.certs.ca), "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": "alice", "sasl_plain_password": "alice-scram"},
+        "scram-kp-512",
+    )
+    errors = rd_refused(rd_config(secure, "SASL_SSL", **{"sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "alice", "sasl.password": "nope"}))
+    assert any("Authentication failed" in str(e) for e in errors), errors
+    # A mechanism the user has no credential for, and a user that does not exist.
+    rd_refused(rd_config(secure, "SASL_PLAINTEXT", **{"sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "nobody", "sasl.password": "x"}))
     plaintext_still_served(secure)

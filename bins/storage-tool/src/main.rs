@@ -3,6 +3,7 @@
 //! ```text
 //! odradek-storage random-uuid
 //! odradek-storage format -t <cluster-id> -c <server.properties> [--ignore-formatted]
+//!                        [--add-scram 'SCRAM-SHA-512=[name=admin,password=...]']
 //! odradek-storage info -c <server.properties>
 //! ```
 
@@ -42,6 +43,11 @@ enum Command {
         /// Override a property: key=value (repeatable).
         #[arg(long = "override")]
         overrides: Vec<String>,
+        /// A SCRAM credential in the bootstrap metadata, as kafka-storage takes it:
+        /// 'SCRAM-SHA-512=[name=admin,password=admin-secret]' (repeatable; give the same ones
+        /// to every controller).
+        #[arg(short = 'S', long = "add-scram")]
+        add_scram: Vec<String>,
     },
     /// Show what is on disk for a node.
     Info {
@@ -71,9 +77,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config,
             ignore_formatted,
             overrides,
+            add_scram,
         } => {
             let config = load(&config, &overrides)?;
-            let report = dirs::format(&config, &cluster_id, ignore_formatted)?;
+            let records = add_scram
+                .iter()
+                .map(|s| odradek_controller::managers::scram::bootstrap_credential(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::msg)?;
+            let report = dirs::format(&config, &cluster_id, ignore_formatted, &records)?;
             for d in &report.formatted {
                 println!(
                     "Formatted {} (cluster {cluster_id}, node {})",

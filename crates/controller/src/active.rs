@@ -66,6 +66,9 @@ pub enum Command {
         pb::UnregisterBrokerRequest,
         Reply<pb::UnregisterBrokerResponse>,
     ),
+    /// A forwarded Kafka admin request (CreateAcls, DeleteAcls, AlterUserScramCredentials,
+    /// AlterClientQuotas).
+    Envelope(pb::EnvelopeRequest, Reply<pb::EnvelopeResponse>),
 }
 
 /// Where a command's answer goes.
@@ -251,6 +254,11 @@ impl Ctx {
             Command::UnregisterBroker(req, reply) => {
                 leader_or_reply!(reply);
                 let result = cluster::unregister_broker(&image, &req, &self.settings);
+                self.finish(result, reply).await;
+            }
+            Command::Envelope(req, reply) => {
+                leader_or_reply!(reply);
+                let result = crate::envelope::handle(&image, &req, &mut Uuid::random);
                 self.finish(result, reply).await;
             }
         }

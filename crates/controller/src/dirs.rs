@@ -46,6 +46,9 @@ pub enum StorageError {
         /// The error.
         source: std::io::Error,
     },
+    /// A bootstrap record that does not replay.
+    #[error("bootstrap metadata: {0}")]
+    Bootstrap(String),
     /// The quorum store.
     #[error(transparent)]
     Quorum(#[from] odradek_quorum::QuorumError),
@@ -119,8 +122,9 @@ fn all_dirs(config: &NodeConfig) -> Vec<PathBuf> {
     dirs
 }
 
-/// The bootstrap metadata a new cluster starts from: the metadata version feature.
-pub fn bootstrap_image() -> MetadataImage {
+/// The bootstrap metadata a new cluster starts from: the metadata version feature, then
+/// `extra` (the SCRAM credentials of `format --add-scram`).
+pub fn bootstrap_image(extra: &[MetadataRecord]) -> Result<MetadataImage, StorageError> {
     let record = MetadataRecord {
         version: 0,
         record: Some(Record::FeatureLevel(proto::FeatureLevelRecord {
@@ -132,9 +136,14 @@ pub fn bootstrap_image() -> MetadataImage {
     delta
         .replay(0, &record)
         .expect("the bootstrap record replays on the empty image");
+    for r in extra {
+        delta
+            .replay(0, r)
+            .map_err(|e| StorageError::Bootstrap(e.to_string()))?;
+    }
     let mut image = delta.apply();
     image.offset = 0;
-    image
+    Ok(image)
 }
 
 /// What `format` did.
@@ -151,7 +160,9 @@ pub fn format(
     config: &NodeConfig,
     cluster_id: &str,
     ignore_formatted: bool,
+    bootstrap_records: &[MetadataRecord],
 ) -> Result<FormatReport, StorageError> {
+    let bootstrap = bootstrap_image(bootstrap_records)?;
     cluster_id
         .parse::<Uuid>()
         .map_err(|_| StorageError::BadClusterId(cluster_id.into()))?;
@@ -177,7 +188,7 @@ pub fn format(
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         if config.roles.controller && dir == config.metadata_log_dir {
             let voters: Vec<u64> = config.voters.keys().copied().collect();
-            let bootstrap = odradek_metadata::encode_snapshot(&bootstrap_image());
+            let bootstrap = odradek_metadata::encode_snapshot(&bootstrap);
             RocksStorage::format(
                 &config.quorum_dir(),
                 cluster_id,

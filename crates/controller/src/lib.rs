@@ -28,6 +28,7 @@
 pub mod active;
 pub mod config;
 pub mod dirs;
+pub mod envelope;
 pub mod managers;
 pub mod runtime;
 pub mod service;

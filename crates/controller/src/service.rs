@@ -196,6 +196,13 @@ impl ControllerService for ControllerServiceImpl {
         self.call(r.into_inner(), Command::ListReassignments).await
     }
 
+    async fn envelope(
+        &self,
+        r: Request<pb::EnvelopeRequest>,
+    ) -> Result<Response<pb::EnvelopeResponse>, Status> {
+        self.call(r.into_inner(), Command::Envelope).await
+    }
+
     async fn elect_leaders(
         &self,
         r: Request<pb::ElectLeadersRequest>,

@@ -28,6 +28,8 @@ pub struct BrokerConfig {
     pub log_defaults: LogConfig,
     /// `listener.security.protocol.map`: each listener's security protocol.
     pub security_protocols: BTreeMap<String, SecurityProtocol>,
+    /// The authorizer (`authorizer.class.name`), if any.
+    pub authorizer: Option<odradek_metadata::acl::AuthorizerConfig>,
     /// Each client listener's TLS and SASL settings, by upper-case listener name.
     pub listener_security: BTreeMap<String, crate::security::ListenerSecurityConfig>,
     /// `socket.request.max.bytes`, `queued.max.requests`, `queued.max.request.bytes`,
@@ -491,6 +493,7 @@ impl BrokerConfig {
                 log_defaults,
                 security_protocols,
                 listener_security,
+                authorizer: crate::security::config::authorizer_config(props)?,
                 frontend,
                 groups: GroupsConfig::from_properties(props)?,
                 transactions: TransactionsConfig::from_properties(props)?,

@@ -41,7 +41,7 @@ pub fn ensure_formatted(config: &BrokerConfig) -> Result<String, StorageError> {
         Ok(id) => Ok(id),
         Err(StorageError::NotFormatted(_)) => {
             let id = Uuid::random().to_string();
-            dirs::format(&config.node, &id, true)?;
+            dirs::format(&config.node, &id, true, &[])?;
             tracing::info!(cluster_id = %id, "formatted a new development cluster");
             Ok(id)
         }

@@ -2,6 +2,7 @@
 //! never mutate: the records change the image once the quorum commits them and they are
 //! replayed (STYLE.md practice 2). Randomness (new topic ids) and time come in as arguments.
 
+pub mod acls;
 pub mod broker_configs;
 pub mod cluster;
 pub mod configs;
@@ -9,8 +10,10 @@ pub mod elections;
 pub mod partition_change;
 pub mod placement;
 pub mod producer_ids;
+pub mod quotas;
 pub mod reassignment;
 pub mod replication;
+pub mod scram;
 
 use odradek_common::ErrorCode;
 use odradek_metadata::proto::{metadata_record::Record, MetadataRecord};

@@ -38,7 +38,7 @@ pub fn code(c: ErrorCode) -> i32 {
 /// Registers and unfences brokers 0..n (racks alternate a/b).
 pub fn cluster_of(n: i32) -> (Arc<MetadataImage>, Vec<i64>) {
     // A formatted cluster starts from its bootstrap snapshot at offset 0.
-    let mut image = Arc::new(odradek_controller::dirs::bootstrap_image());
+    let mut image = Arc::new(odradek_controller::dirs::bootstrap_image(&[]).expect("bootstrap"));
     let sessions = BrokerSessions::default();
     let mut epochs = Vec::new();
     for id in 0..n {

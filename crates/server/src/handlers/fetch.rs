@@ -18,6 +18,7 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use odradek_common::{ErrorCode, ToErrorCode};
 use odradek_frontend::RequestContext;
+use odradek_metadata::acl::{AclOperation, ResourceType};
 use tokio::sync::Notify;
 
 use super::{find_topic, Broker};
@@ -38,6 +39,7 @@ fn read_once(
     version: i16,
     req: &FetchRequest,
     replica_id: i32,
+    allowed: &[bool],
     waiter: &Arc<Notify>,
 ) -> (FetchResponse, usize, bool) {
     let image = broker.image();
@@ -48,12 +50,17 @@ fn read_once(
     let mut total = 0usize;
     let mut failed = false;
     let mut topics = Vec::new();
-    for topic in &req.topics {
+    for (ti, topic) in req.topics.iter().enumerate() {
         let name = topic.topic.0.to_string();
         let t = find_topic(&image, &name, &topic.topic_id);
         let mut partitions = Vec::new();
         for fp in &topic.partitions {
             let index = fp.partition;
+            if !allowed.get(ti).copied().unwrap_or(false) {
+                partitions.push(error(index, ErrorCode::TopicAuthorizationFailed));
+                failed = true;
+                continue;
+            }
             let Some(t) = t.as_ref() else {
                 // Kafka: UNKNOWN_TOPIC_ID when the request names topics by id (v13+).
                 let code = if name.is_empty() {
@@ -269,10 +276,30 @@ pub(super) async fn handle(
     } else {
         req.replica_id.0
     };
+    // A follower needs CLUSTER_ACTION on the cluster, a consumer READ on each topic; either
+    // refused is TOPIC_AUTHORIZATION_FAILED on the partitions, as in Kafka.
+    let image = broker.image();
+    let allowed: Vec<bool> = if replica_id >= 0 {
+        let ok = broker.authorized_cluster(ctx, &image, AclOperation::ClusterAction);
+        vec![ok; req.topics.len()]
+    } else {
+        req.topics
+            .iter()
+            .map(|t| {
+                let name = match find_topic(&image, &t.topic.0, &t.topic_id) {
+                    Some(found) => found.name.clone(),
+                    None => t.topic.0.to_string(),
+                };
+                broker.authorized(ctx, &image, AclOperation::Read, ResourceType::Topic, &name)
+            })
+            .collect()
+    };
+    drop(image);
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, 60_000) as u64);
     let waiter = Arc::new(Notify::new());
     loop {
-        let (response, bytes, failed) = read_once(broker, version, &req, replica_id, &waiter);
+        let (response, bytes, failed) =
+            read_once(broker, version, &req, replica_id, &allowed, &waiter);
         if bytes >= req.min_bytes.max(1) as usize || failed || Instant::now() >= deadline {
             return response;
         }
@@ -280,7 +307,7 @@ pub(super) async fn handle(
             .await
             .is_err()
         {
-            return read_once(broker, version, &req, replica_id, &waiter).0;
+            return read_once(broker, version, &req, replica_id, &allowed, &waiter).0;
         }
     }
 }

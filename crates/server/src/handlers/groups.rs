@@ -33,6 +33,7 @@ use odradek_coordinator::{
     CommitOffset, JoinRequest, Output, Reply, SyncRequest, SyncResponse, OFFSETS_TOPIC,
 };
 use odradek_frontend::RequestContext;
+use odradek_metadata::acl::{AclOperation, ResourceType};
 use odradek_metadata::MetadataImage;
 
 use super::Broker;
@@ -132,6 +133,18 @@ pub(super) async fn find_coordinator(
         _ => (broker.image(), ""),
     };
     let answer = |key: &str| -> Result<(i32, String, i32), (ErrorCode, String)> {
+        // DESCRIBE on the group or the transactional id, as Kafka checks it.
+        let (resource, denied) = if req.key_type == 1 {
+            (
+                ResourceType::TransactionalId,
+                ErrorCode::TransactionalIdAuthorizationFailed,
+            )
+        } else {
+            (ResourceType::Group, ErrorCode::GroupAuthorizationFailed)
+        };
+        if !broker.authorized(ctx, &image, AclOperation::Describe, resource, key) {
+            return Err((denied, format!("not authorized to describe {key}")));
+        }
         if topic.is_empty() {
             return Err((
                 ErrorCode::InvalidRequest,

@@ -12,6 +12,7 @@ use odradek_common::ErrorCode;
 use odradek_controller::managers::replication::validate_topic_name;
 use odradek_controller::pb;
 use odradek_frontend::RequestContext;
+use odradek_metadata::acl::{AclOperation, ResourceType};
 use odradek_metadata::{MetadataImage, TopicImage, NO_LEADER};
 
 use super::{find_topic, kuuid, Broker};
@@ -38,6 +39,24 @@ pub(super) async fn handle(
     // As Kafka does, a name that can never be a topic is answered INVALID_TOPIC_EXCEPTION at
     // once (with or without auto-creation), never sent to the controller and waited for.
     let invalid = |name: &str| validate_topic_name(name).is_err();
+    // With an authorizer: topics the principal may not DESCRIBE are hidden from a listing and
+    // TOPIC_AUTHORIZATION_FAILED when named; auto-creation needs CREATE on the cluster or on
+    // the topic.
+    let describe = |image: &MetadataImage, name: &str| {
+        broker.authorized(
+            ctx,
+            image,
+            AclOperation::Describe,
+            ResourceType::Topic,
+            name,
+        )
+    };
+    let may_create_any = broker.authorized_cluster(ctx, &image, AclOperation::Create);
+    let may_create = |name: &str| {
+        may_create_any
+            || broker.authorized(ctx, &image, AclOperation::Create, ResourceType::Topic, name)
+    };
+    let mut create_refused = std::collections::BTreeSet::new();
     if let (Some(list), true) = (&requested, allow_create) {
         let missing: Vec<String> = list
             .iter()
@@ -46,6 +65,14 @@ pub(super) async fn handle(
                     && !image.topics.by_name.contains_key(n)
                     && !n.starts_with("__")
                     && !invalid(n)
+                    && describe(&image, n)
+            })
+            .filter(|(n, _)| {
+                let ok = may_create(n);
+                if !ok {
+                    create_refused.insert(n.clone());
+                }
+                ok
             })
             .map(|(n, _)| n.clone())
             .collect();
@@ -58,11 +85,18 @@ pub(super) async fn handle(
             .topics
             .by_id
             .values()
+            .filter(|t| describe(&image, &t.name))
             .map(|t| topic_response(&image, t, ctx.api_version))
             .collect(),
         Some(list) => list
             .iter()
             .map(|(name, id)| match find_topic(&image, name, id) {
+                Some(t) if !describe(&image, &t.name) => refused_topic(&t.name),
+                None if !name.is_empty()
+                    && (!describe(&image, name) || create_refused.contains(name)) =>
+                {
+                    refused_topic(name)
+                }
                 Some(t) => topic_response(&image, &t, ctx.api_version),
                 None => MetadataResponseTopic::default()
                     .with_error_code(if !name.is_empty() && invalid(name) {
@@ -108,6 +142,12 @@ pub(super) async fn handle(
         response.controller_id = BrokerId(broker.id());
     }
     response
+}
+
+fn refused_topic(name: &str) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(ErrorCode::TopicAuthorizationFailed.code())
+        .with_name(Some(TopicName(StrBytes::from_string(name.to_string()))))
 }
 
 fn topic_response(image: &MetadataImage, t: &TopicImage, version: i16) -> MetadataResponseTopic {

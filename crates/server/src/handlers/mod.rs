@@ -2,6 +2,7 @@
 
 pub(crate) mod acks;
 mod admin;
+mod authorize;
 mod configs;
 mod fetch;
 mod groups;
@@ -13,6 +14,7 @@ mod producers;
 mod quorum;
 mod reassign;
 mod records;
+mod security;
 mod txn;
 
 pub(crate) use txn::write_txn_markers_local;
@@ -241,10 +243,25 @@ impl RequestHandler for Broker {
             (ApiKey::DescribeLogDirs, VersionRange { min: 1, max: 4 }),
             (ApiKey::AddRaftVoter, VersionRange { min: 0, max: 0 }),
             (ApiKey::RemoveRaftVoter, VersionRange { min: 0, max: 0 }),
+            (ApiKey::CreateAcls, VersionRange { min: 1, max: 3 }),
+            (ApiKey::DescribeAcls, VersionRange { min: 1, max: 3 }),
+            (ApiKey::DeleteAcls, VersionRange { min: 1, max: 3 }),
+            (
+                ApiKey::DescribeUserScramCredentials,
+                VersionRange { min: 0, max: 0 },
+            ),
+            (
+                ApiKey::AlterUserScramCredentials,
+                VersionRange { min: 0, max: 0 },
+            ),
         ]
     }
 
     async fn handle(&self, ctx: RequestContext, request: RequestKind) -> Handled {
+        let (request, refused) = match authorize::check(self, &ctx, request) {
+            authorize::Gate::Answer(r) => return Handled::Done(Some(r)),
+            authorize::Gate::Handle(r, refused) => (r, refused),
+        };
         if matches!(
             request,
             RequestKind::Produce(_)
@@ -316,9 +333,9 @@ impl RequestHandler for Broker {
             RequestKind::OffsetFetch(r) => Some(ResponseKind::OffsetFetch(groups::offset_fetch(
                 self, &ctx, r,
             ))),
-            RequestKind::ListGroups(r) => {
-                Some(ResponseKind::ListGroups(groups::list_groups(self, &ctx, r)))
-            }
+            RequestKind::ListGroups(r) => Some(ResponseKind::ListGroups(
+                authorize::filter_list_groups(self, &ctx, groups::list_groups(self, &ctx, r)),
+            )),
             RequestKind::DescribeGroups(r) => Some(ResponseKind::DescribeGroups(
                 groups::describe_groups(self, &ctx, r),
             )),
@@ -375,12 +392,31 @@ impl RequestHandler for Broker {
             RequestKind::DescribeLogDirs(r) => Some(ResponseKind::DescribeLogDirs(
                 log_dirs::describe_log_dirs(self, r),
             )),
+            RequestKind::CreateAcls(r) => Some(ResponseKind::CreateAcls(
+                security::create_acls(self, &ctx, r).await,
+            )),
+            RequestKind::DeleteAcls(r) => Some(ResponseKind::DeleteAcls(
+                security::delete_acls(self, &ctx, r).await,
+            )),
+            RequestKind::DescribeAcls(r) => Some(ResponseKind::DescribeAcls(
+                security::describe_acls(self, &ctx, r),
+            )),
+            RequestKind::AlterUserScramCredentials(r) => {
+                Some(ResponseKind::AlterUserScramCredentials(
+                    security::alter_user_scram_credentials(self, &ctx, r).await,
+                ))
+            }
+            RequestKind::DescribeUserScramCredentials(r) => {
+                Some(ResponseKind::DescribeUserScramCredentials(
+                    security::describe_user_scram_credentials(self, &ctx, r),
+                ))
+            }
             other => {
                 // The frontend only passes APIs listed in supported_apis.
                 tracing::error!(api = ?std::mem::discriminant(&other), "request for an API this broker does not serve");
                 None
             }
         };
-        Handled::Done(response)
+        Handled::Done(response.map(|r| authorize::merge(r, refused)))
     }
 }

@@ -14,6 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use odradek_common::{ErrorCode, ToErrorCode};
 use odradek_frontend::{Handled, RequestContext, ResponseKind};
 use odradek_log::{BatchHeader, LOG_OVERHEAD};
+use odradek_metadata::acl::{AclOperation, ResourceType};
 
 use super::{find_topic, Broker};
 use crate::replicas::{HostedPartition, Need};
@@ -78,13 +79,40 @@ pub(super) async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRe
     let deadline = Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
     let mut pending = Vec::new();
     let mut responses = Vec::new();
+    // A transactional producer needs WRITE on its transactional id, every producer WRITE on
+    // each topic (checked before the topic's existence, as Kafka does).
+    let txn_allowed = req.transactional_id.as_ref().is_none_or(|id| {
+        broker.authorized(
+            ctx,
+            &image,
+            AclOperation::Write,
+            ResourceType::TransactionalId,
+            id,
+        )
+    });
     for (ti, topic) in req.topic_data.iter().enumerate() {
         let name = topic.name.0.to_string();
         let t = find_topic(&image, &name, &topic.topic_id);
+        let topic_allowed =
+            broker.authorized(ctx, &image, AclOperation::Write, ResourceType::Topic, &name);
         let mut partitions = Vec::new();
         for pd in &topic.partition_data {
             let index = pd.index;
             let result = (|| {
+                if !txn_allowed {
+                    return Err(fail(
+                        index,
+                        ErrorCode::TransactionalIdAuthorizationFailed,
+                        "Transactional Id authorization failed.".into(),
+                    ));
+                }
+                if !topic_allowed {
+                    return Err(fail(
+                        index,
+                        ErrorCode::TopicAuthorizationFailed,
+                        format!("Not authorized to write to topic '{name}'"),
+                    ));
+                }
                 if !matches!(req.acks, -1..=1) {
                     let mut r = fail(
                         index,

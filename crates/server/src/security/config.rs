@@ -295,6 +295,47 @@ fn sasl_config(s: &Scoped<'_>, listener: &str) -> Result<SaslConfig, ConfigError
     })
 }
 
+/// The authorizer: `authorizer.class.name` (none by default: everyone may do everything),
+/// `super.users`, `allow.everyone.if.no.acl.found` (false).
+pub fn authorizer_config(
+    props: &BTreeMap<String, String>,
+) -> Result<Option<odradek_metadata::acl::AuthorizerConfig>, ConfigError> {
+    const KEY: &str = "authorizer.class.name";
+    const STANDARD: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+    match props.get(KEY).map(|v| v.trim()) {
+        None | Some("") => return Ok(None),
+        Some(STANDARD) => {}
+        Some(v) => {
+            return Err(err(
+                KEY,
+                v,
+                format!("the authorizer served is {STANDARD} (ACLs in the metadata log)"),
+            ))
+        }
+    }
+    let allow = match props
+        .get("allow.everyone.if.no.acl.found")
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => {
+            return Err(err(
+                "allow.everyone.if.no.acl.found",
+                v,
+                "must be true or false",
+            ))
+        }
+    };
+    Ok(Some(odradek_metadata::acl::AuthorizerConfig {
+        super_users: odradek_metadata::acl::AuthorizerConfig::parse_super_users(
+            props.get("super.users").map_or("", |s| s.as_str()),
+        ),
+        allow_everyone_if_no_acl_found: allow,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

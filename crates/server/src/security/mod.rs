@@ -2,6 +2,7 @@
 //! credentials SASL checks (PLAIN users from the JAAS config, SCRAM credentials from the
 //! metadata image).
 
+mod authz;
 pub mod config;
 mod jaas;
 
