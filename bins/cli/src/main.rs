@@ -11,6 +11,7 @@ mod groups;
 mod perf;
 mod quorum;
 mod reassign;
+mod security;
 mod topics;
 mod transactions;
 
@@ -33,6 +34,10 @@ struct Cli {
         default_value = "127.0.0.1:9092"
     )]
     bootstrap_server: String,
+    /// Client properties for TLS and SASL, with Kafka's client keys (security.protocol,
+    /// ssl.truststore.location, ssl.keystore.location, sasl.mechanism, sasl.jaas.config).
+    #[arg(long = "command-config", global = true)]
+    command_config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -73,6 +78,22 @@ enum Command {
     /// Producer and consumer performance tests.
     #[command(subcommand)]
     Perf(perf::PerfCommand),
+    /// Add, list and remove ACLs (kafka-acls).
+    #[command(subcommand)]
+    Acls(security::AclsCommand),
+    /// Users' SCRAM credentials.
+    #[command(subcommand)]
+    Users(security::UsersCommand),
+    /// Client quotas (kafka-configs --entity-type users|clients).
+    #[command(subcommand)]
+    Quotas(security::QuotasCommand),
+}
+
+/// The TLS and SASL settings of a `--command-config` file.
+fn client_security(path: &std::path::Path) -> Result<odradek_client::ClientSecurity, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let props = odradek_client::parse_properties(&text);
+    odradek_client::ClientSecurity::from_properties(&props).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -87,7 +108,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut client = Client::new(&cli.bootstrap_server, "odradek-cli");
+    let security = match cli
+        .command_config
+        .as_deref()
+        .map(client_security)
+        .transpose()
+    {
+        Ok(s) => s.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut client = Client::new(&cli.bootstrap_server, "odradek-cli").with_security(security);
     let result = runtime.block_on(async {
         match cli.command {
             Command::Topics(c) => topics::run(&mut client, c).await,
@@ -102,6 +135,9 @@ fn main() -> ExitCode {
             Command::LeaderElection(a) => cluster::leader_election(&mut client, a).await,
             Command::LogDirs(c) => cluster::log_dirs(&mut client, c).await,
             Command::Cluster(c) => cluster::cluster(&mut client, c).await,
+            Command::Acls(c) => security::acls(&mut client, c).await,
+            Command::Users(c) => security::users(&mut client, c).await,
+            Command::Quotas(c) => security::quotas(&mut client, c).await,
         }
     });
     match result {

@@ -174,8 +174,9 @@ async fn produce_share(
     client_id: String,
     acked_total: Arc<AtomicU64>,
     origin: Option<Instant>,
+    security: odradek_client::ClientSecurity,
 ) -> Result<Latencies, ClientError> {
-    let mut conn = Connection::connect(&share.addr, &client_id).await?;
+    let mut conn = Connection::connect_secure(&share.addr, &client_id, &security).await?;
     let version = conn.version(ApiKey::Produce, 9)?;
     // Idempotence: one producer id for this connection, a sequence per partition.
     let producer = if a.idempotent {
@@ -318,6 +319,7 @@ async fn produce_all(
                 client.client_id().to_string(),
                 acked.clone(),
                 origin,
+                client.security().clone(),
             ))
         })
         .collect();
@@ -390,7 +392,8 @@ async fn end_to_end(client: &mut Client, a: ProduceArgs) -> Result<(), ClientErr
     }
     let next = partitions_at(client, &a.topic, -1).await?;
     let origin = Instant::now();
-    let consumer = Client::new(&client.bootstrap(), client.client_id());
+    let consumer = Client::new(&client.bootstrap(), client.client_id())
+        .with_security(client.security().clone());
     let reader = tokio::spawn(read_stamped(
         consumer,
         a.topic.clone(),

@@ -7,7 +7,7 @@ use kafka_protocol::messages::{
     ListTransactionsRequest, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
-use odradek_client::{Client, ClientError, Connection};
+use odradek_client::{Client, ClientError};
 
 #[derive(Subcommand)]
 pub enum TransactionsCommand {
@@ -46,7 +46,7 @@ pub async fn run(client: &mut Client, command: TransactionsCommand) -> Result<()
                 let Some(addr) = client.broker_address(id).map(str::to_string) else {
                     continue;
                 };
-                let mut conn = Connection::connect(&addr, client.client_id()).await?;
+                let mut conn = client.connect_to(&addr).await?;
                 let v = conn.version(ApiKey::ListTransactions, 1)?;
                 let r = conn
                     .send(
@@ -77,8 +77,7 @@ pub async fn run(client: &mut Client, command: TransactionsCommand) -> Result<()
                 .with_key_type(1);
             let r = client.send_any(&find, ApiKey::FindCoordinator, 3).await?;
             ClientError::check(r.error_code, Some(format!("transactional id {id}")))?;
-            let mut conn =
-                Connection::connect(&format!("{}:{}", r.host, r.port), client.client_id()).await?;
+            let mut conn = client.connect_to(&format!("{}:{}", r.host, r.port)).await?;
             let v = conn.version(ApiKey::DescribeTransactions, 0)?;
             let req = DescribeTransactionsRequest::default()
                 .with_transactional_ids(vec![TransactionalId(s(id))]);

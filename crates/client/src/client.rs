@@ -22,6 +22,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::connection::Connection;
 use crate::error::ClientError;
+use crate::security::ClientSecurity;
 
 /// A partition as Metadata describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +57,7 @@ pub struct Client {
     conns: HashMap<String, Connection>,
     leaders: HashMap<(String, i32), i32>,
     cluster_id: Option<String>,
+    security: ClientSecurity,
 }
 
 pub(crate) fn name(n: &str) -> TopicName {
@@ -76,12 +78,30 @@ impl Client {
             conns: HashMap::new(),
             leaders: HashMap::new(),
             cluster_id: None,
+            security: ClientSecurity::plaintext(),
         }
+    }
+
+    /// Connects with `security` (TLS, SASL) from now on.
+    pub fn with_security(mut self, security: ClientSecurity) -> Client {
+        self.security = security;
+        self.conns.clear();
+        self
+    }
+
+    /// How this client connects.
+    pub fn security(&self) -> &ClientSecurity {
+        &self.security
+    }
+
+    /// A new connection to `addr` with this client's id and security.
+    pub async fn connect_to(&self, addr: &str) -> Result<Connection, ClientError> {
+        Connection::connect_secure(addr, &self.client_id, &self.security).await
     }
 
     async fn conn(&mut self, addr: &str) -> Result<&mut Connection, ClientError> {
         if !self.conns.contains_key(addr) {
-            let c = Connection::connect(addr, &self.client_id).await?;
+            let c = Connection::connect_secure(addr, &self.client_id, &self.security).await?;
             self.conns.insert(addr.to_string(), c);
         }
         Ok(self.conns.get_mut(addr).expect("inserted above"))
@@ -97,7 +117,7 @@ impl Client {
             .chain(self.bootstrap.iter().cloned())
             .collect();
         for addr in candidates {
-            match Connection::connect(&addr, &self.client_id).await {
+            match Connection::connect_secure(&addr, &self.client_id, &self.security).await {
                 Ok(c) => {
                     self.conns.insert(addr.clone(), c);
                     return Ok(self.conns.get_mut(&addr).expect("inserted above"));
@@ -142,7 +162,7 @@ impl Client {
             .get(&leader)
             .cloned()
             .ok_or_else(|| ClientError::Protocol(format!("unknown broker {leader}")))?;
-        Connection::connect(&addr, self.client_id()).await
+        self.connect_to(&addr).await
     }
 
     /// Metadata for `topics` (all when `None`); refreshes the broker and leader caches.

@@ -5,28 +5,52 @@ use std::collections::HashMap;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::error::ClientError;
+use crate::security::ClientSecurity;
 
 /// Largest response the client accepts.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 
+/// A byte stream to a broker: TCP, or TLS over TCP.
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
 /// A connection to one broker.
-#[derive(Debug)]
 pub struct Connection {
     addr: String,
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     next_correlation: i32,
     client_id: String,
     versions: HashMap<i16, (i16, i16)>,
 }
 
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("addr", &self.addr)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Connection {
-    /// Connects and learns the broker's API versions.
+    /// Connects over PLAINTEXT and learns the broker's API versions.
     pub async fn connect(addr: &str, client_id: &str) -> Result<Connection, ClientError> {
-        Self::connect_with(addr, client_id, None).await
+        Self::connect_with(addr, client_id, None, &ClientSecurity::plaintext()).await
+    }
+
+    /// Connects with `security` (TLS, then SASL after ApiVersions).
+    pub async fn connect_secure(
+        addr: &str,
+        client_id: &str,
+        security: &ClientSecurity,
+    ) -> Result<Connection, ClientError> {
+        Self::connect_with(addr, client_id, None, security).await
     }
 
     /// [`Connection::connect`] with the socket's receive buffer (`SO_RCVBUF`) set to
@@ -36,6 +60,7 @@ impl Connection {
         addr: &str,
         client_id: &str,
         receive_buffer_bytes: Option<u32>,
+        security: &ClientSecurity,
     ) -> Result<Connection, ClientError> {
         let io = |source| ClientError::Io {
             addr: addr.to_string(),
@@ -69,6 +94,23 @@ impl Connection {
             }
         };
         stream.set_nodelay(true).map_err(io)?;
+        let stream: Box<dyn Stream> = match &security.tls {
+            None => Box::new(stream),
+            Some(tls) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| ClientError::Config(format!("server name {host:?}: {e}")))?;
+                let tls = tokio_rustls::TlsConnector::from(Arc::clone(tls))
+                    .connect(name, stream)
+                    .await
+                    .map_err(|e| ClientError::Io {
+                        addr: addr.to_string(),
+                        source: e,
+                    })?;
+                Box::new(tls)
+            }
+        };
         let mut conn = Connection {
             addr: addr.to_string(),
             stream,
@@ -86,6 +128,9 @@ impl Connection {
             .iter()
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
             .collect();
+        if let Some(login) = &security.sasl {
+            crate::sasl::authenticate(&mut conn, login).await?;
+        }
         Ok(conn)
     }
 

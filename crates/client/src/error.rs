@@ -16,6 +16,9 @@ pub enum ClientError {
     /// The broker answered something the client cannot use.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// A client setting that cannot work, naming its key.
+    #[error("invalid client configuration {0}")]
+    Config(String),
     /// The broker refused the request with a Kafka error code.
     #[error("{}{}", code_name(*.code), .message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
     Kafka {
@@ -57,7 +60,7 @@ impl ClientError {
                         | E::NotCoordinator
                 )
             ),
-            ClientError::Protocol(_) => false,
+            ClientError::Protocol(_) | ClientError::Config(_) => false,
         }
     }
 

@@ -185,7 +185,7 @@ impl GroupMember {
                 continue;
             }
             ClientError::check(code, Some(format!("group {group}")))?;
-            return Connection::connect(&format!("{host}:{port}"), client.client_id()).await;
+            return client.connect_to(&format!("{host}:{port}")).await;
         }
         Err(last.unwrap_or_else(|| ClientError::Protocol("no coordinator".into())))
     }
@@ -479,7 +479,7 @@ pub async fn list_groups(
         let Some(addr) = client.broker_address(id).map(str::to_string) else {
             continue;
         };
-        let mut conn = Connection::connect(&addr, client.client_id()).await?;
+        let mut conn = client.connect_to(&addr).await?;
         let v = conn.version(ApiKey::ListGroups, 4)?;
         let resp = conn.send(&ListGroupsRequest::default(), v).await?;
         ClientError::check(

@@ -16,9 +16,16 @@ mod error;
 pub mod group;
 pub mod partitioner;
 mod reassign;
+mod sasl;
+pub mod security;
+mod security_admin;
 
 pub use client::{Client, PartitionInfo, TopicInfo};
 pub use connection::Connection;
 pub use error::ClientError;
 pub use group::{coordinator_moved, GroupMember};
+pub use odradek_common::parse_properties;
+pub use odradek_common::scram::ScramMechanism;
 pub use reassign::{LogDir, LogDirReplica, PartitionOutcome, Reassignment};
+pub use security::{ClientSecurity, SaslLogin};
+pub use security_admin::{AclEntry, QuotaEntityParts};

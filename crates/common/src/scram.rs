@@ -257,7 +257,8 @@ impl ClientFirst {
             return err("invalid SCRAM client-first message");
         };
         match cb {
-            "n" | "y" => {}
+            // Kafka's grammar: `n` only (no channel binding either way).
+            "n" => {}
             _ if cb.starts_with("p=") => return err("channel binding is not supported"),
             _ => return err(format!("invalid gs2 flag {cb:?}")),
         }
@@ -266,26 +267,32 @@ impl ClientFirst {
             a if a.starts_with("a=") => Some(decode_saslname(&a[2..])?),
             a => return err(format!("invalid authzid {a:?}")),
         };
-        let mut user = None;
-        let mut nonce = None;
-        let mut extensions = Vec::new();
-        for part in bare.split(',') {
-            if let Some(u) = part.strip_prefix("n=") {
-                user = Some(decode_saslname(u)?);
-            } else if let Some(r) = part.strip_prefix("r=") {
-                nonce = Some(r.to_string());
-            } else if part.starts_with("m=") {
-                return err("mandatory SCRAM extensions are not supported");
-            } else if user.is_some() && nonce.is_some() && part.contains('=') {
-                extensions.push(part.to_string());
-            } else {
-                return err(format!("invalid SCRAM client-first attribute {part:?}"));
-            }
-        }
-        let (Some(user), Some(nonce)) = (user, nonce) else {
-            return err("SCRAM client-first message without user name or nonce");
+        // `n=user,r=nonce[,ext=value...]`, in that order.
+        let mut parts = bare.split(',');
+        let user = match parts.next().and_then(|p| p.strip_prefix("n=")) {
+            Some(u) => decode_saslname(u)?,
+            None => return err("SCRAM client-first message must start with n=user"),
         };
-        if nonce.is_empty() || nonce.contains(',') {
+        let nonce = match parts.next().and_then(|p| p.strip_prefix("r=")) {
+            Some(r) => r.to_string(),
+            None => return err("SCRAM client-first message must have r=nonce after the user"),
+        };
+        let mut extensions = Vec::new();
+        for part in parts {
+            if part.starts_with("m=") {
+                return err("mandatory SCRAM extensions are not supported");
+            }
+            if !part.contains('=') {
+                return err(format!("invalid SCRAM extension {part:?}"));
+            }
+            extensions.push(part.to_string());
+        }
+        // RFC 5802 `printable`: 0x21-0x7E except ','.
+        if nonce.is_empty()
+            || !nonce
+                .bytes()
+                .all(|b| (0x21..=0x7e).contains(&b) && b != b',')
+        {
             return err("invalid client nonce");
         }
         Ok(Self {
@@ -474,6 +481,9 @@ mod tests {
             "n,,r=x",
             "n,,n=a=2Xb,r=x",
             "n,,m=ext,n=u,r=x",
+            "y,,n=u,r=x",
+            "n,,r=x,n=u",
+            "n,,n=u,r=a b",
         ] {
             assert!(ClientFirst::parse(bad).is_err(), "{bad:?}");
         }

@@ -259,7 +259,17 @@ impl Ctx {
             Command::Envelope(req, reply) => {
                 leader_or_reply!(reply);
                 let result = crate::envelope::handle(&image, &req, &mut Uuid::random);
-                self.finish(result, reply).await;
+                let mut response = result.response;
+                let out = if result.records.is_empty() {
+                    response.committed_offset = -1;
+                    Ok(response)
+                } else {
+                    self.commit(result.records).await.map(|index| {
+                        response.committed_offset = index as i64;
+                        response
+                    })
+                };
+                let _ = reply.send(out);
             }
         }
     }

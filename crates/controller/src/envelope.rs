@@ -22,6 +22,7 @@ fn refused(code: ErrorCode, message: String) -> ControllerResult<pb::EnvelopeRes
         response_data: Vec::new(),
         error_code: i32::from(code.code()),
         error_message: message,
+        committed_offset: -1,
     })
 }
 
@@ -94,6 +95,7 @@ pub fn handle(
             response_data: out.to_vec(),
             error_code: 0,
             error_message: String::new(),
+            committed_offset: -1,
         },
     }
 }

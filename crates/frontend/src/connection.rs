@@ -33,6 +33,9 @@ enum Outgoing {
 /// How long the request being handled may take to finish once the frontend stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
+/// Kafka's `sasl.server.max.receive.size` default: the largest frame before authentication.
+pub(crate) const SASL_MAX_RECEIVE_BYTES: usize = 524_288;
+
 /// The part of a frame's body read (and charged to the pool) before the rest is reserved.
 pub(crate) const INITIAL_FRAME_BYTES: usize = 1024;
 
@@ -200,6 +203,10 @@ pub(crate) async fn run<S, H>(
             }
         };
         drop(queued._memory);
+        let (handled, mute) = match handled {
+            Handled::Muting(inner, d) => (*inner, d),
+            h => (h, Duration::ZERO),
+        };
         if let Some(gate) = &gate_tx {
             let mode = auth.read_mode();
             if close || mode == ReadMode::Open || gate.send(mode).await.is_err() {
@@ -214,8 +221,12 @@ pub(crate) async fn run<S, H>(
                 if close {
                     break;
                 }
+                if !mute.is_zero() {
+                    let _ = tokio::time::timeout(mute, stop.wait_for(|s| *s)).await;
+                }
                 continue;
             }
+            Handled::Muting(..) => unreachable!("unwrapped above"),
             Handled::Done(Some(response)) => match encode_response(
                 queued.api_key,
                 queued.version,
@@ -242,6 +253,10 @@ pub(crate) async fn run<S, H>(
         };
         if !sent || close {
             break;
+        }
+        if !mute.is_zero() {
+            // Muted: the next request waits (a stop still ends the wait).
+            let _ = tokio::time::timeout(mute, stop.wait_for(|s| *s)).await;
         }
     }
     // Requests still queued are dropped unanswered (their memory with them); the peer sees the
@@ -395,7 +410,13 @@ async fn read_requests<R: AsyncRead + Unpin, H: RequestHandler>(
         ReadMode::Open
     };
     loop {
-        let next = read_frame(&mut read, max, &shared.memory, &ahead);
+        // Before authentication a frame may be at most `sasl.server.max.receive.size`.
+        let limit = if mode == ReadMode::Open {
+            max
+        } else {
+            max.min(SASL_MAX_RECEIVE_BYTES)
+        };
+        let next = read_frame(&mut read, limit, &shared.memory, &ahead);
         tokio::pin!(next);
         let (mut frame, memory) = loop {
             tokio::select! {
@@ -434,6 +455,17 @@ async fn read_requests<R: AsyncRead + Unpin, H: RequestHandler>(
         let api_key = ApiKey::try_from(api_key_raw)
             .map_err(|_| Close::Protocol(format!("unknown API key {api_key_raw}")))?;
 
+        if mode == ReadMode::Request
+            && !matches!(
+                api_key,
+                ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+            )
+        {
+            // Refused before its body is decoded, as Kafka does.
+            return Err(Close::Protocol(format!(
+                "unexpected {api_key:?} request before SASL authentication finished"
+            )));
+        }
         let queued = if api_key == ApiKey::ApiVersions {
             // Answered here, whatever the version: an unsupported one gets UNSUPPORTED_VERSION
             // and our ranges, in the v0 layout, which every client reads. The body is not

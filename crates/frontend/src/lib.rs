@@ -86,6 +86,10 @@ pub enum Handled {
     /// acks=all Produce waiting for replication). The connection goes on with its next request
     /// meanwhile: effects stay in arrival order, and responses still go out in request order.
     Pending(PendingResponse),
+    /// A client over its quota: the response goes out as the inner one does, then the
+    /// connection handles nothing more of this client for the duration (Kafka's muted channel,
+    /// KIP-219; the response's `throttle_time_ms` tells the client the same).
+    Muting(Box<Handled>, std::time::Duration),
 }
 
 impl std::fmt::Debug for Handled {
@@ -93,6 +97,7 @@ impl std::fmt::Debug for Handled {
         match self {
             Handled::Done(r) => f.debug_tuple("Done").field(r).finish(),
             Handled::Pending(_) => f.write_str("Pending"),
+            Handled::Muting(h, d) => f.debug_tuple("Muting").field(h).field(d).finish(),
         }
     }
 }

@@ -302,8 +302,10 @@ impl AclsImage {
     }
 
     /// Whether `principal` may do `op` on some resource of `resource_type` (Kafka's
-    /// `authorizeByResourceType`, used for idempotent writes): an ALLOW applying to it that no
-    /// DENY of every name (`*`, or the empty prefix) cancels.
+    /// `Authorizer.authorizeByResourceType`, used for idempotent writes): allowed on the
+    /// placeholder resource `hardcode` (super users, `allow.everyone.if.no.acl.found`), or an
+    /// ALLOW of exactly `op` (or ALL) that no DENY dominates: DENY `*` refuses all, a literal
+    /// DENY cancels the same literal ALLOW, a prefixed DENY any ALLOW it is a prefix of.
     pub fn authorize_any(
         &self,
         config: &AuthorizerConfig,
@@ -312,26 +314,54 @@ impl AclsImage {
         op: AclOperation,
         resource_type: ResourceType,
     ) -> bool {
-        if config.super_users.contains(principal) {
+        if self.authorize(config, principal, host, op, resource_type, "hardcode") {
             return true;
         }
-        let mine = || {
-            self.acls
-                .values()
-                .filter(move |a| a.resource_type == resource_type && a.applies_to(principal, host))
-        };
-        let denied_everywhere = mine().any(|a| {
-            a.permission == AclPermission::Deny
-                && a.refuses(op)
-                && ((a.pattern_type == PatternType::Literal && a.resource_name == WILDCARD)
-                    || (a.pattern_type == PatternType::Prefixed && a.resource_name.is_empty()))
-        });
-        if denied_everywhere {
-            return false;
+        let mut deny_literal = BTreeSet::new();
+        let mut deny_prefixed = BTreeSet::new();
+        let mut allow = Vec::new();
+        let mut wildcard_allow = false;
+        for a in self
+            .acls
+            .values()
+            .filter(|a| a.resource_type == resource_type)
+        {
+            if !a.applies_to(principal, host)
+                || (a.operation != op && a.operation != AclOperation::All)
+            {
+                continue;
+            }
+            match (a.permission, a.pattern_type) {
+                (AclPermission::Deny, PatternType::Literal) if a.resource_name == WILDCARD => {
+                    return false
+                }
+                (AclPermission::Deny, PatternType::Literal) => {
+                    deny_literal.insert(a.resource_name.as_str());
+                }
+                (AclPermission::Deny, PatternType::Prefixed) => {
+                    deny_prefixed.insert(a.resource_name.as_str());
+                }
+                (AclPermission::Allow, PatternType::Literal) if a.resource_name == WILDCARD => {
+                    wildcard_allow = true;
+                }
+                (AclPermission::Allow, p @ (PatternType::Literal | PatternType::Prefixed)) => {
+                    allow.push((p, a.resource_name.as_str()));
+                }
+                _ => {}
+            }
         }
-        mine().any(|a| a.permission == AclPermission::Allow && a.grants(op))
-            || (config.allow_everyone_if_no_acl_found
-                && !self.acls.values().any(|a| a.resource_type == resource_type))
+        if wildcard_allow {
+            return true;
+        }
+        allow.into_iter().any(|(p, name)| {
+            if p == PatternType::Literal && deny_literal.contains(name) {
+                return false;
+            }
+            !name
+                .char_indices()
+                .map(|(i, c)| &name[..i + c.len_utf8()])
+                .any(|prefix| deny_prefixed.contains(prefix))
+        })
     }
 }
 
@@ -419,6 +449,51 @@ mod tests {
             ..AuthorizerConfig::default()
         };
         assert!(img.authorize(&sup, "User:ops", "h", Alter, Topic, "orders"));
+    }
+
+    #[test]
+    fn authorize_any_follows_authorize_by_resource_type() {
+        use AclOperation::*;
+        use AclPermission::*;
+        use PatternType::*;
+        use ResourceType::Topic;
+        let c = AuthorizerConfig::default();
+        let any =
+            |acls: Vec<StandardAcl>| image(acls).authorize_any(&c, "User:a", "h", Write, Topic);
+        assert!(!any(vec![]));
+        assert!(any(vec![acl(Topic, "t", Literal, "User:a", Write, Allow)]));
+        assert!(
+            !any(vec![acl(Topic, "t", Literal, "User:a", Read, Allow)]),
+            "exact op only"
+        );
+        assert!(!any(vec![
+            acl(Topic, "t", Literal, "User:a", Write, Allow),
+            acl(Topic, "t", Literal, "User:a", Write, Deny),
+        ]));
+        assert!(
+            !any(vec![
+                acl(Topic, "pay-x", Prefixed, "User:a", Write, Allow),
+                acl(Topic, "pay", Prefixed, "User:a", Write, Deny),
+            ]),
+            "a prefixed deny dominates"
+        );
+        assert!(any(vec![
+            acl(Topic, "pay", Prefixed, "User:a", Write, Allow),
+            acl(Topic, "pay-x", Prefixed, "User:a", Write, Deny),
+        ]));
+        assert!(!any(vec![
+            acl(Topic, "*", Literal, "User:a", All, Allow),
+            acl(Topic, "*", Literal, "User:*", Write, Deny),
+        ]));
+        let open = AuthorizerConfig {
+            allow_everyone_if_no_acl_found: true,
+            ..AuthorizerConfig::default()
+        };
+        let img = image(vec![acl(Topic, "other", Literal, "User:b", Read, Allow)]);
+        assert!(
+            img.authorize_any(&open, "User:a", "h", Write, Topic),
+            "no ACL on the placeholder"
+        );
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct BrokerConfig {
     pub log_defaults: LogConfig,
     /// `listener.security.protocol.map`: each listener's security protocol.
     pub security_protocols: BTreeMap<String, SecurityProtocol>,
+    /// `quota.window.num` (11) and `quota.window.size.seconds` (1).
+    pub quota_window: crate::quotas::QuotaWindow,
     /// The authorizer (`authorizer.class.name`), if any.
     pub authorizer: Option<odradek_metadata::acl::AuthorizerConfig>,
     /// Each client listener's TLS and SASL settings, by upper-case listener name.
@@ -494,6 +496,10 @@ impl BrokerConfig {
                 security_protocols,
                 listener_security,
                 authorizer: crate::security::config::authorizer_config(props)?,
+                quota_window: crate::quotas::QuotaWindow {
+                    samples: get_num::<usize>(props, "quota.window.num", 11)?.max(1),
+                    sample_ms: get_num::<i64>(props, "quota.window.size.seconds", 1)?.max(1) * 1000,
+                },
                 frontend,
                 groups: GroupsConfig::from_properties(props)?,
                 transactions: TransactionsConfig::from_properties(props)?,

@@ -193,7 +193,7 @@ async fn run(inner: Arc<Inner>, leader: i32, assigned: Arc<Assigned>) {
                 .ok()
                 .filter(|b| *b > 0);
             let client_id = format!("replica-fetcher-{}", inner.broker_id);
-            match Connection::connect_with(&addr, &client_id, rcvbuf).await {
+            match Connection::connect_with(&addr, &client_id, rcvbuf, &Default::default()).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::debug!(leader, error = %e, "cannot reach the leader; retrying");

@@ -31,6 +31,7 @@ pub mod isr;
 pub mod lifecycle;
 pub mod metadata_cache;
 pub mod producer_ids;
+pub mod quotas;
 pub mod replicas;
 pub mod runtime;
 pub mod security;

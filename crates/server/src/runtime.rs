@@ -341,6 +341,7 @@ async fn run_broker(
         clock,
         groups,
         txns: Arc::clone(&txns),
+        quotas: Arc::new(crate::quotas::ClientQuotaManager::new(config.quota_window)),
     });
     // Transaction markers, and the abort of transactions past their timeout
     // (transaction.abort.timed.out.transaction.cleanup.interval.ms).

@@ -32,6 +32,9 @@ fn check_entry(e: &EntryData) -> Result<Vec<proto::MetadataRecord>, String> {
         if types.contains(&t) {
             return Err(format!("Duplicate {t} entity type in the quota entity"));
         }
+        if part.entity_name.as_ref().is_some_and(|n| n.is_empty()) {
+            return Err(format!("Empty {t} not supported"));
+        }
         if t == "ip" {
             if let Some(name) = &part.entity_name {
                 if name.parse::<std::net::IpAddr>().is_err() {
@@ -49,8 +52,14 @@ fn check_entry(e: &EntryData) -> Result<Vec<proto::MetadataRecord>, String> {
         return Err("An ip quota entity cannot be combined with user or client-id".into());
     }
     let mut records = Vec::new();
+    let mut keys = std::collections::BTreeSet::new();
     for op in &e.ops {
         let key = op.key.as_str();
+        if !keys.insert(key) {
+            return Err(format!(
+                "Duplicate quota key {key} not updating quota for this entity"
+            ));
+        }
         let whole = if ip {
             (key == IP_QUOTA_KEY).then_some(true)
         } else {
@@ -98,7 +107,20 @@ pub fn alter_client_quotas(
 ) -> ControllerResult<AlterClientQuotasResponse> {
     let mut records = Vec::new();
     let mut entries = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for e in &req.entries {
+        let mut key: Vec<(String, Option<String>)> = e
+            .entity
+            .iter()
+            .map(|p| {
+                (
+                    p.entity_type.to_string(),
+                    p.entity_name.as_ref().map(|n| n.to_string()),
+                )
+            })
+            .collect();
+        key.sort();
+        let duplicate = !seen.insert(key);
         let entity = e
             .entity
             .iter()
@@ -109,7 +131,12 @@ pub fn alter_client_quotas(
             })
             .collect();
         let out = resp::EntryData::default().with_entity(entity);
-        entries.push(match check_entry(e) {
+        let checked = if duplicate {
+            Err("Ignoring duplicate entity".to_string())
+        } else {
+            check_entry(e)
+        };
+        entries.push(match checked {
             Ok(r) => {
                 if !req.validate_only {
                     records.extend(r);

@@ -103,24 +103,21 @@ pub fn alter_user_scram_credentials(
     image: &MetadataImage,
     req: &AlterUserScramCredentialsRequest,
 ) -> ControllerResult<AlterUserScramCredentialsResponse> {
-    // Kafka: a (user, mechanism) altered twice in one request fails for that user.
-    let mut seen: BTreeMap<(String, i8), usize> = BTreeMap::new();
-    for (name, mechanism) in req
+    // KRaft Kafka: a user altered more than once in one request (whatever the mechanisms)
+    // fails.
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for name in req
         .deletions
         .iter()
-        .map(|d| (d.name.to_string(), d.mechanism))
-        .chain(
-            req.upsertions
-                .iter()
-                .map(|u| (u.name.to_string(), u.mechanism)),
-        )
+        .map(|d| d.name.to_string())
+        .chain(req.upsertions.iter().map(|u| u.name.to_string()))
     {
-        *seen.entry((name, mechanism)).or_default() += 1;
+        *seen.entry(name).or_default() += 1;
     }
     let duplicated: BTreeSet<String> = seen
         .into_iter()
         .filter(|(_, n)| *n > 1)
-        .map(|((name, _), _)| name)
+        .map(|(name, _)| name)
         .collect();
     let mut failed: BTreeMap<String, (ErrorCode, String)> = BTreeMap::new();
     let mut records: BTreeMap<String, Vec<proto::MetadataRecord>> = BTreeMap::new();

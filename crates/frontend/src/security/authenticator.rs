@@ -72,6 +72,8 @@ pub(crate) struct Authenticator {
     mechanism: Option<String>,
     /// When the session ends (`connections.max.reauth.ms`).
     expires_at: Option<Instant>,
+    /// When the last authentication finished (re-authentication is at most once a second).
+    authenticated_at: Option<Instant>,
     authenticated: bool,
 }
 
@@ -88,6 +90,7 @@ impl Authenticator {
             session,
             mechanism: None,
             expires_at: None,
+            authenticated_at: None,
             authenticated: false,
         }
     }
@@ -124,7 +127,7 @@ impl Authenticator {
         now: Instant,
     ) -> Verdict {
         match *request {
-            RequestKind::SaslHandshake(r) => self.handshake(version, r.mechanism.as_str()),
+            RequestKind::SaslHandshake(r) => self.handshake(version, r.mechanism.as_str(), now),
             RequestKind::SaslAuthenticate(r) => self.authenticate(version, &r.auth_bytes, now),
             request => match self.stage {
                 Stage::Open => {
@@ -139,7 +142,7 @@ impl Authenticator {
                 }
                 _ => Verdict::Close {
                     reply: None,
-                    delay: Duration::ZERO,
+                    delay: self.failure_delay(),
                     reason: format!(
                         "unexpected {api_key:?} request before SASL authentication finished"
                     ),
@@ -148,7 +151,7 @@ impl Authenticator {
         }
     }
 
-    fn handshake(&mut self, version: i16, mechanism: &str) -> Verdict {
+    fn handshake(&mut self, version: i16, mechanism: &str, now: Instant) -> Verdict {
         let Some(sasl) = self.sasl.clone() else {
             return Verdict::Reply(Reply::Response(ResponseKind::SaslHandshake(
                 SaslHandshakeResponse::default()
@@ -168,19 +171,26 @@ impl Authenticator {
             ))
         };
         let reauth = self.authenticated;
-        let in_order = match self.stage {
-            Stage::Handshake => true,
-            Stage::Open => reauth,
-            Stage::Authenticate { .. } => false,
-        };
-        if !in_order || (reauth && version == 0) {
+        if reauth && matches!(self.stage, Stage::Open) {
+            // KIP-368: a session re-authenticates only if it expires, at most once a second;
+            // otherwise the handshake is refused and the connection carries on, as in Kafka.
+            let allowed = self.expires_at.is_some()
+                && version >= 1
+                && self
+                    .authenticated_at
+                    .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1));
+            if !allowed {
+                return Verdict::Reply(response(ErrorCode::IllegalSaslState));
+            }
+        } else if !matches!(self.stage, Stage::Handshake) {
             return Verdict::Close {
                 reply: Some(response(ErrorCode::IllegalSaslState)),
-                delay: Duration::ZERO,
+                delay: self.failure_delay(),
                 reason: "SaslHandshake out of order".into(),
             };
         }
-        let upper = mechanism.to_ascii_uppercase();
+        // Mechanism names are matched exactly, as Kafka does.
+        let upper = mechanism.to_string();
         let exchange = sasl
             .enabled_mechanisms
             .contains(&upper)
@@ -189,14 +199,14 @@ impl Authenticator {
         let Some(exchange) = exchange else {
             return Verdict::Close {
                 reply: Some(response(ErrorCode::UnsupportedSaslMechanism)),
-                delay: Duration::ZERO,
+                delay: self.failure_delay(),
                 reason: format!("SASL mechanism {mechanism:?} is not enabled"),
             };
         };
         if reauth && self.mechanism.as_deref() != Some(upper.as_str()) {
             return Verdict::Close {
                 reply: Some(response(ErrorCode::IllegalSaslState)),
-                delay: Duration::ZERO,
+                delay: self.failure_delay(),
                 reason: "re-authentication must use the session's SASL mechanism".into(),
             };
         }
@@ -209,6 +219,16 @@ impl Authenticator {
     }
 
     fn authenticate(&mut self, version: i16, token: &[u8], now: Instant) -> Verdict {
+        if matches!(self.stage, Stage::Open) {
+            // After authentication (or on a listener without SASL): refused, connection kept.
+            return Verdict::Reply(Reply::Response(ResponseKind::SaslAuthenticate(
+                SaslAuthenticateResponse::default()
+                    .with_error_code(ErrorCode::IllegalSaslState.code())
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "SaslAuthenticate request received after successful authentication",
+                    ))),
+            )));
+        }
         if !matches!(self.stage, Stage::Authenticate { framed: true, .. }) {
             let response = SaslAuthenticateResponse::default()
                 .with_error_code(ErrorCode::IllegalSaslState.code())
@@ -217,7 +237,7 @@ impl Authenticator {
                 )));
             return Verdict::Close {
                 reply: Some(Reply::Response(ResponseKind::SaslAuthenticate(response))),
-                delay: Duration::ZERO,
+                delay: self.failure_delay(),
                 reason: "SaslAuthenticate out of order".into(),
             };
         }
@@ -290,6 +310,7 @@ impl Authenticator {
                 session.principal = principal;
                 self.session = Arc::new(session);
                 self.authenticated = true;
+                self.authenticated_at = Some(now);
                 self.stage = Stage::Open;
                 let lifetime_ms = sasl.max_reauth_ms;
                 self.expires_at =

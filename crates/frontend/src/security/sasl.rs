@@ -98,8 +98,13 @@ impl SaslExchange {
                     ))
                 };
                 let message = std::str::from_utf8(token).map_err(|_| invalid())?;
-                let first = ClientFirst::parse(message)
-                    .map_err(|e| SaslFailure(format!("Invalid SCRAM client first message: {e}")))?;
+                // Kafka tells the client no more than this for any SCRAM failure.
+                let first = ClientFirst::parse(message).map_err(|_| invalid())?;
+                if first.extensions.iter().any(|e| e.starts_with("tokenauth=")) {
+                    // Delegation tokens are not served: refuse rather than treat the token
+                    // id as a user name.
+                    return Err(invalid());
+                }
                 if let Some(authz) = &first.authzid {
                     if authz != &first.user {
                         return Err(SaslFailure(

@@ -144,10 +144,8 @@ pub(super) fn check(broker: &Broker, ctx: &RequestContext, request: RequestKind)
         {
             return Gate::Answer(cluster_refused(ctx.api_key));
         }
-        R::ListPartitionReassignments(_)
-        | R::DescribeCluster(_)
-        | R::DescribeQuorum(_)
-        | R::DescribeLogDirs(_)
+        // DescribeCluster needs no permission (Kafka only fills cluster_authorized_operations).
+        R::ListPartitionReassignments(_) | R::DescribeQuorum(_) | R::DescribeLogDirs(_)
             if !cluster(Op::Describe) =>
         {
             return Gate::Answer(cluster_refused(ctx.api_key));
@@ -330,6 +328,9 @@ pub(super) fn check(broker: &Broker, ctx: &RequestContext, request: RequestKind)
             });
             return Gate::Handle(R::CreateTopics(r), refused);
         }
+        R::DeleteTopics(r) if cluster(Op::Delete) => {
+            return Gate::Handle(R::DeleteTopics(r), refused)
+        }
         R::DeleteTopics(mut r) => {
             let name_of = |image: &MetadataImage, name: Option<&TopicName>, id: &uuid::Uuid| {
                 let name = name.map(|n| n.to_string()).unwrap_or_default();
@@ -420,6 +421,54 @@ pub(super) fn check(broker: &Broker, ctx: &RequestContext, request: RequestKind)
             });
             return Gate::Handle(R::DeleteGroups(r), refused);
         }
+        R::OffsetForLeaderEpoch(r) if r.replica_id.0 >= 0 && !cluster(Op::ClusterAction) => {
+            let topics = r
+                .topics
+                .iter()
+                .map(|t| {
+                    (
+                        t.topic.to_string(),
+                        t.partitions.iter().map(|p| p.partition).collect(),
+                    )
+                })
+                .collect();
+            A::OffsetForLeaderEpoch(epoch_errors(topics))
+        }
+        R::OffsetForLeaderEpoch(mut r) if r.replica_id.0 < 0 => {
+            r.topics.retain(|t| {
+                let keep = ok(Op::Describe, Rt::Topic, &t.topic);
+                if !keep {
+                    refused.topics.push((
+                        t.topic.to_string(),
+                        t.partitions.iter().map(|p| p.partition).collect(),
+                    ));
+                }
+                keep
+            });
+            return Gate::Handle(R::OffsetForLeaderEpoch(r), refused);
+        }
+        R::DescribeProducers(mut r) => {
+            r.topics.retain(|t| {
+                let keep = ok(Op::Read, Rt::Topic, &t.name);
+                if !keep {
+                    refused
+                        .topics
+                        .push((t.name.to_string(), t.partition_indexes.clone()));
+                }
+                keep
+            });
+            return Gate::Handle(R::DescribeProducers(r), refused);
+        }
+        R::DescribeTransactions(mut r) => {
+            r.transactional_ids.retain(|id| {
+                let keep = ok(Op::Describe, Rt::TransactionalId, id);
+                if !keep {
+                    refused.topics.push((id.to_string(), Vec::new()));
+                }
+                keep
+            });
+            return Gate::Handle(R::DescribeTransactions(r), refused);
+        }
         other => return Gate::Handle(other, refused),
     };
     Gate::Answer(answer)
@@ -447,9 +496,6 @@ fn cluster_refused(api: ApiKey) -> ResponseKind {
         ApiKey::ListPartitionReassignments => ResponseKind::ListPartitionReassignments(
             ListPartitionReassignmentsResponse::default().with_error_code(code),
         ),
-        ApiKey::DescribeCluster => {
-            ResponseKind::DescribeCluster(DescribeClusterResponse::default().with_error_code(code))
-        }
         ApiKey::DescribeQuorum => {
             ResponseKind::DescribeQuorum(DescribeQuorumResponse::default().with_error_code(code))
         }
@@ -683,8 +729,132 @@ pub(super) fn merge(response: ResponseKind, refused: Refused) -> ResponseKind {
                 }));
             A::IncrementalAlterConfigs(r)
         }
+        A::OffsetForLeaderEpoch(mut r) => {
+            r.topics.extend(epoch_errors(topics).topics);
+            A::OffsetForLeaderEpoch(r)
+        }
+        A::DescribeProducers(mut r) => {
+            use kafka_protocol::messages::describe_producers_response::{
+                PartitionResponse, TopicResponse,
+            };
+            r.topics.extend(topics.into_iter().map(|(name, ps)| {
+                TopicResponse::default()
+                    .with_name(tn(&name))
+                    .with_partitions(
+                        ps.into_iter()
+                            .map(|p| {
+                                PartitionResponse::default()
+                                    .with_partition_index(p)
+                                    .with_error_code(TAF.code())
+                            })
+                            .collect(),
+                    )
+            }));
+            A::DescribeProducers(r)
+        }
+        A::DescribeTransactions(mut r) => {
+            use kafka_protocol::messages::describe_transactions_response::TransactionState;
+            r.transaction_states
+                .extend(topics.into_iter().map(|(id, _)| {
+                    TransactionState::default()
+                        .with_transactional_id(TransactionalId(s(&id)))
+                        .with_error_code(TIAF.code())
+                        .with_producer_id(ProducerId(-1))
+                        .with_producer_epoch(-1)
+                }));
+            A::DescribeTransactions(r)
+        }
         other => other,
     }
+}
+
+fn epoch_errors(topics: Vec<(String, Vec<i32>)>) -> OffsetForLeaderEpochResponse {
+    use kafka_protocol::messages::offset_for_leader_epoch_response::{
+        EpochEndOffset, OffsetForLeaderTopicResult,
+    };
+    OffsetForLeaderEpochResponse::default().with_topics(
+        topics
+            .into_iter()
+            .map(|(name, ps)| {
+                OffsetForLeaderTopicResult::default()
+                    .with_topic(tn(&name))
+                    .with_partitions(
+                        ps.into_iter()
+                            .map(|p| {
+                                EpochEndOffset::default()
+                                    .with_partition(p)
+                                    .with_error_code(TAF.code())
+                                    .with_leader_epoch(-1)
+                                    .with_end_offset(-1)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
+}
+
+/// ListTransactions: only the transactional ids the principal may describe.
+pub(super) fn filter_list_transactions(
+    broker: &Broker,
+    ctx: &RequestContext,
+    mut r: ListTransactionsResponse,
+) -> ListTransactionsResponse {
+    if !broker.authorizes() {
+        return r;
+    }
+    let image = broker.image();
+    r.transaction_states.retain(|t| {
+        broker.authorized(
+            ctx,
+            &image,
+            Op::Describe,
+            Rt::TransactionalId,
+            &t.transactional_id,
+        )
+    });
+    r
+}
+
+/// OffsetFetch: topics the principal may not DESCRIBE are dropped from an all-topics answer
+/// and TOPIC_AUTHORIZATION_FAILED where they were named.
+pub(super) fn filter_offset_fetch(
+    broker: &Broker,
+    ctx: &RequestContext,
+    named: &[bool],
+    mut r: OffsetFetchResponse,
+) -> OffsetFetchResponse {
+    if !broker.authorizes() {
+        return r;
+    }
+    let image = broker.image();
+    let ok = |t: &str| broker.authorized(ctx, &image, Op::Describe, Rt::Topic, t);
+    let named_top = named.first().copied().unwrap_or(false);
+    if named_top {
+        for t in r.topics.iter_mut().filter(|t| !ok(&t.name)) {
+            for p in &mut t.partitions {
+                p.error_code = TAF.code();
+                p.committed_offset = -1;
+                p.metadata = None;
+            }
+        }
+    } else {
+        r.topics.retain(|t| ok(&t.name));
+    }
+    for (i, g) in r.groups.iter_mut().enumerate() {
+        if named.get(i).copied().unwrap_or(false) {
+            for t in g.topics.iter_mut().filter(|t| !ok(&t.name)) {
+                for p in &mut t.partitions {
+                    p.error_code = TAF.code();
+                    p.committed_offset = -1;
+                    p.metadata = None;
+                }
+            }
+        } else {
+            g.topics.retain(|t| ok(&t.name));
+        }
+    }
+    r
 }
 
 /// ListGroups: without DESCRIBE on the cluster, only the groups the principal may describe.

@@ -285,12 +285,23 @@ pub(super) async fn handle(
     } else {
         req.topics
             .iter()
-            .map(|t| {
-                let name = match find_topic(&image, &t.topic.0, &t.topic_id) {
-                    Some(found) => found.name.clone(),
-                    None => t.topic.0.to_string(),
-                };
-                broker.authorized(ctx, &image, AclOperation::Read, ResourceType::Topic, &name)
+            .map(|t| match find_topic(&image, &t.topic.0, &t.topic_id) {
+                Some(found) => broker.authorized(
+                    ctx,
+                    &image,
+                    AclOperation::Read,
+                    ResourceType::Topic,
+                    &found.name,
+                ),
+                // An unknown topic id is UNKNOWN_TOPIC_ID before any authorization.
+                None if t.topic.0.is_empty() => true,
+                None => broker.authorized(
+                    ctx,
+                    &image,
+                    AclOperation::Read,
+                    ResourceType::Topic,
+                    &t.topic.0,
+                ),
             })
             .collect()
     };

@@ -91,6 +91,10 @@ pub(super) async fn handle(
         Some(list) => list
             .iter()
             .map(|(name, id)| match find_topic(&image, name, id) {
+                // Asked for by id: the refusal carries the id, not the name.
+                Some(t) if !describe(&image, &t.name) && name.is_empty() => {
+                    refused_topic("").with_name(None).with_topic_id(*id)
+                }
                 Some(t) if !describe(&image, &t.name) => refused_topic(&t.name),
                 None if !name.is_empty()
                     && (!describe(&image, name) || create_refused.contains(name)) =>

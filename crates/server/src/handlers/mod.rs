@@ -12,9 +12,11 @@ mod metadata;
 mod produce;
 mod producers;
 mod quorum;
+mod quotas;
 mod reassign;
 mod records;
 mod security;
+mod throttling;
 mod txn;
 
 pub(crate) use txn::write_txn_markers_local;
@@ -30,6 +32,7 @@ use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
 use crate::controller_client::ControllerClient;
+use crate::quotas::QuotaKind;
 use crate::replicas::{HostedPartition, ReplicaManager};
 
 /// The broker's request handling state, shared by all connections.
@@ -48,11 +51,19 @@ pub struct Broker {
     pub(crate) groups: Arc<crate::groups::GroupCoordinator>,
     pub(crate) producer_ids: crate::producer_ids::ProducerIdManager,
     pub(crate) txns: Arc<crate::transactions::TxnCoordinator>,
+    /// Client quota usage.
+    pub(crate) quotas: Arc<crate::quotas::ClientQuotaManager>,
 }
 
 impl Broker {
     pub(crate) fn image(&self) -> Arc<MetadataImage> {
         Arc::clone(&self.images.borrow())
+    }
+
+    /// The request percentage: the time spent handling, as percent of one thread-second.
+    fn request_time_quota(&self, ctx: &RequestContext, started: std::time::Instant) -> u32 {
+        let percent = started.elapsed().as_secs_f64() * 100.0;
+        self.record_quota(ctx, QuotaKind::Request, percent)
     }
 
     pub(crate) fn id(&self) -> i32 {
@@ -254,6 +265,11 @@ impl RequestHandler for Broker {
                 ApiKey::AlterUserScramCredentials,
                 VersionRange { min: 0, max: 0 },
             ),
+            (
+                ApiKey::DescribeClientQuotas,
+                VersionRange { min: 0, max: 1 },
+            ),
+            (ApiKey::AlterClientQuotas, VersionRange { min: 0, max: 1 }),
         ]
     }
 
@@ -274,14 +290,30 @@ impl RequestHandler for Broker {
         ) {
             self.await_applied().await;
         }
+        let started = std::time::Instant::now();
         if let RequestKind::Produce(r) = request {
-            return produce::handle(self, &ctx, r).await;
+            let bytes = throttling::produce_bytes(&r);
+            let produce_ms = self.record_quota(&ctx, QuotaKind::Produce, bytes as f64);
+            let handled = produce::handle(self, &ctx, r).await;
+            let ms = produce_ms.max(self.request_time_quota(&ctx, started));
+            return throttling::throttled(handled, ms);
         }
+        let mut fetch_ms = 0;
         let response = match request {
             RequestKind::Metadata(r) => Some(ResponseKind::Metadata(
                 metadata::handle(self, &ctx, r).await,
             )),
-            RequestKind::Fetch(r) => Some(ResponseKind::Fetch(fetch::handle(self, &ctx, r).await)),
+            RequestKind::Fetch(r) => {
+                let consumer = r.replica_id.0 < 0 && r.replica_state.replica_id.0 < 0;
+                let response = fetch::handle(self, &ctx, r).await;
+                Some(ResponseKind::Fetch(if consumer {
+                    let (response, ms) = throttling::fetch(self, &ctx, response);
+                    fetch_ms = ms;
+                    response
+                } else {
+                    response
+                }))
+            }
             RequestKind::ListOffsets(r) => Some(ResponseKind::ListOffsets(list_offsets::handle(
                 self,
                 ctx.api_version,
@@ -330,9 +362,18 @@ impl RequestHandler for Broker {
             RequestKind::OffsetCommit(r) => Some(ResponseKind::OffsetCommit(
                 groups::offset_commit(self, r).await,
             )),
-            RequestKind::OffsetFetch(r) => Some(ResponseKind::OffsetFetch(groups::offset_fetch(
-                self, &ctx, r,
-            ))),
+            RequestKind::OffsetFetch(r) => {
+                // Which requests named their topics (v0-7: one; v8+: per group).
+                let named: Vec<bool> = if r.groups.is_empty() {
+                    vec![r.topics.is_some()]
+                } else {
+                    r.groups.iter().map(|g| g.topics.is_some()).collect()
+                };
+                let response = groups::offset_fetch(self, &ctx, r);
+                Some(ResponseKind::OffsetFetch(authorize::filter_offset_fetch(
+                    self, &ctx, &named, response,
+                )))
+            }
             RequestKind::ListGroups(r) => Some(ResponseKind::ListGroups(
                 authorize::filter_list_groups(self, &ctx, groups::list_groups(self, &ctx, r)),
             )),
@@ -362,7 +403,7 @@ impl RequestHandler for Broker {
                 txn::txn_offset_commit(self, r).await,
             )),
             RequestKind::ListTransactions(r) => Some(ResponseKind::ListTransactions(
-                txn::list_transactions(self, r),
+                authorize::filter_list_transactions(self, &ctx, txn::list_transactions(self, r)),
             )),
             RequestKind::DescribeTransactions(r) => Some(ResponseKind::DescribeTransactions(
                 txn::describe_transactions(self, r),
@@ -411,12 +452,22 @@ impl RequestHandler for Broker {
                     security::describe_user_scram_credentials(self, &ctx, r),
                 ))
             }
+            RequestKind::AlterClientQuotas(r) => Some(ResponseKind::AlterClientQuotas(
+                quotas::alter_client_quotas(self, &ctx, r).await,
+            )),
+            RequestKind::DescribeClientQuotas(r) => Some(ResponseKind::DescribeClientQuotas(
+                quotas::describe_client_quotas(self, &ctx, r),
+            )),
             other => {
                 // The frontend only passes APIs listed in supported_apis.
                 tracing::error!(api = ?std::mem::discriminant(&other), "request for an API this broker does not serve");
                 None
             }
         };
-        Handled::Done(response.map(|r| authorize::merge(r, refused)))
+        let ms = fetch_ms.max(self.request_time_quota(&ctx, started));
+        throttling::throttled(
+            Handled::Done(response.map(|r| authorize::merge(r, refused))),
+            ms,
+        )
     }
 }

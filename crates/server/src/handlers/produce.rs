@@ -81,15 +81,27 @@ pub(super) async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRe
     let mut responses = Vec::new();
     // A transactional producer needs WRITE on its transactional id, every producer WRITE on
     // each topic (checked before the topic's existence, as Kafka does).
-    let txn_allowed = req.transactional_id.as_ref().is_none_or(|id| {
-        broker.authorized(
-            ctx,
-            &image,
-            AclOperation::Write,
-            ResourceType::TransactionalId,
-            id,
-        )
-    });
+    // As Kafka: the check is made when the batches are transactional (attribute bit 4), and
+    // transactional batches without a transactional id are refused.
+    let transactional = req
+        .topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .any(|p| {
+            p.records
+                .as_ref()
+                .is_some_and(|b| b.len() > 22 && b[22] & 0x10 != 0)
+        });
+    let txn_allowed = !transactional
+        || req.transactional_id.as_ref().is_some_and(|id| {
+            broker.authorized(
+                ctx,
+                &image,
+                AclOperation::Write,
+                ResourceType::TransactionalId,
+                id,
+            )
+        });
     for (ti, topic) in req.topic_data.iter().enumerate() {
         let name = topic.name.0.to_string();
         let t = find_topic(&image, &name, &topic.topic_id);

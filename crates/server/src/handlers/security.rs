@@ -40,9 +40,8 @@ pub(crate) async fn forward(
         api_version: i32::from(ctx.api_version),
         request_data: body.to_vec(),
         principal: ctx.session.principal.to_string(),
-        client_host: ctx.peer.ip().to_string(),
+        client_host: crate::security::host_address(ctx.peer.ip()),
     };
-    let before = broker.image().offset;
     let resp = broker
         .controller
         .call(Duration::from_secs(10), |mut c| {
@@ -71,9 +70,13 @@ pub(crate) async fn forward(
         )
     })?;
     // Answer once this broker sees the change (a describe right after must show it).
-    broker
-        .wait_for_image(Duration::from_secs(2), |i| i.offset > before)
-        .await;
+    if resp.committed_offset >= 0 {
+        broker
+            .wait_for_image(Duration::from_secs(2), |i| {
+                i.offset >= resp.committed_offset
+            })
+            .await;
+    }
     Ok(response)
 }
 
@@ -200,7 +203,9 @@ pub(crate) fn describe_user_scram_credentials(
                 .collect()
         })
     };
-    let results = match r.users {
+    // Kafka: no list, or an empty one, describes every user.
+    let users = r.users.filter(|u| !u.is_empty());
+    let results = match users {
         None => image
             .scram
             .users

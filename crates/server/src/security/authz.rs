@@ -27,7 +27,7 @@ impl Broker {
             return true;
         };
         let principal = ctx.session.principal.to_string();
-        let host = ctx.peer.ip().to_string();
+        let host = host_address(ctx.peer.ip());
         let ok = image
             .acls
             .authorize(config, &principal, &host, op, resource_type, name);
@@ -61,9 +61,35 @@ impl Broker {
         image.acls.authorize_any(
             config,
             &ctx.session.principal.to_string(),
-            &ctx.peer.ip().to_string(),
+            &host_address(ctx.peer.ip()),
             op,
             resource_type,
         )
+    }
+}
+
+/// A peer's address as Java's `InetAddress.getHostAddress()` writes it, which is what Kafka
+/// compares ACL hosts with: IPv4-mapped IPv6 as plain IPv4, IPv6 as eight uncompressed groups.
+pub(crate) fn host_address(ip: std::net::IpAddr) -> String {
+    match ip.to_canonical() {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => v6
+            .segments()
+            .iter()
+            .map(|s| format!("{s:x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hosts_are_written_as_java_does() {
+        let h = |s: &str| super::host_address(s.parse().expect("an address"));
+        assert_eq!(h("10.0.0.1"), "10.0.0.1");
+        assert_eq!(h("::ffff:10.0.0.1"), "10.0.0.1");
+        assert_eq!(h("::1"), "0:0:0:0:0:0:0:1");
+        assert_eq!(h("fe80::1:2"), "fe80:0:0:0:0:0:1:2");
     }
 }

@@ -15,6 +15,7 @@ use odradek_frontend::ListenerSecurity;
 use odradek_metadata::MetadataImage;
 use tokio::sync::watch;
 
+pub(crate) use authz::host_address;
 pub use config::{listener_security, ListenerSecurityConfig, SaslConfig, TlsConfig};
 
 /// The credentials of one listener's SASL.
