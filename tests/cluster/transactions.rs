@@ -301,7 +301,7 @@ async fn transaction_apis_answer_as_kafka_at_every_version() {
         vec![0]
     );
     client
-        .produce("tx", 0, txn_batch(pid, epoch, 0, 3), -1)
+        .produce_transactional("tx", 0, txn_batch(pid, epoch, 0, 3), -1, Some("t"))
         .await
         .expect("txn data");
     let (hw, lso, _) = fetch_committed(&mut client, "tx").await;

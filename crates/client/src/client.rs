@@ -440,8 +440,25 @@ impl Client {
         records: Bytes,
         acks: i16,
     ) -> Result<i64, ClientError> {
+        self.produce_transactional(topic, partition, records, acks, None)
+            .await
+    }
+
+    /// [`Client::produce`] of a transactional producer's batch: the request names its
+    /// `transactional_id`, as Kafka requires for transactional batches.
+    pub async fn produce_transactional(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+        acks: i16,
+        transactional_id: Option<&str>,
+    ) -> Result<i64, ClientError> {
         let leader = self.leader(topic, partition).await?;
-        let req = Self::produce_request(topic, vec![(partition, records)], acks);
+        let req = Self::produce_request(topic, vec![(partition, records)], acks)
+            .with_transactional_id(transactional_id.map(|t| {
+                kafka_protocol::messages::TransactionalId(StrBytes::from_string(t.to_string()))
+            }));
         let conn = self.broker(leader).await?;
         let v = conn.version(ApiKey::Produce, 9)?;
         if acks == 0 {
