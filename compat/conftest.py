@@ -117,9 +117,11 @@ class Cluster:
     formatted for one cluster. More brokers can join (`add_broker`), and any node can be killed
     (`kill9`) and started again in place (`restart`)."""
 
-    def __init__(self, workdir: Path, brokers=3, controllers=3, extra=None, broker_dirs=1):
+    def __init__(self, workdir: Path, brokers=3, controllers=3, extra=None, broker_dirs=1, broker_listener="PLAINTEXT"):
         self.workdir = workdir
         self.extra = extra or {}
+        # The brokers' one listener's name (its protocol comes from the map in `extra`).
+        self.broker_listener = broker_listener
         # Brokers get this many log.dirs: broker-N-a, broker-N-b, ... (one: broker-N).
         self.broker_dirs = broker_dirs
         cports = [free_port() for _ in range(controllers)]
@@ -158,7 +160,7 @@ class Cluster:
     def add_broker(self, b, wait=True):
         """Formats and starts broker `b` (node.id b) for this cluster."""
         self.ports[b] = free_port()
-        self._start("odradek-broker", f"broker-{b}", b, "broker", f"PLAINTEXT://127.0.0.1:{self.ports[b]}")
+        self._start("odradek-broker", f"broker-{b}", b, "broker", f"{self.broker_listener}://127.0.0.1:{self.ports[b]}")
         if wait:
             self.wait_ready(f"broker-{b}")
 

@@ -34,6 +34,8 @@ def secure(tmp_path_factory):
         "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
         "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS,
         "listener.name.sasl_ssl.plain.sasl.jaas.config": PLAIN_JAAS,
+        # KIP-368: sessions on this listener last 3 s; clients re-authenticate in place.
+        "listener.name.sasl_plaintext.connections.max.reauth.ms": "3000",
         # The inline PEM form for one listener: certificate chain and key as values.
         "listener.name.sasl_ssl.ssl.keystore.certificate.chain": certs.broker_cert.read_text().replace("\n", "\\n"),
         "listener.name.sasl_ssl.ssl.keystore.key": certs.broker_key.read_text().replace("\n", "\\n"),
@@ -184,3 +186,23 @@ def test_scram_credentials_from_format_and_from_the_admin_api(secure):
     # A mechanism the user has no credential for, and a user that does not exist.
     rd_refused(rd_config(secure, "SASL_PLAINTEXT", **{"sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "nobody", "sasl.password": "x"}))
     plaintext_still_served(secure)
+
+
+def test_sessions_expire_and_librdkafka_reauthenticates_in_place(secure):
+    """KIP-368: with connections.max.reauth.ms the broker tells the client its session
+    lifetime; librdkafka re-authenticates on the same connection before it ends, so a
+    producer keeps going and the broker never has to close an expired session."""
+    log = secure.workdir / "node.log"
+    before = log.stat().st_size
+    cfg = rd_config(secure, "SASL_PLAINTEXT", **{"sasl.mechanisms": "PLAIN", "sasl.username": "alice", "sasl.password": "alice-secret"})
+    p = Producer(cfg)
+    errors = []
+    for i in range(40):
+        p.produce("reauth-topic", value=b"%d" % i, on_delivery=lambda e, m: errors.append(e) if e else None)
+        p.poll(0.2)
+    assert p.flush(20) == 0
+    assert errors == []
+    with open(log, "rb") as f:
+        f.seek(before)
+        during = f.read().decode(errors="replace")
+    assert "expired without re-authentication" not in during, during[-2000:]

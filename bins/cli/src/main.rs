@@ -129,7 +129,9 @@ fn main() -> ExitCode {
             Command::Perf(c) => perf::run(&mut client, c).await,
             Command::Groups(c) => groups::run(&mut client, c).await,
             Command::Configs(c) => admin::configs(&mut client, c).await,
-            Command::MetadataQuorum(c) => quorum::run(&mut client, c).await,
+            Command::MetadataQuorum(c) => {
+                quorum::run(&mut client, c, cli.command_config.as_deref()).await
+            }
             Command::Transactions(c) => transactions::run(&mut client, c).await,
             Command::Reassign(c) => reassign::run(&mut client, c).await,
             Command::LeaderElection(a) => cluster::leader_election(&mut client, a).await,

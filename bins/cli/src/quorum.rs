@@ -11,14 +11,10 @@ use odradek_client::{Client, ClientError};
 pub enum QuorumCommand {
     /// The controller quorum, as kafka-metadata-quorum describe prints it.
     Describe(QuorumArgs),
-    /// Add the controller a config file describes (node.id, its controller listener) to the
-    /// voters: it catches up as an observer first.
+    /// Add the controller that `--command-config` describes (its server.properties: node.id,
+    /// its controller listener) to the voters: it catches up as an observer first.
     #[command(name = "add-controller")]
-    AddController {
-        /// The new controller's server.properties.
-        #[arg(long = "command-config")]
-        command_config: String,
-    },
+    AddController,
     /// Remove a controller from the voters.
     #[command(name = "remove-controller")]
     RemoveController {
@@ -122,10 +118,20 @@ fn directory_id(props: &BTreeMap<String, String>) -> Result<String, ClientError>
     })
 }
 
-pub async fn run(client: &mut Client, command: QuorumCommand) -> Result<(), ClientError> {
+/// `command_config`: the global `--command-config` file, which for add-controller is the new
+/// controller's configuration (as kafka-metadata-quorum takes it).
+pub async fn run(
+    client: &mut Client,
+    command: QuorumCommand,
+    command_config: Option<&std::path::Path>,
+) -> Result<(), ClientError> {
     match command {
         QuorumCommand::Describe(args) => describe(client, args).await,
-        QuorumCommand::AddController { command_config } => {
+        QuorumCommand::AddController => {
+            let command_config = command_config
+                .ok_or_else(|| bad("add-controller needs --command-config <the new controller's server.properties>"))?
+                .display()
+                .to_string();
             let props = properties(&command_config)?;
             let id: i32 = props
                 .get("node.id")

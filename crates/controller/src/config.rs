@@ -63,6 +63,78 @@ impl Listener {
     }
 }
 
+/// The controller listener's TLS, when `listener.security.protocol.map` makes it SSL: the key
+/// store (PEM key and certificate chain) and trust store of `listener.name.<l>.ssl.*` or
+/// `ssl.*`; `ssl.client.auth=required` makes controllers check their peers' certificates.
+fn control_tls(
+    props: &BTreeMap<String, String>,
+    listener: &str,
+) -> Result<Option<odradek_quorum::ControlTls>, ConfigError> {
+    const MAP: &str = "listener.security.protocol.map";
+    let protocol = props
+        .get(MAP)
+        .and_then(|m| {
+            m.split(',').find_map(|e| {
+                let (n, p) = e.split_once(':')?;
+                n.trim()
+                    .eq_ignore_ascii_case(listener)
+                    .then(|| p.trim().to_ascii_uppercase())
+            })
+        })
+        .unwrap_or_else(|| "PLAINTEXT".into());
+    match protocol.as_str() {
+        "PLAINTEXT" => return Ok(None),
+        "SSL" => {}
+        p => {
+            return Err(cfg_err(
+                MAP,
+                &format!("{listener}:{p}"),
+                "the controller listener speaks gRPC: PLAINTEXT or SSL (SASL is not served there)",
+            ))
+        }
+    }
+    let prefix = format!("listener.name.{}.", listener.to_ascii_lowercase());
+    let get = |k: &str| {
+        let scoped = format!("{prefix}{k}");
+        props
+            .get(&scoped)
+            .map(|v| (scoped, v.clone()))
+            .or_else(|| props.get(k).map(|v| (k.to_string(), v.clone())))
+    };
+    let read = |k: &str, inline: &str| -> Result<Option<String>, ConfigError> {
+        match get(k) {
+            Some((key, path)) => std::fs::read_to_string(path.trim())
+                .map(Some)
+                .map_err(|e| cfg_err(&key, &path, format!("cannot read the file: {e}"))),
+            None => Ok(get(inline).map(|(_, v)| v)),
+        }
+    };
+    let keystore =
+        read("ssl.keystore.location", "ssl.keystore.certificate.chain")?.ok_or_else(|| {
+            cfg_err(
+                &format!("{prefix}ssl.keystore.location"),
+                "",
+                "the controller listener is SSL and needs a PEM key store",
+            )
+        })?;
+    let key = get("ssl.keystore.key").map_or_else(|| keystore.clone(), |(_, v)| v);
+    let ca_pem =
+        read("ssl.truststore.location", "ssl.truststore.certificates")?.ok_or_else(|| {
+            cfg_err(
+                &format!("{prefix}ssl.truststore.location"),
+                "",
+                "the controller listener is SSL and needs a PEM trust store",
+            )
+        })?;
+    let require_client_auth =
+        get("ssl.client.auth").is_some_and(|(_, v)| v.trim().eq_ignore_ascii_case("required"));
+    Ok(Some(odradek_quorum::ControlTls {
+        ca_pem,
+        identity: (keystore, key),
+        require_client_auth,
+    }))
+}
+
 /// The validated node configuration (the keys the controller and storage tool need).
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -84,6 +156,9 @@ pub struct NodeConfig {
     pub election_timeout_ms: u64,
     /// Settings for the control managers.
     pub settings: ControllerSettings,
+    /// TLS on the controller listener (its protocol in `listener.security.protocol.map` is
+    /// SSL), for the controllers' Raft and the brokers' calls alike.
+    pub control_tls: Option<odradek_quorum::ControlTls>,
 }
 
 const KNOWN: &[&str] = &[
@@ -321,9 +396,15 @@ impl NodeConfig {
                 "must be positive",
             ));
         }
+        let control_tls = control_tls(props, &controller_listener_name)?;
         let unknown = props
             .keys()
-            .filter(|k| !KNOWN.contains(&k.as_str()))
+            .filter(|k| {
+                !KNOWN.contains(&k.as_str())
+                    && !(roles.controller
+                        && !roles.broker
+                        && (k.starts_with("ssl.") || k.starts_with("listener.name.")))
+            })
             .cloned()
             .collect();
         Ok((
@@ -336,6 +417,7 @@ impl NodeConfig {
                 log_dirs,
                 metadata_log_dir,
                 election_timeout_ms,
+                control_tls,
                 settings: ControllerSettings {
                     cluster_id: String::new(),
                     num_partitions,

@@ -79,6 +79,7 @@ pub async fn run_controller(
             .cloned()
             .unwrap_or_else(|| addr.to_string()),
     );
+    quorum_config.tls = config.control_tls.clone();
     quorum_config.election_ticks =
         (config.election_timeout_ms / quorum_config.tick.as_millis() as u64).max(3) as usize;
     let (state_machine, images) = MetadataStateMachine::new();
@@ -104,7 +105,16 @@ pub async fn run_controller(
         let _ = stop_tx.send(true);
     };
     tracing::info!(node_id = config.node_id, %cluster_id, %addr, "controller listening");
-    let result = tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = &config.control_tls {
+        server = server
+            .tls_config(tls.server_config())
+            .map_err(|e| RunError::Serve {
+                addr: addr.to_string(),
+                message: format!("TLS: {e}"),
+            })?;
+    }
+    let result = server
         .add_service(raft_service)
         .add_service(
             ControllerServiceServer::new(service)

@@ -33,6 +33,8 @@ pub struct QuorumConfig {
     pub snapshot_interval_entries: u64,
     /// Bound on messages queued to one peer; beyond it messages are dropped (Raft retries).
     pub peer_queue: usize,
+    /// TLS to the other voters (the controller listener's protocol is SSL).
+    pub tls: Option<crate::ControlTls>,
 }
 
 impl QuorumConfig {
@@ -57,6 +59,7 @@ impl QuorumConfig {
             heartbeat_ticks: 4,
             snapshot_interval_entries: 1000,
             peer_queue: 1024,
+            tls: None,
         }
     }
 }

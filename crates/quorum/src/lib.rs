@@ -35,6 +35,7 @@ mod error;
 mod log;
 mod node;
 mod storage;
+mod tls;
 mod transport;
 
 use std::sync::Arc;
@@ -44,6 +45,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use config::{parse_voters, valid_address, QuorumConfig};
 pub use error::{MembershipError, QuorumError};
 pub use storage::{RocksStorage, StoreIdentity};
+pub use tls::{endpoint, ControlTls};
 pub use transport::{TransportService, MAX_MESSAGE_BYTES};
 
 /// The generated gRPC types (`odradek.quorum.v1`).

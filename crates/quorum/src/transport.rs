@@ -7,7 +7,7 @@ use std::time::Duration;
 use protobuf::Message as PbMessage;
 use raft::prelude::{Message, MessageType};
 use tokio::sync::mpsc;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::node::Command;
@@ -63,6 +63,7 @@ pub(crate) struct Sender {
     pub from: u64,
     pub cluster_id: String,
     pub address: String,
+    pub tls: Option<crate::ControlTls>,
 }
 
 /// Starts the sender task for one peer; returns its queue (the task ends when it is dropped).
@@ -89,12 +90,11 @@ async fn peer_loop(
         from,
         cluster_id,
         address,
+        tls,
     } = sender;
-    let channel: Channel = match Endpoint::from_shared(format!("http://{addr}")) {
-        Ok(e) => e
-            .connect_timeout(Duration::from_secs(1))
-            .timeout(Duration::from_secs(10))
-            .connect_lazy(),
+    let channel: Channel = match crate::tls::endpoint(&addr, tls.as_ref(), Duration::from_secs(10))
+    {
+        Ok(e) => e.connect_lazy(),
         Err(e) => {
             tracing::error!(to, %addr, error = %e, "invalid voter address; not sending to it");
             return;

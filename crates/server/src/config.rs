@@ -47,6 +47,8 @@ pub struct BrokerConfig {
     /// listener of `security.inter.broker.protocol`, PLAINTEXT; here the first client listener
     /// when none is named PLAINTEXT).
     pub inter_broker_listener: String,
+    /// How this broker connects to the others on the inter-broker listener (TLS, SASL).
+    pub inter_broker_security: odradek_client::ClientSecurity,
     /// The properties as given (file and overrides), for DescribeConfigs' static sources.
     pub properties: BTreeMap<String, String>,
 }
@@ -364,18 +366,12 @@ impl BrokerConfig {
             }
         }
         let mut listener_security = BTreeMap::new();
+        let mut inter_broker_security = odradek_client::ClientSecurity::plaintext();
         for l in &listeners {
             let protocol = security_protocols[&l.name.to_ascii_uppercase()];
-            if l.name.eq_ignore_ascii_case(&inter_broker_listener)
-                && protocol != SecurityProtocol::Plaintext
-            {
-                return Err(cfg_err(
-                    "inter.broker.listener.name",
-                    &inter_broker_listener,
-                    &format!(
-                        "followers fetch over PLAINTEXT only so far; the inter-broker listener is {protocol} (name a PLAINTEXT listener)"
-                    ),
-                ));
+            if l.name.eq_ignore_ascii_case(&inter_broker_listener) {
+                inter_broker_security =
+                    crate::security::config::inter_broker_security(props, &l.name, protocol)?;
             }
             listener_security.insert(
                 l.name.to_ascii_uppercase(),
@@ -477,7 +473,13 @@ impl BrokerConfig {
         let unknown = unknown
             .into_iter()
             .filter(|k| {
-                !k.starts_with("log.") && k != "message.max.bytes" && !KNOWN.contains(&k.as_str())
+                // Security keys are read per listener (with `listener.name.<l>.` prefixes).
+                !k.starts_with("log.")
+                    && !k.starts_with("ssl.")
+                    && !k.starts_with("sasl.")
+                    && !k.starts_with("listener.name.")
+                    && k != "message.max.bytes"
+                    && !KNOWN.contains(&k.as_str())
             })
             .collect();
         Ok((
@@ -505,6 +507,7 @@ impl BrokerConfig {
                 transactions: TransactionsConfig::from_properties(props)?,
                 replication: ReplicationConfig::from_properties(props)?,
                 inter_broker_listener,
+                inter_broker_security,
                 properties: props.clone(),
                 node,
             },
@@ -514,6 +517,13 @@ impl BrokerConfig {
 }
 
 const KNOWN: &[&str] = &[
+    "authorizer.class.name",
+    "super.users",
+    "allow.everyone.if.no.acl.found",
+    "connections.max.reauth.ms",
+    "connection.failed.authentication.delay.ms",
+    "quota.window.num",
+    "quota.window.size.seconds",
     "transaction.state.log.num.partitions",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",

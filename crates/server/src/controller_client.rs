@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use odradek_controller::pb::controller_service_client::ControllerServiceClient;
 use odradek_controller::service::LEADER_ID_KEY;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 /// Cheap to clone.
@@ -22,14 +22,16 @@ pub struct ControllerClient {
     /// The address each voter's channel goes to.
     addresses: Arc<RwLock<BTreeMap<u64, String>>>,
     current: Arc<AtomicUsize>,
+    /// TLS on the controller listener.
+    tls: Option<Arc<odradek_quorum::ControlTls>>,
 }
 
-fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(Duration::from_secs(1))
-        // Calls bound their own attempts; AddRaftVoter waits up to 30 s for a catch-up.
-        .timeout(Duration::from_secs(60))
-        .connect_lazy())
+fn channel(
+    addr: &str,
+    tls: Option<&odradek_quorum::ControlTls>,
+) -> Result<Channel, tonic::transport::Error> {
+    // Calls bound their own attempts; AddRaftVoter waits up to 30 s for a catch-up.
+    Ok(odradek_quorum::endpoint(addr, tls, Duration::from_secs(60))?.connect_lazy())
 }
 
 impl ControllerClient {
@@ -62,7 +64,7 @@ impl ControllerClient {
         if known.is_some() && !moved {
             return known;
         }
-        let c = channel(&addr).ok()?;
+        let c = channel(&addr, self.tls.as_deref()).ok()?;
         tracing::info!(controller = id, %addr, "controller address from a NOT_CONTROLLER hint");
         if let Ok(mut a) = self.addresses.write() {
             a.insert(id, addr);
@@ -80,16 +82,21 @@ impl ControllerClient {
     }
 
     /// Channels to every voter (connected lazily).
-    pub fn new(voters: &BTreeMap<u64, String>) -> Result<Self, String> {
+    pub fn new(
+        voters: &BTreeMap<u64, String>,
+        tls: Option<odradek_quorum::ControlTls>,
+    ) -> Result<Self, String> {
         let mut out = Vec::new();
         for (id, addr) in voters {
-            let channel = channel(addr).map_err(|e| format!("voter {id} address {addr}: {e}"))?;
+            let channel = channel(addr, tls.as_ref())
+                .map_err(|e| format!("voter {id} address {addr}: {e}"))?;
             out.push((*id, channel));
         }
         Ok(Self {
             voters: Arc::new(RwLock::new(out)),
             addresses: Arc::new(RwLock::new(voters.clone())),
             current: Arc::new(AtomicUsize::new(0)),
+            tls: tls.map(Arc::new),
         })
     }
 

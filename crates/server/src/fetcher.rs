@@ -47,6 +47,8 @@ struct Inner {
     config: ReplicationConfig,
     /// The listener followers connect to (`inter.broker.listener.name`).
     listener: String,
+    /// How to connect on it (TLS, SASL).
+    security: odradek_client::ClientSecurity,
     images: watch::Receiver<Arc<MetadataImage>>,
     clock: Arc<dyn Clock>,
     stop: watch::Receiver<bool>,
@@ -61,17 +63,19 @@ impl ReplicaFetchers {
     pub fn new(
         broker_id: i32,
         config: ReplicationConfig,
-        listener: String,
+        listener: (String, odradek_client::ClientSecurity),
         images: watch::Receiver<Arc<MetadataImage>>,
         clock: Arc<dyn Clock>,
         stop: watch::Receiver<bool>,
         throttles: Arc<Throttles>,
     ) -> Self {
+        let (listener, security) = listener;
         Self {
             inner: Arc::new(Inner {
                 broker_id,
                 config,
                 listener,
+                security,
                 images,
                 clock,
                 stop,
@@ -193,7 +197,7 @@ async fn run(inner: Arc<Inner>, leader: i32, assigned: Arc<Assigned>) {
                 .ok()
                 .filter(|b| *b > 0);
             let client_id = format!("replica-fetcher-{}", inner.broker_id);
-            match Connection::connect_with(&addr, &client_id, rcvbuf, &Default::default()).await {
+            match Connection::connect_with(&addr, &client_id, rcvbuf, &inner.security).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::debug!(leader, error = %e, "cannot reach the leader; retrying");

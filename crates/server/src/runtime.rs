@@ -128,7 +128,8 @@ async fn run_broker(
     let cluster_id = dirs::check_formatted(&config.node)?;
     let listeners = bind_listeners(&mut config).await?;
     let config = Arc::new(config);
-    let client = ControllerClient::new(&config.node.voters).map_err(RunError::Config)?;
+    let client = ControllerClient::new(&config.node.voters, config.node.control_tls.clone())
+        .map_err(RunError::Config)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (images_tx, images) = watch::channel(Arc::new(MetadataImage::empty()));
     let replicas = Arc::new(
@@ -145,7 +146,10 @@ async fn run_broker(
     let fetchers = ReplicaFetchers::new(
         config.node.node_id,
         config.replication.clone(),
-        config.inter_broker_listener.clone(),
+        (
+            config.inter_broker_listener.clone(),
+            config.inter_broker_security.clone(),
+        ),
         images.clone(),
         Arc::clone(&clock),
         stop.clone(),

@@ -446,9 +446,13 @@ async fn send_markers(
     let e = crate::handlers::endpoint_for(b, &broker.config.inter_broker_listener)
         .ok_or_else(|| format!("broker {leader} has no endpoint"))?;
     let addr = format!("{}:{}", e.host, e.port);
-    let mut conn = odradek_client::Connection::connect(&addr, "odradek-txn-coordinator")
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut conn = odradek_client::Connection::connect_secure(
+        &addr,
+        "odradek-txn-coordinator",
+        &broker.config.inter_broker_security,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let v = conn
         .version(ApiKey::WriteTxnMarkers, 1)
         .map_err(|e| e.to_string())?;

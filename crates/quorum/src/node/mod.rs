@@ -160,6 +160,7 @@ pub(crate) fn build<S: StateMachine>(
         from: config.node_id,
         cluster_id: config.cluster_id.clone(),
         address: own_address,
+        tls: config.tls.clone(),
     };
     let conf = node.raft.prs().conf().to_conf_state();
     let is_voter = conf.voters.contains(&config.node_id);

@@ -336,6 +336,91 @@ pub fn authorizer_config(
     }))
 }
 
+/// How this broker connects to the others (followers' fetchers, transaction markers): over
+/// the inter-broker listener with its protocol, trusting the listener's trust store, showing
+/// its key store (for mTLS), and logging in with `sasl.mechanism.inter.broker.protocol` and the
+/// `username`/`password` of `listener.name.<l>.<mechanism>.sasl.jaas.config`.
+pub fn inter_broker_security(
+    props: &BTreeMap<String, String>,
+    listener: &str,
+    protocol: SecurityProtocol,
+) -> Result<odradek_client::ClientSecurity, ConfigError> {
+    let lower = listener.to_ascii_lowercase();
+    let scoped = Scoped {
+        props,
+        prefix: format!("listener.name.{lower}."),
+    };
+    let mut client = BTreeMap::new();
+    client.insert("security.protocol".to_string(), protocol.name().to_string());
+    if matches!(protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
+        for key in [
+            "ssl.truststore.location",
+            "ssl.truststore.certificates",
+            "ssl.keystore.location",
+            "ssl.keystore.certificate.chain",
+            "ssl.keystore.key",
+            "ssl.endpoint.identification.algorithm",
+        ] {
+            if let Some((_, v)) = scoped.get(key) {
+                client.insert(key.to_string(), v.to_string());
+            }
+        }
+        if !client.contains_key("ssl.truststore.location")
+            && !client.contains_key("ssl.truststore.certificates")
+        {
+            return Err(err(
+                "inter.broker.listener.name",
+                listener,
+                "brokers connect to each other over TLS on this listener and need a trust store (ssl.truststore.location)",
+            ));
+        }
+    }
+    if matches!(
+        protocol,
+        SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+    ) {
+        const KEY: &str = "sasl.mechanism.inter.broker.protocol";
+        let Some(mechanism) = props.get(KEY).map(|m| m.trim().to_string()) else {
+            return Err(err(
+                KEY,
+                "GSSAPI",
+                "the inter-broker listener uses SASL; Kafka's default GSSAPI is not served, so set PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+            ));
+        };
+        let jaas_key = format!(
+            "listener.name.{lower}.{}.sasl.jaas.config",
+            mechanism.to_ascii_lowercase()
+        );
+        let Some(text) = props.get(&jaas_key) else {
+            return Err(err(
+                &jaas_key,
+                "",
+                "the inter-broker login needs username=\"...\" password=\"...\" here",
+            ));
+        };
+        let entries = jaas::parse(text).map_err(|e| err(&jaas_key, "(hidden)", e))?;
+        let option = |name: &str| {
+            entries
+                .iter()
+                .flat_map(|e| &e.options)
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let (Some(user), Some(password)) = (option("username"), option("password")) else {
+            return Err(err(
+                &jaas_key,
+                "(hidden)",
+                "the inter-broker login needs username and password options",
+            ));
+        };
+        client.insert("sasl.mechanism".into(), mechanism);
+        client.insert("sasl.username".into(), user);
+        client.insert("sasl.password".into(), password);
+    }
+    odradek_client::ClientSecurity::from_properties(&client)
+        .map_err(|e| err("inter.broker.listener.name", listener, e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
