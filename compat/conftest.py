@@ -129,13 +129,18 @@ class Cluster:
         self.cluster_id = subprocess.run([BIN_DIR / "odradek-storage", "random-uuid"], check=True, capture_output=True, text=True).stdout.strip()
         self.procs = {}
         self.commands = {}
-        for i, cport in enumerate(cports):
-            self._start("odradek-controller", f"controller-{i}", 100 + i, "controller", f"CONTROLLER://127.0.0.1:{cport}")
         self.ports = {}
-        for b in range(1, brokers + 1):
-            self.add_broker(b, wait=False)
-        for b in range(1, brokers + 1):
-            self.wait_ready(f"broker-{b}")
+        try:
+            for i, cport in enumerate(cports):
+                self._start("odradek-controller", f"controller-{i}", 100 + i, "controller", f"CONTROLLER://127.0.0.1:{cport}")
+            for b in range(1, brokers + 1):
+                self.add_broker(b, wait=False)
+            for b in range(1, brokers + 1):
+                self.wait_ready(f"broker-{b}")
+        except BaseException:
+            # A cluster that did not come up must not leave its processes behind.
+            self.stop()
+            raise
 
     @property
     def bootstrap(self):

@@ -206,3 +206,31 @@ def test_sessions_expire_and_librdkafka_reauthenticates_in_place(secure):
         f.seek(before)
         during = f.read().decode(errors="replace")
     assert "expired without re-authentication" not in during, during[-2000:]
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(tmp_path):
+    """Kafka's dynamic listener config path: altering the listener's key store location (here
+    to a certificate from another CA) makes new handshakes use it; the broker never restarts."""
+    old, new = Certs(tmp_path / "old"), Certs(tmp_path / "new")
+    (tmp_path / "node").mkdir()
+    node = Node(tmp_path / "node", {"ssl.keystore.location": str(old.broker), "ssl.truststore.location": str(old.ca)}, extra_listeners={"SSL": "SSL"})
+    try:
+        trusts_old = {"bootstrap.servers": node.bootstrap_of("SSL"), "security.protocol": "SSL", "ssl.ca.location": str(old.ca)}
+        trusts_new = {**trusts_old, "ssl.ca.location": str(new.ca)}
+        rd_round_trip(trusts_old, "before-reload", n=10)
+        rd_refused(trusts_new)
+        out = subprocess.run(
+            [BIN_DIR / "odradek", "--bootstrap-server", node.bootstrap, "configs", "alter", "--entity", "broker", "--name", "1",
+             "--add-config", f"listener.name.ssl.ssl.keystore.location={new.broker}"],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        deadline = time.time() + 10
+        while "TLS key store and trust store reloaded" not in (tmp_path / "node" / "node.log").read_text():
+            assert time.time() < deadline, "no reload"
+            time.sleep(0.1)
+        rd_round_trip(trusts_new, "after-reload", n=10)
+        rd_refused(trusts_old)
+        assert node.proc.poll() is None
+    finally:
+        node.stop()

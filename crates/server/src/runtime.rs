@@ -369,6 +369,7 @@ async fn run_broker(
         .map_err(|e| RunError::Config(e.to_string()))?;
     let mut serving = tokio::task::JoinSet::new();
     let mut first = None;
+    let mut reloadable = Vec::new();
     for (listener, info) in listeners {
         let bound = listener.local_addr().map_err(|e| RunError::Serve {
             addr: info.name.clone(),
@@ -382,6 +383,13 @@ async fn run_broker(
                 .map_err(|e| RunError::Config(format!("listener {}: {e}", info.name)))?,
             None => odradek_frontend::ListenerSecurity::default(),
         };
+        if let Some(tls) = &security.tls {
+            reloadable.push(crate::security::reload::Reloadable {
+                name: info.name.clone(),
+                protocol: info.security_protocol,
+                tls: Arc::clone(tls),
+            });
+        }
         tracing::info!(broker_id = config.node.node_id, listener = %info.name, %bound, "listening");
         first.get_or_insert(bound);
         let frontend = frontend.clone();
@@ -394,6 +402,12 @@ async fn run_broker(
                 .await
         });
     }
+    tokio::spawn(crate::security::reload::run(
+        config.properties.clone(),
+        config.node.node_id,
+        reloadable,
+        images.clone(),
+    ));
     if let Some(bound) = first {
         tracing::info!(broker_id = config.node.node_id, %cluster_id, %bound, "broker ready: bootstrap.servers={bound}");
         if let Some(r) = ready {

@@ -234,11 +234,32 @@ fn check_value(d: &BrokerConfigDef, v: &str) -> Result<(), String> {
     }
 }
 
+/// Whether `key` is a listener's key store or trust store (`ssl.keystore.location`, ...,
+/// with or without a `listener.name.<l>.` prefix): dynamic, as in Kafka, so that a broker
+/// reloads its certificate without a restart. The broker checks the files when it applies them.
+pub fn is_dynamic_ssl_key(key: &str) -> bool {
+    const KEYS: [&str; 5] = [
+        "ssl.keystore.location",
+        "ssl.keystore.certificate.chain",
+        "ssl.keystore.key",
+        "ssl.truststore.location",
+        "ssl.truststore.certificates",
+    ];
+    let rest = key
+        .strip_prefix("listener.name.")
+        .and_then(|r| r.split_once('.').map(|(_, k)| k))
+        .unwrap_or(key);
+    KEYS.contains(&rest)
+}
+
 /// Checks the dynamic configs a broker resource (or the cluster default) would have: every
 /// key known and dynamic (INVALID_REQUEST otherwise, as Kafka answers), every value of its
 /// type and in range (INVALID_CONFIG, naming the key).
 pub fn validate_broker_configs(configs: &BTreeMap<String, String>) -> Result<(), (i32, String)> {
     for (k, v) in configs {
+        if is_dynamic_ssl_key(k) {
+            continue;
+        }
         let Some(d) = broker_config(k) else {
             return Err(err(
                 ErrorCode::InvalidRequest,

@@ -5,6 +5,7 @@
 mod authz;
 pub mod config;
 mod jaas;
+pub mod reload;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
