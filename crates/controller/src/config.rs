@@ -400,10 +400,11 @@ impl NodeConfig {
         let unknown = props
             .keys()
             .filter(|k| {
+                // Security keys are read per listener (with `listener.name.<l>.` prefixes).
                 !KNOWN.contains(&k.as_str())
-                    && !(roles.controller
-                        && !roles.broker
-                        && (k.starts_with("ssl.") || k.starts_with("listener.name.")))
+                    && !k.starts_with("ssl.")
+                    && !k.starts_with("sasl.")
+                    && !k.starts_with("listener.name.")
             })
             .cloned()
             .collect();

@@ -114,9 +114,16 @@ fn entry(
     config_type: i8,
     read_only: bool,
 ) -> DescribeConfigsResourceResult {
+    // Kafka's PASSWORD configs (private keys, passwords, JAAS configs) are described
+    // without their value.
+    let sensitive = name.ends_with("ssl.keystore.key")
+        || name.ends_with("ssl.key.password")
+        || name.ends_with("password")
+        || name.ends_with("sasl.jaas.config");
     let r = DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_string(name.to_string()))
-        .with_value(Some(StrBytes::from_string(value)))
+        .with_value((!sensitive).then(|| StrBytes::from_string(value)))
+        .with_is_sensitive(sensitive)
         .with_config_source(source)
         .with_read_only(read_only);
     if version >= 3 {
