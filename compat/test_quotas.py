@@ -105,7 +105,7 @@ def test_a_client_over_its_produce_quota_is_throttled_and_others_are_not(qnode):
     cli(qnode, "quotas", "alter", "--client-id", "slow", "--add-config", f"producer_byte_rate={QUOTA}")
     out = cli(qnode, "quotas", "describe", "--client-id", "slow")
     assert f"client-id=slow are producer_byte_rate={QUOTA}" in out, out
-    seconds = 30
+    seconds = 40
     slow, fast = [0, 0], [0, 0]
     threads = [
         threading.Thread(target=produce_for, args=({"bootstrap.servers": qnode.bootstrap, "client.id": "slow"}, "quota-topic", seconds, slow)),

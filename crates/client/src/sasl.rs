@@ -74,6 +74,14 @@ pub(crate) async fn authenticate(
         .map_err(|_| ClientError::Protocol("SCRAM server-first is not UTF-8".into()))?;
     let server_first =
         ServerFirst::parse(&server_first_text).map_err(|e| ClientError::Protocol(e.0))?;
+    if server_first.iterations < scram::MIN_ITERATIONS {
+        // A server asking for fewer would get a proof cheap to brute-force.
+        return Err(ClientError::Protocol(format!(
+            "SCRAM: the server asks for {} iterations, fewer than {}",
+            server_first.iterations,
+            scram::MIN_ITERATIONS
+        )));
+    }
     if !server_first.nonce.starts_with(&first.nonce) {
         return Err(ClientError::Protocol(
             "SCRAM: the server's nonce does not extend ours".into(),

@@ -231,12 +231,14 @@ fn sasl_login(p: &BTreeMap<String, String>) -> Result<SaslLogin, ClientError> {
             let jaas = p.get("sasl.jaas.config").ok_or_else(|| {
                 config_err("sasl.jaas.config", "SASL needs username and password (sasl.jaas.config, or sasl.username and sasl.password)")
             })?;
-            let option = |name: &str| -> Option<String> {
-                let i = jaas.find(&format!("{name}="))? + name.len() + 1;
-                let rest = jaas[i..].trim_start();
-                let rest = rest.strip_prefix('"')?;
-                let end = rest.find('"')?;
-                Some(rest[..end].to_string())
+            let entries =
+                odradek_common::jaas::parse(jaas).map_err(|e| config_err("sasl.jaas.config", e))?;
+            let option = |name: &str| {
+                entries
+                    .iter()
+                    .flat_map(|e| &e.options)
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
             };
             match (option("username"), option("password")) {
                 (Some(u), Some(pw)) => (u, pw),

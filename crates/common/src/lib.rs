@@ -12,6 +12,7 @@
 mod clock;
 mod error_code;
 mod ids;
+pub mod jaas;
 mod properties;
 pub mod scram;
 mod uuid;

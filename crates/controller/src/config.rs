@@ -71,17 +71,29 @@ fn control_tls(
     listener: &str,
 ) -> Result<Option<odradek_quorum::ControlTls>, ConfigError> {
     const MAP: &str = "listener.security.protocol.map";
-    let protocol = props
-        .get(MAP)
-        .and_then(|m| {
-            m.split(',').find_map(|e| {
+    // Kafka's default map names each protocol after itself (and a CONTROLLER listener
+    // PLAINTEXT); with an explicit map, a listener missing from it is an error.
+    let protocol = match props.get(MAP) {
+        Some(m) => m
+            .split(',')
+            .find_map(|e| {
                 let (n, p) = e.split_once(':')?;
                 n.trim()
                     .eq_ignore_ascii_case(listener)
                     .then(|| p.trim().to_ascii_uppercase())
             })
-        })
-        .unwrap_or_else(|| "PLAINTEXT".into());
+            .ok_or_else(|| {
+                cfg_err(
+                    MAP,
+                    m,
+                    format!("no security protocol for the controller listener {listener}"),
+                )
+            })?,
+        None => match listener.to_ascii_uppercase().as_str() {
+            p @ ("SSL" | "SASL_SSL" | "SASL_PLAINTEXT") => p.to_string(),
+            _ => "PLAINTEXT".into(),
+        },
+    };
     match protocol.as_str() {
         "PLAINTEXT" => return Ok(None),
         "SSL" => {}

@@ -365,6 +365,13 @@ async fn run_broker(
             }
         });
     }
+    {
+        // Quota sensors of clients gone quiet are forgotten (bounds the map).
+        let b = Arc::clone(&broker);
+        every(Duration::from_secs(60), stop.clone(), move || {
+            b.quotas.expire(b.clock.now_ms());
+        });
+    }
     let frontend = Frontend::new(config.frontend.clone(), broker)
         .map_err(|e| RunError::Config(e.to_string()))?;
     let mut serving = tokio::task::JoinSet::new();

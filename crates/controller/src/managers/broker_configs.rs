@@ -234,22 +234,23 @@ fn check_value(d: &BrokerConfigDef, v: &str) -> Result<(), String> {
     }
 }
 
-/// Whether `key` is a listener's key store or trust store (`ssl.keystore.location`, ...,
-/// with or without a `listener.name.<l>.` prefix): dynamic, as in Kafka, so that a broker
-/// reloads its certificate without a restart. The broker checks the files when it applies them.
+/// Whether `key` is a listener's key store or trust store (`listener.name.<l>.ssl.keystore.location`,
+/// ...): dynamic, as in Kafka, so that a broker reloads its certificate without a restart. The
+/// broker checks the files when it applies them.
 pub fn is_dynamic_ssl_key(key: &str) -> bool {
-    const KEYS: [&str; 5] = [
+    // Kafka: these change per listener only (with the prefix).
+    const KEYS: [&str; 7] = [
+        "ssl.keystore.type",
         "ssl.keystore.location",
         "ssl.keystore.certificate.chain",
         "ssl.keystore.key",
+        "ssl.truststore.type",
         "ssl.truststore.location",
         "ssl.truststore.certificates",
     ];
-    let rest = key
-        .strip_prefix("listener.name.")
+    key.strip_prefix("listener.name.")
         .and_then(|r| r.split_once('.').map(|(_, k)| k))
-        .unwrap_or(key);
-    KEYS.contains(&rest)
+        .is_some_and(|k| KEYS.contains(&k))
 }
 
 /// Checks the dynamic configs a broker resource (or the cluster default) would have: every

@@ -60,12 +60,6 @@ impl Broker {
         Arc::clone(&self.images.borrow())
     }
 
-    /// The request percentage: the time spent handling, as percent of one thread-second.
-    fn request_time_quota(&self, ctx: &RequestContext, started: std::time::Instant) -> u32 {
-        let percent = started.elapsed().as_secs_f64() * 100.0;
-        self.record_quota(ctx, QuotaKind::Request, percent)
-    }
-
     pub(crate) fn id(&self) -> i32 {
         self.config.node.node_id
     }
@@ -274,6 +268,28 @@ impl RequestHandler for Broker {
     }
 
     async fn handle(&self, ctx: RequestContext, request: RequestKind) -> Handled {
+        // The request percentage counts the time the handler runs (its polls), not the time
+        // it waits (a long-polling Fetch, a JoinGroup waiting for its rebalance), as Kafka
+        // counts request-thread time; inter-broker requests and acks=0 produce are exempt.
+        let exempt = match &request {
+            RequestKind::Fetch(r) => r.replica_id.0 >= 0 || r.replica_state.replica_id.0 >= 0,
+            RequestKind::Produce(r) => r.acks == 0,
+            RequestKind::WriteTxnMarkers(_) => true,
+            _ => false,
+        };
+        let quota_ctx = ctx.clone();
+        let (handled, busy) = throttling::PollTimed::new(self.dispatch(ctx, request)).await;
+        if exempt {
+            return handled;
+        }
+        let ms = self.record_quota(&quota_ctx, QuotaKind::Request, busy.as_secs_f64() * 100.0);
+        throttling::throttled(handled, ms)
+    }
+}
+
+impl Broker {
+    /// Routes a request to its handler, after Kafka's ACL checks; applies the byte quotas.
+    async fn dispatch(&self, ctx: RequestContext, request: RequestKind) -> Handled {
         let (request, refused) = match authorize::check(self, &ctx, request) {
             authorize::Gate::Answer(r) => return Handled::Done(Some(r)),
             authorize::Gate::Handle(r, refused) => (r, refused),
@@ -290,21 +306,27 @@ impl RequestHandler for Broker {
         ) {
             self.await_applied().await;
         }
-        let started = std::time::Instant::now();
         if let RequestKind::Produce(r) = request {
             let bytes = throttling::produce_bytes(&r);
             let produce_ms = self.record_quota(&ctx, QuotaKind::Produce, bytes as f64);
             let handled = produce::handle(self, &ctx, r).await;
-            let ms = produce_ms.max(self.request_time_quota(&ctx, started));
-            return throttling::throttled(handled, ms);
+            return throttling::throttled(handled, produce_ms);
         }
         let mut fetch_ms = 0;
         let response = match request {
             RequestKind::Metadata(r) => Some(ResponseKind::Metadata(
                 metadata::handle(self, &ctx, r).await,
             )),
-            RequestKind::Fetch(r) => {
+            RequestKind::Fetch(mut r) => {
                 let consumer = r.replica_id.0 < 0 && r.replica_state.replica_id.0 < 0;
+                if consumer {
+                    // Kafka: a fetch never asks for more than the quota window allows, or
+                    // it could only ever be throttled.
+                    if let Some(max) = throttling::fetch_cap(self, &ctx) {
+                        r.max_bytes = r.max_bytes.min(max);
+                        r.min_bytes = r.min_bytes.min(max);
+                    }
+                }
                 let response = fetch::handle(self, &ctx, r).await;
                 Some(ResponseKind::Fetch(if consumer {
                     let (response, ms) = throttling::fetch(self, &ctx, response);
@@ -464,10 +486,9 @@ impl RequestHandler for Broker {
                 None
             }
         };
-        let ms = fetch_ms.max(self.request_time_quota(&ctx, started));
         throttling::throttled(
             Handled::Done(response.map(|r| authorize::merge(r, refused))),
-            ms,
+            fetch_ms,
         )
     }
 }

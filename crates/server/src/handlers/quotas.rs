@@ -102,18 +102,26 @@ pub(super) fn describe_client_quotas(
                 &format!("Duplicate {t} filter component entity type"),
             );
         }
+        // As Kafka's ClientQuotasImage: EXACT needs a name, DEFAULT and SPECIFIED take none.
         let m = match (c.match_type, &c._match) {
             (0, Some(name)) => Match::Exact(name.to_string()),
-            (0, None) | (1, _) => Match::Default,
-            (2, _) => Match::Any,
-            (other, _) => {
-                return refuse(
-                    ErrorCode::InvalidRequest,
-                    &format!("Unknown match type {other}"),
-                )
+            (1, None) => Match::Default,
+            (2, None) => Match::Any,
+            (0, None) => {
+                return refuse(ErrorCode::InvalidRequest, &format!("Request specified MATCH_TYPE_EXACT, but no match string for entity type {t}"))
             }
+            (1 | 2, Some(_)) => {
+                return refuse(ErrorCode::InvalidRequest, &format!("Request specified a match string for entity type {t} with a match type that takes none"))
+            }
+            (other, _) => return refuse(ErrorCode::InvalidRequest, &format!("Unknown match type {other}")),
         };
         filter.push((t, m));
+    }
+    if filter.iter().any(|(t, _)| t == "ip") && filter.len() > 1 {
+        return refuse(
+            ErrorCode::InvalidRequest,
+            "Invalid entity filter component combination: ip with user or client-id",
+        );
     }
     let matches = |e: &QuotaEntity| {
         if r.strict && e.len() != filter.len() {

@@ -82,10 +82,67 @@ fn set_throttle(r: &mut ResponseKind, ms: u32) {
     }
 }
 
-/// `handled`, telling the client to wait `ms` and muting its connection that long.
+/// The largest fetch a consumer over a byte quota may ask for: quota x (samples - 1) x the
+/// sample length (Kafka's `getMaxValueInQuotaWindow`); `None` without a quota.
+pub(super) fn fetch_cap(broker: &Broker, ctx: &RequestContext) -> Option<i32> {
+    let image = broker.image();
+    if image.client_quotas.entities.is_empty() {
+        return None;
+    }
+    let (quota, _) = crate::quotas::quota_for(
+        &image.client_quotas,
+        QuotaKind::Fetch,
+        &ctx.session.principal.name,
+        ctx.client_id.as_deref().unwrap_or(""),
+    )?;
+    let w = broker.config.quota_window;
+    let max = quota * (w.samples.saturating_sub(1).max(1) as f64) * (w.sample_ms as f64 / 1000.0);
+    Some(max.clamp(1.0, f64::from(i32::MAX)) as i32)
+}
+
+/// A handler future, timed: how long its polls ran (the request-thread time Kafka's request
+/// quota counts), not how long it waited.
+pub(super) struct PollTimed<F> {
+    inner: std::pin::Pin<Box<F>>,
+    busy: Duration,
+}
+
+impl<F: std::future::Future> PollTimed<F> {
+    pub(super) fn new(inner: F) -> Self {
+        Self {
+            inner: Box::pin(inner),
+            busy: Duration::ZERO,
+        }
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for PollTimed<F> {
+    type Output = (F::Output, Duration);
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let start = std::time::Instant::now();
+        let r = self.inner.as_mut().poll(cx);
+        self.busy += start.elapsed();
+        r.map(|out| (out, self.busy))
+    }
+}
+
+/// `handled`, telling the client to wait `ms` and muting its connection that long (an
+/// already muted answer keeps the longer wait).
 pub(super) fn throttled(handled: Handled, ms: u32) -> Handled {
     if ms == 0 {
         return handled;
+    }
+    if let Handled::Muting(inner, d) = handled {
+        let longer = d.max(Duration::from_millis(u64::from(ms)));
+        let inner = throttled(*inner, ms);
+        return match inner {
+            Handled::Muting(inner, _) => Handled::Muting(inner, longer),
+            other => Handled::Muting(Box::new(other), longer),
+        };
     }
     let handled = match handled {
         Handled::Done(Some(mut r)) => {

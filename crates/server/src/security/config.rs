@@ -8,7 +8,7 @@ use odradek_controller::config::ConfigError;
 use odradek_frontend::security::{ClientAuth, PemStores, SslPrincipalMapper, SUPPORTED_MECHANISMS};
 use odradek_frontend::SecurityProtocol;
 
-use super::jaas::{self, JaasEntry};
+use odradek_common::jaas::{self, JaasEntry};
 
 /// A listener's validated security settings.
 #[derive(Debug, Clone)]
@@ -86,7 +86,11 @@ pub fn listener_security(
         prefix: format!("listener.name.{}.", listener.to_ascii_lowercase()),
     };
     let tls = match protocol {
-        SecurityProtocol::Ssl | SecurityProtocol::SaslSsl => Some(tls_config(&scoped, listener)?),
+        SecurityProtocol::Ssl | SecurityProtocol::SaslSsl => Some(tls_config(
+            &scoped,
+            listener,
+            protocol == SecurityProtocol::SaslSsl,
+        )?),
         _ => None,
     };
     let sasl = match protocol {
@@ -102,7 +106,7 @@ pub fn listener_security(
     })
 }
 
-fn tls_config(s: &Scoped<'_>, listener: &str) -> Result<TlsConfig, ConfigError> {
+fn tls_config(s: &Scoped<'_>, listener: &str, sasl_ssl: bool) -> Result<TlsConfig, ConfigError> {
     for key in ["ssl.keystore.type", "ssl.truststore.type"] {
         if let Some((k, v)) = s.get(key) {
             if !v.trim().eq_ignore_ascii_case("PEM") {
@@ -182,7 +186,15 @@ fn tls_config(s: &Scoped<'_>, listener: &str) -> Result<TlsConfig, ConfigError> 
         }
         (None, None) => None,
     };
-    let client_auth = match s.get("ssl.client.auth") {
+    // Kafka: on a SASL_SSL listener only the listener-prefixed `ssl.client.auth` counts
+    // (SASL authenticates the client there).
+    let client_auth_key = if sasl_ssl {
+        let k = format!("{}ssl.client.auth", s.prefix);
+        s.props.get(&k).map(|v| (k, v.as_str()))
+    } else {
+        s.get("ssl.client.auth")
+    };
+    let client_auth = match client_auth_key {
         None => ClientAuth::None,
         Some((k, v)) => v.parse().map_err(|e: String| err(&k, v, e))?,
     };

@@ -4,7 +4,6 @@
 
 mod authz;
 pub mod config;
-mod jaas;
 pub mod reload;
 
 use std::collections::BTreeMap;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use odradek_controller::managers::broker_configs::is_dynamic_ssl_key;
 use odradek_frontend::security::{tls, TlsListener};
 use odradek_frontend::SecurityProtocol;
-use odradek_metadata::{ConfigResource, MetadataImage};
+use odradek_metadata::{ConfigResource, ConfigsImage, MetadataImage};
 use tokio::sync::watch;
 
 /// A listener whose TLS can be reloaded.
@@ -24,20 +24,15 @@ pub struct Reloadable {
     pub tls: Arc<TlsListener>,
 }
 
-/// The SSL keys of the broker's dynamic configs (the cluster default, then this broker's).
+/// The listener SSL keys of this broker's dynamic configs (per broker only, as in Kafka: a
+/// cluster-wide default would put one certificate on every broker).
 fn dynamic_ssl(image: &MetadataImage, broker_id: i32) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for r in [
-        ConfigResource::Broker(String::new()),
-        ConfigResource::Broker(broker_id.to_string()),
-    ] {
-        for (k, v) in image.configs.get(&r) {
-            if is_dynamic_ssl_key(&k) {
-                out.insert(k, v);
-            }
-        }
-    }
-    out
+    image
+        .configs
+        .get(&ConfigResource::Broker(broker_id.to_string()))
+        .into_iter()
+        .filter(|(k, _)| is_dynamic_ssl_key(k))
+        .collect()
 }
 
 /// Reloads `listeners` whenever the dynamic SSL configs change (or are set again), until
@@ -51,18 +46,23 @@ pub async fn run(
     if listeners.is_empty() {
         return;
     }
-    let mut applied = dynamic_ssl(&images.borrow(), broker_id);
-    let mut configs = Arc::clone(&images.borrow().configs);
-    while images.changed().await.is_ok() {
-        let image = Arc::clone(&images.borrow());
+    // Dynamic values set before this start apply at once (a certificate rotated while the
+    // broker was down), then every change of the configs.
+    let mut applied = BTreeMap::new();
+    let mut configs: Option<Arc<ConfigsImage>> = None;
+    loop {
+        let image = Arc::clone(&images.borrow_and_update());
         // The configs sub-image is replaced only by a delta that replayed config records
         // (re-setting a key to the same path included: "read the files again").
-        if Arc::ptr_eq(&image.configs, &configs) {
-            continue;
-        }
-        configs = Arc::clone(&image.configs);
+        let same = configs
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, &image.configs));
+        configs = Some(Arc::clone(&image.configs));
         let current = dynamic_ssl(&image, broker_id);
-        if current.is_empty() && applied.is_empty() {
+        if same || (current.is_empty() && applied.is_empty()) {
+            if images.changed().await.is_err() {
+                return;
+            }
             continue;
         }
         applied = current.clone();
@@ -84,6 +84,9 @@ pub async fn run(
                     tracing::error!(listener = %l.name, error = %e, "cannot reload TLS; keeping the current certificate")
                 }
             }
+        }
+        if images.changed().await.is_err() {
+            return;
         }
     }
 }
