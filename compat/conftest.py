@@ -225,7 +225,7 @@ class TutorialCluster:
     on a bridge: 10.213.S.1i), so a node's network can be cut and healed (`cut`, `heal`) while
     its process keeps running; the test process reaches the nodes over the bridge."""
 
-    def __init__(self, workdir: Path, extra=None, netns=False):
+    def __init__(self, workdir: Path, extra=None, netns=False, per_node=None):
         self.workdir = workdir
         self.ids = [1, 2, 3]
         self.netns = None
@@ -257,6 +257,7 @@ class TutorialCluster:
                 "group.initial.rebalance.delay.ms": "0",
             }
             lines.update(extra or {})
+            lines.update(per_node(i) if per_node else {})
             cfg = workdir / f"node-{i}.properties"
             cfg.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
             subprocess.run([BIN_DIR / "odradek-storage", "format", "-t", cluster_id, "-c", cfg], check=True, capture_output=True)

@@ -4,9 +4,10 @@
 #                                  bindgen reads its headers)
 #   kcat, python3-venv            for the real-client compatibility suite (with --test)
 #   iproute2                      network namespaces for the network-cut durability test
+#   chromium, chromium-driver     a headless browser for the web console's tests (with --test)
 set -euo pipefail
 packages=(librocksdb-dev libclang-dev)
-[ "${1:-}" = "--test" ] && packages+=(kcat python3-venv iproute2)
+[ "${1:-}" = "--test" ] && packages+=(kcat python3-venv iproute2 chromium chromium-driver)
 need=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")

@@ -126,6 +126,11 @@ pub fn start_dev_on(dir: &Path, b: u16, c: u16) -> (Node, String) {
         format!("listeners=PLAINTEXT://127.0.0.1:{b},CONTROLLER://127.0.0.1:{c}").into(),
         "--override".into(),
         format!("controller.quorum.voters=1@127.0.0.1:{c}").into(),
+        // The console and metrics on ephemeral ports (--dev's 8080 and 9644 would collide).
+        "--override".into(),
+        "metrics.listener=http://127.0.0.1:0".into(),
+        "--override".into(),
+        "console.listener=http://127.0.0.1:0".into(),
     ];
     // One log per start, so a restart waits for its own "broker ready".
     let starts = std::fs::read_dir(dir).map_or(0, |d| {

@@ -8,9 +8,14 @@ use crate::harness::{binary, free_ports, start_cluster, Node};
 
 #[test]
 fn a_node_whose_listener_cannot_bind_exits_naming_the_address() {
-    for (what, taken_index) in [("client", 0), ("controller", 1)] {
+    for (what, taken_index) in [
+        ("client", 0),
+        ("controller", 1),
+        ("metrics", 2),
+        ("console", 3),
+    ] {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ports = free_ports(2);
+        let ports = free_ports(4);
         // Another process holds the port.
         let _other =
             std::net::TcpListener::bind(("127.0.0.1", ports[taken_index])).expect("hold the port");
@@ -26,6 +31,10 @@ fn a_node_whose_listener_cannot_bind_exits_naming_the_address() {
             .into(),
             "--override".into(),
             format!("controller.quorum.voters=1@127.0.0.1:{}", ports[1]).into(),
+            "--override".into(),
+            format!("metrics.listener=http://127.0.0.1:{}", ports[2]).into(),
+            "--override".into(),
+            format!("console.listener=http://127.0.0.1:{}", ports[3]).into(),
         ];
         let mut node = Node::spawn_args(
             &binary("odradek-broker"),

@@ -30,6 +30,9 @@ struct Cli {
     /// Override a property: key=value (repeatable).
     #[arg(long = "override")]
     overrides: Vec<String>,
+    /// Log lines as text or as JSON objects (one per line, with span fields).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: process::LogFormat,
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -58,6 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    process::init_tracing();
-    process::exit(run(Cli::parse()))
+    let cli = Cli::parse();
+    process::init_tracing(cli.log_format);
+    process::exit(run(cli))
 }

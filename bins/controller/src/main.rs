@@ -23,6 +23,9 @@ struct Cli {
     /// Override a property: key=value (repeatable).
     #[arg(long = "override")]
     overrides: Vec<String>,
+    /// Log lines as text or as JSON objects (one per line, with span fields).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: process::LogFormat,
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -34,11 +37,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run_controller(config, process::shutdown_signal()))?;
+    runtime.block_on(async {
+        let registry = odradek_controller::metrics::node_registry();
+        if let Some(addr) = config.metrics_listener {
+            odradek_controller::metrics::start(addr, &registry, std::future::pending()).await?;
+        }
+        run_controller(config, process::shutdown_signal(), Some(registry)).await
+    })?;
     Ok(())
 }
 
 fn main() -> ExitCode {
-    process::init_tracing();
-    process::exit(run(Cli::parse()))
+    let cli = Cli::parse();
+    process::init_tracing(cli.log_format);
+    process::exit(run(cli))
 }

@@ -171,6 +171,45 @@ pub struct NodeConfig {
     /// TLS on the controller listener (its protocol in `listener.security.protocol.map` is
     /// SSL), for the controllers' Raft and the brokers' calls alike.
     pub control_tls: Option<odradek_quorum::ControlTls>,
+    /// `metrics.listener`: where the node serves Prometheus metrics over HTTP (`/metrics`);
+    /// none unless set.
+    pub metrics_listener: Option<std::net::SocketAddr>,
+}
+
+/// An HTTP listener setting (`metrics.listener`, `console.listener`): `http://host:port` or
+/// `host:port`, the host a name or an address. Empty or unset: none.
+pub fn http_listener(
+    props: &BTreeMap<String, String>,
+    key: &str,
+) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    use std::net::ToSocketAddrs;
+    let Some(raw) = props.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if raw.starts_with("https://") {
+        return Err(cfg_err(
+            key,
+            raw,
+            "HTTPS is not served; use http://host:port",
+        ));
+    }
+    let hostport = raw
+        .strip_prefix("http://")
+        .unwrap_or(raw)
+        .trim_end_matches('/');
+    if hostport.contains('/') {
+        return Err(cfg_err(
+            key,
+            raw,
+            "expected http://host:port, without a path",
+        ));
+    }
+    hostport
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .map(Some)
+        .ok_or_else(|| cfg_err(key, raw, "expected http://host:port with a resolvable host"))
 }
 
 const KNOWN: &[&str] = &[
@@ -213,6 +252,7 @@ const KNOWN: &[&str] = &[
     "num.recovery.threads.per.data.dir",
     "group.initial.rebalance.delay.ms",
     "broker.rack",
+    "metrics.listener",
 ];
 
 fn int<T: std::str::FromStr>(
@@ -409,6 +449,7 @@ impl NodeConfig {
             ));
         }
         let control_tls = control_tls(props, &controller_listener_name)?;
+        let metrics_listener = http_listener(props, "metrics.listener")?;
         let unknown = props
             .keys()
             .filter(|k| {
@@ -431,6 +472,7 @@ impl NodeConfig {
                 metadata_log_dir,
                 election_timeout_ms,
                 control_tls,
+                metrics_listener,
                 settings: ControllerSettings {
                     cluster_id: String::new(),
                     num_partitions,

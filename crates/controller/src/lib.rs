@@ -30,6 +30,7 @@ pub mod config;
 pub mod dirs;
 pub mod envelope;
 pub mod managers;
+pub mod metrics;
 pub mod runtime;
 pub mod service;
 pub mod state;

@@ -38,10 +38,12 @@ pub enum RunError {
     },
 }
 
-/// Runs a controller until `shutdown` resolves.
+/// Runs a controller until `shutdown` resolves. Its metrics go into `registry` when one is
+/// given (the node serves it on `metrics.listener`).
 pub async fn run_controller(
     config: NodeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    registry: Option<crate::metrics::SharedRegistry>,
 ) -> Result<(), RunError> {
     if !config.roles.controller {
         return Err(RunError::Config(
@@ -84,6 +86,10 @@ pub async fn run_controller(
         (config.election_timeout_ms / quorum_config.tick.as_millis() as u64).max(3) as usize;
     let (state_machine, images) = MetadataStateMachine::new();
     let (quorum, raft_service) = odradek_quorum::start(quorum_config, state_machine)?;
+    let metrics = crate::metrics::ControllerMetrics::new(quorum.clone(), images.clone());
+    if let Some(r) = &registry {
+        crate::metrics::register_with(r, |r| metrics.register(r));
+    }
     let (commands, command_rx) = mpsc::channel(1024);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     tokio::spawn(crate::active::run(
@@ -99,6 +105,7 @@ pub async fn run_controller(
         quorum: quorum.clone(),
         cluster_id: cluster_id.clone(),
         stop: stop.clone(),
+        metrics,
     };
     let shutdown = async move {
         shutdown.await;

@@ -37,6 +37,8 @@ pub struct ControllerServiceImpl {
     /// a commit answer UNAVAILABLE, so the gRPC server's graceful shutdown does not wait for
     /// brokers to go away.
     pub(crate) stop: watch::Receiver<bool>,
+    /// Notes brokers' metadata offsets from their heartbeats.
+    pub(crate) metrics: crate::metrics::ControllerMetrics,
 }
 
 fn not_controller(leader_id: Option<u64>, quorum: &QuorumHandle) -> Status {
@@ -112,7 +114,10 @@ impl ControllerService for ControllerServiceImpl {
         &self,
         r: Request<pb::BrokerHeartbeatRequest>,
     ) -> Result<Response<pb::BrokerHeartbeatResponse>, Status> {
-        self.call(r.into_inner(), Command::Heartbeat).await
+        let r = r.into_inner();
+        self.metrics
+            .heartbeat(r.broker_id, r.current_metadata_offset);
+        self.call(r, Command::Heartbeat).await
     }
 
     type FetchMetadataStream = MetadataStream;

@@ -435,6 +435,7 @@ fn delete_writes_tombstones() {
     h.apply(Output {
         replies: vec![],
         records: tombstones,
+        completed_rebalances: 0,
     });
     assert!(h.groups.describe("g").is_none());
     assert_eq!(h.groups.delete("g"), Err(ErrorCode::GroupIdNotFound));

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
@@ -12,6 +12,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
+use crate::metrics::{FrontendMetrics, Timing};
 use crate::security::authenticator::{Authenticator, ReadMode, Reply, Verdict};
 use crate::security::SaslSettings;
 use crate::server::{Shared, API_VERSIONS};
@@ -19,14 +20,15 @@ use crate::{Handled, PendingResponse, RequestContext, RequestHandler, Session};
 
 /// A response on its way to the writer, in request order.
 enum Outgoing {
-    /// Encoded and ready.
-    Frame(Bytes),
+    /// Encoded and ready (with its request's times, when it answers one).
+    Frame(Bytes, Option<Timing>),
     /// Taken effect; the response comes when the future completes.
     Later {
         api_key: ApiKey,
         version: i16,
         correlation_id: i32,
         response: PendingResponse,
+        timing: Option<Timing>,
     },
 }
 
@@ -45,6 +47,8 @@ struct Queued {
     api_key: ApiKey,
     version: i16,
     work: Work,
+    /// When it was read and decoded.
+    received: Instant,
     /// Released once the request has been handled.
     _memory: FrameMemory,
     _in_flight: InFlight,
@@ -100,7 +104,12 @@ pub(crate) async fn run<S, H>(
         None => (None, None),
     };
     let mut auth = Authenticator::new(session, sasl);
-    let writer = tokio::spawn(write_responses(write, responses, peer));
+    let writer = tokio::spawn(write_responses(
+        write,
+        responses,
+        peer,
+        Arc::clone(&shared.metrics),
+    ));
     let reader = {
         let shared = Arc::clone(&shared);
         let stop = stop.clone();
@@ -121,12 +130,14 @@ pub(crate) async fn run<S, H>(
             _ = stop.wait_for(|s| *s) => None,
         };
         let Some(queued) = queued else { break };
+        let started = Instant::now();
+        let api = shared.metrics.request(queued.api_key, queued.version);
         let mut close = false;
         let handled = match queued.work {
             Work::Answered(response) => Handled::Done(Some(*response)),
             Work::RawToken(token) => match auth.on_raw_token(&token, tokio::time::Instant::now()) {
                 Verdict::Reply(Reply::Raw(frame)) => {
-                    let _ = response_tx.send(Outgoing::Frame(frame)).await;
+                    let _ = response_tx.send(Outgoing::Frame(frame, None)).await;
                     Handled::Done(None)
                 }
                 Verdict::Close { delay, reason, .. } => {
@@ -155,10 +166,12 @@ pub(crate) async fn run<S, H>(
                         // Handled in this task (no hop to another), a panic caught as the end
                         // of this connection only.
                         let handler = Arc::clone(&shared.handler);
-                        let mut task =
-                            CatchUnwind(Box::pin(
-                                async move { handler.handle(ctx, *request).await },
-                            ));
+                        // At debug level: a span per request costs too much at info.
+                        let span = tracing::debug_span!("request", api = ?queued.api_key, version = queued.version, correlation_id = queued.correlation_id, client_id = ctx.client_id.as_deref().unwrap_or(""), %peer);
+                        let mut task = CatchUnwind(Box::pin(tracing::Instrument::instrument(
+                            async move { handler.handle(ctx, *request).await },
+                            span,
+                        )));
                         let done = tokio::select! {
                             r = &mut task => Some(r),
                             _ = stop.wait_for(|s| *s) => None,
@@ -178,7 +191,7 @@ pub(crate) async fn run<S, H>(
                     }
                     Verdict::Reply(Reply::Response(r)) => Handled::Done(Some(r)),
                     Verdict::Reply(Reply::Raw(frame)) => {
-                        let _ = response_tx.send(Outgoing::Frame(frame)).await;
+                        let _ = response_tx.send(Outgoing::Frame(frame, None)).await;
                         Handled::Done(None)
                     }
                     Verdict::Close {
@@ -193,7 +206,7 @@ pub(crate) async fn run<S, H>(
                         match reply {
                             Some(Reply::Response(r)) => Handled::Done(Some(r)),
                             Some(Reply::Raw(frame)) => {
-                                let _ = response_tx.send(Outgoing::Frame(frame)).await;
+                                let _ = response_tx.send(Outgoing::Frame(frame, None)).await;
                                 Handled::Done(None)
                             }
                             None => break,
@@ -203,6 +216,14 @@ pub(crate) async fn run<S, H>(
             }
         };
         drop(queued._memory);
+        let handled_at = Instant::now();
+        let timing = api.map(|api| Timing {
+            api,
+            received: queued.received,
+            started,
+            handled: handled_at,
+            ready: handled_at,
+        });
         let (handled, mute) = match handled {
             Handled::Muting(inner, d) => (*inner, d),
             h => (h, Duration::ZERO),
@@ -227,23 +248,30 @@ pub(crate) async fn run<S, H>(
                 continue;
             }
             Handled::Muting(..) => unreachable!("unwrapped above"),
-            Handled::Done(Some(response)) => match encode_response(
-                queued.api_key,
-                queued.version,
-                queued.correlation_id,
-                response,
-            ) {
-                Ok(f) => Outgoing::Frame(f),
-                Err(e) => {
-                    tracing::error!(%peer, api_key = ?queued.api_key, version = queued.version, error = %e, "cannot encode response; closing the connection");
-                    break;
+            Handled::Done(Some(response)) => {
+                if let Some(t) = &timing {
+                    shared.metrics.response(&t.api, &response);
                 }
-            },
+                let encoded = encode_response(
+                    queued.api_key,
+                    queued.version,
+                    queued.correlation_id,
+                    response,
+                );
+                match encoded {
+                    Ok(f) => Outgoing::Frame(f, timing),
+                    Err(e) => {
+                        tracing::error!(%peer, api_key = ?queued.api_key, version = queued.version, error = %e, "cannot encode response; closing the connection");
+                        break;
+                    }
+                }
+            }
             Handled::Pending(response) => Outgoing::Later {
                 api_key: queued.api_key,
                 version: queued.version,
                 correlation_id: queued.correlation_id,
                 response,
+                timing,
             },
         };
         // A peer that does not read its responses must not hold up a stop.
@@ -437,6 +465,7 @@ async fn read_requests<R: AsyncRead + Unpin, H: RequestHandler>(
                 api_key: ApiKey::SaslAuthenticate,
                 version: 0,
                 work: Work::RawToken(frame),
+                received: Instant::now(),
                 _memory: memory,
                 _in_flight: InFlight::new(&in_flight),
             };
@@ -478,6 +507,7 @@ async fn read_requests<R: AsyncRead + Unpin, H: RequestHandler>(
                 work: Work::Answered(Box::new(ResponseKind::ApiVersions(
                     shared.apis.api_versions(version),
                 ))),
+                received: Instant::now(),
                 _memory: memory,
                 _in_flight: InFlight::new(&in_flight),
             }
@@ -503,6 +533,7 @@ async fn read_requests<R: AsyncRead + Unpin, H: RequestHandler>(
                 api_key,
                 version,
                 work: Work::Handle(Box::new(request), header.client_id.map(|c| c.to_string())),
+                received: Instant::now(),
                 _memory: memory,
                 _in_flight: InFlight::new(&in_flight),
             }
@@ -564,12 +595,16 @@ async fn write_responses<W: AsyncWrite + Unpin>(
     mut out: W,
     mut rx: mpsc::Receiver<Outgoing>,
     peer: SocketAddr,
+    metrics: Arc<FrontendMetrics>,
 ) {
     // Only finished (or pending) responses are queued here, in request order, so each is
     // written as soon as it and those before it are ready. No buffer is kept between writes
     // (idle connections cost little); frames already waiting are gathered into one write.
     let mut carried: Option<Outgoing> = None;
+    // The times of the requests the next write answers.
+    let mut timings: Vec<Timing> = Vec::new();
     loop {
+        timings.clear();
         let next = match carried.take() {
             Some(o) => o,
             None => match rx.recv().await {
@@ -578,16 +613,25 @@ async fn write_responses<W: AsyncWrite + Unpin>(
             },
         };
         let mut write = match next {
-            Outgoing::Frame(f) => f,
+            Outgoing::Frame(f, t) => {
+                timings.extend(t);
+                f
+            }
             Outgoing::Later {
                 api_key,
                 version,
                 correlation_id,
                 response,
+                timing,
             } => {
                 let Some(response) = response.await else {
                     continue;
                 };
+                if let Some(mut t) = timing {
+                    t.ready = Instant::now();
+                    metrics.response(&t.api, &response);
+                    timings.push(t);
+                }
                 match encode_response(api_key, version, correlation_id, response) {
                     Ok(f) => f,
                     Err(e) => {
@@ -601,7 +645,10 @@ async fn write_responses<W: AsyncWrite + Unpin>(
             let mut gathered: Option<BytesMut> = None;
             while let Ok(next) = rx.try_recv() {
                 let frame = match next {
-                    Outgoing::Frame(f) if f.len() < GATHER_BYTES => f,
+                    Outgoing::Frame(f, t) if f.len() < GATHER_BYTES => {
+                        timings.extend(t);
+                        f
+                    }
                     other => {
                         carried = Some(other);
                         break;
@@ -624,6 +671,10 @@ async fn write_responses<W: AsyncWrite + Unpin>(
         if let Err(e) = out.write_all(&write).await {
             tracing::debug!(%peer, error = %e, "write failed");
             return;
+        }
+        let written = Instant::now();
+        for t in &timings {
+            t.written(written);
         }
     }
     let _ = out.shutdown().await;

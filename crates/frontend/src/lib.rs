@@ -11,6 +11,8 @@
 //! and bytes of requests read but not yet handled, broker-wide (`queued.max.request.bytes`).
 //!
 //! What a request means is the [`RequestHandler`]'s business (the broker, in `odradek-server`).
+//! The frontend measures every request ([`metrics`]): counts per API and version, error codes
+//! of responses, and the time queued, handled, waiting (purgatory) and being sent.
 //!
 //! # Ordering
 //! Requests of one connection take effect in the order they arrived, as in Kafka: a connection
@@ -40,6 +42,8 @@
 //! wrap a TCP stream without reshaping this crate.
 
 mod connection;
+mod errors;
+pub mod metrics;
 pub mod security;
 mod server;
 mod session;
@@ -50,6 +54,7 @@ use std::sync::Arc;
 
 pub use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 pub use kafka_protocol::protocol::VersionRange;
+pub use metrics::FrontendMetrics;
 pub use security::ListenerSecurity;
 pub use server::{ConfigError, Frontend, FrontendConfig};
 pub use session::{

@@ -193,6 +193,7 @@ pub(crate) struct Shared<H> {
     /// `queued.max.request.bytes` as permits of one byte each.
     pub(crate) memory: Arc<Semaphore>,
     connections: Arc<Semaphore>,
+    pub(crate) metrics: Arc<crate::metrics::FrontendMetrics>,
 }
 
 /// The Kafka protocol server of one node: every listener it serves shares the handler, the API
@@ -222,8 +223,15 @@ impl<H: RequestHandler> Frontend<H> {
     pub fn new(config: FrontendConfig, handler: Arc<H>) -> Result<Self, ConfigError> {
         config.validate()?;
         let apis = ApiTable::new(handler.supported_apis());
+        let metrics = Arc::new(crate::metrics::FrontendMetrics::new(
+            apis.ranges
+                .iter()
+                .map(|(k, r)| (*k, r.max))
+                .chain([(ApiKey::ApiVersions, API_VERSIONS.max)]),
+        ));
         Ok(Self {
             shared: Arc::new(Shared {
+                metrics,
                 memory: Arc::new(Semaphore::new(config.queued_max_request_bytes)),
                 connections: Arc::new(Semaphore::new(config.max_connections)),
                 handler,
@@ -231,6 +239,11 @@ impl<H: RequestHandler> Frontend<H> {
                 apis,
             }),
         })
+    }
+
+    /// The frontend's metrics (register them with a node's registry).
+    pub fn metrics(&self) -> &Arc<crate::metrics::FrontendMetrics> {
+        &self.shared.metrics
     }
 
     /// Bytes of requests read and not yet handled, over every connection.
@@ -279,8 +292,10 @@ impl<H: RequestHandler> Frontend<H> {
                     let this = self.clone();
                     let stop = stop_rx.clone();
                     let security = security.clone();
+                    let open = self.shared.metrics.connection(&info.name);
                     tasks.spawn(async move {
                         this.accept_connection(stream, peer, session, security, stop).await;
+                        drop(open);
                         drop(permit);
                     });
                     // Reap finished connections so the set stays small.

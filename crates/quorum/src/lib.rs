@@ -33,6 +33,7 @@
 mod config;
 mod error;
 mod log;
+pub mod metrics;
 mod node;
 mod storage;
 mod tls;
@@ -44,6 +45,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use config::{parse_voters, valid_address, QuorumConfig};
 pub use error::{MembershipError, QuorumError};
+pub use metrics::QuorumMetrics;
 pub use storage::{RocksStorage, StoreIdentity};
 pub use tls::{endpoint, ControlTls};
 pub use transport::{TransportService, MAX_MESSAGE_BYTES};
@@ -142,18 +144,31 @@ pub struct QuorumHandle {
     status: watch::Receiver<QuorumStatus>,
     voter_set: watch::Receiver<VoterSet>,
     storage: RocksStorage,
+    metrics: QuorumMetrics,
 }
 
 impl QuorumHandle {
+    /// The quorum's metrics; [`QuorumMetrics::register`] adds them to a registry.
+    pub fn metrics(&self) -> &QuorumMetrics {
+        &self.metrics
+    }
+
     /// Proposes `data`; resolves with the entry's index once it is committed and applied here.
     /// Fails with [`QuorumError::NotLeader`] on a follower.
     pub async fn propose(&self, data: Vec<u8>) -> Result<u64, QuorumError> {
+        let started = std::time::Instant::now();
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(node::Command::Propose { data, reply })
             .await
             .map_err(|_| QuorumError::Shutdown)?;
-        rx.await.map_err(|_| QuorumError::Shutdown)?
+        let r = rx.await.map_err(|_| QuorumError::Shutdown)?;
+        if r.is_ok() {
+            self.metrics
+                .commit_latency
+                .observe(started.elapsed().as_secs_f64() * 1e3);
+        }
+        r
     }
 
     /// The latest status.
@@ -255,6 +270,7 @@ pub fn start<S: StateMachine>(
             status,
             voter_set,
             storage,
+            metrics: QuorumMetrics::default(),
         },
         server,
     ))

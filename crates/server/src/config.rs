@@ -30,6 +30,8 @@ pub struct BrokerConfig {
     pub security_protocols: BTreeMap<String, SecurityProtocol>,
     /// `quota.window.num` (11) and `quota.window.size.seconds` (1).
     pub quota_window: crate::quotas::QuotaWindow,
+    /// `console.listener`: where the broker serves the web console over HTTP; none unless set.
+    pub console_listener: Option<std::net::SocketAddr>,
     /// The authorizer (`authorizer.class.name`), if any.
     pub authorizer: Option<odradek_metadata::acl::AuthorizerConfig>,
     /// Each client listener's TLS and SASL settings, by upper-case listener name.
@@ -502,6 +504,10 @@ impl BrokerConfig {
                     samples: get_num::<usize>(props, "quota.window.num", 11)?.max(1),
                     sample_ms: get_num::<i64>(props, "quota.window.size.seconds", 1)?.max(1) * 1000,
                 },
+                console_listener: odradek_controller::config::http_listener(
+                    props,
+                    "console.listener",
+                )?,
                 frontend,
                 groups: GroupsConfig::from_properties(props)?,
                 transactions: TransactionsConfig::from_properties(props)?,
@@ -517,6 +523,7 @@ impl BrokerConfig {
 }
 
 const KNOWN: &[&str] = &[
+    "console.listener",
     "authorizer.class.name",
     "super.users",
     "allow.everyone.if.no.acl.found",

@@ -29,6 +29,9 @@ pub fn dev_properties(data_dir: &Path) -> BTreeMap<String, String> {
         ("transaction.state.log.replication.factor", "1".into()),
         ("transaction.state.log.min.isr", "1".into()),
         ("group.initial.rebalance.delay.ms", "0".into()),
+        // See inside: Prometheus metrics and the web console.
+        ("metrics.listener", "http://127.0.0.1:9644".into()),
+        ("console.listener", "http://127.0.0.1:8080".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -109,7 +109,16 @@ impl ReplicaFetchers {
             );
             let assigned = by_leader.entry((leader, id)).or_insert_with(|| {
                 let assigned = Arc::new(Assigned::default());
-                tokio::spawn(run(Arc::clone(&self.inner), leader, Arc::clone(&assigned)));
+                let span = tracing::info_span!(
+                    "replica_fetcher",
+                    broker_id = self.inner.broker_id,
+                    leader,
+                    fetcher_id = id
+                );
+                tokio::spawn(tracing::Instrument::instrument(
+                    run(Arc::clone(&self.inner), leader, Arc::clone(&assigned)),
+                    span,
+                ));
                 assigned
             });
             if let Ok(mut p) = assigned.partitions.lock() {
@@ -375,6 +384,7 @@ fn handle_partition(
             }
             match p.append_as_follower(validated, pd.high_watermark, now_ms) {
                 Ok(advanced) => {
+                    h.metrics.replication_bytes_in.inc_by(records.len() as u64);
                     if let Err(e) = p.follow_log_start(pd.log_start_offset) {
                         tracing::warn!(topic = %h.topic, partition = h.index, error = %e, "cannot follow the leader's log start");
                     }

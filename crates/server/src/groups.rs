@@ -38,6 +38,8 @@ pub struct GroupCoordinator {
     parked: Mutex<HashMap<Token, (i32, oneshot::Sender<Reply>)>>,
     next_token: AtomicU64,
     clock: Arc<dyn odradek_common::Clock>,
+    /// Rebalances completed by the groups this broker coordinated.
+    pub(crate) rebalances: prometheus_client::metrics::counter::Counter,
 }
 
 impl GroupCoordinator {
@@ -49,6 +51,7 @@ impl GroupCoordinator {
             parked: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(1),
             clock,
+            rebalances: Default::default(),
         }
     }
 
@@ -179,6 +182,9 @@ impl GroupCoordinator {
             // Offset commits the high watermark has passed since become visible.
             groups.commit_pending_offsets(partition.high_watermark());
             let (value, out) = f(groups, p, now);
+            if out.completed_rebalances > 0 {
+                self.rebalances.inc_by(u64::from(out.completed_rebalances));
+            }
             // Appending under the shard's lock keeps the partition's records in the order the
             // state machine produced them. The append is a write to the page cache.
             let appended = Self::append(partition, &out.records, producer, now);
@@ -255,6 +261,15 @@ impl GroupCoordinator {
         for p in partitions {
             let _ = self.exec_partition(p, None, |groups, _, now| ((), f(groups, now)));
         }
+    }
+
+    /// Every committed offset of the groups this broker coordinates: (group, topic,
+    /// partition, offset).
+    pub fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        self.shards
+            .each_loaded(|groups| groups.committed_offsets())
+            .map(|v| v.into_iter().flatten().collect())
+            .unwrap_or_default()
     }
 
     /// Every group of every loaded partition: (id, protocol type, state name).

@@ -20,6 +20,7 @@
 
 pub mod alloc;
 pub mod config;
+pub mod console;
 pub mod controller_client;
 pub mod coordinator_runtime;
 pub mod dev;
@@ -27,9 +28,11 @@ pub mod disk;
 pub mod fetcher;
 pub mod groups;
 pub mod handlers;
+pub mod history;
 pub mod isr;
 pub mod lifecycle;
 pub mod metadata_cache;
+pub mod metrics;
 pub mod producer_ids;
 pub mod quotas;
 pub mod replicas;

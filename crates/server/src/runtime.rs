@@ -31,6 +31,17 @@ pub async fn run_node(
 ) -> Result<(), RunError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
+    // One registry for the node's parts, served on metrics.listener (bound first: a port in
+    // use fails the start).
+    let registry = odradek_controller::metrics::node_registry();
+    if let Some(addr) = config.node.metrics_listener {
+        let stop = stop_rx.clone();
+        odradek_controller::metrics::start(addr, &registry, async move {
+            let mut stop = stop;
+            crate::until_stopped(&mut stop).await;
+        })
+        .await?;
+    }
     {
         let stop_tx = Arc::clone(&stop_tx);
         tokio::spawn(async move {
@@ -69,7 +80,11 @@ pub async fn run_node(
         if !config.node.roles.controller {
             return Ok(());
         }
-        let task = tokio::spawn(run_controller(config.node.clone(), controller_stop));
+        let task = tokio::spawn(run_controller(
+            config.node.clone(),
+            controller_stop,
+            Some(Arc::clone(&registry)),
+        ));
         let r = match task.await {
             Ok(r) => r,
             Err(e) => Err(RunError::Config(format!("controller task failed: {e}"))),
@@ -80,7 +95,7 @@ pub async fn run_node(
         if !config.node.roles.broker {
             return Ok(());
         }
-        let r = run_broker(config.clone(), stop_rx.clone(), ready).await;
+        let r = run_broker(config.clone(), stop_rx.clone(), ready, &registry).await;
         let _ = broker_done_tx.send(true);
         fail_stops(r)
     };
@@ -124,9 +139,14 @@ async fn run_broker(
     mut config: BrokerConfig,
     stop: watch::Receiver<bool>,
     ready: Option<oneshot::Sender<SocketAddr>>,
+    registry: &odradek_controller::metrics::SharedRegistry,
 ) -> Result<(), RunError> {
     let cluster_id = dirs::check_formatted(&config.node)?;
     let listeners = bind_listeners(&mut config).await?;
+    let console_listener = match config.console_listener {
+        Some(addr) => Some(crate::console::bind(addr).await?),
+        None => None,
+    };
     let config = Arc::new(config);
     let client = ControllerClient::new(&config.node.voters, config.node.control_tls.clone())
         .map_err(RunError::Config)?;
@@ -372,8 +392,24 @@ async fn run_broker(
             b.quotas.expire(b.clock.now_ms());
         });
     }
-    let frontend = Frontend::new(config.frontend.clone(), broker)
+    let frontend = Frontend::new(config.frontend.clone(), Arc::clone(&broker))
         .map_err(|e| RunError::Config(e.to_string()))?;
+    odradek_controller::metrics::register_with(registry, |r| {
+        crate::metrics::register(r, &broker, frontend.metrics())
+    });
+    // The console's plots: lag and rates sampled every history::SAMPLE_MS.
+    let history = Arc::new(crate::history::History::default());
+    {
+        let (h, b) = (Arc::clone(&history), Arc::clone(&broker));
+        every(
+            Duration::from_millis(crate::history::SAMPLE_MS),
+            stop.clone(),
+            move || h.sample(&b, b.clock.now_ms()),
+        );
+    }
+    if let Some(listener) = console_listener {
+        crate::console::start(listener, Arc::clone(&broker), history, stop.clone());
+    }
     let mut serving = tokio::task::JoinSet::new();
     let mut first = None;
     let mut reloadable = Vec::new();

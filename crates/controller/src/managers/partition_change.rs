@@ -172,9 +172,13 @@ impl<'a> PartitionChange<'a> {
 
     /// The record (if anything changes) and the outcome.
     pub fn build(mut self) -> Built {
+        let _span = tracing::debug_span!("election", topic_id = %self.topic_id, partition = self.partition_id, election = ?self.election).entered();
         self.complete_reassignment_if_ready();
         let (leader, unclean) = self.elect();
         let p = self.partition;
+        if leader != p.leader && p.leader != NO_LEADER {
+            tracing::info!(topic_id = %self.topic_id, partition = self.partition_id, old_leader = p.leader, new_leader = leader, leader_epoch = p.leader_epoch + 1, "partition leader changes");
+        }
         if unclean {
             tracing::warn!(topic_id = %self.topic_id, partition = self.partition_id, new_leader = leader,
                 "unclean leader election: a replica outside the ISR leads; records it lacks are lost");

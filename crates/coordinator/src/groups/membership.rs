@@ -271,6 +271,7 @@ impl Groups {
         g.pending.clear();
         g.initial_join = false;
         g.generation += 1;
+        out.completed_rebalances += 1;
         if g.members.is_empty() {
             g.protocol = None;
             g.leader = None;

@@ -208,6 +208,8 @@ pub struct Output {
     pub replies: Vec<Reply>,
     /// Records (key, value; `None` is a tombstone) to append before replying.
     pub records: Vec<(Bytes, Option<Bytes>)>,
+    /// Rebalances this call completed (a group moved to a new generation), for the metrics.
+    pub completed_rebalances: u32,
 }
 
 /// A SyncGroup request.
@@ -722,6 +724,18 @@ impl Groups {
                     g.protocol_type.clone().unwrap_or_default(),
                     g.state,
                 )
+            })
+            .collect()
+    }
+
+    /// Every committed offset of every group: (group, topic, partition, offset).
+    pub fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        self.groups
+            .iter()
+            .flat_map(|(id, g)| {
+                g.offsets
+                    .iter()
+                    .map(move |((t, p), v)| (id.clone(), t.clone(), *p, v.offset))
             })
             .collect()
     }

@@ -198,6 +198,14 @@ fn read_once(
                     };
                     total += bytes.len();
                     remaining = remaining.saturating_sub(bytes.len() as u64);
+                    if from_follower {
+                        hosted
+                            .metrics
+                            .replication_bytes_out
+                            .inc_by(bytes.len() as u64);
+                    } else {
+                        hosted.metrics.bytes_out.inc_by(bytes.len() as u64);
+                    }
                     if throttled {
                         quota.record(bytes.len() as u64, now);
                     }

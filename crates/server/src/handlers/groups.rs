@@ -796,6 +796,7 @@ pub(super) fn delete_groups(broker: &Broker, req: DeleteGroupsRequest) -> Delete
                         Output {
                             replies: Vec::new(),
                             records,
+                            completed_rebalances: 0,
                         },
                     ),
                     Err(e) => (e, Output::default()),

@@ -371,9 +371,10 @@ impl Broker {
             RequestKind::FindCoordinator(r) => Some(ResponseKind::FindCoordinator(
                 groups::find_coordinator(self, &ctx, r).await,
             )),
-            RequestKind::JoinGroup(r) => Some(ResponseKind::JoinGroup(
-                groups::join_group(self, &ctx, r).await,
-            )),
+            RequestKind::JoinGroup(r) => Some(ResponseKind::JoinGroup({
+                let span = tracing::info_span!("rebalance", broker_id = self.id(), group_id = %r.group_id.0);
+                tracing::Instrument::instrument(groups::join_group(self, &ctx, r), span).await
+            })),
             RequestKind::SyncGroup(r) => Some(ResponseKind::SyncGroup(
                 groups::sync_group(self, &ctx, r).await,
             )),

@@ -196,6 +196,10 @@ pub(super) async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRe
                         fail(index, e.error_code(), e.to_string())
                     })?;
                 drop(replica);
+                hosted.metrics.bytes_in.inc_by(records.len() as u64);
+                hosted.metrics.messages_in.inc_by(
+                    (appended.info.last_offset - appended.info.first_offset + 1).max(0) as u64,
+                );
                 hosted.leo_waiters.wake_all();
                 if appended.high_watermark_advanced {
                     hosted.hw_waiters.wake_all();

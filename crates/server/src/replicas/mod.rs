@@ -91,6 +91,8 @@ pub struct HostedPartition {
     leader_throttled: AtomicBool,
     /// Listed for this broker in `follower.replication.throttled.replicas`.
     follower_throttled: AtomicBool,
+    /// Its topic's data path counters.
+    pub metrics: crate::metrics::TopicMetrics,
 }
 
 impl HostedPartition {
@@ -287,6 +289,8 @@ pub struct ReplicaManager {
     retry: Mutex<HashSet<Uuid>>,
     /// The replication throttles, from the broker's and the topics' dynamic configs.
     throttles: Arc<Throttles>,
+    /// The data path's counters.
+    metrics: Arc<crate::metrics::BrokerMetrics>,
 }
 
 impl ReplicaManager {
@@ -329,7 +333,13 @@ impl ReplicaManager {
             offline: Mutex::new(HashSet::new()),
             retry: Mutex::new(HashSet::new()),
             throttles: Arc::default(),
+            metrics: Arc::default(),
         })
+    }
+
+    /// The data path's counters.
+    pub fn metrics(&self) -> &Arc<crate::metrics::BrokerMetrics> {
+        &self.metrics
     }
 
     /// The replication throttles (the fetch handler's and the replica fetchers').
@@ -587,6 +597,7 @@ impl ReplicaManager {
                         }
                     };
                     tracing::info!(topic = %name, partition = index, log_end_offset, high_watermark = ?hw, producers = replica.producer_states().producers().count(), "opened partition replica");
+                    let metrics = self.metrics.topic(&name);
                     let hosted = Arc::new(HostedPartition {
                         topic: name,
                         topic_id: id,
@@ -605,6 +616,7 @@ impl ReplicaManager {
                         dir_failed: Arc::clone(&self.dirs[dir_index].failed),
                         leader_throttled: AtomicBool::new(false),
                         follower_throttled: AtomicBool::new(false),
+                        metrics,
                     });
                     match self.partitions.write() {
                         // Only into a directory still online (see take_failed_dirs_offline).
@@ -641,8 +653,21 @@ impl ReplicaManager {
             if p.state() == &state {
                 continue;
             }
+            // ISR changes of a partition led here before and after, whoever made them (this
+            // leader's AlterPartition, or the controller removing a fenced broker).
+            let _span = tracing::info_span!("partition", broker_id = self.broker_id, topic = %hosted.topic, partition = hosted.index, leader_epoch = state.leader_epoch).entered();
+            let was_leading = p.role() == odradek_replication::Role::Leader;
+            let isr_before = p.state().isr.len();
+            let (isr_after, leading) = (state.isr.len(), state.leader == self.broker_id);
             let (transition, advanced) = p.apply(state, now);
             drop(p);
+            if was_leading && leading {
+                match isr_after.cmp(&isr_before) {
+                    std::cmp::Ordering::Less => hosted.metrics.isr_shrinks.inc(),
+                    std::cmp::Ordering::Greater => hosted.metrics.isr_expands.inc(),
+                    std::cmp::Ordering::Equal => 0,
+                };
+            }
             if advanced {
                 hosted.hw_waiters.wake_all();
             }
