@@ -191,3 +191,66 @@ def test_bad_requests_get_clear_answers(scenario):
     assert code == 400 and "partitions" in body
     code, body = status("/groups/no-such-group")
     assert code == 404 and "GROUP_ID_NOT_FOUND" in body
+
+
+def test_with_an_authorizer_users_sign_in_and_see_only_what_acls_allow(tmp_path):
+    """HTTP Basic against SCRAM credentials; every page's requests authorised for the user; a
+    form from another origin refused."""
+    import base64
+
+    from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
+
+    port = free_port()
+    node = Node(tmp_path, {
+        "console.listener": f"http://127.0.0.1:{port}",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        # The test's own admin client is anonymous on the PLAINTEXT listener.
+        "super.users": "User:ANONYMOUS;User:admin",
+    }, format_args=["--add-scram", "SCRAM-SHA-256=[name=alice,password=alice-secret]",
+                    "--add-scram", "SCRAM-SHA-512=[name=admin,password=admin-secret]"])
+    try:
+        a = AdminClient({"bootstrap.servers": node.bootstrap})
+        for f in a.create_topics([NewTopic(t, 1, 1) for t in ("visible", "hidden")]).values():
+            f.result(20)
+        for f in a.create_acls([AclBinding(ResourceType.TOPIC, "visible", ResourcePatternType.LITERAL, "User:alice", "*",
+                                           AclOperation.DESCRIBE, AclPermissionType.ALLOW)]).values():
+            f.result(20)
+        base = f"http://127.0.0.1:{port}"
+
+        def get(path, user=None, password=None, method="GET", headers=None, data=None):
+            req = urllib.request.Request(base + path, method=method, data=data, headers=headers or {})
+            if user:
+                token = base64.b64encode(f"{user}:{password}".encode()).decode()
+                req.add_header("Authorization", f"Basic {token}")
+            try:
+                with urllib.request.urlopen(req, timeout=20) as r:
+                    return r.status, r.read().decode()
+            except urllib.error.HTTPError as e:
+                return e.code, e.read().decode()
+
+        code, _ = get("/topics")
+        assert code == 401
+        code, _ = get("/topics", "alice", "wrong")
+        assert code == 401
+        code, _ = get("/topics", "nobody", "x")
+        assert code == 401
+        code, body = get("/topics", "alice", "alice-secret")
+        assert code == 200 and "visible" in body and "hidden" not in body
+        code, body = get("/topics/hidden", "alice", "alice-secret")
+        assert code in (403, 404) and "AUTHORIZATION_FAILED" in body
+        code, body = get("/topics", "admin", "admin-secret")
+        assert code == 200 and "visible" in body and "hidden" in body
+        # Alice may not create topics: Kafka's refusal, on the page.
+        code, body = get("/topics", "alice", "alice-secret", method="POST", data=b"name=new-one&partitions=1&replication_factor=")
+        assert code == 200 and "cannot create" in body and "AUTHORIZATION_FAILED" in body
+        assert "new-one" not in a.list_topics(timeout=10).topics
+        # A form posted from another site is refused before anything happens.
+        code, body = get("/topics/visible/delete", "admin", "admin-secret", method="POST", data=b"",
+                         headers={"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"})
+        assert code == 403
+        assert "visible" in a.list_topics(timeout=10).topics
+        # A DNS-rebinding page (another host name) gets nothing from a loopback console.
+        code, _ = get("/", "admin", "admin-secret", headers={"Host": "evil.example:%d" % port})
+        assert code == 403
+    finally:
+        node.stop()

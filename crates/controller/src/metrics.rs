@@ -216,7 +216,11 @@ pub async fn serve(
         axum::routing::get(move || {
             let registry = Arc::clone(&registry);
             async move {
-                match encode(&registry) {
+                // Collectors read state (and take short locks): off the async workers.
+                let text = tokio::task::spawn_blocking(move || encode(&registry))
+                    .await
+                    .unwrap_or(Err(std::fmt::Error));
+                match text {
                     Ok(text) => (
                         axum::http::StatusCode::OK,
                         [(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)],

@@ -186,6 +186,21 @@ impl<S> Shards<S> {
         Ok(out)
     }
 
+    /// `f` over every loaded shard, skipping those still loading (for metrics: a partition
+    /// being loaded must not blank the others).
+    pub fn each_ready<T>(&self, mut f: impl FnMut(&S) -> T) -> Vec<T> {
+        let Ok(slots) = self.slots.lock() else {
+            return Vec::new();
+        };
+        slots
+            .values()
+            .filter_map(|(_, _, slot)| match slot {
+                Slot::Loaded { state, .. } => Some(f(state)),
+                Slot::Loading => None,
+            })
+            .collect()
+    }
+
     /// Follows leadership of the topic in `image`: drops the shards of partitions this broker
     /// no longer leads (or leads under another epoch), and loads the new ones with `load`
     /// (which reads the partition's log: call on a blocking thread). Requests meanwhile get

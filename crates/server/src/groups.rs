@@ -267,9 +267,25 @@ impl GroupCoordinator {
     /// partition, offset).
     pub fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
         self.shards
-            .each_loaded(|groups| groups.committed_offsets())
-            .map(|v| v.into_iter().flatten().collect())
-            .unwrap_or_default()
+            .each_ready(|groups| groups.committed_offsets())
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// The state of every group of the loaded partitions (those loading are left out).
+    pub fn states(&self) -> Vec<&'static str> {
+        self.shards
+            .each_ready(|groups| {
+                groups
+                    .list()
+                    .into_iter()
+                    .map(|(_, _, s)| s.name())
+                    .collect::<Vec<_>>()
+            })
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Every group of every loaded partition: (id, protocol type, state name).

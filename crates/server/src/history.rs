@@ -13,7 +13,7 @@ pub const SAMPLE_MS: u64 = 2000;
 /// Points per series (30 minutes at [`SAMPLE_MS`]).
 pub const CAPACITY: usize = 900;
 /// Series kept per kind.
-pub const MAX_SERIES: usize = 10_000;
+pub const MAX_SERIES: usize = 1_000;
 
 /// One topic's rates at one time.
 #[derive(Debug, Clone, Copy, PartialEq)]

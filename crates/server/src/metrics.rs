@@ -122,15 +122,17 @@ impl BrokerMetrics {
         }
     }
 
-    /// Totals over topics: (bytes in, bytes out, messages in), for the console's rates.
+    /// A topic's totals: (bytes in, bytes out, messages in), for the console's rates (zero for
+    /// a topic without counters; none are created).
     pub fn topic_totals(&self, topic: &str) -> (u64, u64, u64) {
         let label = TopicLabel {
             topic: topic.to_string(),
         };
+        let get = |f: &Family<TopicLabel, Counter>| f.get(&label).map_or(0, |c| c.get());
         (
-            self.bytes_in.get_or_create(&label).get(),
-            self.bytes_out.get_or_create(&label).get(),
-            self.messages_in.get_or_create(&label).get(),
+            get(&self.bytes_in),
+            get(&self.bytes_out),
+            get(&self.messages_in),
         )
     }
 
@@ -270,9 +272,20 @@ impl Collector for BrokerCollector {
             let state = p.state();
             let (ur, umi) = if leading {
                 leaders += 1;
-                let min_isr = broker.min_insync_replicas(&image, &hosted.topic);
+                // As Kafka: the replication factor leaves out replicas a reassignment is
+                // adding, and min.insync.replicas counts at most the replicas there are.
+                let adding = image
+                    .topics
+                    .by_id
+                    .get(&hosted.topic_id)
+                    .and_then(|t| t.partitions.get(&hosted.index))
+                    .map_or(0, |r| r.adding_replicas.len());
+                let replication_factor = state.replicas.len().saturating_sub(adding);
+                let min_isr = broker
+                    .min_insync_replicas(&image, &hosted.topic)
+                    .min(state.replicas.len());
                 (
-                    state.isr.len() < state.replicas.len(),
+                    state.isr.len() < replication_factor,
                     state.isr.len() < min_isr,
                 )
             } else {
@@ -363,8 +376,8 @@ impl Collector for BrokerCollector {
         )?;
 
         // Groups by state, as Kafka's GroupMetadataManager gauges.
-        let groups = broker.groups.list().unwrap_or_default();
-        let count = |state: &str| groups.iter().filter(|(_, _, s)| *s == state).count() as i64;
+        let groups = broker.groups.states();
+        let count = |state: &str| groups.iter().filter(|s| **s == state).count() as i64;
         let gm = "kafka_coordinator_group_groupmetadatamanager_";
         gauge(
             e,
@@ -391,7 +404,7 @@ impl Collector for BrokerCollector {
             e,
             &format!("{gm}numoffsets"),
             "Committed offsets held here",
-            lag.len() as i64,
+            broker.groups.committed_offsets().len() as i64,
         )?;
         let labels = |l: &PartitionLag| LagLabels {
             consumergroup: l.group.clone(),

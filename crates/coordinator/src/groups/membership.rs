@@ -271,7 +271,6 @@ impl Groups {
         g.pending.clear();
         g.initial_join = false;
         g.generation += 1;
-        out.completed_rebalances += 1;
         if g.members.is_empty() {
             g.protocol = None;
             g.leader = None;
@@ -383,6 +382,7 @@ impl Groups {
                         }
                     }
                     g.set_state(GroupState::Stable, now);
+                    out.completed_rebalances += 1;
                     out.records.push((
                         encode_key(&RecordKey::Group {
                             group: req.group_id.clone(),

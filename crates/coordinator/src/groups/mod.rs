@@ -208,7 +208,8 @@ pub struct Output {
     pub replies: Vec<Reply>,
     /// Records (key, value; `None` is a tombstone) to append before replying.
     pub records: Vec<(Bytes, Option<Bytes>)>,
-    /// Rebalances this call completed (a group moved to a new generation), for the metrics.
+    /// Rebalances this call completed (a group became Stable with the leader's assignment, as
+    /// Kafka counts them), for the metrics.
     pub completed_rebalances: u32,
 }
 

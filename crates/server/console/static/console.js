@@ -7,6 +7,13 @@
   const REFRESH_MS = 2000;
   const COLOURS = ["#3a5bd9", "#d9822b", "#2e7d32", "#8e24aa"];
 
+  function empty(el, text) {
+    const d = document.createElement("div");
+    d.className = "empty";
+    d.textContent = text;
+    el.replaceChildren(d);
+  }
+
   function draw(el) {
     let plot = null;
     const load = () =>
@@ -14,11 +21,11 @@
         .then((r) => (r.ok ? r.json() : Promise.reject(new Error("HTTP " + r.status))))
         .then((series) => {
           if (series.data[0].length === 0) {
-            if (!plot) el.innerHTML = '<div class="empty">No samples yet (the broker samples every 2 s).</div>';
+            if (!plot) empty(el, "No samples yet (the broker samples every 2 s).");
             return;
           }
           if (!plot) {
-            el.innerHTML = "";
+            el.textContent = "";
             const opts = {
               width: Math.max(el.clientWidth - 16, 300),
               height: 220,
@@ -35,7 +42,7 @@
           }
         })
         .catch((e) => {
-          if (!plot) el.innerHTML = '<div class="empty">' + String(e.message) + "</div>";
+          if (!plot) empty(el, String(e.message));
         });
     load();
     setInterval(load, REFRESH_MS);
@@ -43,5 +50,11 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     document.querySelectorAll(".chart[data-src]").forEach(draw);
+    // Forms that destroy something ask first (the question is in data-confirm).
+    document.querySelectorAll("form[data-confirm]").forEach((f) =>
+      f.addEventListener("submit", (e) => {
+        if (!window.confirm(f.dataset.confirm)) e.preventDefault();
+      })
+    );
   });
 })();

@@ -4,9 +4,12 @@
 //!
 //! Every page is built from Kafka requests handed to the broker's own request handlers, as a
 //! client's would be ([`Console::call`]): the console sees what a client sees, and with an
-//! authorizer configured, each request is authorised for the console user's principal. The
-//! user signs in with HTTP Basic authentication against the cluster's SCRAM credentials
-//! (`User:<name>`); without an authorizer, the console is open, as a PLAINTEXT listener is.
+//! authorizer configured, each request is authorised for the console user's principal. With an
+//! authorizer or a SASL listener, the user signs in with HTTP Basic authentication against the
+//! cluster's SCRAM credentials (`User:<name>`; a successful check is remembered for a minute,
+//! and checks run off the async workers); otherwise the console is open, as a PLAINTEXT
+//! listener is. Forms are refused from another origin (`Origin` / `Sec-Fetch-Site`), and a
+//! console on a loopback address answers only loopback host names (DNS rebinding).
 //!
 //! Pages: overview (brokers, quorum, health), topics (list, create, delete), a topic
 //! (partitions, configs and their alteration, throughput plot), the message browser, consumer
@@ -40,7 +43,19 @@ use crate::history::History;
 pub struct Console {
     broker: Arc<Broker>,
     history: Arc<History>,
+    /// Whether users must sign in: an authorizer, or a SASL listener, is configured.
+    sign_in_required: bool,
+    /// Recent successful sign-ins: user -> (SHA-256 of the password, when). Bounded by
+    /// [`SIGN_IN_CACHE`]; the lock is held for one lookup or insert.
+    signed_in: std::sync::Mutex<std::collections::HashMap<String, (Vec<u8>, std::time::Instant)>>,
+    /// Where the console listens (loopback: only loopback host names are answered).
+    addr: SocketAddr,
 }
+
+/// How long a checked password is remembered.
+const SIGN_IN_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+/// Users remembered at most.
+const SIGN_IN_CACHE: usize = 1024;
 
 /// The signed-in user of one HTTP request, and where the request came from (the host ACLs
 /// are checked against).
@@ -100,9 +115,22 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 impl Console {
-    /// A console over `broker`'s handlers.
-    pub fn new(broker: Arc<Broker>, history: Arc<History>) -> Self {
-        Self { broker, history }
+    /// A console over `broker`'s handlers, listening on `addr`.
+    pub fn new(broker: Arc<Broker>, history: Arc<History>, addr: SocketAddr) -> Self {
+        let sign_in_required = broker.config.authorizer.is_some()
+            || broker.config.listener_infos().iter().any(|(_, info)| {
+                matches!(
+                    info.security_protocol,
+                    SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+                )
+            });
+        Self {
+            broker,
+            history,
+            sign_in_required,
+            signed_in: Default::default(),
+            addr,
+        }
     }
 
     /// The request context of `user`'s requests.
@@ -149,8 +177,10 @@ impl Console {
     }
 
     /// The principal of HTTP Basic credentials checked against the cluster's SCRAM
-    /// credentials; `None` when they are missing or wrong.
-    fn authenticate(&self, headers: &HeaderMap) -> Option<KafkaPrincipal> {
+    /// credentials; `None` when they are missing or wrong. The salted-password derivation (the
+    /// credential's iterations) runs on a blocking thread; an unknown user costs the same as a
+    /// known one.
+    async fn authenticate(self: &Arc<Self>, headers: &HeaderMap) -> Option<KafkaPrincipal> {
         let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
         let encoded = value.strip_prefix("Basic ")?;
         let decoded = base64::engine::general_purpose::STANDARD
@@ -158,21 +188,94 @@ impl Console {
             .ok()?;
         let text = String::from_utf8(decoded).ok()?;
         let (name, password) = text.split_once(':')?;
-        let image = self.broker.image();
-        let credentials = image.scram.users.get(name)?;
-        let ok = credentials.iter().any(|(mechanism, c)| {
-            let candidate = odradek_common::scram::ScramCredential::from_password(
-                *mechanism,
-                password,
-                c.salt.clone(),
-                c.iterations,
-            );
-            constant_time_eq(&candidate.stored_key, &c.stored_key)
-        });
-        ok.then(|| KafkaPrincipal {
+        let (name, password) = (name.to_string(), password.to_string());
+        let digest = odradek_common::scram::ScramMechanism::Sha256.hash(password.as_bytes());
+        let principal = KafkaPrincipal {
             principal_type: "User".into(),
-            name: name.to_string(),
+            name: name.clone(),
+        };
+        if let Ok(cache) = self.signed_in.lock() {
+            if let Some((d, at)) = cache.get(&name) {
+                if at.elapsed() < SIGN_IN_TTL && constant_time_eq(d, &digest) {
+                    return Some(principal);
+                }
+            }
+        }
+        let this = Arc::clone(self);
+        let user = name.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            let image = this.broker.image();
+            match image.scram.users.get(&user) {
+                Some(credentials) => credentials.iter().any(|(mechanism, c)| {
+                    let candidate = odradek_common::scram::ScramCredential::from_password(
+                        *mechanism,
+                        &password,
+                        c.salt.clone(),
+                        c.iterations,
+                    );
+                    constant_time_eq(&candidate.stored_key, &c.stored_key)
+                }),
+                None => {
+                    // As much work as a real check, so a wrong name is not told apart.
+                    let _ = odradek_common::scram::ScramCredential::from_password(
+                        odradek_common::scram::ScramMechanism::Sha256,
+                        &password,
+                        vec![0; 16],
+                        4096,
+                    );
+                    false
+                }
+            }
         })
+        .await
+        .unwrap_or(false);
+        if !ok {
+            return None;
+        }
+        if let Ok(mut cache) = self.signed_in.lock() {
+            if cache.len() >= SIGN_IN_CACHE {
+                cache.retain(|_, (_, at)| at.elapsed() < SIGN_IN_TTL);
+                if cache.len() >= SIGN_IN_CACHE {
+                    cache.clear();
+                }
+            }
+            cache.insert(name, (digest, std::time::Instant::now()));
+        }
+        Some(principal)
+    }
+
+    /// Whether `headers` come from a page of this console: a form from another origin is
+    /// refused (CSRF), and a console on a loopback address answers only loopback host names
+    /// (a DNS-rebinding page cannot read it).
+    fn same_origin(
+        &self,
+        method: &axum::http::Method,
+        headers: &HeaderMap,
+    ) -> Result<(), &'static str> {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        if self.addr.ip().is_loopback() {
+            let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
+            if !matches!(name, "localhost" | "127.0.0.1" | "[::1]") && !name.starts_with("127.") {
+                return Err("this console answers only loopback host names");
+            }
+        }
+        if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+            return Ok(());
+        }
+        if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+            if !matches!(site, "same-origin" | "none") {
+                return Err("a form from another site");
+            }
+        }
+        if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+            if origin != format!("http://{host}") {
+                return Err("a form from another origin");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -188,10 +291,13 @@ async fn sign_in(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let user = if console.broker.config.authorizer.is_none() {
+    if let Err(why) = console.same_origin(request.method(), request.headers()) {
+        return (StatusCode::FORBIDDEN, why).into_response();
+    }
+    let user = if !console.sign_in_required {
         KafkaPrincipal::anonymous()
     } else {
-        match console.authenticate(request.headers()) {
+        match console.authenticate(request.headers()).await {
             Some(p) => p,
             None => {
                 return (
@@ -271,7 +377,7 @@ pub fn start(
     let Ok(bound) = listener.local_addr() else {
         return;
     };
-    let app = router(Arc::new(Console::new(broker, history)));
+    let app = router(Arc::new(Console::new(broker, history, bound)));
     tracing::info!(%bound, "web console on http://{bound}/");
     tokio::spawn(async move {
         let r = axum::serve(

@@ -22,7 +22,7 @@ use odradek_metadata::acl::{AclOperation, ResourceType};
 use tokio::sync::Notify;
 
 use super::{find_topic, Broker};
-use crate::replicas::Need;
+use crate::replicas::{HostedPartition, Need};
 
 fn error(index: i32, code: ErrorCode) -> PartitionData {
     PartitionData::default()
@@ -33,7 +33,8 @@ fn error(index: i32, code: ErrorCode) -> PartitionData {
 
 /// One pass over the requested partitions, registering `waiter` on each; returns the
 /// response, the bytes it carries and whether any partition must be answered at once (an
-/// error, or a follower's diverging epoch).
+/// error, or a follower's diverging epoch). The bytes read are put in `sent` per partition
+/// (counted in the metrics only for the response that goes out).
 fn read_once(
     broker: &Broker,
     version: i16,
@@ -41,7 +42,9 @@ fn read_once(
     replica_id: i32,
     allowed: &[bool],
     waiter: &Arc<Notify>,
+    sent: &mut Vec<(Arc<HostedPartition>, u64)>,
 ) -> (FetchResponse, usize, bool) {
+    sent.clear();
     let image = broker.image();
     let now = broker.clock.now_ms();
     let from_follower = replica_id >= 0;
@@ -198,14 +201,7 @@ fn read_once(
                     };
                     total += bytes.len();
                     remaining = remaining.saturating_sub(bytes.len() as u64);
-                    if from_follower {
-                        hosted
-                            .metrics
-                            .replication_bytes_out
-                            .inc_by(bytes.len() as u64);
-                    } else {
-                        hosted.metrics.bytes_out.inc_by(bytes.len() as u64);
-                    }
+                    sent.push((Arc::clone(&hosted), bytes.len() as u64));
                     if throttled {
                         quota.record(bytes.len() as u64, now);
                     }
@@ -319,17 +315,34 @@ pub(super) async fn handle(
     drop(image);
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, 60_000) as u64);
     let waiter = Arc::new(Notify::new());
+    let mut sent = Vec::new();
+    // Bytes out (or replication bytes out) of the response that goes out, as Kafka counts.
+    let count = |sent: &[(Arc<HostedPartition>, u64)]| {
+        for (hosted, n) in sent {
+            if replica_id >= 0 {
+                hosted.metrics.replication_bytes_out.inc_by(*n);
+            } else {
+                hosted.metrics.bytes_out.inc_by(*n);
+            }
+        }
+    };
     loop {
-        let (response, bytes, failed) =
-            read_once(broker, version, &req, replica_id, &allowed, &waiter);
+        let (response, bytes, failed) = read_once(
+            broker, version, &req, replica_id, &allowed, &waiter, &mut sent,
+        );
         if bytes >= req.min_bytes.max(1) as usize || failed || Instant::now() >= deadline {
+            count(&sent);
             return response;
         }
         if tokio::time::timeout_at(deadline.into(), waiter.notified())
             .await
             .is_err()
         {
-            return read_once(broker, version, &req, replica_id, &allowed, &waiter).0;
+            let (response, ..) = read_once(
+                broker, version, &req, replica_id, &allowed, &waiter, &mut sent,
+            );
+            count(&sent);
+            return response;
         }
     }
 }

@@ -530,7 +530,12 @@ impl ReplicaManager {
             }
             Err(_) => return changes,
         };
+        let hosted_topics: HashSet<String> = self.all().iter().map(|h| h.topic.clone()).collect();
         for p in removed {
+            if !hosted_topics.contains(&p.topic) {
+                // The topic's last replica here: its counters go (bounded label sets).
+                self.metrics.remove_topic(&p.topic);
+            }
             if let Ok(mut c) = self.checkpointed.lock() {
                 c.remove(&(p.topic.clone(), p.index));
             }
