@@ -3,12 +3,14 @@
 request counts and latency, consumer lag computed by the coordinator (it grows while the group
 is stopped and drains when it resumes), process and controller metrics; and, on the classic
 three-node cluster, an under-replicated partition and an ISR shrink when a follower is killed,
-an expansion when it returns."""
+an expansion when it returns, and the lag of partitions whose only replica is on another broker
+than the group's coordinator."""
 
 import re
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -147,6 +149,13 @@ def test_metrics_follow_a_produce_and_consume_load(tmp_path):
         s = scrape(port)
         assert (total(s, "kafka_network_requestmetrics_errors_total", **unknown) or 0) > errors_before
         assert total(s, "kafka_server_socket_server_metrics_connection_creation_total", listener="PLAINTEXT") >= 3
+
+        # Every metric the shipped Grafana dashboard queries exists.
+        dashboard = (Path(__file__).parent.parent / "deploy/grafana/odradek-dashboard.json").read_text()
+        queried = set(re.findall(r"\b((?:kafka|process|odradek)_[a-z0-9_]+)", dashboard))
+        served = {n for n, _, _ in s}
+        missing = sorted(q for q in queried if q not in served)
+        assert not missing, f"the dashboard queries metrics no node serves: {missing}"
     finally:
         node.stop()
 
@@ -185,5 +194,20 @@ def test_metrics_show_an_under_replicated_partition_when_a_follower_dies(tmp_pat
         # Every node's controller agrees on who leads the quorum: one active controller.
         active = sum(total(scrape(ports[i]), "kafka_controller_kafkacontroller_activecontrollercount") for i in (1, 2, 3))
         assert active == 1
+
+        # Lag of partitions the coordinator hosts no replica of: one replica each, spread over
+        # the brokers; the coordinator asks their leaders.
+        single, group = "single-replica", "spread-group"
+        a.create_topics([NewTopic(single, num_partitions=3, replication_factor=1, config={"min.insync.replicas": "1"})])[single].result(20)
+        produce(cluster.bootstrap, single, 300)
+        consume(cluster.bootstrap, single, group, 300)
+        produce(cluster.bootstrap, single, 90)
+        coordinator = a.describe_consumer_groups([group])[group].result(20).coordinator.id
+        leaders = {p.leader for p in a.list_topics(topic=single, timeout=10).topics[single].partitions.values()}
+        assert leaders - {coordinator}, "some partition is led by another broker"
+        s = wait_for(ports[coordinator], lambda s: total(s, "kafka_consumergroup_lag", consumergroup=group, topic=single) == 90
+                     and len([1 for n, l, _ in s if n == "kafka_consumergroup_lag" and l.get("consumergroup") == group]) == 3,
+                     "the lag of every partition, hosted here or not", timeout=20)
+        assert total(s, "kafka_consumergroup_current_offset", consumergroup=group) == 300
     finally:
         cluster.stop()

@@ -6,8 +6,10 @@
 # median records/s of each workload per build and their ratio.
 #
 # usage: scripts/bench-ab.sh BASE_REV [ROUNDS]      (ROUNDS defaults to 3)
-# The base is checked out in a temporary worktree and built (release) into
-# "$CARGO_TARGET_DIR-base"; the working tree is built into $CARGO_TARGET_DIR.
+# The base is checked out in a temporary worktree; both are built (release) in $CARGO_TARGET_DIR
+# (dependencies are shared) and their binaries copied aside. Every node serves metrics on a free
+# port (metrics.listener; a build without it warns of an unknown key), and with SCRAPE=1 a
+# scraper reads /metrics every second while the node runs (as a busy Prometheus would).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base_rev=${1:?usage: scripts/bench-ab.sh BASE_REV [ROUNDS]}
@@ -28,21 +30,33 @@ trap cleanup EXIT
 base_short=$(git rev-parse --short "$base_rev")
 head_short="$(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo +changes)"
 git worktree add --detach --quiet "$scratch/base" "$base_rev"
-(cd "$scratch/base" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR-base" cargo build --release --quiet --bin odradek-broker --bin odradek)
+mkdir -p "$scratch/base-bin" "$scratch/head-bin"
+(cd "$scratch/base" && cargo build --release --quiet --bin odradek-broker --bin odradek)
+cp "$CARGO_TARGET_DIR/release/odradek-broker" "$CARGO_TARGET_DIR/release/odradek" "$scratch/base-bin/"
 cargo build --release --quiet --bin odradek-broker --bin odradek
+cp "$CARGO_TARGET_DIR/release/odradek-broker" "$CARGO_TARGET_DIR/release/odradek" "$scratch/head-bin/"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rows="$scratch/rows.md"
 
 # usage: run LABEL BIN_DIR
 run() {
-  local label=$1 bin=$2 port cport node out
-  port=$(free_port); cport=$(free_port)
+  local label=$1 bin=$2 port cport mport node out scraper=
+  port=$(free_port); cport=$(free_port); mport=$(free_port)
   rm -rf "$scratch/data"
   "$bin/odradek-broker" --dev --data-dir "$scratch/data" \
     --override "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport" \
-    --override "controller.quorum.voters=1@127.0.0.1:$cport" 2>"$scratch/node.log" &
+    --override "controller.quorum.voters=1@127.0.0.1:$cport" \
+    --override "metrics.listener=http://127.0.0.1:$mport" --override "console.listener=" 2>"$scratch/node.log" &
   node=$!; pids+=("$node")
   until grep -q "broker ready" "$scratch/node.log"; do sleep 0.1; done
+  if [ "${SCRAPE:-0}" = 1 ]; then
+    python3 -c 'import sys, time, urllib.request
+while True:
+    try: urllib.request.urlopen(sys.argv[1], timeout=5).read()
+    except OSError: pass
+    time.sleep(1)' "http://127.0.0.1:$mport/metrics" &
+    scraper=$!; pids+=("$scraper")
+  fi
   local bootstrap="127.0.0.1:$port"
   "$venv/bin/python" scripts/bench_broker.py "$bootstrap" 100 1000000 1 "$label, confluent-kafka" "$node" | tee -a "$rows"
   "$venv/bin/python" scripts/bench_broker.py "$bootstrap" 1024 500000 1 "$label, confluent-kafka" "$node" | tee -a "$rows"
@@ -52,12 +66,13 @@ run() {
   out=$("$bin/odradek" --bootstrap-server "$bootstrap" perf consume --topic perf1k --records 1000000 | tail -n 1)
   echo "$out" | awk -v l="$label" -F', *' '{printf "| %s, odradek perf | consume, 1 partition(s), 1 KiB | %s |\n", l, $6}' | tee -a "$rows"
   kill "$node"; wait "$node" 2>/dev/null || true
+  [ -n "$scraper" ] && { kill "$scraper" 2>/dev/null || true; wait "$scraper" 2>/dev/null || true; }
 }
 
 for r in $(seq 1 "$rounds"); do
   echo "round $r of $rounds" >&2
-  run "base $base_short" "$CARGO_TARGET_DIR-base/release"
-  run "head $head_short" "$CARGO_TARGET_DIR/release"
+  run "base $base_short" "$scratch/base-bin"
+  run "head $head_short" "$scratch/head-bin"
 done
 
 python3 - "$rows" "base $base_short" "head $head_short" <<'PY'

@@ -30,6 +30,7 @@ pub mod groups;
 pub mod handlers;
 pub mod history;
 pub mod isr;
+pub mod lag;
 pub mod lifecycle;
 pub mod metadata_cache;
 pub mod metrics;

@@ -200,9 +200,10 @@ impl PartitionLag {
     }
 }
 
-/// The lag of every group this broker coordinates, on every partition with a committed offset
-/// whose replica this broker hosts (the others are left out: their end offset is another
-/// broker's).
+/// The lag of every group this broker coordinates, on every partition with a committed
+/// offset: the end is the high watermark of this broker's replica when it hosts one, else what
+/// the partition's leader said at the last [`crate::lag::RemoteEnds`] refresh (a partition
+/// whose leader has not answered yet is left out).
 pub fn consumer_lag(broker: &Broker) -> Vec<PartitionLag> {
     let image = broker.image();
     broker
@@ -211,13 +212,16 @@ pub fn consumer_lag(broker: &Broker) -> Vec<PartitionLag> {
         .into_iter()
         .filter_map(|(group, topic, partition, committed)| {
             let id = image.topics.get_by_name(&topic)?.id;
-            let hosted = broker.replicas.get(id, partition)?;
+            let end = match broker.replicas.get(id, partition) {
+                Some(hosted) => hosted.high_watermark(),
+                None => broker.remote_ends.get(&topic, partition)?,
+            };
             Some(PartitionLag {
                 group,
                 topic,
                 partition,
                 committed,
-                end: hosted.high_watermark(),
+                end,
             })
         })
         .collect()

@@ -366,7 +366,22 @@ async fn run_broker(
         groups,
         txns: Arc::clone(&txns),
         quotas: Arc::new(crate::quotas::ClientQuotaManager::new(config.quota_window)),
+        remote_ends: Arc::default(),
     });
+    // Consumer lag of partitions not hosted here: their leaders' end offsets.
+    {
+        let b = Arc::clone(&broker);
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(crate::lag::REFRESH_MS));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => b.remote_ends.refresh(&b).await,
+                    _ = crate::until_stopped(&mut stop) => return,
+                }
+            }
+        });
+    }
     // Transaction markers, and the abort of transactions past their timeout
     // (transaction.abort.timed.out.transaction.cleanup.interval.ms).
     tokio::spawn(crate::transactions::run_markers(

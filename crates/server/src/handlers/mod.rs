@@ -53,6 +53,8 @@ pub struct Broker {
     pub(crate) txns: Arc<crate::transactions::TxnCoordinator>,
     /// Client quota usage.
     pub(crate) quotas: Arc<crate::quotas::ClientQuotaManager>,
+    /// End offsets of partitions not hosted here, for consumer lag.
+    pub(crate) remote_ends: Arc<crate::lag::RemoteEnds>,
 }
 
 impl Broker {
