@@ -124,8 +124,8 @@ def test_topics_and_a_topic_page(scenario, browser):
     assert "orders" in text_of(browser, "#topics")
     visit(browser, scenario.console + "/topics/orders", "topic")
     rows = text_of(browser, "#partitions")
-    # Partition 0, led by broker 1, log from 0 to 120.
-    assert "120" in rows and rows.count("\n") >= 1
+    # Partition 0, led by broker 1, log from 0 to 120, its size here in KiB.
+    assert "120" in rows and rows.count("\n") >= 1 and "KiB" in rows
     assert "retention.ms" in text_of(browser, "#configs")
     wait_plot(browser)
     browser.save_screenshot(str(ARTIFACTS / "topic.png"))

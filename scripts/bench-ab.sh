@@ -6,8 +6,10 @@
 # median records/s of each workload per build and their ratio.
 #
 # usage: scripts/bench-ab.sh BASE_REV [ROUNDS]      (ROUNDS defaults to 3)
-# The base is checked out in a temporary worktree; both are built (release) in $CARGO_TARGET_DIR
-# (dependencies are shared) and their binaries copied aside. Every node serves metrics on a free
+# The base is checked out in a temporary worktree and built (release) into
+# "$CARGO_TARGET_DIR-base" (one target directory for both would mix their workspace crates:
+# cargo names them alike whatever the checkout's path); the working tree is built into
+# $CARGO_TARGET_DIR. Both builds' binaries are copied aside. Every node serves metrics on a free
 # port (metrics.listener; a build without it warns of an unknown key), and with SCRAPE=1 a
 # scraper reads /metrics every second while the node runs (as a busy Prometheus would).
 set -euo pipefail
@@ -31,8 +33,8 @@ base_short=$(git rev-parse --short "$base_rev")
 head_short="$(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo +changes)"
 git worktree add --detach --quiet "$scratch/base" "$base_rev"
 mkdir -p "$scratch/base-bin" "$scratch/head-bin"
-(cd "$scratch/base" && cargo build --release --quiet --bin odradek-broker --bin odradek)
-cp "$CARGO_TARGET_DIR/release/odradek-broker" "$CARGO_TARGET_DIR/release/odradek" "$scratch/base-bin/"
+(cd "$scratch/base" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR-base" cargo build --release --quiet --bin odradek-broker --bin odradek)
+cp "$CARGO_TARGET_DIR-base/release/odradek-broker" "$CARGO_TARGET_DIR-base/release/odradek" "$scratch/base-bin/"
 cargo build --release --quiet --bin odradek-broker --bin odradek
 cp "$CARGO_TARGET_DIR/release/odradek-broker" "$CARGO_TARGET_DIR/release/odradek" "$scratch/head-bin/"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

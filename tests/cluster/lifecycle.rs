@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{binary, free_ports, start_cluster, Node};
+use crate::harness::{binary, free_ports, start_cluster, wait_ready, Node};
 
 #[test]
 fn a_node_whose_listener_cannot_bind_exits_naming_the_address() {
@@ -83,4 +83,56 @@ fn sigterm_stops_every_node_promptly_the_last_controller_included() {
         );
         eprintln!("node {i} stopped in {took:?}");
     }
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_events_fields() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = free_ports(2);
+    let args: Vec<std::ffi::OsString> = vec![
+        "--dev".into(),
+        "--log-format".into(),
+        "json".into(),
+        "--data-dir".into(),
+        dir.path().join("data").into_os_string(),
+        "--override".into(),
+        format!(
+            "listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+            ports[0], ports[1]
+        )
+        .into(),
+        "--override".into(),
+        format!("controller.quorum.voters=1@127.0.0.1:{}", ports[1]).into(),
+        "--override".into(),
+        "metrics.listener=http://127.0.0.1:0".into(),
+        "--override".into(),
+        "console.listener=".into(),
+    ];
+    let mut node = Node::spawn_args(
+        &binary("odradek-broker"),
+        &args,
+        dir.path().join("node.log"),
+    );
+    wait_ready(&node);
+    node.kill();
+    let log = node.log_text();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let ready = lines
+        .iter()
+        .find(|v| {
+            v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("broker ready"))
+        })
+        .unwrap_or_else(|| panic!("no 'broker ready' line:\n{log}"));
+    assert_eq!(ready["level"], "INFO");
+    assert!(ready["fields"]["cluster_id"].is_string(), "{ready}");
+    assert!(
+        ready["timestamp"].is_string() && ready["target"].is_string(),
+        "{ready}"
+    );
 }

@@ -57,7 +57,8 @@ impl ControllerMetrics {
     }
 }
 
-fn gauge(
+/// Encodes one gauge `name` of `value` (for collectors reading state at scrape time).
+pub fn gauge(
     encoder: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,

@@ -1,7 +1,9 @@
 //! One client connection: framing and decoding ahead, handling one request at a time, writing
 //! responses in order as soon as each is ready.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -166,12 +168,20 @@ pub(crate) async fn run<S, H>(
                         // Handled in this task (no hop to another), a panic caught as the end
                         // of this connection only.
                         let handler = Arc::clone(&shared.handler);
-                        // At debug level: a span per request costs too much at info.
-                        let span = tracing::debug_span!("request", api = ?queued.api_key, version = queued.version, correlation_id = queued.correlation_id, client_id = ctx.client_id.as_deref().unwrap_or(""), %peer);
-                        let mut task = CatchUnwind(Box::pin(tracing::Instrument::instrument(
-                            async move { handler.handle(ctx, *request).await },
-                            span,
-                        )));
+                        // A span per request at debug level only (it costs too much at info),
+                        // and no wrapper at all when debug is off.
+                        let task: Pin<Box<dyn Future<Output = Handled> + Send>> = if tracing::enabled!(
+                            tracing::Level::DEBUG
+                        ) {
+                            let span = tracing::debug_span!("request", api = ?queued.api_key, version = queued.version, correlation_id = queued.correlation_id, client_id = ctx.client_id.as_deref().unwrap_or(""), %peer);
+                            Box::pin(tracing::Instrument::instrument(
+                                async move { handler.handle(ctx, *request).await },
+                                span,
+                            ))
+                        } else {
+                            Box::pin(async move { handler.handle(ctx, *request).await })
+                        };
+                        let mut task = CatchUnwind(task);
                         let done = tokio::select! {
                             r = &mut task => Some(r),
                             _ = stop.wait_for(|s| *s) => None,
@@ -309,9 +319,9 @@ pub(crate) async fn run<S, H>(
 }
 
 /// A future whose panic becomes `Err(())` (the panic message is printed by the panic hook).
-struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+struct CatchUnwind<F: ?Sized>(std::pin::Pin<Box<F>>);
 
-impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+impl<F: std::future::Future + ?Sized> std::future::Future for CatchUnwind<F> {
     type Output = Result<F::Output, ()>;
 
     fn poll(

@@ -3,19 +3,21 @@
 //! requests per API and version, errors per API and error code, the time a request spends
 //! queued, handled, waiting (purgatory) and being sent, and open connections per listener.
 //!
-//! Each API's handles are made once, when the frontend is built, so a request costs a few
-//! atomic adds and histogram observations, no label lookup.
+//! Each API's handles are made once, when the frontend is built (indexed by API key), so a
+//! request costs a few atomic adds, no label lookup and no lock: the time histograms are
+//! [`TimeHistogram`]s, atomics only.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{ApiKey, ResponseKind};
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 /// Upper bounds (ms) of the request time histograms: 0.25 ms to 30 s.
@@ -56,12 +58,67 @@ pub struct ListenerLabel {
     pub listener: String,
 }
 
-fn histogram() -> Histogram {
-    Histogram::new(TIME_BUCKETS_MS)
+/// A histogram of durations over [`TIME_BUCKETS_MS`], kept in atomics (an observation is two
+/// relaxed adds, its bucket found among integer bounds; a scrape may see one observation's
+/// bucket before its sum, which Prometheus tolerates). Encoded as a Prometheus histogram in
+/// milliseconds; the count is the buckets' sum.
+#[derive(Debug, Clone, Default)]
+pub struct TimeHistogram(Arc<TimeCells>);
+
+#[derive(Debug, Default)]
+struct TimeCells {
+    /// Per bucket (the last one is +Inf), not cumulative.
+    buckets: [AtomicU64; TIME_BUCKETS_MS.len() + 1],
+    sum_ns: AtomicU64,
+}
+
+/// [`TIME_BUCKETS_MS`] in nanoseconds.
+const TIME_BUCKETS_NS: [u64; TIME_BUCKETS_MS.len()] = {
+    let mut ns = [0u64; TIME_BUCKETS_MS.len()];
+    let mut i = 0;
+    while i < ns.len() {
+        ns[i] = (TIME_BUCKETS_MS[i] * 1e6) as u64;
+        i += 1;
+    }
+    ns
+};
+
+impl TimeHistogram {
+    /// Records one duration.
+    pub fn observe(&self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let i = TIME_BUCKETS_NS.partition_point(|b| *b < ns);
+        let c = &self.0;
+        c.buckets[i].fetch_add(1, Ordering::Relaxed);
+        c.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+}
+
+impl TypedMetric for TimeHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for TimeHistogram {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let c = &self.0;
+        let buckets: Vec<(f64, u64)> = TIME_BUCKETS_MS
+            .iter()
+            .copied()
+            .chain([f64::MAX])
+            .zip(c.buckets.iter().map(|b| b.load(Ordering::Relaxed)))
+            .collect();
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        let sum_ms = c.sum_ns.load(Ordering::Relaxed) as f64 / 1e6;
+        encoder.encode_histogram::<NoLabelSet>(sum_ms, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
 }
 
 /// One family of request time histograms.
-type Times = Family<RequestLabel, Histogram, fn() -> Histogram>;
+type Times = Family<RequestLabel, TimeHistogram>;
 
 /// The frontend's metrics. Register them with [`FrontendMetrics::register`].
 #[derive(Debug)]
@@ -75,8 +132,8 @@ pub struct FrontendMetrics {
     send_time: Times,
     connections: Family<ListenerLabel, Gauge>,
     connections_created: Family<ListenerLabel, Counter>,
-    /// Per served API, its handles.
-    apis: HashMap<i16, Arc<ApiMetrics>>,
+    /// Per served API (indexed by API key), its handles.
+    apis: Vec<Option<Arc<ApiMetrics>>>,
 }
 
 /// The handles of one API.
@@ -85,11 +142,11 @@ pub(crate) struct ApiMetrics {
     name: &'static str,
     /// `requests_total` by version (index = version).
     by_version: Vec<Counter>,
-    total_time: Histogram,
-    queue_time: Histogram,
-    local_time: Histogram,
-    remote_time: Histogram,
-    send_time: Histogram,
+    total_time: TimeHistogram,
+    queue_time: TimeHistogram,
+    local_time: TimeHistogram,
+    remote_time: TimeHistogram,
+    send_time: TimeHistogram,
 }
 
 /// When a request reached each stage, for its time histograms.
@@ -109,14 +166,16 @@ pub(crate) struct Timing {
 impl Timing {
     /// Records the request's times once its response is written.
     pub(crate) fn written(&self, at: Instant) {
-        let ms =
-            |from: Instant, to: Instant| to.saturating_duration_since(from).as_secs_f64() * 1e3;
         let a = &self.api;
-        a.queue_time.observe(ms(self.received, self.started));
-        a.local_time.observe(ms(self.started, self.handled));
-        a.remote_time.observe(ms(self.handled, self.ready));
-        a.send_time.observe(ms(self.ready, at));
-        a.total_time.observe(ms(self.received, at));
+        let queue = self.started.saturating_duration_since(self.received);
+        let local = self.handled.saturating_duration_since(self.started);
+        let remote = self.ready.saturating_duration_since(self.handled);
+        let send = at.saturating_duration_since(self.ready);
+        a.queue_time.observe(queue);
+        a.local_time.observe(local);
+        a.remote_time.observe(remote);
+        a.send_time.observe(send);
+        a.total_time.observe(queue + local + remote + send);
     }
 }
 
@@ -126,14 +185,14 @@ impl FrontendMetrics {
         let mut m = Self {
             requests: Family::default(),
             errors: Family::default(),
-            total_time: Family::new_with_constructor(histogram),
-            queue_time: Family::new_with_constructor(histogram),
-            local_time: Family::new_with_constructor(histogram),
-            remote_time: Family::new_with_constructor(histogram),
-            send_time: Family::new_with_constructor(histogram),
+            total_time: Family::default(),
+            queue_time: Family::default(),
+            local_time: Family::default(),
+            remote_time: Family::default(),
+            send_time: Family::default(),
             connections: Family::default(),
             connections_created: Family::default(),
-            apis: HashMap::new(),
+            apis: Vec::new(),
         };
         for (key, max_version) in apis {
             let name = api_name(key);
@@ -159,7 +218,11 @@ impl FrontendMetrics {
                 remote_time: m.remote_time.get_or_create(&label).clone(),
                 send_time: m.send_time.get_or_create(&label).clone(),
             };
-            m.apis.insert(key as i16, Arc::new(api));
+            let index = usize::try_from(key as i16).unwrap_or(0);
+            if m.apis.len() <= index {
+                m.apis.resize(index + 1, None);
+            }
+            m.apis[index] = Some(Arc::new(api));
         }
         m
     }
@@ -217,7 +280,9 @@ impl FrontendMetrics {
 
     /// The handles of `key`, if served.
     pub(crate) fn api(&self, key: ApiKey) -> Option<&Arc<ApiMetrics>> {
-        self.apis.get(&(key as i16))
+        self.apis
+            .get(usize::try_from(key as i16).ok()?)
+            .and_then(Option::as_ref)
     }
 
     /// Counts one request.
@@ -284,4 +349,31 @@ pub fn api_name(key: ApiKey) -> &'static str {
     names
         .entry(key as i16)
         .or_insert_with(|| Box::leak(format!("{key:?}").into_boxed_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_histograms_put_durations_in_their_millisecond_buckets() {
+        let h = TimeHistogram::default();
+        h.observe(Duration::from_micros(100)); // <= 0.25 ms
+        h.observe(Duration::from_micros(250)); // = 0.25 ms, still the first bucket
+        h.observe(Duration::from_millis(3)); // <= 5 ms
+        h.observe(Duration::from_secs(60)); // +Inf
+        let b: Vec<u64> =
+            h.0.buckets
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect();
+        assert_eq!(b[0], 2);
+        assert_eq!(b[4], 1);
+        assert_eq!(b[TIME_BUCKETS_MS.len()], 1);
+        assert_eq!(b.iter().sum::<u64>(), 4);
+        assert_eq!(
+            h.0.sum_ns.load(Ordering::Relaxed),
+            100_000 + 250_000 + 3_000_000 + 60_000_000_000
+        );
+    }
 }

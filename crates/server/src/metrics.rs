@@ -23,8 +23,10 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
+use odradek_controller::metrics::gauge;
 
 use crate::handlers::Broker;
 
@@ -230,17 +232,6 @@ pub fn consumer_lag(broker: &Broker) -> Vec<PartitionLag> {
 /// Reads the broker's state at each scrape.
 #[derive(Debug)]
 pub struct BrokerCollector(pub Arc<Broker>);
-
-fn gauge(
-    encoder: &mut DescriptorEncoder<'_>,
-    name: &str,
-    help: &str,
-    value: i64,
-) -> Result<(), std::fmt::Error> {
-    let g = ConstGauge::new(value);
-    let e = encoder.encode_descriptor(name, help, None, g.metric_type())?;
-    g.encode(e)
-}
 
 fn family<
     L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,

@@ -10,6 +10,9 @@ use kafka_protocol::messages::describe_configs_request::{
     DescribeConfigsRequest, DescribeConfigsResource,
 };
 use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
+use kafka_protocol::messages::describe_log_dirs_request::{
+    DescribableLogDirTopic, DescribeLogDirsRequest,
+};
 use kafka_protocol::messages::describe_quorum_request::{
     DescribeQuorumRequest, PartitionData as QuorumPartition, TopicData as QuorumTopic,
 };
@@ -63,6 +66,8 @@ pub struct PartitionRow {
     pub error: String,
     pub start: i64,
     pub end: i64,
+    /// Bytes of this broker's replica ("-" when it hosts none).
+    pub size: String,
 }
 
 /// A topic as Metadata describes it.
@@ -140,6 +145,7 @@ impl Console {
                         },
                         start: -1,
                         end: -1,
+                        size: "-".into(),
                     })
                     .collect();
                 partitions.sort_by_key(|p| p.index);
@@ -179,8 +185,39 @@ impl Console {
     }
 
     /// Fills in the log start and end offsets of `topic`'s partitions (ListOffsets earliest
-    /// and latest; partitions this broker cannot answer for keep -1).
+    /// and latest; partitions this broker cannot answer for keep -1) and the sizes of this
+    /// broker's replicas (DescribeLogDirs).
     pub(crate) async fn fill_offsets(&self, user: &User, topic: &mut TopicRow) {
+        let req = DescribeLogDirsRequest::default().with_topics(Some(vec![
+            DescribableLogDirTopic::default()
+                .with_topic(TopicName(s(&topic.name)))
+                .with_partitions(topic.partitions.iter().map(|p| p.index).collect()),
+        ]));
+        if let Ok(ResponseKind::DescribeLogDirs(r)) = self
+            .call(
+                user,
+                ApiKey::DescribeLogDirs,
+                4,
+                RequestKind::DescribeLogDirs(req),
+            )
+            .await
+        {
+            for dp in r
+                .results
+                .iter()
+                .flat_map(|d| &d.topics)
+                .filter(|t| t.name.0.as_str() == topic.name)
+                .flat_map(|t| &t.partitions)
+            {
+                if let Some(p) = topic
+                    .partitions
+                    .iter_mut()
+                    .find(|p| p.index == dp.partition_index)
+                {
+                    p.size = human_bytes(dp.partition_size);
+                }
+            }
+        }
         for (spec, start) in [(-2i64, true), (-1, false)] {
             let req = ListOffsetsRequest::default()
                 .with_replica_id(BrokerId(-1))
@@ -714,8 +751,24 @@ pub struct Group {
     pub offsets: Vec<OffsetRow>,
 }
 
+/// `n` bytes as B, KiB, MiB or GiB.
+fn human_bytes(n: i64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n.max(0) as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
 /// A consumer protocol assignment as `topic: 0, 1; other: 2`, or its size when it is not one.
-fn describe_assignment(bytes: &Bytes) -> String {
+pub(crate) fn describe_assignment(bytes: &Bytes) -> String {
     if bytes.len() < 2 {
         return String::new();
     }
@@ -733,5 +786,15 @@ fn describe_assignment(bytes: &Bytes) -> String {
             .collect::<Vec<_>>()
             .join("; "),
         Err(_) => format!("({} bytes)", bytes.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(super::human_bytes(512), "512 B");
+        assert_eq!(super::human_bytes(1536), "1.5 KiB");
+        assert_eq!(super::human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
     }
 }
