@@ -254,3 +254,37 @@ def test_with_an_authorizer_users_sign_in_and_see_only_what_acls_allow(tmp_path)
         assert code == 403
     finally:
         node.stop()
+
+
+def test_altering_a_config_and_deleting_a_topic_through_the_forms(scenario, browser):
+    from confluent_kafka.admin import ConfigResource
+    from selenium.webdriver.common.by import By
+    a = AdminClient({"bootstrap.servers": scenario.bootstrap})
+    a.create_topics([NewTopic("doomed", num_partitions=1, replication_factor=1)])["doomed"].result(10)
+    visit(browser, scenario.console + "/topics/doomed", "alter-before")
+    browser.find_element(By.ID, "config-key").send_keys("retention.ms")
+    browser.find_element(By.ID, "config-value").send_keys("3600000")
+    browser.find_element(By.CSS_SELECTOR, "#alter-config button").click()
+    time.sleep(0.5)
+    assert "altered" in text_of(browser, "#notice")
+    assert "3600000" in text_of(browser, "#configs")
+    browser.save_screenshot(str(ARTIFACTS / "alter-after.png"))
+    res = ConfigResource("topic", "doomed")
+    described = a.describe_configs([res])[res].result(10)
+    assert described["retention.ms"].value == "3600000"
+    # A bad value: Kafka's INVALID_CONFIG, on the page.
+    browser.find_element(By.ID, "config-key").send_keys("retention.ms")
+    browser.find_element(By.ID, "config-value").send_keys("soon")
+    browser.find_element(By.CSS_SELECTOR, "#alter-config button").click()
+    time.sleep(0.5)
+    assert "INVALID_CONFIG" in text_of(browser, "#form-error")
+    # Delete asks first; accepted, the topic goes.
+    browser.find_element(By.CSS_SELECTOR, "#delete-topic button").click()
+    browser.switch_to.alert.accept()
+    time.sleep(0.5)
+    assert "deleted" in text_of(browser, "#notice")
+    browser.save_screenshot(str(ARTIFACTS / "delete-after.png"))
+    deadline = time.time() + 10
+    while "doomed" in a.list_topics(timeout=10).topics and time.time() < deadline:
+        time.sleep(0.2)
+    assert "doomed" not in a.list_topics(timeout=10).topics
