@@ -85,7 +85,8 @@ echo "raw disk write: $dd_rate" >&2
 port=$(free_port); cport=$(free_port)
 "$bin/odradek-broker" --dev --data-dir "$scratch/dev" \
   --override "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport" \
-  --override "controller.quorum.voters=1@127.0.0.1:$cport" 2>"$scratch/dev.log" &
+  --override "controller.quorum.voters=1@127.0.0.1:$cport" \
+  --override "metrics.listener=http://127.0.0.1:0" --override "console.listener=" 2>"$scratch/dev.log" &
 dev=$!; pids+=("$dev")
 wait_ready "$scratch/dev.log"
 bootstrap="127.0.0.1:$port"; brokers=("$dev")
