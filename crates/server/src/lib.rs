@@ -11,6 +11,9 @@
 //! request handlers, one file per API ([`handlers`]). [`runtime::run_node`] runs a broker, a
 //! controller or both in one process; [`dev`] holds the `--dev` defaults; [`alloc`] is the
 //! allocator `odradek-broker` runs on; [`disk`] reads a log directory's file system capacity.
+//! What an operator sees: the broker's metrics ([`metrics`]: data path counters and the
+//! scrape-time collector, consumer lag, with [`lag`] for partitions hosted elsewhere), the web
+//! console ([`console`]) and the series it plots ([`history`]).
 //!
 //! # Threading
 //! Each hosted replica's state has one `std::sync::Mutex`, held for one call into the

@@ -3,7 +3,7 @@
 //! `console.listener`.
 //!
 //! Every page is built from Kafka requests handed to the broker's own request handlers, as a
-//! client's would be ([`Console::call`]): the console sees what a client sees, and with an
+//! client's would be (`Console::call`): the console sees what a client sees, and with an
 //! authorizer configured, each request is authorised for the console user's principal. With an
 //! authorizer or a SASL listener, the user signs in with HTTP Basic authentication against the
 //! cluster's SCRAM credentials (`User:<name>`; a successful check is remembered for a minute,
