@@ -78,6 +78,23 @@ fn split<T, D>(
     });
 }
 
+/// [`split`] for config resources: a refused one keeps the error code its check gave.
+fn split_configs<T>(
+    items: &mut Vec<T>,
+    refused: &mut Vec<(i8, String, ErrorCode)>,
+    resource: impl Fn(&T) -> (i8, &str),
+    allowed: impl Fn(i8, &str) -> (bool, ErrorCode),
+) {
+    items.retain(|t| {
+        let (resource_type, name) = resource(t);
+        let (keep, code) = allowed(resource_type, name);
+        if !keep {
+            refused.push((resource_type, name.to_string(), code));
+        }
+        keep
+    });
+}
+
 /// Runs the checks of `request`.
 pub(super) fn check(broker: &Broker, ctx: &RequestContext, request: RequestKind) -> Gate {
     if !broker.authorizes() {
@@ -366,41 +383,21 @@ pub(super) fn check(broker: &Broker, ctx: &RequestContext, request: RequestKind)
             return Gate::Handle(R::CreatePartitions(r), refused);
         }
         R::DescribeConfigs(mut r) => {
-            r.resources.retain(|c| {
-                let (keep, code) = config_allowed(
-                    broker,
-                    ctx,
-                    &image,
-                    c.resource_type,
-                    &c.resource_name,
-                    Op::DescribeConfigs,
-                );
-                if !keep {
-                    refused
-                        .configs
-                        .push((c.resource_type, c.resource_name.to_string(), code));
-                }
-                keep
-            });
+            split_configs(
+                &mut r.resources,
+                &mut refused.configs,
+                |c| (c.resource_type, c.resource_name.as_str()),
+                |t, n| config_allowed(broker, ctx, &image, t, n, Op::DescribeConfigs),
+            );
             return Gate::Handle(R::DescribeConfigs(r), refused);
         }
         R::IncrementalAlterConfigs(mut r) => {
-            r.resources.retain(|c| {
-                let (keep, code) = config_allowed(
-                    broker,
-                    ctx,
-                    &image,
-                    c.resource_type,
-                    &c.resource_name,
-                    Op::AlterConfigs,
-                );
-                if !keep {
-                    refused
-                        .configs
-                        .push((c.resource_type, c.resource_name.to_string(), code));
-                }
-                keep
-            });
+            split_configs(
+                &mut r.resources,
+                &mut refused.configs,
+                |c| (c.resource_type, c.resource_name.as_str()),
+                |t, n| config_allowed(broker, ctx, &image, t, n, Op::AlterConfigs),
+            );
             return Gate::Handle(R::IncrementalAlterConfigs(r), refused);
         }
         R::DescribeGroups(mut r) => {
