@@ -2,8 +2,8 @@
 # The one command that runs every check and test Odradek has, on a fresh machine or a warm one.
 # It installs what the tests need, then: format check, clippy (warnings denied), the layering
 # rule, cargo-deny (licenses, bans, sources), the binaries, all tests (unit, property,
-# integration, process-level cluster tests, doc), the examples, and one quick pass over each
-# benchmark.
+# integration, process-level cluster tests, doc), a short pass of every fuzz target, the
+# examples, and one quick pass over each benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -46,6 +46,9 @@ cargo build --workspace --bins --locked
 step "tests"
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
+
+step "fuzz: a short pass of every target over its seeds and regressions (scripts/fuzz.sh)"
+scripts/fuzz.sh "${ODRADEK_FUZZ_SECONDS:-10}"
 
 step "real-client compatibility suite (kcat, confluent-kafka, kafka-python)"
 venv="${ODRADEK_VENV:-$HOME/.cache/odradek/venv}"

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::Encodable;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
@@ -485,14 +485,8 @@ async fn read_requests<R: AsyncRead + Unpin, H: RequestHandler>(
             mode = next_mode(&mut gate).await?;
             continue;
         }
-        if frame.len() < 8 {
-            return Err(Close::Protocol("request shorter than a header".into()));
-        }
-        let api_key_raw = i16::from_be_bytes([frame[0], frame[1]]);
-        let version = i16::from_be_bytes([frame[2], frame[3]]);
-        let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-        let api_key = ApiKey::try_from(api_key_raw)
-            .map_err(|_| Close::Protocol(format!("unknown API key {api_key_raw}")))?;
+        let (api_key, version, correlation_id) =
+            crate::decode::frame_prefix(&frame).map_err(Close::Protocol)?;
 
         if mode == ReadMode::Request
             && !matches!(
@@ -522,22 +516,13 @@ async fn read_requests<R: AsyncRead + Unpin, H: RequestHandler>(
                 _in_flight: InFlight::new(&in_flight),
             }
         } else {
-            let range = shared
-                .apis
-                .range(api_key)
-                .ok_or_else(|| Close::Protocol(format!("API {api_key:?} is not served")))?;
-            let min = range.min.max(api_key.valid_versions().min);
-            if version < min || version > range.max {
-                return Err(Close::Protocol(format!(
-                    "{api_key:?} version {version} is not supported ({min}..={})",
-                    range.max
-                )));
-            }
-            let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
-                .map_err(|e| Close::Protocol(format!("bad request header: {e}")))?;
-            let request = RequestKind::decode(api_key, &mut frame, version).map_err(|e| {
-                Close::Protocol(format!("cannot decode {api_key:?} v{version}: {e}"))
-            })?;
+            let (header, request) = crate::decode::decode_body(
+                &mut frame,
+                api_key,
+                version,
+                shared.apis.range(api_key),
+            )
+            .map_err(Close::Protocol)?;
             Queued {
                 correlation_id,
                 api_key,

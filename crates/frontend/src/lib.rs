@@ -32,7 +32,9 @@
 //! One caveat: the `kafka-protocol` decoders reserve an array's capacity from the count a
 //! request claims, so a tiny request claiming billions of elements makes one huge allocation,
 //! and a refused allocation aborts the process. Run a frontend on an allocator that grants such
-//! reservations lazily (`odradek_server::alloc::NodeAllocator`, which `odradek-broker` uses).
+//! reservations lazily ([`alloc::NodeAllocator`], which `odradek-broker` uses). Upstream
+//! proposals bound the reservation by the bytes left (kafka-protocol-rs pull requests 152 and
+//! 200); the `request` fuzz target checks that decoding commits no more memory than that.
 //!
 //! # Threading
 //! Per connection, a reader task frames and decodes requests into a bounded queue; the
@@ -41,7 +43,9 @@
 //! task. The stream is any `AsyncRead + AsyncWrite` ([`Frontend::serve_connection`]), so TLS can
 //! wrap a TCP stream without reshaping this crate.
 
+pub mod alloc;
 mod connection;
+pub mod decode;
 mod errors;
 pub mod metrics;
 pub mod security;

@@ -24,36 +24,60 @@ pub(crate) struct DecodedBatch {
     pub raw: Vec<Bytes>,
 }
 
-/// Decodes (and decompresses) one whole batch. `position` is for error messages.
-pub(crate) fn decode_batch(batch: Bytes, position: u64) -> Result<DecodedBatch> {
+/// The smallest record on the wire: seven one-byte fields (length, attributes, timestamp
+/// delta, offset delta, key length, value length, header count).
+const MIN_RECORD_BYTES: usize = 7;
+
+/// Decodes (and decompresses) one whole batch into its records and its decompressed payload.
+/// `position` is for error messages. The record count the header claims is checked against the
+/// payload before the codec reserves room for that many records, so a batch claiming billions
+/// of records in a few bytes is an error, not an allocation of gigabytes.
+pub(crate) fn decode_records(batch: Bytes, position: u64) -> Result<(Vec<Record>, Bytes)> {
+    let header = BatchHeader::parse(&batch)
+        .ok_or_else(|| LogError::corrupt(position, "shorter than a batch header"))?;
+    let count = usize::try_from(header.record_count).map_err(|_| {
+        LogError::corrupt(
+            position,
+            format!("record count {} is negative", header.record_count),
+        )
+    })?;
+    let too_many = |payload: usize| {
+        (count > payload / MIN_RECORD_BYTES)
+            .then(|| format!("{count} records cannot fit in {payload} bytes of records"))
+    };
     let payload: RefCell<Option<Bytes>> = RefCell::new(None);
     let mut buf = batch;
     let set = RecordBatchDecoder::decode_with_custom_compression(
         &mut buf,
         Some(|records: &mut Bytes, compression: Compression| {
             let plain = decompress(records, compression)?;
+            if let Some(e) = too_many(plain.len()) {
+                anyhow::bail!(e);
+            }
             *payload.borrow_mut() = Some(plain.clone());
             Ok(plain)
         }),
     )
     .map_err(|e| LogError::corrupt(position, format!("cannot decode records: {e}")))?;
-    let payload = payload.into_inner().unwrap_or_default();
+    Ok((set.records, payload.into_inner().unwrap_or_default()))
+}
+
+/// Decodes (and decompresses) one whole batch. `position` is for error messages.
+pub(crate) fn decode_batch(batch: Bytes, position: u64) -> Result<DecodedBatch> {
+    let (records, payload) = decode_records(batch, position)?;
     let raw = split_records(&payload)
         .ok_or_else(|| LogError::corrupt(position, "record lengths do not add up"))?;
-    if raw.len() != set.records.len() {
+    if raw.len() != records.len() {
         return Err(LogError::corrupt(
             position,
             format!(
                 "decoded {} records but found {} record frames",
-                set.records.len(),
+                records.len(),
                 raw.len()
             ),
         ));
     }
-    Ok(DecodedBatch {
-        records: set.records,
-        raw,
-    })
+    Ok(DecodedBatch { records, raw })
 }
 
 // `kafka-protocol` codec callbacks speak `anyhow`; errors are turned into `LogError` at once.

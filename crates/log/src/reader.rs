@@ -12,7 +12,6 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::RecordBatchDecoder;
 use parking_lot::RwLock;
 
 use crate::batch::BatchHeader;
@@ -373,11 +372,9 @@ fn first_record_matching(
         .file
         .read_exact_at(&mut buf, position)
         .map_err(|e| LogError::io(&seg.data.log_path, e))?;
-    let mut bytes = buf.freeze();
-    let set = RecordBatchDecoder::decode(&mut bytes)
-        .map_err(|e| LogError::corrupt(position, format!("cannot decode batch: {e}")))?;
+    let (records, _) = crate::cleaner::decode_records(buf.freeze(), position)?;
     let epoch = (header.partition_leader_epoch >= 0).then_some(header.partition_leader_epoch);
-    Ok(set.records.iter().find_map(|r| {
+    Ok(records.iter().find_map(|r| {
         let ts = if header.is_log_append_time() {
             header.max_timestamp
         } else {

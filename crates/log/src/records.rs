@@ -6,10 +6,9 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
 pub use kafka_protocol::records::{Compression, Record};
-use kafka_protocol::records::{
-    RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
+use crate::batch::BatchHeader;
 use crate::error::{LogError, Result};
 
 /// A record to be written.
@@ -134,11 +133,14 @@ pub fn decode_batches(bytes: Bytes) -> Result<Vec<Record>> {
     let mut out = Vec::new();
     let mut position = 0u64;
     while !buf.is_empty() {
-        let before = buf.len();
-        let set = RecordBatchDecoder::decode(&mut buf)
-            .map_err(|e| LogError::corrupt(position, format!("cannot decode records: {e}")))?;
-        position += (before - buf.len()) as u64;
-        out.extend(set.records);
+        let size = BatchHeader::parse(&buf)
+            .map(|h| h.size())
+            .filter(|size| *size <= buf.len() as u64)
+            .ok_or_else(|| LogError::corrupt(position, "not a whole record batch"))?;
+        let batch = buf.split_to(size as usize);
+        let (records, _) = crate::cleaner::decode_records(batch, position)?;
+        position += size;
+        out.extend(records);
     }
     Ok(out)
 }
@@ -169,5 +171,20 @@ mod tests {
         }
         assert!(encode_batch(&[], Compression::None).is_err());
         assert!(decode_batches(Bytes::from_static(b"garbage")).is_err());
+    }
+
+    #[test]
+    fn a_record_count_the_payload_cannot_hold_is_refused_before_allocating() {
+        for c in [Compression::None, Compression::Gzip] {
+            let b = encode_batch(&[NewRecord::value("v", 1)], c).expect("encode");
+            let mut header = BatchHeader::parse(&b).expect("header");
+            // Two billion records in a few bytes: an error, not a reservation of ~100 GB.
+            header.record_count = 2_000_000_000;
+            header.crc = crate::batch::crc_with_header(&header, &b[crate::BATCH_HEADER_SIZE..]);
+            let mut forged = b.to_vec();
+            forged[..crate::BATCH_HEADER_SIZE].copy_from_slice(&header.encode());
+            let e = decode_batches(Bytes::from(forged)).expect_err("refused");
+            assert!(e.to_string().contains("cannot fit"), "{e}");
+        }
     }
 }

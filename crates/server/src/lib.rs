@@ -21,7 +21,7 @@
 //! lock-free readers and the published high watermark; waiters are woken per partition.
 //! Metadata images are shared as `Arc` through a `watch`. No lock is held across an `.await`.
 
-pub mod alloc;
+pub use odradek_frontend::alloc;
 pub mod config;
 pub mod console;
 pub mod controller_client;

@@ -12,7 +12,9 @@
 //! behave as before.
 //!
 //! Install it in a binary that serves the Kafka protocol:
-//! `#[global_allocator] static ALLOC: odradek_server::alloc::NodeAllocator = NodeAllocator;`
+//! `#[global_allocator] static ALLOC: odradek_frontend::alloc::NodeAllocator = NodeAllocator;`
+//! (`odradek_server::alloc` re-exports it). The request fuzz target (`fuzz/`) runs on it too,
+//! so its memory limit measures what decoding really commits.
 
 #![allow(unsafe_code)]
 
