@@ -9,7 +9,7 @@ declare -A LAYER=(
   [odradek-common]=0
   [odradek-log]=1 [odradek-metadata]=1 [odradek-replication]=1 [odradek-coordinator]=1
   [odradek-quorum]=2 [odradek-controller]=2 [odradek-frontend]=2 [odradek-client]=2
-  [odradek-server]=3
+  [odradek-server]=3 [odradek-sim]=3
 )
 # Sideways edges within one layer that the design allows, each with its reason:
 # - the controller is built on the quorum's replicated log (as Kafka's controller on its raft);

@@ -1,0 +1,779 @@
+//! The simulated broker: the real `odradek-replication` partitions over real `odradek-log` logs
+//! in this broker's directory, driven the way `odradek-server` drives them (its replica manager,
+//! replica fetchers, produce and fetch handlers, ISR proposals and lifecycle), but with every
+//! input a message or a timer of the simulation. Where the server's glue is mirrored rather than
+//! called, the code says which part of the server it mirrors.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use odradek_common::{ErrorCode, ToErrorCode, Uuid};
+use odradek_controller::pb;
+use odradek_log::{AppendRules, BatchHeader, Log, LogConfig, ValidatedBatches};
+use odradek_metadata::{MetadataDelta, MetadataImage};
+use odradek_replication::{EpochEndOffset, IsrProposal, Partition, PartitionState, Role};
+
+use crate::message::{Message, Node, ReplicaFetch, ReplicaFetchAnswer, TopicPartition};
+use crate::rng::SimRng;
+
+/// The cluster id every node is formatted with.
+pub const CLUSTER_ID: &str = "odradek-sim";
+
+/// Broker settings (Kafka's names; values scaled down so a short run sees their effects).
+#[derive(Debug, Clone)]
+pub struct BrokerSettings {
+    /// `replica.lag.time.max.ms`.
+    pub replica_lag_time_max_ms: i64,
+    /// `broker.heartbeat.interval.ms`.
+    pub heartbeat_interval_ms: i64,
+    /// `min.insync.replicas`.
+    pub min_insync_replicas: usize,
+    /// `replica.fetch.backoff.ms`, also the pause of a follower that got nothing new.
+    pub fetch_backoff_ms: i64,
+    /// `request.timeout.ms` of a produce, and of any request a broker waits on.
+    pub request_timeout_ms: i64,
+    /// `replica.high.watermark.checkpoint.interval.ms`.
+    pub hw_checkpoint_interval_ms: i64,
+    /// The topics' log configuration.
+    pub log: LogConfig,
+    /// [`crate::world::Hazard::AckBeforeReplication`]: answer produces at once.
+    pub ack_before_replication: bool,
+}
+
+/// A produce waiting for the high watermark (the server's delayed produce, `handlers/acks.rs`).
+#[derive(Debug, Clone)]
+struct Waiter {
+    client: Node,
+    request_id: u64,
+    partition: TopicPartition,
+    leader_epoch: i32,
+    first_offset: i64,
+    last_offset: i64,
+    deadline_ms: i64,
+}
+
+/// A hosted replica and its fetch state.
+#[derive(Debug)]
+pub struct Replica {
+    /// The replication core.
+    pub partition: Partition,
+    fetch_sent_ms: Option<i64>,
+    next_fetch_ms: i64,
+}
+
+/// An AlterPartition sent and not answered (the server's `isr.rs`).
+#[derive(Debug, Clone)]
+struct SentProposal {
+    partition: TopicPartition,
+    proposal: IsrProposal,
+    sent_ms: i64,
+}
+
+/// One broker.
+#[derive(Debug)]
+pub struct SimBroker {
+    /// Its id.
+    pub id: i32,
+    dir: PathBuf,
+    settings: BrokerSettings,
+    /// Running (not crashed).
+    pub up: bool,
+    /// Bumped at every start: messages to an earlier incarnation are lost.
+    pub incarnation: u64,
+    /// Paused (SIGSTOP) until then: it handles nothing, messages wait.
+    pub paused_until_ms: i64,
+    /// Its clock's offset from the simulation's.
+    pub clock_skew_ms: i64,
+    incarnation_id: Uuid,
+    broker_epoch: Option<i64>,
+    fenced: bool,
+    /// The Kafka listener is open: set once the controller unfenced this incarnation and its
+    /// own image shows it (the server's `runtime.rs` waits for both before serving anything,
+    /// replica fetches included), and kept for the incarnation.
+    serving: bool,
+    /// Its metadata image.
+    pub image: Arc<MetadataImage>,
+    catch_up_to: Option<i64>,
+    metadata_sent_ms: Option<i64>,
+    /// Hosted replicas.
+    pub replicas: BTreeMap<TopicPartition, Replica>,
+    /// `replication-offset-checkpoint`: durable, written every checkpoint interval.
+    hw_checkpoint: BTreeMap<TopicPartition, i64>,
+    waiters: Vec<Waiter>,
+    proposals: Vec<SentProposal>,
+    refused: Vec<(i64, SentProposal)>,
+    next_register_ms: i64,
+    next_heartbeat_ms: i64,
+    next_metadata_ms: i64,
+    next_checkpoint_ms: i64,
+    next_isr_check_ms: i64,
+    /// Problems the cores reported that a correct cluster never has (a log that cannot be
+    /// opened after a crash, a replicated batch that cannot be appended).
+    pub errors: Vec<String>,
+}
+
+type Out = Vec<(Node, Message)>;
+
+impl SimBroker {
+    /// A broker (not started) keeping its logs under `dir`.
+    pub fn new(id: i32, dir: PathBuf, settings: BrokerSettings) -> Self {
+        Self {
+            id,
+            dir,
+            settings,
+            up: false,
+            incarnation: 0,
+            paused_until_ms: 0,
+            clock_skew_ms: 0,
+            incarnation_id: Uuid([0; 16]),
+            broker_epoch: None,
+            fenced: true,
+            serving: false,
+            image: Arc::new(MetadataImage::empty()),
+            catch_up_to: None,
+            metadata_sent_ms: None,
+            replicas: BTreeMap::new(),
+            hw_checkpoint: BTreeMap::new(),
+            waiters: Vec::new(),
+            proposals: Vec::new(),
+            refused: Vec::new(),
+            next_register_ms: 0,
+            next_heartbeat_ms: 0,
+            next_metadata_ms: 0,
+            next_checkpoint_ms: 0,
+            next_isr_check_ms: 0,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Starts (or restarts) the process: a new incarnation that registers, catches up with
+    /// metadata, then opens (recovers) its replicas.
+    pub fn start(&mut self, now_ms: i64, rng: &mut SimRng) {
+        self.up = true;
+        self.incarnation += 1;
+        self.incarnation_id = Uuid(rng.bytes16());
+        self.broker_epoch = None;
+        self.fenced = true;
+        self.serving = false;
+        self.image = Arc::new(MetadataImage::empty());
+        self.catch_up_to = None;
+        self.metadata_sent_ms = None;
+        self.replicas.clear();
+        self.waiters.clear();
+        self.proposals.clear();
+        self.refused.clear();
+        self.paused_until_ms = 0;
+        self.next_register_ms = now_ms;
+        self.next_heartbeat_ms = now_ms;
+        self.next_metadata_ms = now_ms;
+        self.next_checkpoint_ms = now_ms + self.settings.hw_checkpoint_interval_ms;
+        self.next_isr_check_ms = now_ms;
+    }
+
+    /// kill -9: every replica is dropped without a clean close (no clean-shutdown marker).
+    /// With `power_loss`, what was not fsynced is lost too (see [`crate::disk`]).
+    pub fn crash(&mut self, power_loss: bool, rng: &mut SimRng) -> Vec<String> {
+        let mut torn = Vec::new();
+        if power_loss {
+            for ((id, index), r) in &self.replicas {
+                match crate::disk::lose_unsynced(r.partition.log(), rng) {
+                    Ok(Some(what)) => torn.push(format!("{id}-{index}: {what}")),
+                    Ok(None) => {}
+                    Err(e) => self.errors.push(format!("cannot simulate power loss: {e}")),
+                }
+            }
+        }
+        self.up = false;
+        self.replicas.clear();
+        self.waiters.clear();
+        torn
+    }
+
+    /// Whether it is up and not paused at `now_ms`.
+    pub fn is_running(&self, now_ms: i64) -> bool {
+        self.up && now_ms >= self.paused_until_ms
+    }
+
+    fn now(&self, sim_now_ms: i64) -> i64 {
+        sim_now_ms + self.clock_skew_ms
+    }
+
+    fn caught_up(&self) -> bool {
+        self.catch_up_to.is_some_and(|c| self.image.offset >= c)
+    }
+
+    fn update_serving(&mut self) {
+        let unfenced_here = self
+            .image
+            .cluster
+            .brokers
+            .get(&self.id)
+            .is_some_and(|b| !b.fenced);
+        if !self.fenced && unfenced_here && self.caught_up() {
+            self.serving = true;
+        }
+    }
+
+    /// Handles one message.
+    pub fn handle(&mut self, sim_now_ms: i64, from: Node, message: Message) -> Out {
+        let now = self.now(sim_now_ms);
+        let mut out = Vec::new();
+        self.update_serving();
+        let kafka_request = matches!(
+            message,
+            Message::Fetch(_) | Message::Produce { .. } | Message::WhoLeads(_)
+        );
+        if kafka_request && !self.serving {
+            // The listener is not open yet: the connection is refused.
+            return out;
+        }
+        match message {
+            Message::Registered(r) if r.error_code == 0 => {
+                self.broker_epoch = Some(r.broker_epoch);
+                self.next_heartbeat_ms = now;
+            }
+            Message::HeartbeatAnswer(r) => {
+                if r.error_code == 0 {
+                    self.fenced = r.is_fenced;
+                } else if r.error_code == i32::from(ErrorCode::StaleBrokerEpoch.code())
+                    || r.error_code == i32::from(ErrorCode::BrokerIdNotRegistered.code())
+                {
+                    self.broker_epoch = None;
+                }
+            }
+            Message::Metadata { entries, committed } => {
+                self.metadata_sent_ms = None;
+                self.replay_metadata(entries, committed, now, &mut out);
+            }
+            Message::AlterPartitionAnswer(req, resp) => self.on_alter_partition(req, resp, now),
+            Message::Fetch(req) => {
+                let answer = self.serve_fetch(&req, now, &mut out);
+                out.push((from, Message::FetchAnswer(req, answer)));
+            }
+            Message::FetchAnswer(req, answer) => self.on_fetch_answer(from, req, answer, now),
+            Message::Produce {
+                request_id,
+                partition,
+                batch,
+            } => {
+                if let Err(code) = self.produce(from, request_id, partition, &batch, now) {
+                    out.push((
+                        from,
+                        Message::ProduceAnswer {
+                            request_id,
+                            result: Err(code),
+                        },
+                    ));
+                }
+                self.complete_waiters(now, &mut out);
+            }
+            Message::WhoLeads(tp) => {
+                let leader = self
+                    .image
+                    .topics
+                    .by_id
+                    .get(&tp.0)
+                    .and_then(|t| t.partitions.get(&tp.1))
+                    .map_or(-1, |p| p.leader);
+                out.push((from, Message::Leader(tp, leader)));
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// Timers: registration, heartbeats, metadata, replica fetches, ISR shrinks, acks=all
+    /// deadlines, the high watermark checkpoint.
+    pub fn tick(&mut self, sim_now_ms: i64) -> Out {
+        let now = self.now(sim_now_ms);
+        let mut out = Vec::new();
+        let timeout = self.settings.request_timeout_ms;
+        if self.broker_epoch.is_none() && now >= self.next_register_ms {
+            self.next_register_ms = now + 500;
+            out.push((Node::Controller, Message::Register(self.registration())));
+        }
+        if let Some(epoch) = self.broker_epoch {
+            if now >= self.next_heartbeat_ms {
+                self.next_heartbeat_ms = now + self.settings.heartbeat_interval_ms;
+                out.push((
+                    Node::Controller,
+                    Message::Heartbeat(pb::BrokerHeartbeatRequest {
+                        broker_id: self.id,
+                        broker_epoch: epoch,
+                        current_metadata_offset: self.image.offset.max(0),
+                        ..Default::default()
+                    }),
+                ));
+            }
+        }
+        let metadata_lost = self.metadata_sent_ms.is_some_and(|t| now - t > timeout);
+        if (self.metadata_sent_ms.is_none() || metadata_lost) && now >= self.next_metadata_ms {
+            self.metadata_sent_ms = Some(now);
+            self.next_metadata_ms = now + 20;
+            out.push((
+                Node::Controller,
+                Message::FetchMetadata {
+                    from_offset: self.image.offset.max(0) + 1,
+                },
+            ));
+        }
+        self.send_fetches(now, &mut out);
+        if now >= self.next_isr_check_ms {
+            self.next_isr_check_ms = now + self.settings.replica_lag_time_max_ms / 4;
+            let lag = self.settings.replica_lag_time_max_ms;
+            let shrinks: Vec<(TopicPartition, IsrProposal)> = self
+                .replicas
+                .iter_mut()
+                .filter_map(|(tp, r)| Some((*tp, r.partition.maybe_shrink_isr(now, lag)?)))
+                .collect();
+            for (tp, proposal) in shrinks {
+                self.propose(tp, proposal, now, &mut out);
+            }
+        }
+        self.retry_proposals(now, &mut out);
+        self.complete_waiters(now, &mut out);
+        if now >= self.next_checkpoint_ms {
+            self.next_checkpoint_ms = now + self.settings.hw_checkpoint_interval_ms;
+            self.hw_checkpoint = self
+                .replicas
+                .iter()
+                .map(|(tp, r)| (*tp, r.partition.high_watermark()))
+                .collect();
+        }
+        out
+    }
+
+    fn registration(&self) -> pb::RegisterBrokerRequest {
+        pb::RegisterBrokerRequest {
+            broker_id: self.id,
+            cluster_id: CLUSTER_ID.to_string(),
+            incarnation_id: self.incarnation_id.as_bytes().to_vec(),
+            listeners: vec![pb::Listener {
+                name: "PLAINTEXT".into(),
+                host: format!("broker-{}", self.id),
+                port: 9092,
+                security_protocol: "PLAINTEXT".into(),
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// Replays committed entries into the image (the server's metadata follower), then, once
+    /// caught up to the offset committed when it started, applies the image to the replicas.
+    fn replay_metadata(
+        &mut self,
+        entries: Vec<(i64, Vec<odradek_metadata::proto::MetadataRecord>)>,
+        committed: i64,
+        now: i64,
+        out: &mut Out,
+    ) {
+        self.catch_up_to.get_or_insert(committed);
+        let mut changed = false;
+        for (offset, records) in entries {
+            if offset != self.image.offset.max(0) + 1 {
+                continue;
+            }
+            let mut delta = MetadataDelta::new(Arc::clone(&self.image));
+            for r in &records {
+                if let Err(e) = delta.replay(offset, r) {
+                    self.errors
+                        .push(format!("metadata record at {offset} does not replay: {e}"));
+                }
+            }
+            let mut image = delta.apply();
+            image.offset = offset;
+            self.image = Arc::new(image);
+            changed = true;
+        }
+        if changed && self.caught_up() {
+            self.apply_image(now, out);
+        }
+    }
+
+    /// The replica manager's `apply`: opens replicas assigned here, applies each partition's
+    /// registration, and starts or stops following.
+    fn apply_image(&mut self, now: i64, out: &mut Out) {
+        let image = Arc::clone(&self.image);
+        for t in image.topics.by_id.values() {
+            for (index, reg) in &t.partitions {
+                if !reg.replicas.contains(&self.id) {
+                    continue;
+                }
+                let tp = (t.id, *index);
+                if !self.replicas.contains_key(&tp) {
+                    match self.open(&t.name, tp, now) {
+                        Ok(r) => {
+                            self.replicas.insert(tp, r);
+                        }
+                        Err(e) => {
+                            self.errors.push(e);
+                            continue;
+                        }
+                    }
+                }
+                let state = PartitionState {
+                    leader: reg.leader,
+                    leader_epoch: reg.leader_epoch,
+                    partition_epoch: reg.partition_epoch,
+                    replicas: reg.replicas.clone(),
+                    isr: reg.isr.clone(),
+                };
+                let r = self.replicas.get_mut(&tp).expect("opened above");
+                if r.partition.state() != &state {
+                    r.partition.apply(state, now);
+                    r.fetch_sent_ms = None;
+                    r.next_fetch_ms = now;
+                }
+            }
+        }
+        self.complete_waiters(now, out);
+    }
+
+    fn open(&self, topic: &str, tp: TopicPartition, now: i64) -> Result<Replica, String> {
+        let dir = self.dir.join(format!("{topic}-{}", tp.1));
+        let log = Log::open(&dir, self.settings.log.clone(), now)
+            .map_err(|e| format!("broker {}: cannot open {}: {e}", self.id, dir.display()))?;
+        let hw = self.hw_checkpoint.get(&tp).copied();
+        let partition = Partition::new(topic, tp.1, self.id, log, hw).map_err(|e| {
+            format!(
+                "broker {}: cannot load {topic}-{}'s producer state: {e}",
+                self.id, tp.1
+            )
+        })?;
+        Ok(Replica {
+            partition,
+            fetch_sent_ms: None,
+            next_fetch_ms: now,
+        })
+    }
+
+    /// The replica fetchers: one fetch in flight per followed partition.
+    fn send_fetches(&mut self, now: i64, out: &mut Out) {
+        let timeout = self.settings.request_timeout_ms;
+        for (tp, r) in &mut self.replicas {
+            let Role::Follower { leader } = r.partition.role() else {
+                continue;
+            };
+            let lost = r.fetch_sent_ms.is_some_and(|t| now - t > timeout);
+            if (r.fetch_sent_ms.is_some() && !lost) || now < r.next_fetch_ms {
+                continue;
+            }
+            let (fetch_offset, last_fetched_epoch) = r.partition.fetch_position();
+            r.fetch_sent_ms = Some(now);
+            out.push((
+                Node::Broker(leader),
+                Message::Fetch(ReplicaFetch {
+                    partition: *tp,
+                    replica: self.id,
+                    current_leader_epoch: r.partition.leader_epoch(),
+                    fetch_offset,
+                    last_fetched_epoch,
+                    log_start_offset: r.partition.log().log_start_offset(),
+                }),
+            ));
+        }
+    }
+
+    /// The leader's side of a replica fetch (the server's `handlers/fetch.rs`, follower branch).
+    fn serve_fetch(&mut self, req: &ReplicaFetch, now: i64, out: &mut Out) -> ReplicaFetchAnswer {
+        let refuse = |code: ErrorCode, hw: i64, start: i64| ReplicaFetchAnswer {
+            error_code: code.code(),
+            high_watermark: hw,
+            log_start_offset: start,
+            diverging: None,
+            records: bytes::Bytes::new(),
+        };
+        let Some(r) = self.replicas.get_mut(&req.partition) else {
+            return refuse(ErrorCode::NotLeaderOrFollower, -1, -1);
+        };
+        if let Err(e) = r.partition.check_leader(req.current_leader_epoch) {
+            return refuse(e.error_code(), -1, -1);
+        }
+        let fetched = r.partition.follower_fetch(
+            req.replica,
+            req.fetch_offset,
+            req.last_fetched_epoch,
+            req.log_start_offset,
+            now,
+        );
+        let f = match fetched {
+            Ok(f) => f,
+            Err(e) => {
+                let hw = r.partition.high_watermark();
+                let start = r.partition.log().log_start_offset();
+                return refuse(e.error_code(), hw, start);
+            }
+        };
+        let answer = if let Some(d) = f.diverging_epoch {
+            ReplicaFetchAnswer {
+                error_code: 0,
+                high_watermark: f.high_watermark,
+                log_start_offset: f.log_start_offset,
+                diverging: Some((d.epoch, d.end_offset)),
+                records: bytes::Bytes::new(),
+            }
+        } else {
+            let records = r
+                .partition
+                .reader()
+                .read(req.fetch_offset, 32 * 1024, f.log_end_offset)
+                .and_then(|read| read.to_bytes());
+            match records {
+                Ok(records) => ReplicaFetchAnswer {
+                    error_code: 0,
+                    high_watermark: f.high_watermark,
+                    log_start_offset: f.log_start_offset,
+                    diverging: None,
+                    records,
+                },
+                Err(e) => refuse(e.error_code(), f.high_watermark, f.log_start_offset),
+            }
+        };
+        if let Some(proposal) = f.isr_proposal {
+            self.propose(req.partition, proposal, now, out);
+        }
+        if f.high_watermark_advanced {
+            self.complete_waiters(now, out);
+        }
+        answer
+    }
+
+    /// A follower applies the leader's answer (the server's `fetcher.rs` `handle_partition`).
+    fn on_fetch_answer(&mut self, from: Node, req: ReplicaFetch, a: ReplicaFetchAnswer, now: i64) {
+        let backoff = self.settings.fetch_backoff_ms;
+        let Some(r) = self.replicas.get_mut(&req.partition) else {
+            return;
+        };
+        let Node::Broker(leader) = from else { return };
+        // Metadata or a truncation moved the partition on while the request was out.
+        if r.partition.role() != (Role::Follower { leader })
+            || r.partition.leader_epoch() != req.current_leader_epoch
+            || r.partition.fetch_position().0 != req.fetch_offset
+        {
+            return;
+        }
+        r.fetch_sent_ms = None;
+        if a.error_code == ErrorCode::OffsetOutOfRange.code() {
+            if let Err(e) = r
+                .partition
+                .reset_to_leader_range(a.log_start_offset, a.high_watermark)
+            {
+                self.errors
+                    .push(format!("cannot reset an out-of-range replica: {e}"));
+            }
+            return;
+        }
+        if a.error_code != 0 {
+            r.next_fetch_ms = now + backoff;
+            return;
+        }
+        if let Some((epoch, end_offset)) = a.diverging {
+            if let Err(e) = r
+                .partition
+                .truncate_on_divergence(EpochEndOffset { epoch, end_offset })
+            {
+                self.errors
+                    .push(format!("cannot truncate a diverging replica: {e}"));
+            }
+            return;
+        }
+        let validated = if a.records.is_empty() {
+            None
+        } else {
+            match ValidatedBatches::for_follower(&a.records) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    self.errors
+                        .push(format!("the leader sent invalid batches: {e}"));
+                    return;
+                }
+            }
+        };
+        if validated.is_none() {
+            r.next_fetch_ms = now + backoff;
+        }
+        match r
+            .partition
+            .append_as_follower(validated, a.high_watermark, now)
+        {
+            Ok(_) => {
+                if let Err(e) = r.partition.follow_log_start(a.log_start_offset) {
+                    self.errors
+                        .push(format!("cannot follow the leader's log start: {e}"));
+                }
+            }
+            Err(e) => self.errors.push(format!(
+                "broker {}: cannot append replicated batches at {}: {e}",
+                self.id, req.fetch_offset
+            )),
+        }
+    }
+
+    /// A produce as leader (the server's `handlers/produce.rs`), acks=all.
+    fn produce(
+        &mut self,
+        client: Node,
+        request_id: u64,
+        tp: TopicPartition,
+        batch: &[u8],
+        now: i64,
+    ) -> Result<(), i16> {
+        let min_isr = self.settings.min_insync_replicas;
+        let r = self
+            .replicas
+            .get_mut(&tp)
+            .ok_or(ErrorCode::NotLeaderOrFollower.code())?;
+        r.partition
+            .check_leader(-1)
+            .map_err(|e| e.error_code().code())?;
+        let validated =
+            ValidatedBatches::for_leader(batch, AppendRules::of(r.partition.log().config()))
+                .map_err(|e| e.error_code().code())?;
+        let appended = r
+            .partition
+            .append_as_leader(validated, -1, min_isr, now)
+            .map_err(|e| e.error_code().code())?;
+        let deadline_ms = if self.settings.ack_before_replication {
+            now
+        } else {
+            now + self.settings.request_timeout_ms
+        };
+        self.waiters.push(Waiter {
+            client,
+            request_id,
+            partition: tp,
+            leader_epoch: appended.leader_epoch,
+            first_offset: appended.info.first_offset,
+            last_offset: appended.info.last_offset,
+            deadline_ms,
+        });
+        Ok(())
+    }
+
+    /// Answers the acks=all produces whose fate is known.
+    fn complete_waiters(&mut self, now: i64, out: &mut Out) {
+        let min_isr = self.settings.min_insync_replicas;
+        let ack_early = self.settings.ack_before_replication;
+        let replicas = &self.replicas;
+        self.waiters.retain(|w| {
+            let outcome = match replicas.get(&w.partition) {
+                Some(r) => r
+                    .partition
+                    .acks_all_outcome(w.leader_epoch, w.last_offset, min_isr)
+                    .map(|o| o.map_err(|e| e.error_code().code())),
+                None => Some(Err(ErrorCode::NotLeaderOrFollower.code())),
+            };
+            let result = match outcome {
+                Some(Ok(())) => Ok(w.first_offset),
+                Some(Err(code)) => Err(code),
+                None if ack_early => Ok(w.first_offset),
+                None if now >= w.deadline_ms => Err(ErrorCode::RequestTimedOut.code()),
+                None => return true,
+            };
+            out.push((
+                w.client,
+                Message::ProduceAnswer {
+                    request_id: w.request_id,
+                    result,
+                },
+            ));
+            false
+        });
+    }
+
+    /// Sends an ISR change to the controller.
+    fn propose(&mut self, tp: TopicPartition, proposal: IsrProposal, now: i64, out: &mut Out) {
+        let Some(broker_epoch) = self.broker_epoch else {
+            return;
+        };
+        out.push((
+            Node::Controller,
+            Message::AlterPartition(pb::AlterPartitionRequest {
+                broker_id: self.id,
+                broker_epoch,
+                topic_id: tp.0.as_bytes().to_vec(),
+                partition: tp.1,
+                leader_epoch: proposal.leader_epoch,
+                partition_epoch: proposal.partition_epoch,
+                new_isr: proposal.new_isr.clone(),
+            }),
+        ));
+        self.proposals.push(SentProposal {
+            partition: tp,
+            proposal,
+            sent_ms: now,
+        });
+    }
+
+    fn on_alter_partition(
+        &mut self,
+        req: pb::AlterPartitionRequest,
+        resp: pb::AlterPartitionResponse,
+        now: i64,
+    ) {
+        let Some(i) = self.proposals.iter().position(|s| {
+            s.partition.1 == req.partition
+                && s.partition.0.as_bytes()[..] == req.topic_id[..]
+                && s.proposal.new_isr == req.new_isr
+                && s.proposal.partition_epoch == req.partition_epoch
+        }) else {
+            return;
+        };
+        let sent = self.proposals.remove(i);
+        if resp.error_code != 0 {
+            // Kept pending a moment, so a refused change is not proposed again at once.
+            self.refused.push((now + 1000, sent));
+        }
+    }
+
+    /// Refusals whose pause is over are dropped; unanswered proposals still pending are sent
+    /// again (their outcome is unknown: they may have been committed).
+    fn retry_proposals(&mut self, now: i64, out: &mut Out) {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.refused)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.refused = later;
+        for (_, s) in due {
+            if let Some(r) = self.replicas.get_mut(&s.partition) {
+                r.partition.isr_proposal_refused(&s.proposal);
+            }
+        }
+        let timeout = self.settings.request_timeout_ms;
+        let (lost, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.proposals)
+            .into_iter()
+            .partition(|s| now - s.sent_ms > timeout);
+        self.proposals = waiting;
+        for s in lost {
+            let pending = self
+                .replicas
+                .get(&s.partition)
+                .is_some_and(|r| r.partition.isr_proposal_pending(&s.proposal));
+            if pending {
+                self.propose(s.partition, s.proposal, now, out);
+            }
+        }
+    }
+}
+
+/// The batch headers of `log` from `from` up to `upper` (exclusive).
+pub fn batch_headers(log: &Log, from: i64, upper: i64) -> odradek_log::Result<Vec<BatchHeader>> {
+    let mut out = Vec::new();
+    let mut next = from.max(log.log_start_offset());
+    while next < upper {
+        let bytes = log.read(next, 1 << 20, upper)?.to_bytes()?;
+        if bytes.is_empty() {
+            break;
+        }
+        let mut at = 0usize;
+        while let Some(h) = BatchHeader::parse(&bytes[at..]) {
+            at += h.size() as usize;
+            next = h.next_offset();
+            out.push(h);
+            if at >= bytes.len() {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}

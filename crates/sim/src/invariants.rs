@@ -1,0 +1,315 @@
+//! The invariants, each a named check over the whole simulated cluster. Every step checks the
+//! cheap ones; every few steps and at the end the ones that read logs.
+
+use std::collections::BTreeMap;
+
+use odradek_replication::Role;
+
+use crate::broker::{batch_headers, SimBroker};
+use crate::client::Producer;
+use crate::controller::SimController;
+use crate::message::TopicPartition;
+
+/// What was seen so far, to check the next state against.
+#[derive(Debug, Default)]
+pub struct Checker {
+    /// (partition, leader epoch) -> the broker that led under it.
+    leaders: BTreeMap<(TopicPartition, i32), i32>,
+    /// Committed batches per partition: base offset -> (last offset, CRC).
+    committed: BTreeMap<TopicPartition, BTreeMap<i64, (i64, u32)>>,
+    /// The highest high watermark any leader had, per partition: everything below it was
+    /// committed.
+    committed_end: BTreeMap<TopicPartition, i64>,
+    /// Who recorded each committed batch (broker, leader epoch), for the report.
+    committed_by: BTreeMap<(TopicPartition, i64), (i32, i32)>,
+    /// The high watermark each replica had, per broker incarnation.
+    high_watermarks: BTreeMap<(i32, u64, TopicPartition), i64>,
+}
+
+/// A broken invariant: its name and what was seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The invariant's name.
+    pub invariant: &'static str,
+    /// What broke it.
+    pub detail: String,
+}
+
+fn violation(invariant: &'static str, detail: String) -> Violation {
+    Violation { invariant, detail }
+}
+
+impl Checker {
+    /// Records committed batches as leaders' high watermarks pass them, and checks the
+    /// invariants that need no full log read.
+    pub fn check_step(
+        &mut self,
+        now: i64,
+        brokers: &[SimBroker],
+        controller: &SimController,
+    ) -> Result<(), Violation> {
+        for b in brokers.iter().filter(|b| b.up) {
+            for (tp, r) in &b.replicas {
+                let p = &r.partition;
+                if p.role() == Role::Leader {
+                    self.at_most_one_leader_per_epoch(b.id, *tp, p.leader_epoch())?;
+                    self.record_committed(b, *tp)?;
+                }
+            }
+        }
+        for b in brokers.iter().filter(|b| b.up) {
+            for (tp, r) in &b.replicas {
+                self.high_watermark_never_goes_back(b, *tp, r.partition.high_watermark())?;
+                if r.partition.role() != Role::Leader {
+                    self.followers_never_expose_past_the_leaders_high_watermark(b, *tp)?;
+                }
+            }
+            metadata_images_agree(b, controller)?;
+            if let Some(e) = b.errors.first() {
+                return Err(violation(
+                    "replicas_never_fail",
+                    format!("at {now} ms: {e}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn at_most_one_leader_per_epoch(
+        &mut self,
+        broker: i32,
+        tp: TopicPartition,
+        epoch: i32,
+    ) -> Result<(), Violation> {
+        let leader = *self.leaders.entry((tp, epoch)).or_insert(broker);
+        if leader != broker {
+            return Err(violation(
+                "at_most_one_leader_per_epoch",
+                format!(
+                    "{}-{} epoch {epoch}: brokers {leader} and {broker} both lead",
+                    tp.0, tp.1
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A leader's high watermark passed batches: they are committed, and a batch committed
+    /// before at the same offset must be the same batch.
+    fn record_committed(&mut self, b: &SimBroker, tp: TopicPartition) -> Result<(), Violation> {
+        let p = &b.replicas[&tp].partition;
+        let hw = p.high_watermark();
+        let end = self.committed_end.entry(tp).or_insert(0);
+        if hw <= *end {
+            return Ok(());
+        }
+        let from = *end;
+        let headers = batch_headers(p.log(), from, hw).map_err(|e| {
+            violation(
+                "committed_records_are_readable",
+                format!("broker {} {}-{}: {e}", b.id, tp.0, tp.1),
+            )
+        })?;
+        let committed = self.committed.entry(tp).or_default();
+        for h in headers {
+            if let Some((last, crc)) = committed.get(&h.base_offset) {
+                if (*last, *crc) != (h.last_offset(), h.crc) {
+                    return Err(violation(
+                        "committed_records_never_change",
+                        format!(
+                            "{}-{} offset {}: committed batch (last {last}, crc {crc:#x}), leader {} now has (last {}, crc {:#x})",
+                            tp.0, tp.1, h.base_offset, b.id, h.last_offset(), h.crc
+                        ),
+                    ));
+                }
+            }
+            committed.insert(h.base_offset, (h.last_offset(), h.crc));
+            self.committed_by
+                .insert((tp, h.base_offset), (b.id, p.leader_epoch()));
+        }
+        *end = hw;
+        Ok(())
+    }
+
+    fn high_watermark_never_goes_back(
+        &mut self,
+        b: &SimBroker,
+        tp: TopicPartition,
+        hw: i64,
+    ) -> Result<(), Violation> {
+        let seen = self
+            .high_watermarks
+            .entry((b.id, b.incarnation, tp))
+            .or_insert(hw);
+        if hw < *seen {
+            return Err(violation(
+                "high_watermark_never_goes_back",
+                format!(
+                    "broker {} {}-{}: high watermark {} after {}",
+                    b.id, tp.0, tp.1, hw, *seen
+                ),
+            ));
+        }
+        *seen = hw;
+        Ok(())
+    }
+
+    fn followers_never_expose_past_the_leaders_high_watermark(
+        &self,
+        b: &SimBroker,
+        tp: TopicPartition,
+    ) -> Result<(), Violation> {
+        let hw = b.replicas[&tp].partition.high_watermark();
+        let leaders = self.committed_end.get(&tp).copied().unwrap_or(0);
+        // A replica restarted from its checkpoint may hold a high watermark no leader of this
+        // run reported yet only if it was one before; in this run every HW comes from a leader.
+        if hw > leaders {
+            return Err(violation(
+                "followers_never_expose_past_the_leaders_high_watermark",
+                format!(
+                    "broker {} {}-{}: high watermark {hw}, no leader's passed {leaders}",
+                    b.id, tp.0, tp.1
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every replica's log below its high watermark agrees with the committed batches, and the
+    /// leader of the latest epoch holds everything committed (it was elected from the ISR).
+    pub fn check_logs(&self, brokers: &[SimBroker]) -> Result<(), Violation> {
+        for b in brokers.iter().filter(|b| b.up) {
+            for (tp, r) in &b.replicas {
+                let p = &r.partition;
+                let end = self.committed_end.get(tp).copied().unwrap_or(0);
+                let Some(committed) = self.committed.get(tp) else {
+                    continue;
+                };
+                // Only the leader of the latest epoch: a deposed leader that has not heard of
+                // its successor yet may lag what its successor committed.
+                let latest = self
+                    .leaders
+                    .range((*tp, i32::MIN)..=(*tp, i32::MAX))
+                    .next_back()
+                    .map(|((_, e), _)| *e);
+                let is_latest = latest == Some(p.leader_epoch());
+                if p.role() == Role::Leader && is_latest && p.log().log_end_offset() < end {
+                    return Err(violation(
+                        "committed_records_are_never_lost",
+                        format!(
+                            "broker {} leads {}-{} (epoch {}) with log end {} below the committed {end}",
+                            b.id, tp.0, tp.1, p.leader_epoch(), p.log().log_end_offset()
+                        ),
+                    ));
+                }
+                // Below its own high watermark a replica holds only committed batches; above
+                // it, a replica may hold a tail it has yet to truncate (it led, or followed a
+                // leader, under an epoch that did not commit it).
+                let upper = p.high_watermark().min(end);
+                let headers = batch_headers(p.log(), 0, upper).map_err(|e| {
+                    violation(
+                        "committed_records_are_readable",
+                        format!("broker {} {}-{}: {e}", b.id, tp.0, tp.1),
+                    )
+                })?;
+                for h in headers {
+                    let Some((last, crc)) = committed.get(&h.base_offset) else {
+                        continue;
+                    };
+                    if (*last, *crc) != (h.last_offset(), h.crc) {
+                        return Err(violation(
+                            "committed_records_never_change",
+                            format!(
+                                "broker {} {}-{} offset {}: has (last {}, crc {:#x}, epoch {}), committed (last {last}, crc {crc:#x}) by (broker, epoch) {:?}",
+                                b.id, tp.0, tp.1, h.base_offset, h.last_offset(), h.crc, h.partition_leader_epoch,
+                                self.committed_by.get(&(*tp, h.base_offset))
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// At the end: every acknowledged batch is in the leader's log at its offset, once, and no
+    /// idempotent batch appears twice.
+    pub fn check_acknowledged(
+        &self,
+        brokers: &[SimBroker],
+        producers: &[Producer],
+    ) -> Result<(), Violation> {
+        for producer in producers {
+            let tp = producer.partition();
+            let leader = brokers.iter().filter(|b| b.up).find_map(|b| {
+                let r = b.replicas.get(&tp)?;
+                (r.partition.role() == Role::Leader).then_some(&r.partition)
+            });
+            let Some(leader) = leader else {
+                return Err(violation(
+                    "acknowledged_records_survive",
+                    format!("{}-{} has no leader at the end", tp.0, tp.1),
+                ));
+            };
+            let headers = batch_headers(leader.log(), 0, leader.log().log_end_offset())
+                .map_err(|e| violation("committed_records_are_readable", e.to_string()))?;
+            let by_offset: BTreeMap<i64, _> = headers.iter().map(|h| (h.base_offset, h)).collect();
+            for a in &producer.acked {
+                match by_offset.get(&a.offset) {
+                    Some(h) if h.crc == a.crc && h.record_count == a.record_count => {}
+                    found => {
+                        return Err(violation(
+                            "acknowledged_records_survive",
+                            format!(
+                                "producer {} batch acknowledged at {}-{} offset {} (crc {:#x}): the leader has {}",
+                                producer.index, tp.0, tp.1, a.offset, a.crc,
+                                found.map_or("nothing there".to_string(), |h| format!(
+                                    "a batch with crc {:#x}",
+                                    h.crc
+                                ))
+                            ),
+                        ));
+                    }
+                }
+            }
+            let mut seen = BTreeMap::new();
+            for h in headers.iter().filter(|h| h.producer_id >= 0) {
+                let key = (h.producer_id, h.producer_epoch, h.base_sequence);
+                if let Some(first) = seen.insert(key, h.base_offset) {
+                    return Err(violation(
+                        "idempotent_retries_never_duplicate",
+                        format!(
+                            "{}-{}: producer {} epoch {} sequence {} at offsets {first} and {}",
+                            tp.0, tp.1, key.0, key.1, key.2, h.base_offset
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A broker's image at offset `o` is the controller's image at `o`.
+fn metadata_images_agree(b: &SimBroker, controller: &SimController) -> Result<(), Violation> {
+    if b.image.offset < 1 {
+        return Ok(());
+    }
+    match controller.image_at(b.image.offset) {
+        Some(expected) if **expected == *b.image => Ok(()),
+        Some(_) => Err(violation(
+            "metadata_images_agree",
+            format!(
+                "broker {}'s image at offset {} differs from the controller's",
+                b.id, b.image.offset
+            ),
+        )),
+        None => Err(violation(
+            "metadata_images_agree",
+            format!(
+                "broker {} has an image at offset {}, past what was committed",
+                b.id, b.image.offset
+            ),
+        )),
+    }
+}

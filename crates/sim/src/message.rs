@@ -1,0 +1,107 @@
+//! What nodes send each other. The shapes follow the real protocols (the controller's gRPC
+//! messages as they are; Kafka's Fetch and Produce reduced to one partition each), so the
+//! cores see the inputs a running cluster gives them.
+
+use bytes::Bytes;
+use odradek_common::Uuid;
+use odradek_controller::pb;
+use odradek_metadata::proto::MetadataRecord;
+
+/// A node of the simulated cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Node {
+    /// The (active) controller.
+    Controller,
+    /// A broker, by id.
+    Broker(i32),
+    /// A producer, by index.
+    Client(usize),
+}
+
+/// A topic partition.
+pub type TopicPartition = (Uuid, i32);
+
+/// A follower's fetch of one partition (Kafka's Fetch with `replica_id`, one partition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaFetch {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// The fetching broker.
+    pub replica: i32,
+    /// The leader epoch the follower knows.
+    pub current_leader_epoch: i32,
+    /// Its log end offset.
+    pub fetch_offset: i64,
+    /// The epoch of its last batch (-1: none).
+    pub last_fetched_epoch: i32,
+    /// Its log start offset.
+    pub log_start_offset: i64,
+}
+
+/// The leader's answer to a [`ReplicaFetch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaFetchAnswer {
+    /// Kafka error code (0: none).
+    pub error_code: i16,
+    /// The leader's high watermark (-1 when unknown).
+    pub high_watermark: i64,
+    /// The leader's log start offset (-1 when unknown).
+    pub log_start_offset: i64,
+    /// Where the follower's log diverges, if it does.
+    pub diverging: Option<(i32, i64)>,
+    /// Batches from the fetch offset.
+    pub records: Bytes,
+}
+
+/// A message between two nodes.
+#[derive(Debug, Clone)]
+pub enum Message {
+    /// Broker to controller.
+    Register(pb::RegisterBrokerRequest),
+    /// Broker to controller.
+    Heartbeat(pb::BrokerHeartbeatRequest),
+    /// Broker (a leader) to controller.
+    AlterPartition(pb::AlterPartitionRequest),
+    /// Broker to controller: committed metadata from this offset on.
+    FetchMetadata {
+        /// The first offset wanted.
+        from_offset: i64,
+    },
+    /// Controller to broker.
+    Registered(pb::RegisterBrokerResponse),
+    /// Controller to broker.
+    HeartbeatAnswer(pb::BrokerHeartbeatResponse),
+    /// Controller to broker.
+    AlterPartitionAnswer(pb::AlterPartitionRequest, pb::AlterPartitionResponse),
+    /// Controller to broker: committed entries, and the controller's committed offset.
+    Metadata {
+        /// (offset, records) in order.
+        entries: Vec<(i64, Vec<MetadataRecord>)>,
+        /// The last committed offset.
+        committed: i64,
+    },
+    /// Follower to leader.
+    Fetch(ReplicaFetch),
+    /// Leader to follower.
+    FetchAnswer(ReplicaFetch, ReplicaFetchAnswer),
+    /// Client to broker: an acks=all produce of one batch.
+    Produce {
+        /// Matches the answer.
+        request_id: u64,
+        /// The partition.
+        partition: TopicPartition,
+        /// One record batch.
+        batch: Bytes,
+    },
+    /// Broker to client.
+    ProduceAnswer {
+        /// The request's id.
+        request_id: u64,
+        /// The batch's base offset, or a Kafka error code.
+        result: Result<i64, i16>,
+    },
+    /// Client to broker: who leads this partition (Metadata).
+    WhoLeads(TopicPartition),
+    /// Broker to client: the leader in its image (-1: none).
+    Leader(TopicPartition, i32),
+}

@@ -1,0 +1,103 @@
+//! The simulated network: every message is delivered after a random delay (so messages
+//! reorder), may be dropped or duplicated, and never crosses a cut link. A message to a node
+//! that restarted since it was sent is lost, as its connection was.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::message::{Message, Node};
+use crate::rng::SimRng;
+
+/// How unreliable the network is.
+#[derive(Debug, Clone, Copy)]
+pub struct NetFaults {
+    /// Probability that a message is lost.
+    pub drop: f64,
+    /// Probability that a message is delivered twice.
+    pub duplicate: f64,
+    /// Largest delivery delay, in ms (the smallest is 1).
+    pub max_delay_ms: i64,
+}
+
+/// A message on its way.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// Sender.
+    pub from: Node,
+    /// Receiver.
+    pub to: Node,
+    /// The receiver's incarnation when it was sent (a restart loses it).
+    pub to_incarnation: u64,
+    /// Payload.
+    pub message: Message,
+}
+
+/// Messages in flight, by delivery time.
+#[derive(Debug, Default)]
+pub struct Network {
+    in_flight: BTreeMap<(i64, u64), Envelope>,
+    seq: u64,
+    cut: BTreeSet<(Node, Node)>,
+    /// Messages lost to faults or cuts.
+    pub dropped: u64,
+    /// Messages delivered twice.
+    pub duplicated: u64,
+    /// Messages sent.
+    pub sent: u64,
+}
+
+impl Network {
+    /// Sends `envelope` at `now`.
+    pub fn send(&mut self, now: i64, faults: &NetFaults, rng: &mut SimRng, envelope: Envelope) {
+        self.sent += 1;
+        if self.is_cut(envelope.from, envelope.to) || rng.chance(faults.drop) {
+            self.dropped += 1;
+            return;
+        }
+        let copies = if rng.chance(faults.duplicate) {
+            self.duplicated += 1;
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let at = now + rng.between(1, faults.max_delay_ms.max(1));
+            self.seq += 1;
+            self.in_flight.insert((at, self.seq), envelope.clone());
+        }
+    }
+
+    /// The next message due at or before `now`, if any.
+    pub fn next_due(&mut self, now: i64) -> Option<Envelope> {
+        let (&key, _) = self.in_flight.iter().next()?;
+        if key.0 > now {
+            return None;
+        }
+        self.in_flight.remove(&key)
+    }
+
+    /// Puts a message back for later (its receiver is paused).
+    pub fn defer(&mut self, at: i64, envelope: Envelope) {
+        self.seq += 1;
+        self.in_flight.insert((at, self.seq), envelope);
+    }
+
+    /// Cuts the link between `a` and `b` (both ways).
+    pub fn cut(&mut self, a: Node, b: Node) {
+        self.cut.insert((a.min(b), a.max(b)));
+    }
+
+    /// Heals every cut link.
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// Whether `a` and `b` are cut off from each other.
+    pub fn is_cut(&self, a: Node, b: Node) -> bool {
+        self.cut.contains(&(a.min(b), a.max(b)))
+    }
+
+    /// Whether any link is cut.
+    pub fn has_cuts(&self) -> bool {
+        !self.cut.is_empty()
+    }
+}

@@ -1,0 +1,567 @@
+//! One simulated cluster run: a controller, brokers and producers exchanging messages over the
+//! simulated network in one thread, with faults injected from the run's seed, and the
+//! invariants checked after every step.
+
+use std::collections::VecDeque;
+use std::path::Path;
+
+use odradek_controller::managers::ControllerSettings;
+use odradek_log::LogConfig;
+
+use crate::broker::{BrokerSettings, SimBroker, CLUSTER_ID};
+use crate::client::Producer;
+use crate::controller::SimController;
+use crate::invariants::{Checker, Violation};
+use crate::message::{Message, Node};
+use crate::net::{Envelope, NetFaults, Network};
+use crate::rng::SimRng;
+
+/// What a run simulates.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The seed: the same seed replays the same run.
+    pub seed: u64,
+    /// Steps with faults (each 1 to 5 simulated ms); a quiet end follows.
+    pub steps: u64,
+    /// Brokers.
+    pub brokers: i32,
+    /// Partitions of the one topic.
+    pub partitions: i32,
+    /// Its replication factor.
+    pub replication_factor: i32,
+    /// `min.insync.replicas`.
+    pub min_insync_replicas: usize,
+    /// Producers (every other one idempotent), spread over the partitions.
+    pub producers: usize,
+    /// `flush.messages=1` (fsync every append), and crashes may then be power losses that
+    /// lose what was not fsynced. Without it, crashes are kill -9 (the page cache survives).
+    pub fsync: bool,
+    /// Network faults.
+    pub net: NetFaults,
+    /// Probability per step of a broker crash, of a network cut, of a pause (SIGSTOP), of a
+    /// controller failover.
+    pub fault_rate: f64,
+    /// A known way to lose acknowledged data, switched on to show the invariants catch it.
+    pub hazard: Option<Hazard>,
+}
+
+/// Configurations and shortcuts known to lose acknowledged records, which the invariants
+/// must catch (a checker that never fails proves nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hazard {
+    /// Leaders answer a produce once it is in their own log (acks=1 semantics) while the
+    /// producer counts it as acks=all.
+    AckBeforeReplication,
+    /// `unclean.leader.election.enable=true`: a replica outside the ISR may lead.
+    UncleanLeaderElection,
+    /// Crashes may be power losses while appends are not fsynced (Kafka's default flush
+    /// settings rely on replicas not failing together).
+    PowerLossWithoutFsync,
+}
+
+impl SimConfig {
+    /// The defaults for `seed`: three brokers, RF 3, `min.insync.replicas=2`, two partitions,
+    /// four producers, a lossy network and frequent faults; `fsync` on odd seeds.
+    pub fn for_seed(seed: u64, steps: u64) -> Self {
+        Self {
+            seed,
+            steps,
+            brokers: 3,
+            partitions: 2,
+            replication_factor: 3,
+            min_insync_replicas: 2,
+            producers: 4,
+            fsync: seed % 2 == 1,
+            net: NetFaults {
+                drop: 0.01,
+                duplicate: 0.01,
+                max_delay_ms: 20,
+            },
+            fault_rate: 0.0005,
+            hazard: None,
+        }
+    }
+}
+
+/// What a run did, for the gates and the report.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Steps run (faulty and quiet).
+    pub steps: u64,
+    /// Simulated milliseconds.
+    pub sim_ms: i64,
+    /// Batches acknowledged to producers.
+    pub acked: u64,
+    /// Producer retries.
+    pub retries: u64,
+    /// Leader changes committed.
+    pub leader_changes: u64,
+    /// Broker crashes (kill -9), power losses among them.
+    pub crashes: u64,
+    /// Power losses.
+    pub power_losses: u64,
+    /// Network cuts.
+    pub cuts: u64,
+    /// Pauses (SIGSTOP).
+    pub pauses: u64,
+    /// Controller failovers.
+    pub controller_failovers: u64,
+    /// Messages dropped, duplicated, sent.
+    pub dropped: u64,
+    /// Messages delivered twice.
+    pub duplicated: u64,
+    /// Messages sent.
+    pub sent: u64,
+    /// Produce answers by Kafka error code (0: acknowledged).
+    pub produce_answers: std::collections::BTreeMap<i16, u64>,
+    /// The run's last events.
+    pub trace: Vec<String>,
+}
+
+impl Stats {
+    /// Faults injected (crashes, cuts, pauses, failovers, lost and duplicated messages).
+    pub fn faults(&self) -> u64 {
+        self.crashes + self.cuts + self.pauses + self.controller_failovers
+    }
+}
+
+/// A failed run: the seed, the step, the broken invariant and the last events.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The seed to replay it.
+    pub seed: u64,
+    /// The step where it broke.
+    pub step: u64,
+    /// The invariant and what broke it.
+    pub violation: Violation,
+    /// The last events before it, oldest first.
+    pub trace: Vec<String>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "seed {} failed at step {}: {}: {}",
+            self.seed, self.step, self.violation.invariant, self.violation.detail
+        )?;
+        writeln!(f, "last events:")?;
+        for e in &self.trace {
+            writeln!(f, "  {e}")?;
+        }
+        write!(
+            f,
+            "replay: cargo run -p odradek-sim -- --seed {} --steps <steps>",
+            self.seed
+        )
+    }
+}
+
+/// Events kept for a failure's trace.
+const TRACE_EVENTS: usize = 400;
+
+/// Steps between full log checks.
+const LOG_CHECK_EVERY: u64 = 50;
+
+struct World {
+    config: SimConfig,
+    now: i64,
+    rng: SimRng,
+    net: Network,
+    controller: SimController,
+    brokers: Vec<SimBroker>,
+    producers: Vec<Producer>,
+    checker: Checker,
+    trace: VecDeque<String>,
+    stats: Stats,
+    /// (time, broker) restarts due.
+    restarts: Vec<(i64, i32)>,
+    heal_at: Option<i64>,
+    controller_back_at: Option<i64>,
+}
+
+/// Runs one simulation with its logs under `dir`.
+pub fn run(config: &SimConfig, dir: &Path) -> Result<Stats, Box<Failure>> {
+    let mut w = World::new(config.clone(), dir);
+    let total = config.steps + quiet_steps(config);
+    for step in 0..total {
+        let faulty = step < config.steps;
+        if faulty {
+            w.inject_faults();
+        } else if step == config.steps {
+            w.end_faults();
+        }
+        w.step(!faulty);
+        let checked = w
+            .checker
+            .check_step(w.now, &w.brokers, &w.controller)
+            .and_then(|()| {
+                if step % LOG_CHECK_EVERY == 0 {
+                    w.checker.check_logs(&w.brokers)
+                } else {
+                    Ok(())
+                }
+            });
+        if let Err(violation) = checked {
+            return Err(w.failure(step, violation));
+        }
+        w.stats.steps = step + 1;
+    }
+    w.finish()
+}
+
+/// Steps after the faults: enough for restarts, fencing and catching up.
+fn quiet_steps(config: &SimConfig) -> u64 {
+    let _ = config;
+    8_000
+}
+
+impl World {
+    fn new(config: SimConfig, dir: &Path) -> Self {
+        let mut rng = SimRng::new(config.seed);
+        let settings = ControllerSettings {
+            cluster_id: CLUSTER_ID.to_string(),
+            broker_session_timeout_ms: 3000,
+            auto_leader_rebalance_enable: false,
+            unclean_leader_election_enable: config.hazard == Some(Hazard::UncleanLeaderElection),
+            ..ControllerSettings::default()
+        };
+        let controller = SimController::new(settings);
+        let mut props = std::collections::HashMap::new();
+        props.insert("segment.bytes".to_string(), "4096".to_string());
+        if config.fsync {
+            props.insert("flush.messages".to_string(), "1".to_string());
+        }
+        let (log, _) = LogConfig::from_properties(&props).expect("valid sim log config");
+        let broker_settings = BrokerSettings {
+            replica_lag_time_max_ms: 2000,
+            heartbeat_interval_ms: 300,
+            min_insync_replicas: config.min_insync_replicas,
+            fetch_backoff_ms: 30,
+            request_timeout_ms: 1500,
+            hw_checkpoint_interval_ms: 1000,
+            log,
+            ack_before_replication: config.hazard == Some(Hazard::AckBeforeReplication),
+        };
+        let mut brokers: Vec<SimBroker> = (1..=config.brokers)
+            .map(|id| {
+                SimBroker::new(
+                    id,
+                    dir.join(format!("broker-{id}")),
+                    broker_settings.clone(),
+                )
+            })
+            .collect();
+        for b in &mut brokers {
+            b.start(0, &mut rng);
+        }
+        let mut w = Self {
+            now: 0,
+            net: Network::default(),
+            controller,
+            brokers,
+            producers: Vec::new(),
+            checker: Checker::default(),
+            trace: VecDeque::new(),
+            stats: Stats::default(),
+            restarts: Vec::new(),
+            heal_at: None,
+            controller_back_at: None,
+            rng,
+            config,
+        };
+        // Brokers register and are unfenced before the topic is placed on them.
+        for _ in 0..20_000 {
+            let image = w.controller.image();
+            if image.cluster.unfenced().count() == w.brokers.len() {
+                break;
+            }
+            w.step(false);
+        }
+        let topic = w
+            .controller
+            .create_topic(
+                "sim",
+                w.config.partitions,
+                w.config.replication_factor,
+                &mut w.rng,
+            )
+            .expect("the brokers registered: the topic can be placed");
+        w.producers = (0..w.config.producers)
+            .map(|i| {
+                let partition = (topic, (i as i32) % w.config.partitions);
+                let id = (i % 2 == 1).then_some(1000 + i as i64);
+                Producer::new(i, partition, id, 1500)
+            })
+            .collect();
+        w
+    }
+
+    fn event(&mut self, what: String) {
+        if self.trace.len() == TRACE_EVENTS {
+            self.trace.pop_front();
+        }
+        self.trace.push_back(format!("{:>7} ms  {what}", self.now));
+    }
+
+    fn failure(&self, step: u64, violation: Violation) -> Box<Failure> {
+        Box::new(Failure {
+            seed: self.config.seed,
+            step,
+            violation,
+            trace: self.trace.iter().cloned().collect(),
+        })
+    }
+
+    /// Delivers what is due, runs every node's timers, then moves time on.
+    fn step(&mut self, quiet: bool) {
+        while let Some(env) = self.net.next_due(self.now) {
+            self.deliver(env);
+        }
+        let leader_changes = self.controller.leader_changes;
+        self.controller.tick(self.now);
+        for i in 0..self.brokers.len() {
+            if self.brokers[i].is_running(self.now) {
+                let from = Node::Broker(self.brokers[i].id);
+                let out = self.brokers[i].tick(self.now);
+                self.send_all(from, out);
+            }
+        }
+        let brokers: Vec<i32> = self.brokers.iter().map(|b| b.id).collect();
+        for i in 0..self.producers.len() {
+            let out = self.producers[i].tick(self.now, &brokers, quiet, &mut self.rng);
+            self.send_all(Node::Client(i), out);
+        }
+        if self.controller.leader_changes != leader_changes {
+            let n = self.controller.leader_changes - leader_changes;
+            self.event(format!("controller committed {n} leader change(s)"));
+        }
+        self.now += self.rng.between(1, 5);
+    }
+
+    fn send_all(&mut self, from: Node, out: Vec<(Node, Message)>) {
+        for (to, message) in out {
+            let to_incarnation = self.incarnation(to);
+            let envelope = Envelope {
+                from,
+                to,
+                to_incarnation,
+                message,
+            };
+            self.net
+                .send(self.now, &self.config.net, &mut self.rng, envelope);
+        }
+    }
+
+    fn incarnation(&self, node: Node) -> u64 {
+        match node {
+            Node::Broker(id) => self
+                .brokers
+                .iter()
+                .find(|b| b.id == id)
+                .map_or(0, |b| b.incarnation),
+            _ => 0,
+        }
+    }
+
+    fn deliver(&mut self, env: Envelope) {
+        match env.to {
+            Node::Controller => {
+                if let Some(answer) = self.controller.handle(self.now, env.message) {
+                    self.send_all(Node::Controller, vec![(env.from, answer)]);
+                }
+            }
+            Node::Broker(id) => {
+                let Some(i) = self.brokers.iter().position(|b| b.id == id) else {
+                    return;
+                };
+                let b = &self.brokers[i];
+                if !b.up || b.incarnation != env.to_incarnation {
+                    return;
+                }
+                if self.now < b.paused_until_ms {
+                    let at = b.paused_until_ms;
+                    self.net.defer(at, env);
+                    return;
+                }
+                if let Message::ProduceAnswer { .. } = env.message {
+                    return;
+                }
+                let out = self.brokers[i].handle(self.now, env.from, env.message);
+                self.send_all(Node::Broker(id), out);
+            }
+            Node::Client(i) => {
+                if let Message::ProduceAnswer { result, .. } = &env.message {
+                    let code = result.err().unwrap_or(0);
+                    *self.stats.produce_answers.entry(code).or_default() += 1;
+                }
+                let acked_before = self.producers[i].acked.len();
+                let out = self.producers[i].handle(self.now, env.message);
+                if self.producers[i].acked.len() > acked_before {
+                    self.stats.acked += 1;
+                    let a = self.producers[i].acked.last().cloned();
+                    if let Some(a) = a {
+                        let tp = self.producers[i].partition();
+                        self.event(format!(
+                            "producer {i} acked at {}-{} offset {} ({} records)",
+                            short(tp.0),
+                            tp.1,
+                            a.offset,
+                            a.record_count
+                        ));
+                    }
+                }
+                self.send_all(Node::Client(i), out);
+            }
+        }
+    }
+
+    fn inject_faults(&mut self) {
+        let now = self.now;
+        let due: Vec<i32> = self
+            .restarts
+            .iter()
+            .filter(|(at, _)| *at <= now)
+            .map(|(_, id)| *id)
+            .collect();
+        self.restarts.retain(|(at, _)| *at > now);
+        for id in due {
+            self.restart(id);
+        }
+        if self.heal_at.is_some_and(|at| at <= now) {
+            self.heal_at = None;
+            self.net.heal();
+            self.event("network healed".into());
+        }
+        if self.controller_back_at.is_some_and(|at| at <= now) {
+            self.controller_back_at = None;
+            self.controller.restart(now);
+            self.event("controller active again (fresh broker sessions)".into());
+        }
+        let rate = self.config.fault_rate;
+        // At most one broker down at a time: with RF 3 and min.insync.replicas 2 the
+        // cluster then keeps accepting acks=all writes, so faults meet traffic.
+        if self.rng.chance(rate) && self.restarts.is_empty() {
+            let id = *self.rng.pick(&self.broker_ids());
+            let power_loss = (self.config.fsync
+                || self.config.hazard == Some(Hazard::PowerLossWithoutFsync))
+                && self.rng.chance(0.5);
+            self.crash(id, power_loss);
+            let back = now + self.rng.between(200, 6000);
+            self.restarts.push((back, id));
+        }
+        if self.rng.chance(rate) && !self.net.has_cuts() {
+            let id = *self.rng.pick(&self.broker_ids());
+            let others: Vec<Node> = self
+                .broker_ids()
+                .into_iter()
+                .filter(|o| *o != id)
+                .map(Node::Broker)
+                .chain([Node::Controller])
+                .collect();
+            let cut: Vec<Node> = others
+                .into_iter()
+                .filter(|_| self.rng.chance(0.6))
+                .collect();
+            for n in &cut {
+                self.net.cut(Node::Broker(id), *n);
+            }
+            self.heal_at = Some(now + self.rng.between(500, 8000));
+            self.stats.cuts += 1;
+            self.event(format!("network: broker {id} cut from {cut:?}"));
+        }
+        let paused = self.brokers.iter().any(|b| b.paused_until_ms > now);
+        if self.rng.chance(rate) && !paused {
+            let id = *self.rng.pick(&self.broker_ids());
+            let until = now + self.rng.between(100, 2500);
+            if let Some(b) = self.brokers.iter_mut().find(|b| b.id == id && b.up) {
+                b.paused_until_ms = until;
+                self.stats.pauses += 1;
+                self.event(format!("broker {id} paused (SIGSTOP) until {until} ms"));
+            }
+        }
+        if self.rng.chance(rate / 2.0) && self.controller_back_at.is_none() {
+            self.controller.crash();
+            self.controller_back_at = Some(now + self.rng.between(100, 2000));
+            self.stats.controller_failovers += 1;
+            self.event("controller failed over".into());
+        }
+        if self.rng.chance(rate) {
+            let id = *self.rng.pick(&self.broker_ids());
+            let skew = self.rng.between(-300, 300);
+            if let Some(b) = self.brokers.iter_mut().find(|b| b.id == id) {
+                b.clock_skew_ms = skew;
+            }
+        }
+    }
+
+    fn broker_ids(&self) -> Vec<i32> {
+        self.brokers.iter().map(|b| b.id).collect()
+    }
+
+    fn crash(&mut self, id: i32, power_loss: bool) {
+        let Some(i) = self.brokers.iter().position(|b| b.id == id && b.up) else {
+            return;
+        };
+        let torn = self.brokers[i].crash(power_loss, &mut self.rng);
+        self.stats.crashes += 1;
+        if power_loss {
+            self.stats.power_losses += 1;
+        }
+        let kind = if power_loss { "power loss" } else { "kill -9" };
+        self.event(format!("broker {id} crashed ({kind})"));
+        for t in torn {
+            self.event(format!("  broker {id} lost unsynced data of {t}"));
+        }
+    }
+
+    fn restart(&mut self, id: i32) {
+        if let Some(b) = self.brokers.iter_mut().find(|b| b.id == id && !b.up) {
+            b.start(self.now, &mut self.rng);
+            self.event(format!("broker {id} restarted"));
+        }
+    }
+
+    /// The faults end: every link heals, every node runs again.
+    fn end_faults(&mut self) {
+        self.net.heal();
+        self.heal_at = None;
+        if self.controller_back_at.take().is_some() {
+            self.controller.restart(self.now);
+        }
+        for (_, id) in std::mem::take(&mut self.restarts) {
+            self.restart(id);
+        }
+        for b in &mut self.brokers {
+            b.paused_until_ms = 0;
+            b.clock_skew_ms = 0;
+        }
+        self.event("faults end: network healed, every node running".into());
+    }
+
+    fn finish(mut self) -> Result<Stats, Box<Failure>> {
+        let step = self.stats.steps;
+        if let Err(v) = self.checker.check_logs(&self.brokers) {
+            return Err(self.failure(step, v));
+        }
+        if let Err(v) = self
+            .checker
+            .check_acknowledged(&self.brokers, &self.producers)
+        {
+            return Err(self.failure(step, v));
+        }
+        self.stats.sim_ms = self.now;
+        self.stats.leader_changes = self.controller.leader_changes;
+        self.stats.retries = self.producers.iter().map(|p| p.retries).sum();
+        self.stats.dropped = self.net.dropped;
+        self.stats.duplicated = self.net.duplicated;
+        self.stats.sent = self.net.sent;
+        self.stats.trace = self.trace.into_iter().collect();
+        Ok(self.stats)
+    }
+}
+
+/// A topic id shortened for traces.
+fn short(id: odradek_common::Uuid) -> String {
+    id.to_string().chars().take(8).collect()
+}
