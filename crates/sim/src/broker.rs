@@ -108,6 +108,10 @@ pub struct SimBroker {
     next_metadata_ms: i64,
     next_checkpoint_ms: i64,
     next_isr_check_ms: i64,
+    /// The controllers, and the one requests go to (the active one, as far as it knows).
+    controllers: Vec<u64>,
+    controller: u64,
+    last_controller_answer_ms: i64,
     /// Problems the cores reported that a correct cluster never has (a log that cannot be
     /// opened after a crash, a replicated batch that cannot be appended).
     pub errors: Vec<String>,
@@ -143,7 +147,28 @@ impl SimBroker {
             next_metadata_ms: 0,
             next_checkpoint_ms: 0,
             next_isr_check_ms: 0,
+            controllers: Vec::new(),
+            controller: 0,
+            last_controller_answer_ms: 0,
             errors: Vec::new(),
+        }
+    }
+
+    /// The controller quorum's voters (`controller.quorum.voters`).
+    pub fn with_controllers(mut self, controllers: Vec<u64>) -> Self {
+        self.controller = controllers.first().copied().unwrap_or(0);
+        self.controllers = controllers;
+        self
+    }
+
+    fn controller(&self) -> Node {
+        Node::Controller(self.controller)
+    }
+
+    /// The next controller, after a silence or a refusal without a hint.
+    fn next_controller(&mut self) {
+        if let Some(i) = self.controllers.iter().position(|c| *c == self.controller) {
+            self.controller = self.controllers[(i + 1) % self.controllers.len()];
         }
     }
 
@@ -169,6 +194,7 @@ impl SimBroker {
         self.next_metadata_ms = now_ms;
         self.next_checkpoint_ms = now_ms + self.settings.hw_checkpoint_interval_ms;
         self.next_isr_check_ms = now_ms;
+        self.last_controller_answer_ms = now_ms;
     }
 
     /// kill -9: every replica is dropped without a clean close (no clean-shutdown marker).
@@ -219,6 +245,9 @@ impl SimBroker {
     pub fn handle(&mut self, sim_now_ms: i64, from: Node, message: Message) -> Out {
         let now = self.now(sim_now_ms);
         let mut out = Vec::new();
+        if let Node::Controller(_) = from {
+            self.last_controller_answer_ms = now;
+        }
         self.update_serving();
         let kafka_request = matches!(
             message,
@@ -229,6 +258,10 @@ impl SimBroker {
             return out;
         }
         match message {
+            Message::NotController { leader } => match leader {
+                Some(l) if l != self.controller => self.controller = l,
+                _ => self.next_controller(),
+            },
             Message::Registered(r) if r.error_code == 0 => {
                 self.broker_epoch = Some(r.broker_epoch);
                 self.next_heartbeat_ms = now;
@@ -289,15 +322,21 @@ impl SimBroker {
         let now = self.now(sim_now_ms);
         let mut out = Vec::new();
         let timeout = self.settings.request_timeout_ms;
+        if now - self.last_controller_answer_ms > timeout {
+            // The controller went quiet (down, or cut off): ask another.
+            self.last_controller_answer_ms = now;
+            self.next_controller();
+            self.metadata_sent_ms = None;
+        }
         if self.broker_epoch.is_none() && now >= self.next_register_ms {
             self.next_register_ms = now + 500;
-            out.push((Node::Controller, Message::Register(self.registration())));
+            out.push((self.controller(), Message::Register(self.registration())));
         }
         if let Some(epoch) = self.broker_epoch {
             if now >= self.next_heartbeat_ms {
                 self.next_heartbeat_ms = now + self.settings.heartbeat_interval_ms;
                 out.push((
-                    Node::Controller,
+                    self.controller(),
                     Message::Heartbeat(pb::BrokerHeartbeatRequest {
                         broker_id: self.id,
                         broker_epoch: epoch,
@@ -312,7 +351,7 @@ impl SimBroker {
             self.metadata_sent_ms = Some(now);
             self.next_metadata_ms = now + 20;
             out.push((
-                Node::Controller,
+                self.controller(),
                 Message::FetchMetadata {
                     from_offset: self.image.offset.max(0) + 1,
                 },
@@ -371,7 +410,9 @@ impl SimBroker {
         self.catch_up_to.get_or_insert(committed);
         let mut changed = false;
         for (offset, records) in entries {
-            if offset != self.image.offset.max(0) + 1 {
+            // Entries come in log order; their offsets are raft indexes, with gaps where the
+            // quorum wrote entries of its own.
+            if offset <= self.image.offset {
                 continue;
             }
             let mut delta = MetadataDelta::new(Arc::clone(&self.image));
@@ -688,7 +729,7 @@ impl SimBroker {
             return;
         };
         out.push((
-            Node::Controller,
+            self.controller(),
             Message::AlterPartition(pb::AlterPartitionRequest {
                 broker_id: self.id,
                 broker_epoch,

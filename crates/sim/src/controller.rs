@@ -1,21 +1,22 @@
-//! The simulated controller: the real control managers (registration, heartbeats, fencing,
-//! AlterPartition, topic creation) over a committed metadata log, replayed into images through
-//! the one replay path (`MetadataDelta`) exactly as a controller's state machine does. Its log
-//! is durable; a crash loses only what is in memory (broker sessions), as a controller failover
-//! does: the next active controller gives every broker a fresh session.
-//!
-//! The quorum itself is not simulated here: a command commits as soon as it is handled.
+//! A simulated controller node: a quorum voter ([`crate::quorum`]) and, while that voter
+//! leads, the active controller of `odradek-controller`'s `active.rs`: commands run one at a
+//! time against the latest applied image through the real control managers (registration,
+//! heartbeats, fencing, AlterPartition, topic creation), their records are proposed as one
+//! entry, and the answer goes out once the entry is applied. Broker sessions live only in the
+//! active controller's memory; a voter that becomes leader gives every broker a fresh session.
+//! Any controller serves committed metadata to brokers.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use odradek_common::Uuid;
 use odradek_controller::managers::cluster::{self, BrokerSessions};
-use odradek_controller::managers::{replication, ControllerSettings};
-use odradek_controller::pb;
+use odradek_controller::managers::{replication, ControllerResult, ControllerSettings};
 use odradek_metadata::proto::MetadataRecord;
-use odradek_metadata::{decode_batch, encode_batch, MetadataDelta, MetadataImage};
+use odradek_metadata::{encode_batch, MetadataImage};
 
-use crate::message::Message;
+use crate::message::{Message, Node};
+use crate::quorum::SimVoter;
 use crate::rng::SimRng;
 
 /// Entries sent per metadata fetch.
@@ -24,200 +25,245 @@ const MAX_ENTRIES_PER_FETCH: usize = 64;
 /// How often expired broker sessions are fenced (the real controller's 500 ms tick).
 const FENCE_CHECK_MS: i64 = 500;
 
-/// The controller node.
+/// Commands waiting for the one in flight, at most.
+const MAX_QUEUED: usize = 256;
+
+/// A command's records proposed, its answer waiting for them to be applied.
+#[derive(Debug)]
+struct InFlight {
+    context: Vec<u8>,
+    reply_to: Option<Node>,
+    answer: Message,
+}
+
+/// One controller node.
 #[derive(Debug)]
 pub struct SimController {
+    /// The quorum voter.
+    pub voter: SimVoter,
     settings: ControllerSettings,
-    /// Committed entries: (offset, records). Durable.
-    log: Vec<(i64, Vec<MetadataRecord>)>,
-    /// The image after every committed entry, for the agreement invariant: `images[i]` is the
-    /// image at offset `i + 1`.
-    images: Vec<Arc<MetadataImage>>,
     sessions: BrokerSessions,
-    up: bool,
+    was_leader: bool,
+    in_flight: Option<InFlight>,
+    queue: VecDeque<(Node, Message)>,
+    proposals: u64,
     next_fence_check_ms: i64,
-    /// Leader changes committed (partition records with a new leader epoch).
-    pub leader_changes: u64,
+    rng: SimRng,
 }
 
 impl SimController {
-    /// A controller with an empty log.
-    pub fn new(settings: ControllerSettings) -> Self {
+    /// Controller `id` of the quorum `voters`.
+    pub fn new(id: u64, voters: Vec<u64>, settings: ControllerSettings, seed: u64) -> Self {
+        let mut rng = SimRng::new(seed);
+        let election_tick = rng.between(20, 39) as usize;
         Self {
+            voter: SimVoter::new(id, voters, election_tick),
             settings,
-            log: Vec::new(),
-            images: Vec::new(),
             sessions: BrokerSessions::default(),
-            up: true,
+            was_leader: false,
+            in_flight: None,
+            queue: VecDeque::new(),
+            proposals: 0,
             next_fence_check_ms: 0,
-            leader_changes: 0,
+            rng,
         }
     }
 
-    /// Whether it is running.
-    pub fn is_up(&self) -> bool {
-        self.up
+    /// Its node.
+    pub fn node(&self) -> Node {
+        Node::Controller(self.voter.id)
     }
 
-    /// The latest committed image.
-    pub fn image(&self) -> Arc<MetadataImage> {
-        self.images
-            .last()
-            .cloned()
-            .unwrap_or_else(|| Arc::new(MetadataImage::empty()))
-    }
-
-    /// The image at `offset` (after the entry at `offset` was replayed), if committed.
-    pub fn image_at(&self, offset: i64) -> Option<&Arc<MetadataImage>> {
-        usize::try_from(offset - 1)
-            .ok()
-            .and_then(|i| self.images.get(i))
-    }
-
-    /// The last committed offset (0: none).
-    pub fn committed_offset(&self) -> i64 {
-        self.log.len() as i64
-    }
-
-    /// The process dies: its sessions go (the log is durable).
+    /// kill -9: the voter's store stays; the active controller's memory goes.
     pub fn crash(&mut self) {
-        self.up = false;
+        self.voter.crash();
         self.sessions = BrokerSessions::default();
+        self.was_leader = false;
+        self.in_flight = None;
+        self.queue.clear();
     }
 
-    /// A controller becomes active again: every registered broker gets a fresh session.
+    /// Starts again over its store.
     pub fn restart(&mut self, now_ms: i64) {
-        self.up = true;
-        self.sessions.reset(&self.image(), now_ms);
-        self.next_fence_check_ms = now_ms + FENCE_CHECK_MS;
+        let election_tick = self.rng.between(20, 39) as usize;
+        self.voter.start(now_ms, election_tick);
     }
 
-    /// Creates `name` with `partitions` partitions of `replication_factor` replicas.
-    pub fn create_topic(
-        &mut self,
-        name: &str,
-        partitions: i32,
-        replication_factor: i32,
-        rng: &mut SimRng,
-    ) -> Result<Uuid, String> {
-        let request = pb::CreateTopicsRequest {
-            topics: vec![pb::CreatableTopic {
-                name: name.to_string(),
-                num_partitions: partitions,
-                replication_factor,
-                ..Default::default()
-            }],
-            validate_only: false,
-        };
-        let image = self.image();
-        let result = replication::create_topics(&image, &request, &self.settings, &mut || {
-            Uuid(rng.bytes16())
-        });
-        let topic = &result.response.topics[0];
-        if topic.error_code != 0 {
-            return Err(topic.error_message.clone());
+    /// Handles a message; returns what to send.
+    pub fn handle(&mut self, now_ms: i64, from: Node, message: Message) -> Vec<(Node, Message)> {
+        let mut out = Vec::new();
+        if !self.voter.is_up() {
+            return out;
         }
-        let id = Uuid::from_slice(&topic.topic_id).ok_or("topic id is not 16 bytes")?;
-        self.commit(result.records);
-        Ok(id)
-    }
-
-    /// Handles a message; returns the answer, if any.
-    pub fn handle(&mut self, now_ms: i64, message: Message) -> Option<Message> {
-        if !self.up {
-            return None;
-        }
-        let image = self.image();
         match message {
-            Message::Register(req) => {
-                let result =
-                    cluster::register_broker(&image, &req, &self.settings, &self.sessions, now_ms);
-                if result.response.error_code == 0 {
-                    self.sessions.touch(req.broker_id, now_ms);
-                }
-                self.commit(result.records);
-                Some(Message::Registered(result.response))
-            }
-            Message::Heartbeat(req) => {
-                let result = cluster::heartbeat(&image, &req, &self.settings);
-                if result.response.error_code == 0 {
-                    self.sessions.touch(req.broker_id, now_ms);
-                }
-                self.commit(result.records);
-                Some(Message::HeartbeatAnswer(result.response))
-            }
-            Message::AlterPartition(req) => {
-                let result = replication::alter_partition(&image, &req);
-                self.commit(result.records);
-                Some(Message::AlterPartitionAnswer(req, result.response))
-            }
+            Message::Raft(m) => self.voter.step(*m),
             Message::FetchMetadata { from_offset } => {
-                let from = usize::try_from(from_offset.max(1) - 1).unwrap_or(0);
                 let entries = self
-                    .log
+                    .voter
+                    .entries
                     .iter()
-                    .skip(from)
+                    .filter(|(o, _)| *o >= from_offset)
                     .take(MAX_ENTRIES_PER_FETCH)
                     .cloned()
                     .collect();
-                Some(Message::Metadata {
-                    entries,
-                    committed: self.committed_offset(),
-                })
+                let committed = self.voter.entries.last().map_or(0, |(o, _)| *o);
+                out.push((from, Message::Metadata { entries, committed }));
             }
-            _ => None,
+            m @ (Message::Register(_)
+            | Message::Heartbeat(_)
+            | Message::AlterPartition(_)
+            | Message::CreateTopics(_)) => {
+                if !self.voter.is_leader() {
+                    out.push((
+                        from,
+                        Message::NotController {
+                            leader: self.voter.leader(),
+                        },
+                    ));
+                } else if self.queue.len() < MAX_QUEUED {
+                    self.queue.push_back((from, m));
+                }
+                self.run_commands(now_ms, &mut out);
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// Raft ticks and `Ready`, leadership changes, answers of applied commands, fencing.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<(Node, Message)> {
+        let mut out = Vec::new();
+        if !self.voter.is_up() {
+            return out;
+        }
+        for m in self.voter.drive(now_ms) {
+            out.push((Node::Controller(m.to), Message::Raft(Box::new(m))));
+        }
+        let leader = self.voter.is_leader();
+        if leader && !self.was_leader {
+            // A new active controller gives every broker a full session before fencing it.
+            self.sessions.reset(&self.voter.image(), now_ms);
+            self.next_fence_check_ms = now_ms + FENCE_CHECK_MS;
+        }
+        if !leader && self.was_leader {
+            // Proposals of a deposed leader may or may not commit: their callers retry.
+            let hint = self.voter.leader();
+            if let Some(f) = self.in_flight.take() {
+                out.extend(
+                    f.reply_to
+                        .map(|to| (to, Message::NotController { leader: hint })),
+                );
+            }
+            for (to, _) in self.queue.drain(..) {
+                out.push((to, Message::NotController { leader: hint }));
+            }
+        }
+        self.was_leader = leader;
+        let applied = std::mem::take(&mut self.voter.applied_proposals);
+        if let Some(f) = &self.in_flight {
+            if applied.iter().any(|(c, _)| *c == f.context) {
+                let f = self.in_flight.take().expect("checked above");
+                out.extend(f.reply_to.map(|to| (to, f.answer)));
+            }
+        }
+        if leader && self.in_flight.is_none() && now_ms >= self.next_fence_check_ms {
+            self.next_fence_check_ms = now_ms + FENCE_CHECK_MS;
+            let records =
+                cluster::fence_expired(&self.voter.image(), &self.sessions, &self.settings, now_ms);
+            self.propose(records, None, Message::NotController { leader: None });
+        }
+        self.run_commands(now_ms, &mut out);
+        out
+    }
+
+    /// Runs queued commands, one at a time, each against the image the previous one made.
+    fn run_commands(&mut self, now_ms: i64, out: &mut Vec<(Node, Message)>) {
+        while self.in_flight.is_none() {
+            let Some((from, command)) = self.queue.pop_front() else {
+                return;
+            };
+            let image = self.voter.image();
+            let (records, answer) = self.command(&image, from, command, now_ms);
+            if records.is_empty() {
+                out.push((from, answer));
+            } else if !self.propose(records, Some(from), answer) {
+                out.push((
+                    from,
+                    Message::NotController {
+                        leader: self.voter.leader(),
+                    },
+                ));
+            }
         }
     }
 
-    /// Timers: fences brokers whose sessions expired.
-    pub fn tick(&mut self, now_ms: i64) {
-        if !self.up || now_ms < self.next_fence_check_ms {
-            return;
+    fn command(
+        &mut self,
+        image: &Arc<MetadataImage>,
+        from: Node,
+        command: Message,
+        now_ms: i64,
+    ) -> (Vec<MetadataRecord>, Message) {
+        fn split<T>(
+            r: ControllerResult<T>,
+            wrap: impl FnOnce(T) -> Message,
+        ) -> (Vec<MetadataRecord>, Message) {
+            (r.records, wrap(r.response))
         }
-        self.next_fence_check_ms = now_ms + FENCE_CHECK_MS;
-        let records = cluster::fence_expired(&self.image(), &self.sessions, &self.settings, now_ms);
-        self.commit(records);
+        let _ = from;
+        match command {
+            Message::Register(req) => {
+                let r =
+                    cluster::register_broker(image, &req, &self.settings, &self.sessions, now_ms);
+                if r.response.error_code == 0 {
+                    self.sessions.touch(req.broker_id, now_ms);
+                }
+                split(r, Message::Registered)
+            }
+            Message::Heartbeat(req) => {
+                let r = cluster::heartbeat(image, &req, &self.settings);
+                if r.response.error_code == 0 {
+                    self.sessions.touch(req.broker_id, now_ms);
+                }
+                split(r, Message::HeartbeatAnswer)
+            }
+            Message::AlterPartition(req) => {
+                let r = replication::alter_partition(image, &req);
+                split(r, |resp| Message::AlterPartitionAnswer(req, resp))
+            }
+            Message::CreateTopics(req) => {
+                let rng = &mut self.rng;
+                let r = replication::create_topics(image, &req, &self.settings, &mut || {
+                    Uuid(rng.bytes16())
+                });
+                split(r, Message::CreateTopicsAnswer)
+            }
+            other => (Vec::new(), other),
+        }
     }
 
-    /// Commits `records` as one entry: encoded and decoded as the quorum carries them, then
-    /// replayed into the next image.
-    fn commit(&mut self, records: Vec<MetadataRecord>) {
+    /// Proposes `records` as one entry; false if this voter cannot propose.
+    fn propose(
+        &mut self,
+        records: Vec<MetadataRecord>,
+        reply_to: Option<Node>,
+        answer: Message,
+    ) -> bool {
         if records.is_empty() {
-            return;
+            return true;
         }
-        let offset = self.committed_offset() + 1;
-        let records = decode_batch(&encode_batch(&records))
-            .expect("the controller's own records decode after encoding");
-        let before = self.image();
-        let mut delta = MetadataDelta::new(Arc::clone(&before));
-        for r in &records {
-            delta
-                .replay(offset, r)
-                .unwrap_or_else(|e| panic!("record at offset {offset} does not replay: {e}"));
+        self.proposals += 1;
+        let mut context = self.voter.id.to_be_bytes().to_vec();
+        context.extend_from_slice(&self.voter.term().to_be_bytes());
+        context.extend_from_slice(&self.proposals.to_be_bytes());
+        if !self.voter.propose(context.clone(), encode_batch(&records)) {
+            return false;
         }
-        let mut image = delta.apply();
-        image.offset = offset;
-        self.leader_changes += count_leader_changes(&before, &image);
-        self.log.push((offset, records));
-        self.images.push(Arc::new(image));
+        self.in_flight = Some(InFlight {
+            context,
+            reply_to,
+            answer,
+        });
+        true
     }
-}
-
-/// Partitions whose leader epoch moved between two images.
-fn count_leader_changes(before: &MetadataImage, after: &MetadataImage) -> u64 {
-    let mut n = 0;
-    for (id, t) in &after.topics.by_id {
-        for (p, reg) in &t.partitions {
-            let old = before
-                .topics
-                .by_id
-                .get(id)
-                .and_then(|t| t.partitions.get(p))
-                .map(|r| r.leader_epoch);
-            if old.is_some_and(|e| e != reg.leader_epoch) {
-                n += 1;
-            }
-        }
-    }
-    n
 }

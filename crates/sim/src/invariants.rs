@@ -2,6 +2,9 @@
 //! cheap ones; every few steps and at the end the ones that read logs.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use odradek_metadata::MetadataImage;
 
 use odradek_replication::Role;
 
@@ -24,6 +27,13 @@ pub struct Checker {
     committed_by: BTreeMap<(TopicPartition, i64), (i32, i32)>,
     /// The high watermark each replica had, per broker incarnation.
     high_watermarks: BTreeMap<(i32, u64, TopicPartition), i64>,
+    /// The first image any node applied at each metadata offset: every other node's image at
+    /// that offset must equal it.
+    images: BTreeMap<i64, Arc<MetadataImage>>,
+    /// The offset up to which each controller's images were checked.
+    checked_voter_images: BTreeMap<u64, i64>,
+    /// Partition leader changes committed (new leader epochs in the metadata log).
+    pub leader_changes: u64,
 }
 
 /// A broken invariant: its name and what was seen.
@@ -46,8 +56,24 @@ impl Checker {
         &mut self,
         now: i64,
         brokers: &[SimBroker],
-        controller: &SimController,
+        controllers: &[SimController],
     ) -> Result<(), Violation> {
+        for c in controllers {
+            let from = self
+                .checked_voter_images
+                .get(&c.voter.id)
+                .copied()
+                .unwrap_or(0);
+            for (offset, image) in c.voter.images.range(from + 1..) {
+                self.metadata_images_agree(&format!("controller {}", c.voter.id), *offset, image)?;
+            }
+            if let Some((last, _)) = c.voter.images.iter().next_back() {
+                self.checked_voter_images.insert(c.voter.id, *last);
+            }
+            if let Some(e) = c.voter.errors.first() {
+                return Err(violation("metadata_records_replay", e.clone()));
+            }
+        }
         for b in brokers.iter().filter(|b| b.up) {
             for (tp, r) in &b.replicas {
                 let p = &r.partition;
@@ -64,7 +90,9 @@ impl Checker {
                     self.followers_never_expose_past_the_leaders_high_watermark(b, *tp)?;
                 }
             }
-            metadata_images_agree(b, controller)?;
+            if b.image.offset >= 1 {
+                self.metadata_images_agree(&format!("broker {}", b.id), b.image.offset, &b.image)?;
+            }
             if let Some(e) = b.errors.first() {
                 return Err(violation(
                     "replicas_never_fail",
@@ -290,26 +318,46 @@ impl Checker {
     }
 }
 
-/// A broker's image at offset `o` is the controller's image at `o`.
-fn metadata_images_agree(b: &SimBroker, controller: &SimController) -> Result<(), Violation> {
-    if b.image.offset < 1 {
-        return Ok(());
+impl Checker {
+    /// Every node's image at a metadata offset is the same image.
+    fn metadata_images_agree(
+        &mut self,
+        node: &str,
+        offset: i64,
+        image: &Arc<MetadataImage>,
+    ) -> Result<(), Violation> {
+        if let Some(first) = self.images.get(&offset) {
+            if **first != **image {
+                return Err(violation(
+                    "metadata_images_agree",
+                    format!("{node}'s image at offset {offset} differs from another node's"),
+                ));
+            }
+            return Ok(());
+        }
+        if let Some((_, before)) = self.images.range(..offset).next_back() {
+            self.leader_changes += count_leader_changes(before, image);
+        }
+        self.images.insert(offset, Arc::clone(image));
+        Ok(())
     }
-    match controller.image_at(b.image.offset) {
-        Some(expected) if **expected == *b.image => Ok(()),
-        Some(_) => Err(violation(
-            "metadata_images_agree",
-            format!(
-                "broker {}'s image at offset {} differs from the controller's",
-                b.id, b.image.offset
-            ),
-        )),
-        None => Err(violation(
-            "metadata_images_agree",
-            format!(
-                "broker {} has an image at offset {}, past what was committed",
-                b.id, b.image.offset
-            ),
-        )),
+}
+
+/// Partitions whose leader epoch moved between two images.
+fn count_leader_changes(before: &MetadataImage, after: &MetadataImage) -> u64 {
+    let mut n = 0;
+    for (id, t) in &after.topics.by_id {
+        for (p, reg) in &t.partitions {
+            let old = before
+                .topics
+                .by_id
+                .get(id)
+                .and_then(|t| t.partitions.get(p))
+                .map(|r| r.leader_epoch);
+            if old.is_some_and(|e| e != reg.leader_epoch) {
+                n += 1;
+            }
+        }
     }
+    n
 }

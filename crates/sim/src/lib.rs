@@ -1,16 +1,17 @@
 //! `odradek-sim`: deterministic simulation of an Odradek cluster (not published).
 //!
 //! # What it owns
-//! A whole cluster in one thread, from one seed: a controller running the real control
-//! managers over a committed metadata log ([`controller`]), brokers running the real
+//! A whole cluster in one thread, from one seed: three controllers, each a raft-rs voter
+//! ([`quorum`]) whose leader runs the real control managers one command at a time and answers
+//! once the records are committed and applied ([`controller`]), brokers running the real
 //! `odradek-replication` partitions over real `odradek-log` logs on disk ([`broker`]),
 //! acks=all producers, plain and idempotent ([`client`]), a network that delays, reorders,
 //! drops, duplicates and cuts ([`net`]), crashes that are kill -9 or, with fsync on, power
 //! losses that tear what was not fsynced ([`disk`]), pauses (SIGSTOP), controller failovers and
-//! clock skew ([`world`]). After every step, named invariants are checked ([`invariants`]):
+//! clock skew, controllers crashed or cut off from the other voters ([`world`]). After every step, named invariants are checked ([`invariants`]):
 //! committed records are never lost or changed, a replica's high watermark never goes back,
 //! at most one leader per partition and epoch, followers never expose past a leader's high
-//! watermark, brokers' metadata images equal the controller's at the same offset, and at the
+//! watermark, every node's metadata image at an offset is the same image, and at the
 //! end every acknowledged batch is at its offset and no idempotent retry was duplicated.
 //!
 //! A run that breaks one prints its seed, the step and the last events; the same seed replays
@@ -18,9 +19,8 @@
 //! acknowledged nothing, changed no leader or injected no fault.
 //!
 //! # What it does not simulate (yet)
-//! The controller quorum (a command commits as soon as the one controller handles it; a
-//! failover loses the broker sessions, as in Kafka), consumer groups and transactions, and
-//! more than one batch in flight per producer.
+//! Raft snapshots and log compaction, quorum membership changes, consumer groups and
+//! transactions, and more than one batch in flight per producer.
 //!
 //! # Layering
 //! Above the cores it drives (common, log, metadata, replication, controller's managers);
@@ -34,10 +34,23 @@ pub mod disk;
 pub mod invariants;
 pub mod message;
 pub mod net;
+pub mod quorum;
 pub mod rng;
 pub mod world;
 
 pub use world::{run, Failure, Hazard, SimConfig, Stats};
+
+/// A fresh directory for a run's logs: in memory (`/dev/shm`) where there is one, since the
+/// logs fsync as a broker's do and a run's outcome does not depend on the disk.
+pub fn scratch_dir() -> std::io::Result<tempfile::TempDir> {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(d) = tempfile::tempdir_in(shm) {
+            return Ok(d);
+        }
+    }
+    tempfile::tempdir()
+}
 
 /// Checks that a finished run did something: a run with no acknowledged batch, no leader
 /// change or no fault proves nothing.

@@ -54,7 +54,7 @@ fn main() -> std::process::ExitCode {
         if let Some(rate) = cli.fault_rate {
             config.fault_rate = rate;
         }
-        let dir = match tempfile::tempdir() {
+        let dir = match odradek_sim::scratch_dir() {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("cannot create a directory for the logs: {e}");

@@ -10,8 +10,10 @@ use odradek_metadata::proto::MetadataRecord;
 /// A node of the simulated cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Node {
-    /// The (active) controller.
-    Controller,
+    /// A controller (a quorum voter), by raft id.
+    Controller(u64),
+    /// The operator's admin client (creates the topic).
+    Admin,
     /// A broker, by id.
     Broker(i32),
     /// A producer, by index.
@@ -56,6 +58,17 @@ pub struct ReplicaFetchAnswer {
 /// A message between two nodes.
 #[derive(Debug, Clone)]
 pub enum Message {
+    /// Between controllers: raft.
+    Raft(Box<raft::prelude::Message>),
+    /// Controller to anyone: only the active controller handles that; it is `leader`.
+    NotController {
+        /// The leader this controller knows of.
+        leader: Option<u64>,
+    },
+    /// Admin to controller.
+    CreateTopics(pb::CreateTopicsRequest),
+    /// Controller to admin.
+    CreateTopicsAnswer(pb::CreateTopicsResponse),
     /// Broker to controller.
     Register(pb::RegisterBrokerRequest),
     /// Broker to controller.

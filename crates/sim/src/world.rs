@@ -168,7 +168,7 @@ struct World {
     now: i64,
     rng: SimRng,
     net: Network,
-    controller: SimController,
+    controllers: Vec<SimController>,
     brokers: Vec<SimBroker>,
     producers: Vec<Producer>,
     checker: Checker,
@@ -177,8 +177,16 @@ struct World {
     /// (time, broker) restarts due.
     restarts: Vec<(i64, i32)>,
     heal_at: Option<i64>,
-    controller_back_at: Option<i64>,
+    /// (time, controller) restart due.
+    controller_back_at: Option<(i64, u64)>,
+    /// The active controller last seen, for the trace.
+    active: Option<u64>,
+    /// The admin client's answer, while the topic is created.
+    admin_answer: Option<odradek_controller::pb::CreateTopicsResponse>,
 }
+
+/// The controller quorum's voters.
+const CONTROLLERS: [u64; 3] = [1, 2, 3];
 
 /// Runs one simulation with its logs under `dir`.
 pub fn run(config: &SimConfig, dir: &Path) -> Result<Stats, Box<Failure>> {
@@ -194,7 +202,7 @@ pub fn run(config: &SimConfig, dir: &Path) -> Result<Stats, Box<Failure>> {
         w.step(!faulty);
         let checked = w
             .checker
-            .check_step(w.now, &w.brokers, &w.controller)
+            .check_step(w.now, &w.brokers, &w.controllers)
             .and_then(|()| {
                 if step % LOG_CHECK_EVERY == 0 {
                     w.checker.check_logs(&w.brokers)
@@ -226,7 +234,12 @@ impl World {
             unclean_leader_election_enable: config.hazard == Some(Hazard::UncleanLeaderElection),
             ..ControllerSettings::default()
         };
-        let controller = SimController::new(settings);
+        let controllers: Vec<SimController> = CONTROLLERS
+            .iter()
+            .map(|id| {
+                SimController::new(*id, CONTROLLERS.to_vec(), settings.clone(), rng.next_u64())
+            })
+            .collect();
         let mut props = std::collections::HashMap::new();
         props.insert("segment.bytes".to_string(), "4096".to_string());
         if config.fsync {
@@ -250,6 +263,7 @@ impl World {
                     dir.join(format!("broker-{id}")),
                     broker_settings.clone(),
                 )
+                .with_controllers(CONTROLLERS.to_vec())
             })
             .collect();
         for b in &mut brokers {
@@ -258,7 +272,7 @@ impl World {
         let mut w = Self {
             now: 0,
             net: Network::default(),
-            controller,
+            controllers,
             brokers,
             producers: Vec::new(),
             checker: Checker::default(),
@@ -267,26 +281,25 @@ impl World {
             restarts: Vec::new(),
             heal_at: None,
             controller_back_at: None,
+            active: None,
+            admin_answer: None,
             rng,
             config,
         };
-        // Brokers register and are unfenced before the topic is placed on them.
+        // A controller is elected, brokers register and are unfenced; then the topic is
+        // created through the active controller, as an admin client would.
         for _ in 0..20_000 {
-            let image = w.controller.image();
-            if image.cluster.unfenced().count() == w.brokers.len() {
+            let ready = w
+                .controllers
+                .iter()
+                .find(|c| c.voter.is_leader())
+                .is_some_and(|c| c.voter.image().cluster.unfenced().count() == w.brokers.len());
+            if ready {
                 break;
             }
             w.step(false);
         }
-        let topic = w
-            .controller
-            .create_topic(
-                "sim",
-                w.config.partitions,
-                w.config.replication_factor,
-                &mut w.rng,
-            )
-            .expect("the brokers registered: the topic can be placed");
+        let topic = w.create_topic();
         w.producers = (0..w.config.producers)
             .map(|i| {
                 let partition = (topic, (i as i32) % w.config.partitions);
@@ -295,6 +308,46 @@ impl World {
             })
             .collect();
         w
+    }
+
+    /// Creates the topic through whichever controller is active, retrying as an admin client.
+    fn create_topic(&mut self) -> odradek_common::Uuid {
+        let request = odradek_controller::pb::CreateTopicsRequest {
+            topics: vec![odradek_controller::pb::CreatableTopic {
+                name: "sim".into(),
+                num_partitions: self.config.partitions,
+                replication_factor: self.config.replication_factor,
+                ..Default::default()
+            }],
+            validate_only: false,
+        };
+        for attempt in 0..200u64 {
+            let to = CONTROLLERS[(attempt % CONTROLLERS.len() as u64) as usize];
+            self.send_all(
+                Node::Admin,
+                vec![(Node::Controller(to), Message::CreateTopics(request.clone()))],
+            );
+            for _ in 0..500 {
+                self.step(false);
+                if let Some(answer) = self.admin_answer.take() {
+                    let t = &answer.topics[0];
+                    if t.error_code == 0 {
+                        return odradek_common::Uuid::from_slice(&t.topic_id)
+                            .expect("topic ids are 16 bytes");
+                    }
+                    // TOPIC_ALREADY_EXISTS: an earlier attempt committed after all.
+                    if let Some(t) = self
+                        .controllers
+                        .iter()
+                        .find_map(|c| c.voter.image().topics.get_by_name("sim").cloned())
+                    {
+                        return t.id;
+                    }
+                    break;
+                }
+            }
+        }
+        panic!("seed {}: the topic could not be created", self.config.seed);
     }
 
     fn event(&mut self, what: String) {
@@ -318,8 +371,23 @@ impl World {
         while let Some(env) = self.net.next_due(self.now) {
             self.deliver(env);
         }
-        let leader_changes = self.controller.leader_changes;
-        self.controller.tick(self.now);
+        for i in 0..self.controllers.len() {
+            let from = self.controllers[i].node();
+            let out = self.controllers[i].tick(self.now);
+            self.send_all(from, out);
+        }
+        let active = self
+            .controllers
+            .iter()
+            .find(|c| c.voter.is_leader())
+            .map(|c| (c.voter.id, c.voter.term()));
+        if active.map(|a| a.0) != self.active {
+            self.active = active.map(|a| a.0);
+            if let Some((id, term)) = active {
+                self.event(format!("controller {id} is active (term {term})"));
+            }
+        }
+        let leader_changes = self.checker.leader_changes;
         for i in 0..self.brokers.len() {
             if self.brokers[i].is_running(self.now) {
                 let from = Node::Broker(self.brokers[i].id);
@@ -332,9 +400,9 @@ impl World {
             let out = self.producers[i].tick(self.now, &brokers, quiet, &mut self.rng);
             self.send_all(Node::Client(i), out);
         }
-        if self.controller.leader_changes != leader_changes {
-            let n = self.controller.leader_changes - leader_changes;
-            self.event(format!("controller committed {n} leader change(s)"));
+        if self.checker.leader_changes != leader_changes {
+            let n = self.checker.leader_changes - leader_changes;
+            self.event(format!("{n} partition leader change(s) committed"));
         }
         self.now += self.rng.between(1, 5);
     }
@@ -366,9 +434,16 @@ impl World {
 
     fn deliver(&mut self, env: Envelope) {
         match env.to {
-            Node::Controller => {
-                if let Some(answer) = self.controller.handle(self.now, env.message) {
-                    self.send_all(Node::Controller, vec![(env.from, answer)]);
+            Node::Controller(id) => {
+                let Some(i) = self.controllers.iter().position(|c| c.voter.id == id) else {
+                    return;
+                };
+                let out = self.controllers[i].handle(self.now, env.from, env.message);
+                self.send_all(Node::Controller(id), out);
+            }
+            Node::Admin => {
+                if let Message::CreateTopicsAnswer(a) = env.message {
+                    self.admin_answer = Some(a);
                 }
             }
             Node::Broker(id) => {
@@ -433,10 +508,11 @@ impl World {
             self.net.heal();
             self.event("network healed".into());
         }
-        if self.controller_back_at.is_some_and(|at| at <= now) {
-            self.controller_back_at = None;
-            self.controller.restart(now);
-            self.event("controller active again (fresh broker sessions)".into());
+        if let Some((at, id)) = self.controller_back_at {
+            if at <= now {
+                self.controller_back_at = None;
+                self.restart_controller(id);
+            }
         }
         let rate = self.config.fault_rate;
         // At most one broker down at a time: with RF 3 and min.insync.replicas 2 the
@@ -457,7 +533,7 @@ impl World {
                 .into_iter()
                 .filter(|o| *o != id)
                 .map(Node::Broker)
-                .chain([Node::Controller])
+                .chain(CONTROLLERS.iter().map(|c| Node::Controller(*c)))
                 .collect();
             let cut: Vec<Node> = others
                 .into_iter()
@@ -481,10 +557,36 @@ impl World {
             }
         }
         if self.rng.chance(rate / 2.0) && self.controller_back_at.is_none() {
-            self.controller.crash();
-            self.controller_back_at = Some(now + self.rng.between(100, 2000));
-            self.stats.controller_failovers += 1;
-            self.event("controller failed over".into());
+            // Usually the active controller, so the quorum fails over.
+            let id = match self.active {
+                Some(id) if self.rng.chance(0.7) => id,
+                _ => *self.rng.pick(&CONTROLLERS),
+            };
+            if let Some(c) = self.controllers.iter_mut().find(|c| c.voter.id == id) {
+                c.crash();
+                self.controller_back_at = Some((now + self.rng.between(100, 3000), id));
+                self.stats.controller_failovers += 1;
+                self.event(format!("controller {id} crashed (kill -9)"));
+            }
+        }
+        if self.rng.chance(rate / 2.0) && !self.net.has_cuts() {
+            // A controller cut off from the other voters (and maybe from brokers).
+            let id = *self.rng.pick(&CONTROLLERS);
+            for other in CONTROLLERS.iter().filter(|o| **o != id) {
+                self.net.cut(Node::Controller(id), Node::Controller(*other));
+            }
+            let brokers_too = self.rng.chance(0.5);
+            if brokers_too {
+                for b in self.broker_ids() {
+                    self.net.cut(Node::Controller(id), Node::Broker(b));
+                }
+            }
+            self.heal_at = Some(now + self.rng.between(500, 6000));
+            self.stats.cuts += 1;
+            self.event(format!(
+                "network: controller {id} cut from the other controllers{}",
+                if brokers_too { " and the brokers" } else { "" }
+            ));
         }
         if self.rng.chance(rate) {
             let id = *self.rng.pick(&self.broker_ids());
@@ -492,6 +594,14 @@ impl World {
             if let Some(b) = self.brokers.iter_mut().find(|b| b.id == id) {
                 b.clock_skew_ms = skew;
             }
+        }
+    }
+
+    fn restart_controller(&mut self, id: u64) {
+        let now = self.now;
+        if let Some(c) = self.controllers.iter_mut().find(|c| c.voter.id == id) {
+            c.restart(now);
+            self.event(format!("controller {id} restarted"));
         }
     }
 
@@ -526,8 +636,8 @@ impl World {
     fn end_faults(&mut self) {
         self.net.heal();
         self.heal_at = None;
-        if self.controller_back_at.take().is_some() {
-            self.controller.restart(self.now);
+        if let Some((_, id)) = self.controller_back_at.take() {
+            self.restart_controller(id);
         }
         for (_, id) in std::mem::take(&mut self.restarts) {
             self.restart(id);
@@ -551,7 +661,7 @@ impl World {
             return Err(self.failure(step, v));
         }
         self.stats.sim_ms = self.now;
-        self.stats.leader_changes = self.controller.leader_changes;
+        self.stats.leader_changes = self.checker.leader_changes;
         self.stats.retries = self.producers.iter().map(|p| p.retries).sum();
         self.stats.dropped = self.net.dropped;
         self.stats.duplicated = self.net.duplicated;

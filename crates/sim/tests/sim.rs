@@ -11,7 +11,7 @@ const STEPS: u64 = 20_000;
 const PINNED: &[u64] = &[];
 
 fn run_seed(config: &SimConfig) -> Result<Stats, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dir = odradek_sim::scratch_dir().map_err(|e| e.to_string())?;
     run(config, dir.path()).map_err(|f| f.to_string())
 }
 
