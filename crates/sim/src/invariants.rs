@@ -10,6 +10,7 @@ use odradek_replication::Role;
 
 use crate::broker::{batch_headers, SimBroker};
 use crate::client::Producer;
+use crate::consumer::Observation;
 use crate::controller::SimController;
 use crate::message::TopicPartition;
 
@@ -258,6 +259,59 @@ impl Checker {
             }
         }
         Ok(())
+    }
+
+    /// What a consumer saw: batches read in order from its position, each one committed as
+    /// read (consumers read below the high watermark), and a committed offset never below a
+    /// commit acknowledged before it was asked for.
+    pub fn check_consumed(&self, tp: TopicPartition, seen: &Observation) -> Result<(), Violation> {
+        match seen {
+            Observation::Read { position, batches } => {
+                let mut next = *position;
+                for (i, h) in batches.iter().enumerate() {
+                    let in_order = if i == 0 {
+                        h.base_offset <= next && next <= h.last_offset()
+                    } else {
+                        h.base_offset == next
+                    };
+                    if !in_order {
+                        return Err(violation(
+                            "consumers_read_in_order",
+                            format!(
+                                "{}-{}: a consumer at {next} was given the batch {}..={}",
+                                tp.0, tp.1, h.base_offset, h.last_offset()
+                            ),
+                        ));
+                    }
+                    let committed = self.committed.get(&tp).and_then(|c| c.get(&h.base_offset));
+                    if committed != Some(&(h.last_offset(), h.crc)) {
+                        return Err(violation(
+                            "consumers_read_only_committed_records",
+                            format!(
+                                "{}-{} offset {}: a consumer read (last {}, crc {:#x}), committed there: {committed:?}",
+                                tp.0, tp.1, h.base_offset, h.last_offset(), h.crc
+                            ),
+                        ));
+                    }
+                    next = h.next_offset();
+                }
+                Ok(())
+            }
+            Observation::Fetched {
+                offset,
+                acknowledged,
+            } => match (offset, acknowledged) {
+                (_, None) => Ok(()),
+                (Some(o), Some(a)) if o >= a => Ok(()),
+                _ => Err(violation(
+                    "acknowledged_offset_commits_never_go_back",
+                    format!(
+                        "{}-{}: committed offset {offset:?} after a commit of {acknowledged:?} was acknowledged",
+                        tp.0, tp.1
+                    ),
+                )),
+            },
+        }
     }
 
     /// At the end: every acknowledged batch is in the leader's log at its offset, once, and no

@@ -5,22 +5,27 @@
 //! ([`quorum`]) whose leader runs the real control managers one command at a time and answers
 //! once the records are committed and applied ([`controller`]), brokers running the real
 //! `odradek-replication` partitions over real `odradek-log` logs on disk ([`broker`]),
-//! acks=all producers, plain and idempotent ([`client`]), a network that delays, reorders,
+//! acks=all producers, plain and idempotent ([`client`]), consumers of a group committing
+//! offsets to the real group coordinator on the leader of `__consumer_offsets` ([`consumer`]),
+//! a network that delays, reorders,
 //! drops, duplicates and cuts ([`net`]), crashes that are kill -9 or, with fsync on, power
 //! losses that tear what was not fsynced ([`disk`]), pauses (SIGSTOP), controller failovers and
 //! clock skew, controllers crashed or cut off from the other voters ([`world`]). After every step, named invariants are checked ([`invariants`]):
 //! committed records are never lost or changed, a replica's high watermark never goes back,
 //! at most one leader per partition and epoch, followers never expose past a leader's high
 //! watermark, every node's metadata image at an offset is the same image, and at the
-//! end every acknowledged batch is at its offset and no idempotent retry was duplicated.
+//! end every acknowledged batch is at its offset and no idempotent retry was duplicated;
+//! consumers read in order only committed batches, and an acknowledged offset commit is never
+//! followed by a smaller committed offset.
 //!
 //! A run that breaks one prints its seed, the step and the last events; the same seed replays
 //! it exactly: `cargo run -p odradek-sim -- --seed N --steps M`. Gates fail a run that
 //! acknowledged nothing, changed no leader or injected no fault.
 //!
 //! # What it does not simulate (yet)
-//! Raft snapshots and log compaction, quorum membership changes, consumer groups and
-//! transactions, and more than one batch in flight per producer.
+//! Raft snapshots and log compaction, quorum membership changes, group membership (join, sync,
+//! rebalances: consumers here are assigned their partitions), transactions, and more than one
+//! batch in flight per producer.
 //!
 //! # Layering
 //! Above the cores it drives (common, log, metadata, replication, controller's managers);
@@ -29,6 +34,7 @@
 
 pub mod broker;
 pub mod client;
+pub mod consumer;
 pub mod controller;
 pub mod disk;
 pub mod invariants;
@@ -63,6 +69,9 @@ pub fn gate(stats: &Stats) -> Result<(), String> {
     }
     if stats.faults() == 0 {
         return Err("no fault was injected".into());
+    }
+    if stats.consumed == 0 {
+        return Err("no batch was consumed".into());
     }
     Ok(())
 }

@@ -24,7 +24,8 @@ struct Cli {
     #[arg(long)]
     fault_rate: Option<f64>,
     /// Switches on a known way to lose acknowledged data (to see the invariants catch it):
-    /// ack-before-replication, unclean-leader-election or power-loss-without-fsync.
+    /// ack-before-replication, unclean-leader-election, power-loss-without-fsync,
+    /// read-uncommitted or commit-before-replication.
     #[arg(long)]
     hazard: Option<String>,
     /// Prints every run's last events, not only a failure's.
@@ -42,12 +43,14 @@ fn main() -> std::process::ExitCode {
             None => None,
             Some("ack-before-replication") => Some(odradek_sim::Hazard::AckBeforeReplication),
             Some("unclean-leader-election") => Some(odradek_sim::Hazard::UncleanLeaderElection),
+            Some("read-uncommitted") => Some(odradek_sim::Hazard::ReadUncommitted),
+            Some("commit-before-replication") => Some(odradek_sim::Hazard::CommitBeforeReplication),
             Some("power-loss-without-fsync") => {
                 config.fsync = false;
                 Some(odradek_sim::Hazard::PowerLossWithoutFsync)
             }
             Some(other) => {
-                eprintln!("--hazard {other:?}: expected ack-before-replication, unclean-leader-election or power-loss-without-fsync");
+                eprintln!("--hazard {other:?}: expected ack-before-replication, unclean-leader-election, power-loss-without-fsync, read-uncommitted or commit-before-replication");
                 return std::process::ExitCode::FAILURE;
             }
         };
@@ -65,8 +68,8 @@ fn main() -> std::process::ExitCode {
             Ok(s) => {
                 let gate = odradek_sim::gate(&s);
                 println!(
-                    "seed {seed}: {} acked, {} leader changes, {} crashes ({} power losses), {} cuts, {} pauses, {} controller failovers, {}/{} messages dropped/duplicated, {} s simulated{}",
-                    s.acked, s.leader_changes, s.crashes, s.power_losses, s.cuts, s.pauses,
+                    "seed {seed}: {} acked, {} consumed, {} consumer restarts, {} offset fetches checked, {} leader changes, {} crashes ({} power losses), {} cuts, {} pauses, {} controller failovers, {}/{} messages dropped/duplicated, {} s simulated{}",
+                    s.acked, s.consumed, s.consumer_restarts, s.offset_fetches_checked, s.leader_changes, s.crashes, s.power_losses, s.cuts, s.pauses,
                     s.controller_failovers, s.dropped, s.duplicated, s.sim_ms / 1000,
                     gate.as_ref().err().map_or(String::new(), |e| format!(" -- GATE FAILED: {e}"))
                 );

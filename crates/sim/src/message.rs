@@ -18,6 +18,8 @@ pub enum Node {
     Broker(i32),
     /// A producer, by index.
     Client(usize),
+    /// A consumer, by index.
+    Consumer(usize),
 }
 
 /// A topic partition.
@@ -117,4 +119,55 @@ pub enum Message {
     WhoLeads(TopicPartition),
     /// Broker to client: the leader in its image (-1: none).
     Leader(TopicPartition, i32),
+    /// Consumer to a partition's leader: records from `offset`, below the high watermark.
+    ConsumerFetch {
+        /// Matches the answer.
+        request_id: u64,
+        /// The partition.
+        partition: TopicPartition,
+        /// The first offset wanted.
+        offset: i64,
+    },
+    /// Leader to consumer: whole batches from the offset, or a Kafka error code.
+    ConsumerFetchAnswer {
+        /// The request's id.
+        request_id: u64,
+        /// The batches.
+        result: Result<Bytes, i16>,
+    },
+    /// Consumer to the group's coordinator: OffsetCommit of one partition (a consumer with
+    /// assigned partitions: generation -1, no member id).
+    OffsetCommit {
+        /// Matches the answer.
+        request_id: u64,
+        /// The group.
+        group: String,
+        /// The data partition.
+        partition: TopicPartition,
+        /// The next offset to consume.
+        offset: i64,
+    },
+    /// Coordinator to consumer: 0 once the commit is committed to the offsets topic's ISR.
+    OffsetCommitAnswer {
+        /// The request's id.
+        request_id: u64,
+        /// Kafka error code.
+        error_code: i16,
+    },
+    /// Consumer to the group's coordinator: OffsetFetch of one partition.
+    OffsetFetch {
+        /// Matches the answer.
+        request_id: u64,
+        /// The group.
+        group: String,
+        /// The data partition.
+        partition: TopicPartition,
+    },
+    /// Coordinator to consumer: the committed offset (`None`: none), or an error code.
+    OffsetFetchAnswer {
+        /// The request's id.
+        request_id: u64,
+        /// The offset.
+        result: Result<Option<i64>, i16>,
+    },
 }

@@ -10,6 +10,7 @@ use odradek_log::LogConfig;
 
 use crate::broker::{BrokerSettings, SimBroker, CLUSTER_ID};
 use crate::client::Producer;
+use crate::consumer::Consumer;
 use crate::controller::SimController;
 use crate::invariants::{Checker, Violation};
 use crate::message::{Message, Node};
@@ -33,6 +34,8 @@ pub struct SimConfig {
     pub min_insync_replicas: usize,
     /// Producers (every other one idempotent), spread over the partitions.
     pub producers: usize,
+    /// Consumers of one group, each assigned a partition, committing offsets.
+    pub consumers: usize,
     /// `flush.messages=1` (fsync every append), and crashes may then be power losses that
     /// lose what was not fsynced. Without it, crashes are kill -9 (the page cache survives).
     pub fsync: bool,
@@ -57,6 +60,10 @@ pub enum Hazard {
     /// Crashes may be power losses while appends are not fsynced (Kafka's default flush
     /// settings rely on replicas not failing together).
     PowerLossWithoutFsync,
+    /// Consumers are served up to the log end, past the high watermark.
+    ReadUncommitted,
+    /// The group coordinator acknowledges an offset commit once appended, before the ISR has it.
+    CommitBeforeReplication,
 }
 
 impl SimConfig {
@@ -71,6 +78,7 @@ impl SimConfig {
             replication_factor: 3,
             min_insync_replicas: 2,
             producers: 4,
+            consumers: 2,
             fsync: seed % 2 == 1,
             net: NetFaults {
                 drop: 0.01,
@@ -92,6 +100,12 @@ pub struct Stats {
     pub sim_ms: i64,
     /// Batches acknowledged to producers.
     pub acked: u64,
+    /// Batches consumers read.
+    pub consumed: u64,
+    /// Consumer restarts (resuming from the committed offset).
+    pub consumer_restarts: u64,
+    /// Committed offsets fetched after a commit had been acknowledged (each checked).
+    pub offset_fetches_checked: u64,
     /// Producer retries.
     pub retries: u64,
     /// Leader changes committed.
@@ -171,6 +185,7 @@ struct World {
     controllers: Vec<SimController>,
     brokers: Vec<SimBroker>,
     producers: Vec<Producer>,
+    consumers: Vec<Consumer>,
     checker: Checker,
     trace: VecDeque<String>,
     stats: Stats,
@@ -181,6 +196,8 @@ struct World {
     controller_back_at: Option<(i64, u64)>,
     /// The active controller last seen, for the trace.
     active: Option<u64>,
+    /// A broken invariant seen while delivering (reported after the step).
+    violation: Option<Violation>,
     /// The admin client's answer, while the topic is created.
     admin_answer: Option<odradek_controller::pb::CreateTopicsResponse>,
 }
@@ -200,9 +217,9 @@ pub fn run(config: &SimConfig, dir: &Path) -> Result<Stats, Box<Failure>> {
             w.end_faults();
         }
         w.step(!faulty);
-        let checked = w
-            .checker
-            .check_step(w.now, &w.brokers, &w.controllers)
+        let delivered = w.violation.take().map_or(Ok(()), Err);
+        let checked = delivered
+            .and_then(|()| w.checker.check_step(w.now, &w.brokers, &w.controllers))
             .and_then(|()| {
                 if step % LOG_CHECK_EVERY == 0 {
                     w.checker.check_logs(&w.brokers)
@@ -255,6 +272,8 @@ impl World {
             hw_checkpoint_interval_ms: 1000,
             log,
             ack_before_replication: config.hazard == Some(Hazard::AckBeforeReplication),
+            read_uncommitted: config.hazard == Some(Hazard::ReadUncommitted),
+            commit_before_replication: config.hazard == Some(Hazard::CommitBeforeReplication),
         };
         let mut brokers: Vec<SimBroker> = (1..=config.brokers)
             .map(|id| {
@@ -275,6 +294,7 @@ impl World {
             controllers,
             brokers,
             producers: Vec::new(),
+            consumers: Vec::new(),
             checker: Checker::default(),
             trace: VecDeque::new(),
             stats: Stats::default(),
@@ -282,6 +302,7 @@ impl World {
             heal_at: None,
             controller_back_at: None,
             active: None,
+            violation: None,
             admin_answer: None,
             rng,
             config,
@@ -299,7 +320,7 @@ impl World {
             }
             w.step(false);
         }
-        let topic = w.create_topic();
+        let (topic, offsets) = w.create_topics();
         w.producers = (0..w.config.producers)
             .map(|i| {
                 let partition = (topic, (i as i32) % w.config.partitions);
@@ -307,18 +328,29 @@ impl World {
                 Producer::new(i, partition, id, 1500)
             })
             .collect();
+        w.consumers = (0..w.config.consumers)
+            .map(|i| {
+                let partition = (topic, (i as i32) % w.config.partitions);
+                Consumer::new(i, "sim-group", partition, (offsets, 0), 1500)
+            })
+            .collect();
         w
     }
 
-    /// Creates the topic through whichever controller is active, retrying as an admin client.
-    fn create_topic(&mut self) -> odradek_common::Uuid {
+    /// Creates the data topic and `__consumer_offsets` (one partition, every broker a
+    /// replica) through whichever controller is active, retrying as an admin client.
+    fn create_topics(&mut self) -> (odradek_common::Uuid, odradek_common::Uuid) {
+        let topic = |name: &str, partitions: i32| odradek_controller::pb::CreatableTopic {
+            name: name.into(),
+            num_partitions: partitions,
+            replication_factor: self.config.replication_factor,
+            ..Default::default()
+        };
         let request = odradek_controller::pb::CreateTopicsRequest {
-            topics: vec![odradek_controller::pb::CreatableTopic {
-                name: "sim".into(),
-                num_partitions: self.config.partitions,
-                replication_factor: self.config.replication_factor,
-                ..Default::default()
-            }],
+            topics: vec![
+                topic("sim", self.config.partitions),
+                topic(odradek_coordinator::OFFSETS_TOPIC, 1),
+            ],
             validate_only: false,
         };
         for attempt in 0..200u64 {
@@ -329,25 +361,24 @@ impl World {
             );
             for _ in 0..500 {
                 self.step(false);
-                if let Some(answer) = self.admin_answer.take() {
-                    let t = &answer.topics[0];
-                    if t.error_code == 0 {
-                        return odradek_common::Uuid::from_slice(&t.topic_id)
-                            .expect("topic ids are 16 bytes");
-                    }
-                    // TOPIC_ALREADY_EXISTS: an earlier attempt committed after all.
-                    if let Some(t) = self
-                        .controllers
-                        .iter()
-                        .find_map(|c| c.voter.image().topics.get_by_name("sim").cloned())
-                    {
-                        return t.id;
-                    }
+                if self.admin_answer.take().is_some() {
                     break;
                 }
             }
+            // Created by this attempt or an earlier one whose answer was lost.
+            let image = self
+                .controllers
+                .iter()
+                .find(|c| c.voter.is_leader())
+                .map(|c| c.voter.image());
+            if let Some(image) = image {
+                let id = |name: &str| image.topics.get_by_name(name).map(|t| t.id);
+                if let (Some(a), Some(b)) = (id("sim"), id(odradek_coordinator::OFFSETS_TOPIC)) {
+                    return (a, b);
+                }
+            }
         }
-        panic!("seed {}: the topic could not be created", self.config.seed);
+        panic!("seed {}: the topics could not be created", self.config.seed);
     }
 
     fn event(&mut self, what: String) {
@@ -400,6 +431,10 @@ impl World {
             let out = self.producers[i].tick(self.now, &brokers, quiet, &mut self.rng);
             self.send_all(Node::Client(i), out);
         }
+        for i in 0..self.consumers.len() {
+            let out = self.consumers[i].tick(self.now, &brokers, &mut self.rng);
+            self.send_all(Node::Consumer(i), out);
+        }
         if self.checker.leader_changes != leader_changes {
             let n = self.checker.leader_changes - leader_changes;
             self.event(format!("{n} partition leader change(s) committed"));
@@ -440,6 +475,22 @@ impl World {
                 };
                 let out = self.controllers[i].handle(self.now, env.from, env.message);
                 self.send_all(Node::Controller(id), out);
+            }
+            Node::Consumer(i) => {
+                let tp = self.consumers[i].partition();
+                if let Some(seen) = self.consumers[i].handle(self.now, env.message) {
+                    match &seen {
+                        crate::consumer::Observation::Read { batches, .. } => {
+                            self.stats.consumed += batches.len() as u64;
+                        }
+                        crate::consumer::Observation::Fetched { acknowledged, .. } => {
+                            self.stats.offset_fetches_checked += u64::from(acknowledged.is_some());
+                        }
+                    }
+                    if let Err(v) = self.checker.check_consumed(tp, &seen) {
+                        self.violation.get_or_insert(v);
+                    }
+                }
             }
             Node::Admin => {
                 if let Message::CreateTopicsAnswer(a) = env.message {
@@ -586,6 +637,14 @@ impl World {
             self.event(format!(
                 "network: controller {id} cut from the other controllers{}",
                 if brokers_too { " and the brokers" } else { "" }
+            ));
+        }
+        if self.rng.chance(rate) && !self.consumers.is_empty() {
+            let i = self.rng.below(self.consumers.len() as u64) as usize;
+            self.consumers[i].restart();
+            self.stats.consumer_restarts += 1;
+            self.event(format!(
+                "consumer {i} restarted (resumes from its committed offset)"
             ));
         }
         if self.rng.chance(rate) {

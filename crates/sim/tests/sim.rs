@@ -23,12 +23,18 @@ fn seeds_keep_every_invariant() {
         .unwrap_or(12);
     let mut faults = 0;
     let mut power_losses = 0;
+    let mut offset_fetches = 0;
     for seed in (1..=seeds).chain(PINNED.iter().copied()) {
         let stats = run_seed(&SimConfig::for_seed(seed, STEPS)).unwrap_or_else(|f| panic!("{f}"));
         gate(&stats).unwrap_or_else(|e| panic!("seed {seed}: vacuous run: {e}"));
         faults += stats.faults();
         power_losses += stats.power_losses;
+        offset_fetches += stats.offset_fetches_checked;
     }
+    assert!(
+        offset_fetches > 0,
+        "no committed offset was checked over {seeds} seeds"
+    );
     assert!(faults > seeds * 10, "{faults} faults over {seeds} seeds");
     assert!(power_losses > 0, "no power loss over {seeds} seeds");
 }
@@ -59,6 +65,14 @@ fn known_ways_to_lose_data_are_caught() {
         (
             Hazard::UncleanLeaderElection,
             "committed_records_are_never_lost",
+        ),
+        (
+            Hazard::ReadUncommitted,
+            "consumers_read_only_committed_records",
+        ),
+        (
+            Hazard::CommitBeforeReplication,
+            "acknowledged_offset_commits_never_go_back",
         ),
     ];
     for (hazard, invariant) in cases {

@@ -17,6 +17,8 @@ use odradek_replication::{EpochEndOffset, IsrProposal, Partition, PartitionState
 use crate::message::{Message, Node, ReplicaFetch, ReplicaFetchAnswer, TopicPartition};
 use crate::rng::SimRng;
 
+mod coordinator;
+
 /// The cluster id every node is formatted with.
 pub const CLUSTER_ID: &str = "odradek-sim";
 
@@ -39,6 +41,10 @@ pub struct BrokerSettings {
     pub log: LogConfig,
     /// [`crate::world::Hazard::AckBeforeReplication`]: answer produces at once.
     pub ack_before_replication: bool,
+    /// [`crate::world::Hazard::ReadUncommitted`]: consumers read up to the log end.
+    pub read_uncommitted: bool,
+    /// [`crate::world::Hazard::CommitBeforeReplication`]: offset commits answered at once.
+    pub commit_before_replication: bool,
 }
 
 /// A produce waiting for the high watermark (the server's delayed produce, `handlers/acks.rs`).
@@ -101,6 +107,8 @@ pub struct SimBroker {
     /// `replication-offset-checkpoint`: durable, written every checkpoint interval.
     hw_checkpoint: BTreeMap<TopicPartition, i64>,
     waiters: Vec<Waiter>,
+    /// The group coordinator, while this broker leads `__consumer_offsets`-0.
+    coordinator: Option<coordinator::Coordinator>,
     proposals: Vec<SentProposal>,
     refused: Vec<(i64, SentProposal)>,
     next_register_ms: i64,
@@ -140,6 +148,7 @@ impl SimBroker {
             replicas: BTreeMap::new(),
             hw_checkpoint: BTreeMap::new(),
             waiters: Vec::new(),
+            coordinator: None,
             proposals: Vec::new(),
             refused: Vec::new(),
             next_register_ms: 0,
@@ -186,6 +195,7 @@ impl SimBroker {
         self.metadata_sent_ms = None;
         self.replicas.clear();
         self.waiters.clear();
+        self.coordinator = None;
         self.proposals.clear();
         self.refused.clear();
         self.paused_until_ms = 0;
@@ -213,6 +223,7 @@ impl SimBroker {
         self.up = false;
         self.replicas.clear();
         self.waiters.clear();
+        self.coordinator = None;
         torn
     }
 
@@ -251,7 +262,12 @@ impl SimBroker {
         self.update_serving();
         let kafka_request = matches!(
             message,
-            Message::Fetch(_) | Message::Produce { .. } | Message::WhoLeads(_)
+            Message::Fetch(_)
+                | Message::Produce { .. }
+                | Message::WhoLeads(_)
+                | Message::ConsumerFetch { .. }
+                | Message::OffsetCommit { .. }
+                | Message::OffsetFetch { .. }
         );
         if kafka_request && !self.serving {
             // The listener is not open yet: the connection is refused.
@@ -300,6 +316,41 @@ impl SimBroker {
                     ));
                 }
                 self.complete_waiters(now, &mut out);
+            }
+            Message::ConsumerFetch {
+                request_id,
+                partition,
+                offset,
+            } => {
+                let result = self.consumer_fetch(partition, offset);
+                out.push((from, Message::ConsumerFetchAnswer { request_id, result }));
+            }
+            Message::OffsetCommit {
+                request_id,
+                group,
+                partition,
+                offset,
+            } => {
+                if let Err(error_code) =
+                    self.offset_commit(from, request_id, &group, partition, offset, now)
+                {
+                    out.push((
+                        from,
+                        Message::OffsetCommitAnswer {
+                            request_id,
+                            error_code,
+                        },
+                    ));
+                }
+                self.complete_commits(now, &mut out);
+            }
+            Message::OffsetFetch {
+                request_id,
+                group,
+                partition,
+            } => {
+                let result = self.offset_fetch(&group, partition);
+                out.push((from, Message::OffsetFetchAnswer { request_id, result }));
             }
             Message::WhoLeads(tp) => {
                 let leader = self
@@ -372,6 +423,7 @@ impl SimBroker {
         }
         self.retry_proposals(now, &mut out);
         self.complete_waiters(now, &mut out);
+        self.complete_commits(now, &mut out);
         if now >= self.next_checkpoint_ms {
             self.next_checkpoint_ms = now + self.settings.hw_checkpoint_interval_ms;
             self.hw_checkpoint = self
@@ -468,7 +520,9 @@ impl SimBroker {
                 }
             }
         }
+        self.follow_coordinator(now, out);
         self.complete_waiters(now, out);
+        self.complete_commits(now, out);
     }
 
     fn open(&self, topic: &str, tp: TopicPartition, now: i64) -> Result<Replica, String> {
@@ -576,6 +630,7 @@ impl SimBroker {
         }
         if f.high_watermark_advanced {
             self.complete_waiters(now, out);
+            self.complete_commits(now, out);
         }
         answer
     }

@@ -1,0 +1,318 @@
+//! Consumers of a group, each assigned one partition (Kafka's `assign()`): on start it asks the
+//! group's coordinator for the committed offset (OffsetFetch), reads from there in order below
+//! the high watermark, and commits its position every so often (OffsetCommit, acknowledged
+//! once the commit is in the offsets topic's ISR). A consumer may restart, forgetting its
+//! position; it then resumes from the committed offset, reading some records again (at least
+//! once), never skipping any.
+
+use bytes::Bytes;
+use odradek_log::BatchHeader;
+
+use crate::message::{Message, Node, TopicPartition};
+use crate::rng::SimRng;
+
+/// How often a consumer commits its position.
+const COMMIT_INTERVAL_MS: i64 = 400;
+
+/// What a consumer is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    Nothing,
+    /// OffsetFetch; the largest commit acknowledged before it was sent.
+    CommittedOffset {
+        request_id: u64,
+        sent_ms: i64,
+        acknowledged_before: Option<i64>,
+    },
+    Records {
+        request_id: u64,
+        sent_ms: i64,
+    },
+}
+
+/// What a consumer saw that the checker must judge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observation {
+    /// Batches read at `position`, in order.
+    Read {
+        /// Its position when they arrived.
+        position: i64,
+        /// Their headers.
+        batches: Vec<BatchHeader>,
+    },
+    /// The coordinator answered OffsetFetch with `offset` when a commit of `acknowledged`
+    /// had been acknowledged before the fetch was sent.
+    Fetched {
+        /// The committed offset returned.
+        offset: Option<i64>,
+        /// The largest commit acknowledged before.
+        acknowledged: Option<i64>,
+    },
+}
+
+/// One consumer.
+#[derive(Debug)]
+pub struct Consumer {
+    /// Its index (`Node::Consumer(index)`).
+    pub index: usize,
+    /// Its group.
+    pub group: String,
+    partition: TopicPartition,
+    offsets_partition: TopicPartition,
+    position: Option<i64>,
+    leader: Option<i32>,
+    coordinator: Option<i32>,
+    waiting: Waiting,
+    commit_in_flight: Option<(u64, i64, i64)>,
+    next_commit_ms: i64,
+    next_ask_ms: i64,
+    next_request_id: u64,
+    timeout_ms: i64,
+    /// The largest commit acknowledged to it (any incarnation).
+    pub acknowledged_commit: Option<i64>,
+    /// Batches read.
+    pub batches_read: u64,
+    /// Restarts.
+    pub restarts: u64,
+}
+
+impl Consumer {
+    /// Consumer `index` of `group`, reading `partition`; the group's coordinator leads
+    /// `offsets_partition`.
+    pub fn new(
+        index: usize,
+        group: &str,
+        partition: TopicPartition,
+        offsets_partition: TopicPartition,
+        timeout_ms: i64,
+    ) -> Self {
+        Self {
+            index,
+            group: group.to_string(),
+            partition,
+            offsets_partition,
+            position: None,
+            leader: None,
+            coordinator: None,
+            waiting: Waiting::Nothing,
+            commit_in_flight: None,
+            next_commit_ms: 0,
+            next_ask_ms: 0,
+            next_request_id: 0,
+            timeout_ms,
+            acknowledged_commit: None,
+            batches_read: 0,
+            restarts: 0,
+        }
+    }
+
+    /// Its partition.
+    pub fn partition(&self) -> TopicPartition {
+        self.partition
+    }
+
+    /// The process restarts: its position and requests are forgotten.
+    pub fn restart(&mut self) {
+        self.position = None;
+        self.waiting = Waiting::Nothing;
+        self.commit_in_flight = None;
+        self.restarts += 1;
+    }
+
+    fn request_id(&mut self) -> u64 {
+        self.next_request_id += 1;
+        self.next_request_id
+    }
+
+    /// Sends what is due.
+    pub fn tick(&mut self, now: i64, brokers: &[i32], rng: &mut SimRng) -> Vec<(Node, Message)> {
+        let mut out = Vec::new();
+        // Unanswered requests are given up after the timeout (the broker may be gone).
+        match self.waiting {
+            Waiting::CommittedOffset { sent_ms, .. } | Waiting::Records { sent_ms, .. }
+                if now - sent_ms > self.timeout_ms =>
+            {
+                self.waiting = Waiting::Nothing;
+                self.leader = None;
+                self.coordinator = None;
+            }
+            _ => {}
+        }
+        if self
+            .commit_in_flight
+            .is_some_and(|(_, sent, _)| now - sent > self.timeout_ms)
+        {
+            self.commit_in_flight = None;
+            self.coordinator = None;
+        }
+        if (self.coordinator.is_none() || self.leader.is_none()) && now >= self.next_ask_ms {
+            self.next_ask_ms = now + 100;
+            let broker = *rng.pick(brokers);
+            let tp = if self.coordinator.is_none() {
+                self.offsets_partition
+            } else {
+                self.partition
+            };
+            out.push((Node::Broker(broker), Message::WhoLeads(tp)));
+        }
+        if self.waiting == Waiting::Nothing {
+            match (self.position, self.coordinator, self.leader) {
+                (None, Some(coordinator), _) => {
+                    let request_id = self.request_id();
+                    self.waiting = Waiting::CommittedOffset {
+                        request_id,
+                        sent_ms: now,
+                        acknowledged_before: self.acknowledged_commit,
+                    };
+                    out.push((
+                        Node::Broker(coordinator),
+                        Message::OffsetFetch {
+                            request_id,
+                            group: self.group.clone(),
+                            partition: self.partition,
+                        },
+                    ));
+                }
+                (Some(offset), _, Some(leader)) => {
+                    let request_id = self.request_id();
+                    self.waiting = Waiting::Records {
+                        request_id,
+                        sent_ms: now,
+                    };
+                    out.push((
+                        Node::Broker(leader),
+                        Message::ConsumerFetch {
+                            request_id,
+                            partition: self.partition,
+                            offset,
+                        },
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if let (Some(position), Some(coordinator), None) =
+            (self.position, self.coordinator, self.commit_in_flight)
+        {
+            if now >= self.next_commit_ms {
+                self.next_commit_ms = now + COMMIT_INTERVAL_MS;
+                let request_id = self.request_id();
+                self.commit_in_flight = Some((request_id, now, position));
+                out.push((
+                    Node::Broker(coordinator),
+                    Message::OffsetCommit {
+                        request_id,
+                        group: self.group.clone(),
+                        partition: self.partition,
+                        offset: position,
+                    },
+                ));
+            }
+        }
+        out
+    }
+
+    /// Handles an answer; returns what the checker must judge.
+    pub fn handle(&mut self, now: i64, message: Message) -> Option<Observation> {
+        match message {
+            Message::Leader(tp, leader) if leader >= 0 => {
+                if tp == self.offsets_partition {
+                    self.coordinator = Some(leader);
+                }
+                if tp == self.partition {
+                    self.leader = Some(leader);
+                }
+                None
+            }
+            Message::OffsetFetchAnswer { request_id, result } => {
+                let Waiting::CommittedOffset {
+                    request_id: expected,
+                    acknowledged_before,
+                    ..
+                } = self.waiting
+                else {
+                    return None;
+                };
+                if request_id != expected {
+                    return None;
+                }
+                self.waiting = Waiting::Nothing;
+                match result {
+                    Ok(offset) => {
+                        self.position = Some(offset.unwrap_or(0));
+                        Some(Observation::Fetched {
+                            offset,
+                            acknowledged: acknowledged_before,
+                        })
+                    }
+                    Err(_) => {
+                        self.coordinator = None;
+                        self.next_ask_ms = now + 50;
+                        None
+                    }
+                }
+            }
+            Message::ConsumerFetchAnswer { request_id, result } => {
+                let Waiting::Records {
+                    request_id: expected,
+                    ..
+                } = self.waiting
+                else {
+                    return None;
+                };
+                if request_id != expected {
+                    return None;
+                }
+                self.waiting = Waiting::Nothing;
+                let position = self.position?;
+                match result {
+                    Ok(bytes) => {
+                        let batches = headers(&bytes);
+                        if let Some(last) = batches.last() {
+                            self.position = Some(last.next_offset());
+                            self.batches_read += batches.len() as u64;
+                        }
+                        Some(Observation::Read { position, batches })
+                    }
+                    Err(_) => {
+                        self.leader = None;
+                        self.next_ask_ms = now + 50;
+                        None
+                    }
+                }
+            }
+            Message::OffsetCommitAnswer {
+                request_id,
+                error_code,
+            } => {
+                let (expected, _, offset) = self.commit_in_flight?;
+                if request_id != expected {
+                    return None;
+                }
+                self.commit_in_flight = None;
+                if error_code == 0 {
+                    self.acknowledged_commit = self.acknowledged_commit.max(Some(offset));
+                } else {
+                    self.coordinator = None;
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The headers of the whole batches in `bytes`.
+fn headers(bytes: &Bytes) -> Vec<BatchHeader> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while let Some(h) = bytes.get(at..).and_then(BatchHeader::parse) {
+        let size = h.size() as usize;
+        if at + size > bytes.len() {
+            break;
+        }
+        at += size;
+        out.push(h);
+    }
+    out
+}
