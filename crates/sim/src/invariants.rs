@@ -80,8 +80,10 @@ impl Checker {
                 let p = &r.partition;
                 if p.role() == Role::Leader {
                     self.at_most_one_leader_per_epoch(b.id, *tp, p.leader_epoch())?;
-                    self.record_committed(b, *tp)?;
                 }
+            }
+            for (tp, hw) in &b.leader_high_watermarks {
+                self.record_committed(b, *tp, *hw)?;
             }
         }
         for b in brokers.iter().filter(|b| b.up) {
@@ -125,9 +127,16 @@ impl Checker {
 
     /// A leader's high watermark passed batches: they are committed, and a batch committed
     /// before at the same offset must be the same batch.
-    fn record_committed(&mut self, b: &SimBroker, tp: TopicPartition) -> Result<(), Violation> {
-        let p = &b.replicas[&tp].partition;
-        let hw = p.high_watermark();
+    fn record_committed(
+        &mut self,
+        b: &SimBroker,
+        tp: TopicPartition,
+        hw: i64,
+    ) -> Result<(), Violation> {
+        let Some(r) = b.replicas.get(&tp) else {
+            return Ok(());
+        };
+        let p = &r.partition;
         let end = self.committed_end.entry(tp).or_insert(0);
         if hw <= *end {
             return Ok(());

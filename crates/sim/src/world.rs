@@ -198,6 +198,8 @@ struct World {
     active: Option<u64>,
     /// A broken invariant seen while delivering (reported after the step).
     violation: Option<Violation>,
+    /// The leader kill of [`World::ensure_a_leader_change`] happened.
+    forced_failover: bool,
     /// The admin client's answer, while the topic is created.
     admin_answer: Option<odradek_controller::pb::CreateTopicsResponse>,
 }
@@ -211,6 +213,9 @@ pub fn run(config: &SimConfig, dir: &Path) -> Result<Stats, Box<Failure>> {
     let total = config.steps + quiet_steps(config);
     for step in 0..total {
         let faulty = step < config.steps;
+        if faulty && step >= config.steps / 2 {
+            w.ensure_a_leader_change();
+        }
         if faulty {
             w.inject_faults();
         } else if step == config.steps {
@@ -229,6 +234,9 @@ pub fn run(config: &SimConfig, dir: &Path) -> Result<Stats, Box<Failure>> {
             });
         if let Err(violation) = checked {
             return Err(w.failure(step, violation));
+        }
+        for b in &mut w.brokers {
+            b.leader_high_watermarks.clear();
         }
         w.stats.steps = step + 1;
     }
@@ -303,6 +311,7 @@ impl World {
             controller_back_at: None,
             active: None,
             violation: None,
+            forced_failover: false,
             admin_answer: None,
             rng,
             config,
@@ -661,6 +670,32 @@ impl World {
         if let Some(c) = self.controllers.iter_mut().find(|c| c.voter.id == id) {
             c.restart(now);
             self.event(format!("controller {id} restarted"));
+        }
+    }
+
+    /// Halfway through the faults, if no partition has changed leader yet, the leader of the
+    /// first partition is killed for longer than a broker session: the run then exercises a
+    /// failover whatever the seed drew.
+    fn ensure_a_leader_change(&mut self) {
+        if self.checker.leader_changes > 0 || !self.restarts.is_empty() || self.forced_failover {
+            return;
+        }
+        let Some(tp) = self.producers.first().map(|p| p.partition()) else {
+            return;
+        };
+        let leader = self.brokers.iter().find(|b| {
+            b.up && b
+                .replicas
+                .get(&tp)
+                .is_some_and(|r| r.partition.role() == odradek_replication::Role::Leader)
+        });
+        if let Some(id) = leader.map(|b| b.id) {
+            self.forced_failover = true;
+            self.event(format!(
+                "no leader change so far: killing broker {id}, the leader"
+            ));
+            self.crash(id, false);
+            self.restarts.push((self.now + 5000, id));
         }
     }
 

@@ -120,6 +120,10 @@ pub struct SimBroker {
     controllers: Vec<u64>,
     controller: u64,
     last_controller_answer_ms: i64,
+    /// High watermarks this broker had as a leader, since the checker last took them: (partition,
+    /// high watermark). Noted after every message and timer, so a leader that becomes a
+    /// follower within one step is not missed.
+    pub leader_high_watermarks: Vec<(TopicPartition, i64)>,
     /// Problems the cores reported that a correct cluster never has (a log that cannot be
     /// opened after a crash, a replicated batch that cannot be appended).
     pub errors: Vec<String>,
@@ -159,6 +163,7 @@ impl SimBroker {
             controllers: Vec::new(),
             controller: 0,
             last_controller_answer_ms: 0,
+            leader_high_watermarks: Vec::new(),
             errors: Vec::new(),
         }
     }
@@ -364,7 +369,19 @@ impl SimBroker {
             }
             _ => {}
         }
+        self.note_leader_high_watermarks();
         out
+    }
+
+    fn note_leader_high_watermarks(&mut self) {
+        for (tp, r) in &self.replicas {
+            if r.partition.role() == Role::Leader {
+                let hw = r.partition.high_watermark();
+                if self.leader_high_watermarks.last() != Some(&(*tp, hw)) {
+                    self.leader_high_watermarks.push((*tp, hw));
+                }
+            }
+        }
     }
 
     /// Timers: registration, heartbeats, metadata, replica fetches, ISR shrinks, acks=all
@@ -432,6 +449,7 @@ impl SimBroker {
                 .map(|(tp, r)| (*tp, r.partition.high_watermark()))
                 .collect();
         }
+        self.note_leader_high_watermarks();
         out
     }
 
