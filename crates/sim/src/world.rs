@@ -82,7 +82,7 @@ impl SimConfig {
             min_insync_replicas: 2,
             producers: 4,
             consumers: 2,
-            max_brokers_down: if seed % 3 == 0 { 2 } else { 1 },
+            max_brokers_down: if seed.is_multiple_of(3) { 2 } else { 1 },
             fsync: seed % 2 == 1,
             net: NetFaults {
                 drop: 0.01,
