@@ -47,6 +47,8 @@ pub enum Observation {
         offset: Option<i64>,
         /// The largest commit acknowledged before.
         acknowledged: Option<i64>,
+        /// The `__consumer_offsets` leader epoch the answering coordinator was loaded under.
+        coordinator_epoch: i32,
     },
 }
 
@@ -109,6 +111,11 @@ impl Consumer {
     /// Its partition.
     pub fn partition(&self) -> TopicPartition {
         self.partition
+    }
+
+    /// The partition of `__consumer_offsets` its group's coordinator leads.
+    pub fn offsets_partition(&self) -> TopicPartition {
+        self.offsets_partition
     }
 
     /// The process restarts: its position and requests are forgotten.
@@ -238,11 +245,12 @@ impl Consumer {
                 }
                 self.waiting = Waiting::Nothing;
                 match result {
-                    Ok(offset) => {
+                    Ok((offset, coordinator_epoch)) => {
                         self.position = Some(offset.unwrap_or(0));
                         Some(Observation::Fetched {
                             offset,
                             acknowledged: acknowledged_before,
+                            coordinator_epoch,
                         })
                     }
                     Err(_) => {

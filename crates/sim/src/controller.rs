@@ -98,7 +98,13 @@ impl SimController {
         match message {
             Message::Raft(m) => self.voter.step(*m),
             Message::FetchMetadata { from_offset } => {
-                let entries = self
+                // A voter that knows no leader may serve a log that moved on without it: the
+                // broker goes elsewhere (the real service ends such a stream).
+                if self.voter.leader().is_none() {
+                    out.push((from, Message::NotController { leader: None }));
+                    return out;
+                }
+                let entries: Vec<_> = self
                     .voter
                     .entries
                     .iter()
@@ -106,13 +112,25 @@ impl SimController {
                     .take(MAX_ENTRIES_PER_FETCH)
                     .cloned()
                     .collect();
-                let committed = self.voter.entries.last().map_or(0, |(o, _)| *o);
-                out.push((from, Message::Metadata { entries, committed }));
+                let through = if entries.len() == MAX_ENTRIES_PER_FETCH {
+                    entries.last().map_or(0, |(o, _)| *o)
+                } else {
+                    self.voter.applied_index as i64
+                };
+                out.push((
+                    from,
+                    Message::Metadata {
+                        entries,
+                        through,
+                        committed: self.voter.commit_index() as i64,
+                    },
+                ));
             }
             m @ (Message::Register(_)
             | Message::Heartbeat(_)
             | Message::AlterPartition(_)
             | Message::CreateTopics(_)) => {
+                self.follow_leadership(now_ms, &mut out);
                 if !self.voter.is_leader() {
                     out.push((
                         from,
@@ -139,9 +157,30 @@ impl SimController {
         for m in self.voter.drive(now_ms) {
             out.push((Node::Controller(m.to), Message::Raft(Box::new(m))));
         }
+        self.follow_leadership(now_ms, &mut out);
+        let leader = self.voter.is_leader();
+        let applied = std::mem::take(&mut self.voter.applied_proposals);
+        if let Some(f) = &self.in_flight {
+            if applied.iter().any(|(c, _)| *c == f.context) {
+                let f = self.in_flight.take().expect("checked above");
+                out.extend(f.reply_to.map(|to| (to, f.answer)));
+            }
+        }
+        if leader && self.in_flight.is_none() && now_ms >= self.next_fence_check_ms {
+            self.next_fence_check_ms = now_ms + FENCE_CHECK_MS;
+            let records =
+                cluster::fence_expired(&self.voter.image(), &self.sessions, &self.settings, now_ms);
+            self.propose(records, None, Message::NotController { leader: None });
+        }
+        self.run_commands(now_ms, &mut out);
+        out
+    }
+
+    /// Becoming active resets every broker's session before any command runs (as `active.rs`
+    /// does at the top of its loop); losing it answers what waits NOT_CONTROLLER.
+    fn follow_leadership(&mut self, now_ms: i64, out: &mut Vec<(Node, Message)>) {
         let leader = self.voter.is_leader();
         if leader && !self.was_leader {
-            // A new active controller gives every broker a full session before fencing it.
             self.sessions.reset(&self.voter.image(), now_ms);
             self.next_fence_check_ms = now_ms + FENCE_CHECK_MS;
         }
@@ -159,21 +198,6 @@ impl SimController {
             }
         }
         self.was_leader = leader;
-        let applied = std::mem::take(&mut self.voter.applied_proposals);
-        if let Some(f) = &self.in_flight {
-            if applied.iter().any(|(c, _)| *c == f.context) {
-                let f = self.in_flight.take().expect("checked above");
-                out.extend(f.reply_to.map(|to| (to, f.answer)));
-            }
-        }
-        if leader && self.in_flight.is_none() && now_ms >= self.next_fence_check_ms {
-            self.next_fence_check_ms = now_ms + FENCE_CHECK_MS;
-            let records =
-                cluster::fence_expired(&self.voter.image(), &self.sessions, &self.settings, now_ms);
-            self.propose(records, None, Message::NotController { leader: None });
-        }
-        self.run_commands(now_ms, &mut out);
-        out
     }
 
     /// Runs queued commands, one at a time, each against the image the previous one made.

@@ -4,6 +4,10 @@
 //! random prefix (some pages reached the disk), the tail of that prefix may be torn (garbage
 //! where a page was half written), and later segments are gone.
 //!
+//! A crash may also come in the middle of an append that has not returned (nothing depends on
+//! it yet): [`tear_in_flight_write`] leaves part of a batch after the log's end, which recovery
+//! must cut off, fsync or not.
+//!
 //! Approximation: only segment data is torn. The checkpoint files (`log-checkpoint`,
 //! `leader-epoch-checkpoint`, producer snapshots, `replication-offset-checkpoint`) are written
 //! atomically and are taken as durable once written, and a truncation is taken as durable.
@@ -68,5 +72,33 @@ pub fn lose_unsynced(log: &Log, rng: &mut SimRng) -> std::io::Result<Option<Stri
         } else {
             String::new()
         }
+    )))
+}
+
+/// Leaves a torn write after the end of `log`'s active segment: a prefix of its last batch (as
+/// if a batch like it was being written) or, now and then, garbage. Says what it left.
+pub fn tear_in_flight_write(log: &Log, rng: &mut SimRng) -> std::io::Result<Option<String>> {
+    let end = log.log_end_offset();
+    let base = log.active_segment_base_offset();
+    let path = log.dir().join(format!("{base:020}.log"));
+    let tail = if end > log.log_start_offset() && rng.chance(0.8) {
+        let read = log
+            .read(end - 1, 1, end)
+            .and_then(|r| r.to_bytes())
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        if read.len() < 2 {
+            return Ok(None);
+        }
+        let n = 1 + rng.below(read.len() as u64 - 1) as usize;
+        read[..n].to_vec()
+    } else {
+        let n = 1 + rng.below(200) as usize;
+        (0..n).map(|_| rng.next_u64() as u8).collect()
+    };
+    let mut file = OpenOptions::new().append(true).open(&path)?;
+    file.write_all(&tail)?;
+    Ok(Some(format!(
+        "{} bytes of an unfinished append after offset {end}",
+        tail.len()
     )))
 }

@@ -225,12 +225,7 @@ impl Checker {
                 };
                 // Only the leader of the latest epoch: a deposed leader that has not heard of
                 // its successor yet may lag what its successor committed.
-                let latest = self
-                    .leaders
-                    .range((*tp, i32::MIN)..=(*tp, i32::MAX))
-                    .next_back()
-                    .map(|((_, e), _)| *e);
-                let is_latest = latest == Some(p.leader_epoch());
+                let is_latest = self.latest_leader_epoch(*tp) == Some(p.leader_epoch());
                 if p.role() == Role::Leader && is_latest && p.log().log_end_offset() < end {
                     return Err(violation(
                         "committed_records_are_never_lost",
@@ -273,7 +268,12 @@ impl Checker {
     /// What a consumer saw: batches read in order from its position, each one committed as
     /// read (consumers read below the high watermark), and a committed offset never below a
     /// commit acknowledged before it was asked for.
-    pub fn check_consumed(&self, tp: TopicPartition, seen: &Observation) -> Result<(), Violation> {
+    pub fn check_consumed(
+        &self,
+        tp: TopicPartition,
+        offsets: TopicPartition,
+        seen: &Observation,
+    ) -> Result<(), Violation> {
         match seen {
             Observation::Read { position, batches } => {
                 let mut next = *position;
@@ -309,8 +309,12 @@ impl Checker {
             Observation::Fetched {
                 offset,
                 acknowledged,
+                coordinator_epoch,
             } => match (offset, acknowledged) {
                 (_, None) => Ok(()),
+                // A deposed coordinator that has not heard of its successor answers from its
+                // own state; Kafka promises freshness only from the current coordinator.
+                _ if Some(*coordinator_epoch) < self.latest_leader_epoch(offsets) => Ok(()),
                 (Some(o), Some(a)) if o >= a => Ok(()),
                 _ => Err(violation(
                     "acknowledged_offset_commits_never_go_back",
@@ -321,6 +325,14 @@ impl Checker {
                 )),
             },
         }
+    }
+
+    /// The latest leader epoch any broker led `tp` under.
+    fn latest_leader_epoch(&self, tp: TopicPartition) -> Option<i32> {
+        self.leaders
+            .range((tp, i32::MIN)..=(tp, i32::MAX))
+            .next_back()
+            .map(|((_, e), _)| *e)
     }
 
     /// At the end: every acknowledged batch is in the leader's log at its offset, once, and no

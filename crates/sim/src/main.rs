@@ -68,8 +68,8 @@ fn main() -> std::process::ExitCode {
             Ok(s) => {
                 let gate = odradek_sim::gate(&s);
                 println!(
-                    "seed {seed}: {} acked, {} consumed, {} consumer restarts, {} offset fetches checked, {} leader changes, {} crashes ({} power losses), {} cuts, {} pauses, {} controller failovers, {}/{} messages dropped/duplicated, {} s simulated{}",
-                    s.acked, s.consumed, s.consumer_restarts, s.offset_fetches_checked, s.leader_changes, s.crashes, s.power_losses, s.cuts, s.pauses,
+                    "seed {seed}: {} acked, {} consumed, {} consumer restarts, {} offset fetches checked, {} leader changes, {} crashes ({} power losses), {} clean restarts, {} cuts, {} pauses, {} controller failovers, {}/{} messages dropped/duplicated, {} s simulated{}",
+                    s.acked, s.consumed, s.consumer_restarts, s.offset_fetches_checked, s.leader_changes, s.crashes, s.power_losses, s.clean_restarts, s.cuts, s.pauses,
                     s.controller_failovers, s.dropped, s.duplicated, s.sim_ms / 1000,
                     gate.as_ref().err().map_or(String::new(), |e| format!(" -- GATE FAILED: {e}"))
                 );
@@ -84,6 +84,7 @@ fn main() -> std::process::ExitCode {
                 totals.leader_changes += s.leader_changes;
                 totals.crashes += s.crashes;
                 totals.power_losses += s.power_losses;
+                totals.clean_restarts += s.clean_restarts;
                 totals.cuts += s.cuts;
                 totals.pauses += s.pauses;
                 totals.controller_failovers += s.controller_failovers;
@@ -97,9 +98,9 @@ fn main() -> std::process::ExitCode {
         }
     }
     println!(
-        "{} seeds, {failed} failed; {} acked, {} leader changes, {} faults ({} crashes, {} power losses, {} cuts, {} pauses, {} controller failovers), {} messages dropped, {} duplicated",
+        "{} seeds, {failed} failed; {} acked, {} leader changes, {} faults ({} crashes, {} power losses, {} clean restarts, {} cuts, {} pauses, {} controller failovers), {} messages dropped, {} duplicated",
         cli.seeds, totals.acked, totals.leader_changes, totals.faults(), totals.crashes,
-        totals.power_losses, totals.cuts, totals.pauses, totals.controller_failovers,
+        totals.power_losses, totals.clean_restarts, totals.cuts, totals.pauses, totals.controller_failovers,
         totals.dropped, totals.duplicated
     );
     if failed > 0 {

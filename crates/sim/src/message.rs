@@ -88,11 +88,14 @@ pub enum Message {
     HeartbeatAnswer(pb::BrokerHeartbeatResponse),
     /// Controller to broker.
     AlterPartitionAnswer(pb::AlterPartitionRequest, pb::AlterPartitionResponse),
-    /// Controller to broker: committed entries, and the controller's committed offset.
+    /// Controller to broker: committed entries from the offset asked for, and what they
+    /// vouch for (the real stream's markers).
     Metadata {
         /// (offset, records) in order.
         entries: Vec<(i64, Vec<MetadataRecord>)>,
-        /// The last committed offset.
+        /// With these entries the broker has every committed entry up to this offset.
+        through: i64,
+        /// The quorum's commit index as this controller knows it.
         committed: i64,
     },
     /// Follower to leader.
@@ -167,7 +170,7 @@ pub enum Message {
     OffsetFetchAnswer {
         /// The request's id.
         request_id: u64,
-        /// The offset.
-        result: Result<Option<i64>, i16>,
+        /// The offset, and the leader epoch of `__consumer_offsets` it was loaded under.
+        result: Result<(Option<i64>, i32), i16>,
     },
 }

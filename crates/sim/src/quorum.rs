@@ -34,6 +34,8 @@ pub struct SimVoter {
     pub images: std::collections::BTreeMap<i64, Arc<MetadataImage>>,
     /// Proposals applied since the caller last took them: (context, index).
     pub applied_proposals: Vec<(Vec<u8>, u64)>,
+    /// The last raft index applied (metadata entries and the quorum's own).
+    pub applied_index: u64,
     next_tick_ms: i64,
     logger: slog::Logger,
     /// Records that did not replay (a bug in a control manager or in replay).
@@ -62,6 +64,7 @@ impl SimVoter {
             entries: Vec::new(),
             images: std::collections::BTreeMap::new(),
             applied_proposals: Vec::new(),
+            applied_index: 0,
             next_tick_ms: 0,
             logger: slog::Logger::root(slog::Discard, slog::o!()),
             errors: Vec::new(),
@@ -94,6 +97,7 @@ impl SimVoter {
         self.entries.clear();
         self.images.clear();
         self.applied_proposals.clear();
+        self.applied_index = 0;
         self.next_tick_ms = now_ms + TICK_MS;
         let _ = &self.voters;
     }
@@ -119,6 +123,11 @@ impl SimVoter {
     pub fn leader(&self) -> Option<u64> {
         let l = self.node.as_ref()?.raft.leader_id;
         (l != raft::INVALID_ID).then_some(l)
+    }
+
+    /// The quorum's commit index as this voter knows it.
+    pub fn commit_index(&self) -> u64 {
+        self.node.as_ref().map_or(0, |n| n.raft.raft_log.committed)
     }
 
     /// Its raft term.
@@ -204,6 +213,7 @@ impl SimVoter {
     /// The state machine: a metadata entry is replayed into the next image.
     fn apply(&mut self, entries: Vec<Entry>) {
         for e in entries {
+            self.applied_index = self.applied_index.max(e.index);
             if e.get_entry_type() != EntryType::EntryNormal || e.data.is_empty() {
                 continue;
             }

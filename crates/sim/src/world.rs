@@ -118,6 +118,8 @@ pub struct Stats {
     pub crashes: u64,
     /// Power losses.
     pub power_losses: u64,
+    /// Clean stops and restarts (logs closed with the clean-shutdown marker).
+    pub clean_restarts: u64,
     /// Network cuts.
     pub cuts: u64,
     /// Pauses (SIGSTOP).
@@ -139,7 +141,7 @@ pub struct Stats {
 impl Stats {
     /// Faults injected (crashes, cuts, pauses, failovers, lost and duplicated messages).
     pub fn faults(&self) -> u64 {
-        self.crashes + self.cuts + self.pauses + self.controller_failovers
+        self.crashes + self.clean_restarts + self.cuts + self.pauses + self.controller_failovers
     }
 }
 
@@ -491,6 +493,7 @@ impl World {
             }
             Node::Consumer(i) => {
                 let tp = self.consumers[i].partition();
+                let offsets = self.consumers[i].offsets_partition();
                 if let Some(seen) = self.consumers[i].handle(self.now, env.message) {
                     match &seen {
                         crate::consumer::Observation::Read { batches, .. } => {
@@ -500,7 +503,7 @@ impl World {
                             self.stats.offset_fetches_checked += u64::from(acknowledged.is_some());
                         }
                     }
-                    if let Err(v) = self.checker.check_consumed(tp, &seen) {
+                    if let Err(v) = self.checker.check_consumed(tp, offsets, &seen) {
                         self.violation.get_or_insert(v);
                     }
                 }
@@ -583,6 +586,16 @@ impl World {
         // cluster keeps accepting acks=all writes, so faults meet traffic; with two, ISRs
         // shrink to one, writes are refused (NOT_ENOUGH_REPLICAS) and a partition whose last
         // ISR member is down waits for it (no unclean election).
+        if self.rng.chance(rate / 2.0) && self.restarts.len() < self.config.max_brokers_down {
+            let id = *self.rng.pick(&self.broker_ids());
+            if let Some(b) = self.brokers.iter_mut().find(|b| b.id == id && b.up) {
+                b.stop();
+                self.stats.clean_restarts += 1;
+                self.event(format!("broker {id} stopped cleanly (SIGTERM)"));
+                let back = now + self.rng.between(200, 4000);
+                self.restarts.push((back, id));
+            }
+        }
         if self.rng.chance(rate) && self.restarts.len() < self.config.max_brokers_down {
             let id = *self.rng.pick(&self.broker_ids());
             let power_loss = (self.config.fsync
@@ -721,7 +734,7 @@ impl World {
         let kind = if power_loss { "power loss" } else { "kill -9" };
         self.event(format!("broker {id} crashed ({kind})"));
         for t in torn {
-            self.event(format!("  broker {id} lost unsynced data of {t}"));
+            self.event(format!("  broker {id}: {t}"));
         }
     }
 

@@ -139,6 +139,14 @@ impl SimBroker {
             return Err(code.code());
         }
         if output.records.is_empty() {
+            // Nothing to append: answered at once, as the server does.
+            self.pending_answers.push((
+                consumer,
+                Message::OffsetCommitAnswer {
+                    request_id,
+                    error_code: 0,
+                },
+            ));
             return Ok(());
         }
         // The server's `append_records`: one batch, acks=1 here, the caller waits for the ISR.
@@ -219,12 +227,12 @@ impl SimBroker {
         });
     }
 
-    /// OffsetFetch of one partition.
+    /// OffsetFetch of one partition; with the leader epoch the coordinator was loaded under.
     pub(super) fn offset_fetch(
         &mut self,
         group: &str,
         data: TopicPartition,
-    ) -> Result<Option<i64>, i16> {
+    ) -> Result<(Option<i64>, i32), i16> {
         let topic = self
             .topic_name(data)
             .ok_or(ErrorCode::UnknownTopicOrPartition.code())?;
@@ -237,11 +245,12 @@ impl SimBroker {
                 .commit_pending_offsets(r.partition.high_watermark());
         }
         let fetched = c.groups.fetch(group, Some(&[(topic, vec![data.1])]));
-        Ok(fetched
+        let offset = fetched
             .into_iter()
             .next()
             .and_then(|(_, _, v)| v)
-            .map(|v| v.offset))
+            .map(|v| v.offset);
+        Ok((offset, c.leader_epoch))
     }
 
     /// A consumer's fetch: whole batches from `offset`, below the high watermark.

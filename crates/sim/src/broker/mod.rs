@@ -11,8 +11,10 @@ use std::sync::Arc;
 use odradek_common::{ErrorCode, ToErrorCode, Uuid};
 use odradek_controller::pb;
 use odradek_log::{AppendRules, BatchHeader, Log, LogConfig, ValidatedBatches};
-use odradek_metadata::{MetadataDelta, MetadataImage};
-use odradek_replication::{EpochEndOffset, IsrProposal, Partition, PartitionState, Role};
+use odradek_metadata::{MetadataChanges, MetadataDelta, MetadataImage};
+use odradek_replication::{
+    EpochEndOffset, IsrProposal, Partition, PartitionState, Role, Transition,
+};
 
 use crate::message::{Message, Node, ReplicaFetch, ReplicaFetchAnswer, TopicPartition};
 use crate::rng::SimRng;
@@ -73,6 +75,9 @@ pub struct Replica {
 struct SentProposal {
     partition: TopicPartition,
     proposal: IsrProposal,
+    /// The broker epoch it was sent under (kept for its retries, as the server does; -1 when
+    /// not registered: the controller refuses it and the proposal is dropped).
+    broker_epoch: i64,
     sent_ms: i64,
 }
 
@@ -101,6 +106,11 @@ pub struct SimBroker {
     /// Its metadata image.
     pub image: Arc<MetadataImage>,
     catch_up_to: Option<i64>,
+    /// Every committed entry up to this offset has been replayed (a controller's answer
+    /// vouches for it, as the real stream's markers do).
+    complete_through: i64,
+    /// Changes replayed and not yet applied to the replicas (the server's change feed).
+    pending_changes: MetadataChanges,
     metadata_sent_ms: Option<i64>,
     /// Hosted replicas.
     pub replicas: BTreeMap<TopicPartition, Replica>,
@@ -109,6 +119,8 @@ pub struct SimBroker {
     waiters: Vec<Waiter>,
     /// The group coordinator, while this broker leads `__consumer_offsets`-0.
     coordinator: Option<coordinator::Coordinator>,
+    /// Answers decided inside a call that returns no messages, sent at its end.
+    pending_answers: Vec<(Node, Message)>,
     proposals: Vec<SentProposal>,
     refused: Vec<(i64, SentProposal)>,
     next_register_ms: i64,
@@ -148,11 +160,14 @@ impl SimBroker {
             serving: false,
             image: Arc::new(MetadataImage::empty()),
             catch_up_to: None,
+            complete_through: 0,
+            pending_changes: MetadataChanges::default(),
             metadata_sent_ms: None,
             replicas: BTreeMap::new(),
             hw_checkpoint: BTreeMap::new(),
             waiters: Vec::new(),
             coordinator: None,
+            pending_answers: Vec::new(),
             proposals: Vec::new(),
             refused: Vec::new(),
             next_register_ms: 0,
@@ -197,6 +212,8 @@ impl SimBroker {
         self.serving = false;
         self.image = Arc::new(MetadataImage::empty());
         self.catch_up_to = None;
+        self.complete_through = 0;
+        self.pending_changes = MetadataChanges::default();
         self.metadata_sent_ms = None;
         self.replicas.clear();
         self.waiters.clear();
@@ -218,10 +235,33 @@ impl SimBroker {
         let mut torn = Vec::new();
         if power_loss {
             for ((id, index), r) in &self.replicas {
-                match crate::disk::lose_unsynced(r.partition.log(), rng) {
+                let log = r.partition.log();
+                let lost = crate::disk::lose_unsynced(log, rng);
+                // Half the time the crash also cut an append short.
+                let cut = if rng.chance(0.5) {
+                    crate::disk::tear_in_flight_write(log, rng)
+                } else {
+                    Ok(None)
+                };
+                for result in [lost, cut] {
+                    match result {
+                        Ok(Some(what)) => torn.push(format!("{id}-{index}: {what}")),
+                        Ok(None) => {}
+                        Err(e) => self.errors.push(format!("cannot simulate power loss: {e}")),
+                    }
+                }
+            }
+        } else if rng.chance(0.2) && !self.replicas.is_empty() {
+            // kill -9 in the middle of a large vectored write: part of a batch is in the
+            // page cache after the log's end.
+            let i = rng.below(self.replicas.len() as u64) as usize;
+            if let Some(((id, index), r)) = self.replicas.iter().nth(i) {
+                match crate::disk::tear_in_flight_write(r.partition.log(), rng) {
                     Ok(Some(what)) => torn.push(format!("{id}-{index}: {what}")),
                     Ok(None) => {}
-                    Err(e) => self.errors.push(format!("cannot simulate power loss: {e}")),
+                    Err(e) => self
+                        .errors
+                        .push(format!("cannot simulate a torn write: {e}")),
                 }
             }
         }
@@ -230,6 +270,21 @@ impl SimBroker {
         self.waiters.clear();
         self.coordinator = None;
         torn
+    }
+
+    /// A clean stop (SIGTERM): every log is flushed and closed with its clean-shutdown
+    /// marker, so the next start trusts the indexes (controlled shutdown is not simulated:
+    /// the controller learns of the stop when the session expires).
+    pub fn stop(&mut self) {
+        for (_, r) in std::mem::take(&mut self.replicas) {
+            if let Err(e) = r.partition.into_log().close() {
+                self.errors
+                    .push(format!("broker {}: cannot close a log: {e}", self.id));
+            }
+        }
+        self.up = false;
+        self.waiters.clear();
+        self.coordinator = None;
     }
 
     /// Whether it is up and not paused at `now_ms`.
@@ -242,7 +297,7 @@ impl SimBroker {
     }
 
     fn caught_up(&self) -> bool {
-        self.catch_up_to.is_some_and(|c| self.image.offset >= c)
+        self.catch_up_to.is_some_and(|c| self.complete_through >= c)
     }
 
     fn update_serving(&mut self) {
@@ -296,9 +351,13 @@ impl SimBroker {
                     self.broker_epoch = None;
                 }
             }
-            Message::Metadata { entries, committed } => {
+            Message::Metadata {
+                entries,
+                through,
+                committed,
+            } => {
                 self.metadata_sent_ms = None;
-                self.replay_metadata(entries, committed, now, &mut out);
+                self.replay_metadata(entries, through, committed, now, &mut out);
             }
             Message::AlterPartitionAnswer(req, resp) => self.on_alter_partition(req, resp, now),
             Message::Fetch(req) => {
@@ -348,6 +407,7 @@ impl SimBroker {
                     ));
                 }
                 self.complete_commits(now, &mut out);
+                out.append(&mut self.pending_answers);
             }
             Message::OffsetFetch {
                 request_id,
@@ -427,7 +487,8 @@ impl SimBroker {
         }
         self.send_fetches(now, &mut out);
         if now >= self.next_isr_check_ms {
-            self.next_isr_check_ms = now + self.settings.replica_lag_time_max_ms / 4;
+            // The server checks every replica.lag.time.max.ms / 2.
+            self.next_isr_check_ms = now + self.settings.replica_lag_time_max_ms / 2;
             let lag = self.settings.replica_lag_time_max_ms;
             let shrinks: Vec<(TopicPartition, IsrProposal)> = self
                 .replicas
@@ -443,11 +504,10 @@ impl SimBroker {
         self.complete_commits(now, &mut out);
         if now >= self.next_checkpoint_ms {
             self.next_checkpoint_ms = now + self.settings.hw_checkpoint_interval_ms;
-            self.hw_checkpoint = self
-                .replicas
-                .iter()
-                .map(|(tp, r)| (*tp, r.partition.high_watermark()))
-                .collect();
+            // Merged: replicas not opened yet keep their entries (the server's checkpoint).
+            for (tp, r) in &self.replicas {
+                self.hw_checkpoint.insert(*tp, r.partition.high_watermark());
+            }
         }
         self.note_leader_high_watermarks();
         out
@@ -468,11 +528,13 @@ impl SimBroker {
         }
     }
 
-    /// Replays committed entries into the image (the server's metadata follower), then, once
-    /// caught up to the offset committed when it started, applies the image to the replicas.
+    /// Replays committed entries into the image (the server's metadata follower), merging
+    /// their changes, then, once caught up to the offset committed when it started, hands the
+    /// changes to the replicas (the server's change feed and replica manager).
     fn replay_metadata(
         &mut self,
         entries: Vec<(i64, Vec<odradek_metadata::proto::MetadataRecord>)>,
+        through: i64,
         committed: i64,
         now: i64,
         out: &mut Out,
@@ -492,9 +554,14 @@ impl SimBroker {
                         .push(format!("metadata record at {offset} does not replay: {e}"));
                 }
             }
+            self.pending_changes.merge(delta.changes());
             let mut image = delta.apply();
             image.offset = offset;
             self.image = Arc::new(image);
+            changed = true;
+        }
+        if through > self.complete_through && through >= self.image.offset {
+            self.complete_through = through;
             changed = true;
         }
         if changed && self.caught_up() {
@@ -502,11 +569,17 @@ impl SimBroker {
         }
     }
 
-    /// The replica manager's `apply`: opens replicas assigned here, applies each partition's
-    /// registration, and starts or stops following.
+    /// The replica manager's `apply`: for the topics the changes name, opens replicas assigned
+    /// here, applies each partition's registration, and starts or stops following.
     fn apply_image(&mut self, now: i64, out: &mut Out) {
         let image = Arc::clone(&self.image);
-        for t in image.topics.by_id.values() {
+        let changes = std::mem::take(&mut self.pending_changes);
+        let scope: Vec<Uuid> = if changes.everything {
+            image.topics.by_id.keys().copied().collect()
+        } else {
+            changes.topics.into_iter().collect()
+        };
+        for t in scope.iter().filter_map(|id| image.topics.by_id.get(id)) {
             for (index, reg) in &t.partitions {
                 if !reg.replicas.contains(&self.id) {
                     continue;
@@ -532,9 +605,13 @@ impl SimBroker {
                 };
                 let r = self.replicas.get_mut(&tp).expect("opened above");
                 if r.partition.state() != &state {
-                    r.partition.apply(state, now);
-                    r.fetch_sent_ms = None;
-                    r.next_fetch_ms = now;
+                    let (transition, _) = r.partition.apply(state, now);
+                    if transition != Transition::Updated {
+                        // A new role or epoch: the fetcher starts over (an ISR-only change
+                        // leaves a fetch in flight alone, as the server's fetchers do).
+                        r.fetch_sent_ms = None;
+                        r.next_fetch_ms = now;
+                    }
                 }
             }
         }
@@ -796,28 +873,34 @@ impl SimBroker {
         });
     }
 
-    /// Sends an ISR change to the controller.
+    /// Sends an ISR change to the controller, under the current broker epoch.
     fn propose(&mut self, tp: TopicPartition, proposal: IsrProposal, now: i64, out: &mut Out) {
-        let Some(broker_epoch) = self.broker_epoch else {
-            return;
-        };
+        let broker_epoch = self.broker_epoch.unwrap_or(-1);
+        self.send_proposal(
+            SentProposal {
+                partition: tp,
+                proposal,
+                broker_epoch,
+                sent_ms: now,
+            },
+            out,
+        );
+    }
+
+    fn send_proposal(&mut self, sent: SentProposal, out: &mut Out) {
         out.push((
             self.controller(),
             Message::AlterPartition(pb::AlterPartitionRequest {
                 broker_id: self.id,
-                broker_epoch,
-                topic_id: tp.0.as_bytes().to_vec(),
-                partition: tp.1,
-                leader_epoch: proposal.leader_epoch,
-                partition_epoch: proposal.partition_epoch,
-                new_isr: proposal.new_isr.clone(),
+                broker_epoch: sent.broker_epoch,
+                topic_id: sent.partition.0.as_bytes().to_vec(),
+                partition: sent.partition.1,
+                leader_epoch: sent.proposal.leader_epoch,
+                partition_epoch: sent.proposal.partition_epoch,
+                new_isr: sent.proposal.new_isr.clone(),
             }),
         ));
-        self.proposals.push(SentProposal {
-            partition: tp,
-            proposal,
-            sent_ms: now,
-        });
+        self.proposals.push(sent);
     }
 
     fn on_alter_partition(
@@ -864,7 +947,7 @@ impl SimBroker {
                 .get(&s.partition)
                 .is_some_and(|r| r.partition.isr_proposal_pending(&s.proposal));
             if pending {
-                self.propose(s.partition, s.proposal, now, out);
+                self.send_proposal(SentProposal { sent_ms: now, ..s }, out);
             }
         }
     }
