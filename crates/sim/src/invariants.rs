@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use odradek_metadata::MetadataImage;
+use odradek_metadata::{MetadataImage, PartitionRegistration};
 
 use odradek_replication::Role;
 
@@ -35,6 +35,8 @@ pub struct Checker {
     checked_voter_images: BTreeMap<u64, i64>,
     /// Partition leader changes committed (new leader epochs in the metadata log).
     pub leader_changes: u64,
+    /// Partition changes committed since the world last took them, for the trace.
+    pub partition_changes: Vec<String>,
 }
 
 /// A broken invariant: its name and what was seen.
@@ -411,28 +413,45 @@ impl Checker {
             return Ok(());
         }
         if let Some((_, before)) = self.images.range(..offset).next_back() {
-            self.leader_changes += count_leader_changes(before, image);
+            for (id, p, old, new) in partition_changes(before, image) {
+                if old.leader_epoch != new.leader_epoch {
+                    self.leader_changes += 1;
+                }
+                self.partition_changes.push(format!(
+                    "metadata {offset}: {}-{p} leader {} epoch {} isr {:?} (was leader {} epoch {} isr {:?})",
+                    id.to_string().chars().take(8).collect::<String>(),
+                    new.leader, new.leader_epoch, new.isr, old.leader, old.leader_epoch, old.isr
+                ));
+            }
         }
         self.images.insert(offset, Arc::clone(image));
         Ok(())
     }
 }
 
-/// Partitions whose leader epoch moved between two images.
-fn count_leader_changes(before: &MetadataImage, after: &MetadataImage) -> u64 {
-    let mut n = 0;
+/// Partitions whose registration changed between two images: (topic, partition, before,
+/// after).
+fn partition_changes<'a>(
+    before: &'a MetadataImage,
+    after: &'a MetadataImage,
+) -> Vec<(
+    odradek_common::Uuid,
+    i32,
+    &'a PartitionRegistration,
+    &'a PartitionRegistration,
+)> {
+    let mut out = Vec::new();
     for (id, t) in &after.topics.by_id {
         for (p, reg) in &t.partitions {
             let old = before
                 .topics
                 .by_id
                 .get(id)
-                .and_then(|t| t.partitions.get(p))
-                .map(|r| r.leader_epoch);
-            if old.is_some_and(|e| e != reg.leader_epoch) {
-                n += 1;
+                .and_then(|t| t.partitions.get(p));
+            if let Some(old) = old.filter(|old| *old != reg) {
+                out.push((*id, *p, old, reg));
             }
         }
     }
-    n
+    out
 }

@@ -31,10 +31,20 @@ struct Cli {
     /// Prints every run's last events, not only a failure's.
     #[arg(long)]
     trace: bool,
+    /// Prints the cores' own log lines (tracing) at this level: info, debug...
+    #[arg(long)]
+    log: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Some(level) = &cli.log {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+            .with_target(false)
+            .without_time()
+            .init();
+    }
     let mut failed = 0;
     let mut totals = odradek_sim::Stats::default();
     for seed in cli.seed..cli.seed + cli.seeds {

@@ -28,6 +28,10 @@ pub type TopicPartition = (Uuid, i32);
 /// A follower's fetch of one partition (Kafka's Fetch with `replica_id`, one partition).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicaFetch {
+    /// Which of the follower's fetches of this partition it is: a fetcher handles only the
+    /// answer to the request it sent last (the server's fetcher awaits each response on its
+    /// connection before sending the next request).
+    pub fetch_id: u64,
     /// The partition.
     pub partition: TopicPartition,
     /// The fetching broker.

@@ -1,6 +1,8 @@
-//! The simulated network: every message is delivered after a random delay (so messages
-//! reorder), may be dropped or duplicated, and never crosses a cut link. A message to a node
-//! that restarted since it was sent is lost, as its connection was.
+//! The simulated network: every message is delivered after a random delay, may be dropped or
+//! duplicated, and never crosses a cut link. Between two nodes messages keep their order, as
+//! on a TCP connection (a duplicate arrives after its original, as a resent request would);
+//! messages of different pairs reorder freely. A message to a node that restarted since it was
+//! sent is lost, as its connection was.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -36,6 +38,8 @@ pub struct Envelope {
 pub struct Network {
     in_flight: BTreeMap<(i64, u64), Envelope>,
     seq: u64,
+    /// The latest delivery time scheduled per (from, to): later messages come no earlier.
+    last_delivery: BTreeMap<(Node, Node), i64>,
     cut: BTreeSet<(Node, Node)>,
     /// Messages lost to faults or cuts.
     pub dropped: u64,
@@ -60,7 +64,10 @@ impl Network {
             1
         };
         for _ in 0..copies {
-            let at = now + rng.between(1, faults.max_delay_ms.max(1));
+            let link = (envelope.from, envelope.to);
+            let earliest = self.last_delivery.get(&link).copied().unwrap_or(0);
+            let at = (now + rng.between(1, faults.max_delay_ms.max(1))).max(earliest);
+            self.last_delivery.insert(link, at);
             self.seq += 1;
             self.in_flight.insert((at, self.seq), envelope.clone());
         }

@@ -433,6 +433,9 @@ impl World {
                 self.event(format!("controller {id} is active (term {term})"));
             }
         }
+        for change in std::mem::take(&mut self.checker.partition_changes) {
+            self.event(change);
+        }
         let leader_changes = self.checker.leader_changes;
         for i in 0..self.brokers.len() {
             if self.brokers[i].is_running(self.now) {

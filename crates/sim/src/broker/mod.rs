@@ -67,6 +67,8 @@ pub struct Replica {
     /// The replication core.
     pub partition: Partition,
     fetch_sent_ms: Option<i64>,
+    /// The id of the last fetch sent.
+    fetch_id: u64,
     next_fetch_ms: i64,
 }
 
@@ -634,6 +636,7 @@ impl SimBroker {
         Ok(Replica {
             partition,
             fetch_sent_ms: None,
+            fetch_id: 0,
             next_fetch_ms: now,
         })
     }
@@ -651,9 +654,11 @@ impl SimBroker {
             }
             let (fetch_offset, last_fetched_epoch) = r.partition.fetch_position();
             r.fetch_sent_ms = Some(now);
+            r.fetch_id += 1;
             out.push((
                 Node::Broker(leader),
                 Message::Fetch(ReplicaFetch {
+                    fetch_id: r.fetch_id,
                     partition: *tp,
                     replica: self.id,
                     current_leader_epoch: r.partition.leader_epoch(),
@@ -737,6 +742,10 @@ impl SimBroker {
             return;
         };
         let Node::Broker(leader) = from else { return };
+        if req.fetch_id != r.fetch_id {
+            // An answer to an earlier request (a duplicate, or one given up on).
+            return;
+        }
         // Metadata or a truncation moved the partition on while the request was out.
         if r.partition.role() != (Role::Follower { leader })
             || r.partition.leader_epoch() != req.current_leader_epoch
