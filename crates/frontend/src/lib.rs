@@ -34,7 +34,8 @@
 //! and a refused allocation aborts the process. Run a frontend on an allocator that grants such
 //! reservations lazily ([`alloc::NodeAllocator`], which `odradek-broker` uses). Upstream
 //! proposals bound the reservation by the bytes left (kafka-protocol-rs pull requests 152 and
-//! 200); the `request` fuzz target checks that decoding commits no more memory than that.
+//! 200). The `request` fuzz target runs on that allocator under a 1 GiB RSS limit: the memory
+//! decoding really commits stays small, the reservation itself does not.
 //!
 //! # Threading
 //! Per connection, a reader task frames and decodes requests into a bounded queue; the
