@@ -1,6 +1,6 @@
-//! The simulation as a test: a bounded number of seeds keep every invariant and pass the gates,
-//! a seed replays exactly, and each known way to lose acknowledged data is caught (so the
-//! checker is not vacuous). `scripts/sim.sh` runs thousands of seeds.
+//! The simulation as a test: a bounded number of seeds (32, or `ODRADEK_SIM_SEEDS`) keep every
+//! invariant and pass the gates, a seed replays exactly, and each known way to lose acknowledged
+//! data is caught (so the checker is not vacuous). `scripts/sim.sh` runs thousands of seeds.
 
 use odradek_sim::{gate, run, Hazard, SimConfig, Stats};
 
@@ -20,7 +20,7 @@ fn seeds_keep_every_invariant() {
     let seeds: u64 = std::env::var("ODRADEK_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(12);
+        .unwrap_or(32);
     let mut faults = 0;
     let mut power_losses = 0;
     let mut offset_fetches = 0;
