@@ -18,11 +18,10 @@ const COMMIT_INTERVAL_MS: i64 = 400;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Waiting {
     Nothing,
-    /// OffsetFetch; the largest commit acknowledged before it was sent.
+    /// OffsetFetch.
     CommittedOffset {
         request_id: u64,
         sent_ms: i64,
-        acknowledged_before: Option<i64>,
     },
     Records {
         request_id: u64,
@@ -40,15 +39,25 @@ pub enum Observation {
         /// Their headers.
         batches: Vec<BatchHeader>,
     },
-    /// The coordinator answered OffsetFetch with `offset` when a commit of `acknowledged`
-    /// had been acknowledged before the fetch was sent.
+    /// The coordinator answered OffsetFetch with `offset`; before the fetch was sent, the
+    /// latest commit acknowledged was `acknowledged`, and `unanswered` commits had been sent
+    /// without an acknowledgement (any of them may still land after it, as a zombie's would).
     Fetched {
         /// The committed offset returned.
         offset: Option<i64>,
-        /// The largest commit acknowledged before.
+        /// The latest commit acknowledged before.
         acknowledged: Option<i64>,
+        /// Commits sent and never acknowledged, before.
+        unanswered: Vec<i64>,
         /// The `__consumer_offsets` leader epoch the answering coordinator was loaded under.
         coordinator_epoch: i32,
+    },
+    /// A commit of `offset` was acknowledged by coordinator `broker`.
+    Committed {
+        /// The offset committed.
+        offset: i64,
+        /// The broker that answered.
+        broker: i32,
     },
 }
 
@@ -70,8 +79,12 @@ pub struct Consumer {
     next_ask_ms: i64,
     next_request_id: u64,
     timeout_ms: i64,
-    /// The largest commit acknowledged to it (any incarnation).
+    /// The latest commit acknowledged to it (any incarnation).
     pub acknowledged_commit: Option<i64>,
+    /// Commits sent and not acknowledged (any incarnation), by request id.
+    unanswered_commits: std::collections::BTreeMap<u64, i64>,
+    /// What was known of commits when the pending OffsetFetch was sent.
+    fetch_snapshot: (Option<i64>, Vec<i64>),
     /// Batches read.
     pub batches_read: u64,
     /// Restarts.
@@ -103,6 +116,8 @@ impl Consumer {
             next_request_id: 0,
             timeout_ms,
             acknowledged_commit: None,
+            unanswered_commits: std::collections::BTreeMap::new(),
+            fetch_snapshot: (None, Vec::new()),
             batches_read: 0,
             restarts: 0,
         }
@@ -169,8 +184,11 @@ impl Consumer {
                     self.waiting = Waiting::CommittedOffset {
                         request_id,
                         sent_ms: now,
-                        acknowledged_before: self.acknowledged_commit,
                     };
+                    self.fetch_snapshot = (
+                        self.acknowledged_commit,
+                        self.unanswered_commits.values().copied().collect(),
+                    );
                     out.push((
                         Node::Broker(coordinator),
                         Message::OffsetFetch {
@@ -205,6 +223,7 @@ impl Consumer {
                 self.next_commit_ms = now + COMMIT_INTERVAL_MS;
                 let request_id = self.request_id();
                 self.commit_in_flight = Some((request_id, now, position));
+                self.unanswered_commits.insert(request_id, position);
                 out.push((
                     Node::Broker(coordinator),
                     Message::OffsetCommit {
@@ -220,7 +239,7 @@ impl Consumer {
     }
 
     /// Handles an answer; returns what the checker must judge.
-    pub fn handle(&mut self, now: i64, message: Message) -> Option<Observation> {
+    pub fn handle(&mut self, now: i64, from: Node, message: Message) -> Option<Observation> {
         match message {
             Message::Leader(tp, leader) if leader >= 0 => {
                 if tp == self.offsets_partition {
@@ -234,7 +253,6 @@ impl Consumer {
             Message::OffsetFetchAnswer { request_id, result } => {
                 let Waiting::CommittedOffset {
                     request_id: expected,
-                    acknowledged_before,
                     ..
                 } = self.waiting
                 else {
@@ -247,9 +265,11 @@ impl Consumer {
                 match result {
                     Ok((offset, coordinator_epoch)) => {
                         self.position = Some(offset.unwrap_or(0));
+                        let (acknowledged, unanswered) = std::mem::take(&mut self.fetch_snapshot);
                         Some(Observation::Fetched {
                             offset,
-                            acknowledged: acknowledged_before,
+                            acknowledged,
+                            unanswered,
                             coordinator_epoch,
                         })
                     }
@@ -299,10 +319,16 @@ impl Consumer {
                 }
                 self.commit_in_flight = None;
                 if error_code == 0 {
-                    self.acknowledged_commit = self.acknowledged_commit.max(Some(offset));
-                } else {
-                    self.coordinator = None;
+                    // An error leaves the commit unanswered: it may have been appended and
+                    // still become committed.
+                    self.acknowledged_commit = Some(offset);
+                    self.unanswered_commits.remove(&request_id);
+                    let Node::Broker(broker) = from else {
+                        return None;
+                    };
+                    return Some(Observation::Committed { offset, broker });
                 }
+                self.coordinator = None;
                 None
             }
             _ => None,

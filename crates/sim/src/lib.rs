@@ -15,8 +15,8 @@
 //! at most one leader per partition and epoch, followers never expose past a leader's high
 //! watermark, every node's metadata image at an offset is the same image, and at the
 //! end every acknowledged batch is at its offset and no idempotent retry was duplicated;
-//! consumers read in order only committed batches, and an acknowledged offset commit is never
-//! followed by a smaller committed offset.
+//! consumers read in order only committed batches, and OffsetFetch returns the latest
+//! acknowledged commit (or one sent and never acknowledged, which may land later).
 //!
 //! A run that breaks one prints its seed, the step and the last events; the same seed replays
 //! it exactly: `cargo run -p odradek-sim -- --seed N --steps M`. Gates fail a run that

@@ -497,13 +497,27 @@ impl World {
             Node::Consumer(i) => {
                 let tp = self.consumers[i].partition();
                 let offsets = self.consumers[i].offsets_partition();
-                if let Some(seen) = self.consumers[i].handle(self.now, env.message) {
+                if let Some(seen) = self.consumers[i].handle(self.now, env.from, env.message) {
                     match &seen {
                         crate::consumer::Observation::Read { batches, .. } => {
                             self.stats.consumed += batches.len() as u64;
                         }
-                        crate::consumer::Observation::Fetched { acknowledged, .. } => {
+                        crate::consumer::Observation::Fetched {
+                            offset,
+                            acknowledged,
+                            coordinator_epoch,
+                            ..
+                        } => {
                             self.stats.offset_fetches_checked += u64::from(acknowledged.is_some());
+                            self.event(format!(
+                                "consumer {i}: committed offset {offset:?} from {:?} (coordinator epoch {coordinator_epoch})",
+                                env.from
+                            ));
+                        }
+                        crate::consumer::Observation::Committed { offset, broker } => {
+                            self.event(format!(
+                                "consumer {i}: commit of {offset} acknowledged by broker {broker}"
+                            ));
                         }
                     }
                     if let Err(v) = self.checker.check_consumed(tp, offsets, &seen) {

@@ -72,7 +72,7 @@ fn known_ways_to_lose_data_are_caught() {
         ),
         (
             Hazard::CommitBeforeReplication,
-            "acknowledged_offset_commits_never_go_back",
+            "acknowledged_offset_commits_are_never_lost",
         ),
     ];
     for (hazard, invariant) in cases {
