@@ -150,6 +150,16 @@ impl Checker {
                 format!("broker {} {}-{}: {e}", b.id, tp.0, tp.1),
             )
         })?;
+        let reached = headers.last().map_or(from, |h| h.next_offset());
+        if reached < hw {
+            return Err(violation(
+                "committed_records_are_readable",
+                format!(
+                    "broker {} {}-{}: high watermark {hw}, but its log holds batches only up to {reached}",
+                    b.id, tp.0, tp.1
+                ),
+            ));
+        }
         let committed = self.committed.entry(tp).or_default();
         for h in headers {
             if let Some((last, crc)) = committed.get(&h.base_offset) {

@@ -31,6 +31,8 @@ pub struct Envelope {
     pub to_incarnation: u64,
     /// Payload.
     pub message: Message,
+    /// Its place in the send order (set by the network): a deferred message keeps it.
+    pub seq: u64,
 }
 
 /// Messages in flight, by delivery time.
@@ -69,7 +71,9 @@ impl Network {
             let at = (now + rng.between(1, faults.max_delay_ms.max(1))).max(earliest);
             self.last_delivery.insert(link, at);
             self.seq += 1;
-            self.in_flight.insert((at, self.seq), envelope.clone());
+            let mut copy = envelope.clone();
+            copy.seq = self.seq;
+            self.in_flight.insert((at, self.seq), copy);
         }
     }
 
@@ -82,10 +86,13 @@ impl Network {
         self.in_flight.remove(&key)
     }
 
-    /// Puts a message back for later (its receiver is paused).
+    /// Puts a message back until `at` (its receiver is paused). It keeps its place in the send
+    /// order, and later messages on its link come no earlier, so the link stays in order.
     pub fn defer(&mut self, at: i64, envelope: Envelope) {
-        self.seq += 1;
-        self.in_flight.insert((at, self.seq), envelope);
+        let link = (envelope.from, envelope.to);
+        let last = self.last_delivery.entry(link).or_insert(at);
+        *last = (*last).max(at);
+        self.in_flight.insert((at, envelope.seq), envelope);
     }
 
     /// Cuts the link between `a` and `b` (both ways).

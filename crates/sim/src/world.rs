@@ -468,6 +468,7 @@ impl World {
                 to,
                 to_incarnation,
                 message,
+                seq: 0,
             };
             self.net
                 .send(self.now, &self.config.net, &mut self.rng, envelope);
