@@ -78,7 +78,7 @@ fn main() -> std::process::ExitCode {
             Ok(s) => {
                 let gate = odradek_sim::gate(&s);
                 println!(
-                    "seed {seed}: {} acked, {} consumed, {} consumer restarts, {} offset fetches checked, {} leader changes, {} crashes ({} power losses), {} clean restarts, {} cuts, {} pauses, {} controller failovers, {}/{} messages dropped/duplicated, {} s simulated{}",
+                    "seed {seed}: {} acked, {} consumed, {} consumer restarts, {} offset fetches after an acknowledged commit, {} leader changes, {} crashes ({} power losses), {} clean restarts, {} cuts, {} pauses, {} controller failovers, {}/{} messages dropped/duplicated, {} s simulated{}",
                     s.acked, s.consumed, s.consumer_restarts, s.offset_fetches_checked, s.leader_changes, s.crashes, s.power_losses, s.clean_restarts, s.cuts, s.pauses,
                     s.controller_failovers, s.dropped, s.duplicated, s.sim_ms / 1000,
                     gate.as_ref().err().map_or(String::new(), |e| format!(" -- GATE FAILED: {e}"))

@@ -108,7 +108,8 @@ pub struct Stats {
     pub consumed: u64,
     /// Consumer restarts (resuming from the committed offset).
     pub consumer_restarts: u64,
-    /// Committed offsets fetched after a commit had been acknowledged (each checked).
+    /// Committed offsets fetched after a commit had been acknowledged (checked unless a
+    /// deposed coordinator answered).
     pub offset_fetches_checked: u64,
     /// Producer retries.
     pub retries: u64,
