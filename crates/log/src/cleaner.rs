@@ -47,18 +47,27 @@ pub(crate) fn decode_records(batch: Bytes, position: u64) -> Result<(Vec<Record>
     };
     let payload: RefCell<Option<Bytes>> = RefCell::new(None);
     let mut buf = batch;
-    let set = RecordBatchDecoder::decode_with_custom_compression(
-        &mut buf,
-        Some(|records: &mut Bytes, compression: Compression| {
-            let plain = decompress(records, compression)?;
-            if let Some(e) = too_many(plain.len()) {
-                anyhow::bail!(e);
-            }
-            *payload.borrow_mut() = Some(plain.clone());
-            Ok(plain)
-        }),
-    )
-    .map_err(|e| LogError::corrupt(position, format!("cannot decode records: {e}")))?;
+    // The codec adds a record's timestamp delta to the batch's base timestamp unchecked: a
+    // delta that overflows panics where overflow checks are on (debug builds, the fuzzers).
+    // A panic in a third-party decoder is a corrupt batch here, never a dead thread.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        RecordBatchDecoder::decode_with_custom_compression(
+            &mut buf,
+            Some(|records: &mut Bytes, compression: Compression| {
+                let plain = decompress(records, compression)?;
+                if let Some(e) = too_many(plain.len()) {
+                    anyhow::bail!(e);
+                }
+                deltas_fit(&plain, count, header.base_timestamp, header.base_offset)
+                    .map_err(anyhow::Error::msg)?;
+                *payload.borrow_mut() = Some(plain.clone());
+                Ok(plain)
+            }),
+        )
+    }))
+    .map_err(|_| LogError::corrupt(position, "records the codec cannot decode"))?;
+    let set =
+        decoded.map_err(|e| LogError::corrupt(position, format!("cannot decode records: {e}")))?;
     Ok((set.records, payload.into_inner().unwrap_or_default()))
 }
 
@@ -107,6 +116,61 @@ fn split_records(payload: &Bytes) -> Option<Vec<Bytes>> {
         at = end;
     }
     Some(out)
+}
+
+/// Checks that the first `count` records' timestamp and offset deltas, added to the batch's
+/// base timestamp and base offset, stay within `i64` (the codec adds them unchecked). Records
+/// too malformed to read are left for the codec to refuse.
+fn deltas_fit(
+    payload: &[u8],
+    count: usize,
+    base_timestamp: i64,
+    base_offset: i64,
+) -> std::result::Result<(), String> {
+    let mut at = 0usize;
+    for _ in 0..count {
+        let Some((len, n)) = payload.get(at..).and_then(read_zigzag_varint) else {
+            return Ok(());
+        };
+        let Some(record) = usize::try_from(len)
+            .ok()
+            .and_then(|len| payload.get(at + n..at + n + len))
+        else {
+            return Ok(());
+        };
+        // After the attributes byte: the timestamp delta (varlong), the offset delta (varint).
+        let Some((timestamp_delta, t)) = record.get(1..).and_then(read_zigzag_varlong) else {
+            return Ok(());
+        };
+        let Some((offset_delta, _)) = record.get(1 + t..).and_then(read_zigzag_varint) else {
+            return Ok(());
+        };
+        if base_timestamp.checked_add(timestamp_delta).is_none() {
+            return Err(format!(
+                "timestamp delta {timestamp_delta} overflows the base timestamp {base_timestamp}"
+            ));
+        }
+        if base_offset.checked_add(i64::from(offset_delta)).is_none() {
+            return Err(format!(
+                "offset delta {offset_delta} overflows the base offset {base_offset}"
+            ));
+        }
+        at += n + record.len();
+    }
+    Ok(())
+}
+
+/// Reads a zigzag-encoded 64-bit varint; returns the value and the bytes it took.
+fn read_zigzag_varlong(b: &[u8]) -> Option<(i64, usize)> {
+    let mut raw: u64 = 0;
+    for (i, byte) in b.iter().take(10).enumerate() {
+        raw |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let value = ((raw >> 1) as i64) ^ -((raw & 1) as i64);
+            return Some((value, i + 1));
+        }
+    }
+    None
 }
 
 /// Reads a zigzag-encoded 32-bit varint; returns the value and the bytes it took.

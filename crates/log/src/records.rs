@@ -174,6 +174,22 @@ mod tests {
     }
 
     #[test]
+    fn a_timestamp_delta_that_overflows_is_an_error_not_a_panic() {
+        for c in [Compression::None, Compression::Lz4] {
+            let b = encode_batch(&[NewRecord::value("a", 0), NewRecord::value("b", 5)], c)
+                .expect("encode");
+            let mut header = BatchHeader::parse(&b).expect("header");
+            // The second record's delta (5) added to a base timestamp near i64::MAX overflows.
+            header.base_timestamp = i64::MAX - 1;
+            header.crc = crate::batch::crc_with_header(&header, &b[crate::BATCH_HEADER_SIZE..]);
+            let mut forged = b.to_vec();
+            forged[..crate::BATCH_HEADER_SIZE].copy_from_slice(&header.encode());
+            let e = decode_batches(Bytes::from(forged)).expect_err("refused");
+            assert!(e.to_string().contains("overflows"), "{e}");
+        }
+    }
+
+    #[test]
     fn a_record_count_the_payload_cannot_hold_is_refused_before_allocating() {
         for c in [Compression::None, Compression::Gzip] {
             let b = encode_batch(&[NewRecord::value("v", 1)], c).expect("encode");
