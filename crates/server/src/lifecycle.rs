@@ -29,6 +29,8 @@ pub struct Membership {
     pub fenced: watch::Sender<bool>,
     /// The epoch of its registration.
     pub broker_epoch: Arc<AtomicI64>,
+    /// This process's incarnation id (its registration names it; the change feed waits for it).
+    pub incarnation: Uuid,
     /// Its replicas (the offline ones go with each heartbeat).
     pub replicas: Arc<crate::replicas::ReplicaManager>,
 }
@@ -42,9 +44,9 @@ pub async fn run(membership: Membership, mut stop: watch::Receiver<bool>) {
         images,
         fenced,
         broker_epoch,
+        incarnation,
         replicas,
     } = membership;
-    let incarnation = Uuid::random();
     let broker_id = config.node.node_id;
     let mut epoch: Option<i64> = None;
     let interval = Duration::from_millis(config.heartbeat_interval_ms.max(100));

@@ -5,8 +5,10 @@
 //!
 //! A starting broker replays the log from its beginning (or a snapshot): the changes feed holds
 //! the images it passes through until it has caught up to the committed offset the controller
-//! reported first (Kafka's loader does the same), so its replicas never act on a stale image (an
-//! old epoch in which this broker led).
+//! reported first and to this process's own registration (Kafka's broker likewise waits to be
+//! caught up past its registration), so its replicas never act on a stale image: an old epoch
+//! in which this broker led, as its previous process, with a log tail the ISR may never have had
+//! (the registration moves those leaderships away, bumping their epochs).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,9 +42,23 @@ struct Pending {
     /// known yet).
     catch_up_to: Option<i64>,
     caught_up: bool,
+    /// (broker id, incarnation id): the registration an image must hold before the first
+    /// changes are handed out (`None`: no such condition).
+    registration: Option<(i32, odradek_common::Uuid)>,
 }
 
 impl ChangeFeed {
+    /// The feed of broker `broker_id` running as `incarnation`: nothing is handed out before an
+    /// image holds that registration.
+    pub fn for_broker(broker_id: i32, incarnation: odradek_common::Uuid) -> Self {
+        let feed = Self::default();
+        feed.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .registration = Some((broker_id, incarnation));
+        feed
+    }
+
     /// Adds the changes that made `image`, complete up to `offset` (the image's offset, or the
     /// commit a marker vouches for); `committed` is the controller's committed offset when it
     /// was sent.
@@ -60,6 +76,15 @@ impl ChangeFeed {
         if !p.caught_up {
             let target = *p.catch_up_to.get_or_insert(committed);
             if offset < target {
+                return;
+            }
+            let registered = p.registration.is_none_or(|(id, incarnation)| {
+                p.image
+                    .as_ref()
+                    .and_then(|i| i.cluster.brokers.get(&id))
+                    .is_some_and(|b| b.incarnation_id == incarnation)
+            });
+            if !registered {
                 return;
             }
             p.caught_up = true;
@@ -247,5 +272,43 @@ mod tests {
         feed.push(MetadataChanges::default(), image, 6, 6);
         let c = tokio::time::timeout(Duration::from_millis(50), feed.next()).await;
         assert_eq!(c.ok().map(|(c, _)| c.topics.len()), Some(1));
+    }
+
+    #[tokio::test]
+    async fn nothing_is_handed_out_before_this_process_is_registered() {
+        use odradek_common::Uuid;
+        use odradek_metadata::BrokerRegistration;
+        let (old, new) = (Uuid([1; 16]), Uuid([2; 16]));
+        let feed = ChangeFeed::for_broker(4, new);
+        let image = |offset, incarnation| {
+            let mut i = MetadataImage::empty();
+            i.offset = offset;
+            Arc::make_mut(&mut i.cluster).brokers.insert(
+                4,
+                BrokerRegistration {
+                    id: 4,
+                    epoch: 1,
+                    incarnation_id: incarnation,
+                    endpoints: vec![],
+                    rack: None,
+                    fenced: false,
+                    in_controlled_shutdown: false,
+                    log_dirs: vec![],
+                },
+            );
+            Arc::new(i)
+        };
+        // Caught up to the commit, but the image still holds the previous process (in which
+        // this broker may lead under an old epoch): held back.
+        feed.push(topic(1), image(5, old), 5, 5);
+        let early = tokio::time::timeout(Duration::from_millis(50), feed.next()).await;
+        assert!(
+            early.is_err(),
+            "an image of the previous process was handed out"
+        );
+        // The new registration (which moved the old leaderships away) arrives: everything goes.
+        feed.push(topic(2), image(6, new), 6, 6);
+        let (c, i) = feed.next().await;
+        assert_eq!((c.topics.len(), i.offset), (2, 6));
     }
 }

@@ -176,7 +176,13 @@ async fn run_broker(
         Arc::clone(replicas.throttles()),
     );
 
-    let feed = Arc::new(metadata_cache::ChangeFeed::default());
+    // The change feed holds images back until this process's registration is in one: the
+    // images before it may name this broker leader under an epoch of its previous process.
+    let incarnation = odradek_common::Uuid::random();
+    let feed = Arc::new(metadata_cache::ChangeFeed::for_broker(
+        config.node.node_id,
+        incarnation,
+    ));
     tokio::spawn(metadata_cache::follow(
         client.clone(),
         config.node.node_id,
@@ -331,6 +337,7 @@ async fn run_broker(
             images: images.clone(),
             fenced: fenced_tx,
             broker_epoch: Arc::clone(&broker_epoch),
+            incarnation,
             replicas: Arc::clone(&replicas),
         },
         stop.clone(),

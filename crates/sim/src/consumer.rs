@@ -89,6 +89,10 @@ pub struct Consumer {
     pub batches_read: u64,
     /// Restarts.
     pub restarts: u64,
+    /// `isolation.level=read_committed`.
+    read_committed: bool,
+    /// Transactional data batches handed to the application: (base offset, producer id).
+    pub delivered_transactional: Vec<(i64, i64)>,
 }
 
 impl Consumer {
@@ -120,7 +124,16 @@ impl Consumer {
             fetch_snapshot: (None, Vec::new()),
             batches_read: 0,
             restarts: 0,
+            read_committed: false,
+            delivered_transactional: Vec::new(),
         }
+    }
+
+    /// With `isolation.level=read_committed`: it reads below the last stable offset and drops
+    /// the batches of aborted transactions, as Kafka's consumer does.
+    pub fn read_committed(mut self) -> Self {
+        self.read_committed = true;
+        self
     }
 
     /// Its partition.
@@ -210,6 +223,7 @@ impl Consumer {
                             request_id,
                             partition: self.partition,
                             offset,
+                            read_committed: self.read_committed,
                         },
                     ));
                 }
@@ -294,11 +308,15 @@ impl Consumer {
                 self.waiting = Waiting::Nothing;
                 let position = self.position?;
                 match result {
-                    Ok(bytes) => {
+                    Ok((bytes, aborted)) => {
                         let batches = headers(&bytes);
                         if let Some(last) = batches.last() {
                             self.position = Some(last.next_offset());
                             self.batches_read += batches.len() as u64;
+                        }
+                        if self.read_committed {
+                            let delivered = deliverable(&bytes, &aborted);
+                            self.delivered_transactional.extend(delivered);
                         }
                         Some(Observation::Read { position, batches })
                     }
@@ -349,4 +367,53 @@ fn headers(bytes: &Bytes) -> Vec<BatchHeader> {
         out.push(h);
     }
     out
+}
+
+/// The transactional data batches of `bytes` a read_committed consumer hands to the
+/// application, as Kafka's consumer decides (`CompletedFetch`): a producer id enters the
+/// aborted set when the fetch's aborted list says its transaction began at or before the
+/// batch's last offset, and leaves it at its abort marker; transactional batches of producers
+/// in the set are dropped, control batches are never delivered.
+fn deliverable(bytes: &Bytes, aborted: &[(i64, i64)]) -> Vec<(i64, i64)> {
+    let mut aborted = aborted.to_vec();
+    aborted.sort_by_key(|(_, first)| *first);
+    let mut aborted = aborted.into_iter().peekable();
+    let mut aborting = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while let Some(h) = bytes.get(at..).and_then(BatchHeader::parse) {
+        let size = h.size() as usize;
+        if at + size > bytes.len() {
+            break;
+        }
+        let batch = bytes.slice(at..at + size);
+        at += size;
+        if h.producer_id >= 0 {
+            while let Some((pid, _)) = aborted.next_if(|(_, first)| *first <= h.last_offset()) {
+                aborting.insert(pid);
+            }
+            if h.is_control() {
+                if is_abort_marker(batch) {
+                    aborting.remove(&h.producer_id);
+                }
+                continue;
+            }
+            if h.is_transactional() {
+                if !aborting.contains(&h.producer_id) {
+                    out.push((h.base_offset, h.producer_id));
+                }
+                continue;
+            }
+        }
+    }
+    out
+}
+
+/// Whether a control batch holds an abort marker (key: version, then type 0 abort / 1 commit).
+fn is_abort_marker(batch: Bytes) -> bool {
+    odradek_log::records::decode_batches(batch)
+        .ok()
+        .and_then(|records| records.into_iter().next())
+        .and_then(|r| r.key)
+        .is_some_and(|k| k.len() >= 4 && k[3] == 0)
 }

@@ -10,8 +10,9 @@ use odradek_replication::Role;
 
 use crate::broker::{batch_headers, SimBroker};
 use crate::client::Producer;
-use crate::consumer::Observation;
+use crate::consumer::{Consumer, Observation};
 use crate::controller::SimController;
+use crate::copier::{copied_from, Copier};
 use crate::message::TopicPartition;
 
 /// What was seen so far, to check the next state against.
@@ -391,7 +392,10 @@ impl Checker {
                 }
             }
             let mut seen = BTreeMap::new();
-            for h in headers.iter().filter(|h| h.producer_id >= 0) {
+            for h in headers
+                .iter()
+                .filter(|h| h.producer_id >= 0 && !h.is_control())
+            {
                 let key = (h.producer_id, h.producer_epoch, h.base_sequence);
                 if let Some(first) = seen.insert(key, h.base_offset) {
                     return Err(violation(
@@ -467,4 +471,211 @@ fn partition_changes<'a>(
         }
     }
     out
+}
+
+/// What a partition's committed log says of its transactions.
+#[derive(Debug, Default)]
+struct Transactions {
+    /// Base offsets of transactional data batches whose commit marker is committed.
+    committed: std::collections::BTreeSet<i64>,
+    /// Those whose abort marker is committed.
+    aborted: std::collections::BTreeSet<i64>,
+    /// Per producer id, the records of its committed transactions, in log order.
+    committed_records: BTreeMap<i64, Vec<odradek_log::records::Record>>,
+}
+
+/// The transactions of `tp` below the high watermark of its leader at the end.
+fn committed_transactions(
+    brokers: &[SimBroker],
+    tp: TopicPartition,
+) -> Result<Option<Transactions>, Violation> {
+    let leader = brokers.iter().filter(|b| b.up).find_map(|b| {
+        let r = b.replicas.get(&tp)?;
+        (r.partition.role() == Role::Leader).then_some(&r.partition)
+    });
+    let Some(p) = leader else {
+        return Ok(None);
+    };
+    let unreadable = |e: String| violation("committed_records_are_readable", e);
+    let mut out = Transactions::default();
+    // Open transactions: producer id -> (base offset, records) of its batches so far.
+    let mut open: BTreeMap<i64, Vec<(i64, Vec<odradek_log::records::Record>)>> = BTreeMap::new();
+    let hw = p.high_watermark();
+    let mut next = p.log().log_start_offset();
+    while next < hw {
+        let bytes = p
+            .log()
+            .read(next, 1 << 20, hw)
+            .and_then(|r| r.to_bytes())
+            .map_err(|e| unreadable(e.to_string()))?;
+        if bytes.is_empty() {
+            break;
+        }
+        let mut at = 0usize;
+        while let Some(h) = bytes.get(at..).and_then(odradek_log::BatchHeader::parse) {
+            let size = h.size() as usize;
+            let batch = bytes.slice(at..at + size);
+            at += size;
+            next = h.next_offset();
+            if !h.is_transactional() {
+                continue;
+            }
+            let records = odradek_log::records::decode_batches(batch)
+                .map_err(|e| unreadable(e.to_string()))?;
+            if h.is_control() {
+                let commit = records
+                    .first()
+                    .and_then(|r| r.key.as_ref())
+                    .is_some_and(|k| k.len() >= 4 && k[3] == 1);
+                for (base, records) in open.remove(&h.producer_id).unwrap_or_default() {
+                    if commit {
+                        out.committed.insert(base);
+                        out.committed_records
+                            .entry(h.producer_id)
+                            .or_default()
+                            .extend(records);
+                    } else {
+                        out.aborted.insert(base);
+                    }
+                }
+            } else {
+                open.entry(h.producer_id)
+                    .or_default()
+                    .push((h.base_offset, records));
+            }
+            if at >= bytes.len() {
+                break;
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// The offsets of the data records of `tp` below its leader's high watermark at the end.
+fn committed_record_offsets(brokers: &[SimBroker], tp: TopicPartition) -> Option<Vec<i64>> {
+    let p = brokers.iter().filter(|b| b.up).find_map(|b| {
+        let r = b.replicas.get(&tp)?;
+        (r.partition.role() == Role::Leader).then_some(&r.partition)
+    })?;
+    let hw = p.high_watermark();
+    let mut offsets = Vec::new();
+    let mut next = p.log().log_start_offset();
+    while next < hw {
+        let bytes = p.log().read(next, 1 << 20, hw).ok()?.to_bytes().ok()?;
+        if bytes.is_empty() {
+            break;
+        }
+        let records = odradek_log::records::decode_batches(bytes).ok()?;
+        let last = records.last()?.offset;
+        offsets.extend(records.iter().filter(|r| !r.control).map(|r| r.offset));
+        next = last + 1;
+    }
+    offsets.retain(|o| *o < hw);
+    Some(offsets)
+}
+
+impl Checker {
+    /// At the end: read_committed consumers were never handed a batch of an aborted (or
+    /// undecided) transaction, and each copy loop's committed output is exactly its input,
+    /// once and in order, up to at least its last acknowledged commit.
+    pub fn check_transactions(
+        &self,
+        brokers: &[SimBroker],
+        copiers: &[Copier],
+        consumers: &[Consumer],
+    ) -> Result<(), Violation> {
+        let mut decided: BTreeMap<TopicPartition, Transactions> = BTreeMap::new();
+        let transactions_of = |decided: &mut BTreeMap<TopicPartition, Transactions>,
+                               tp: TopicPartition|
+         -> Result<bool, Violation> {
+            if let std::collections::btree_map::Entry::Vacant(e) = decided.entry(tp) {
+                match committed_transactions(brokers, tp)? {
+                    Some(t) => {
+                        e.insert(t);
+                    }
+                    None => return Ok(false),
+                }
+            }
+            Ok(true)
+        };
+        for c in consumers {
+            if c.delivered_transactional.is_empty()
+                || !transactions_of(&mut decided, c.partition())?
+            {
+                continue;
+            }
+            let t = &decided[&c.partition()];
+            for (base, producer_id) in &c.delivered_transactional {
+                if !t.committed.contains(base) {
+                    let fate = if t.aborted.contains(base) {
+                        "aborted"
+                    } else {
+                        "not ended"
+                    };
+                    return Err(violation(
+                        "read_committed_never_shows_aborted_data",
+                        format!(
+                            "consumer {} was handed the batch at {}-{} offset {base} of producer {producer_id}, whose transaction is {fate}",
+                            c.index, c.partition().0, c.partition().1
+                        ),
+                    ));
+                }
+            }
+        }
+        for c in copiers {
+            let Some(producer_id) = c.producer_id else {
+                continue;
+            };
+            if !transactions_of(&mut decided, c.output)? {
+                return Err(violation(
+                    "transactional_copies_are_exactly_once",
+                    format!("copier {}: its output has no leader at the end", c.index),
+                ));
+            }
+            let copies: Vec<i64> = decided[&c.output]
+                .committed_records
+                .get(&producer_id)
+                .into_iter()
+                .flatten()
+                .map(|r| r.value.as_deref().and_then(copied_from).unwrap_or(-1))
+                .collect();
+            let Some(input) = committed_record_offsets(brokers, c.input) else {
+                return Err(violation(
+                    "transactional_copies_are_exactly_once",
+                    format!("copier {}: its input cannot be read at the end", c.index),
+                ));
+            };
+            let acknowledged = c.acknowledged_commits.iter().copied().max().unwrap_or(0);
+            let expected: Vec<i64> = input.iter().copied().take(copies.len()).collect();
+            if copies != expected {
+                let at = copies
+                    .iter()
+                    .zip(&expected)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(expected.len());
+                return Err(violation(
+                    "transactional_copies_are_exactly_once",
+                    format!(
+                        "copier {}: committed copy {at} is of input offset {:?}, expected {:?} (copies of {:?} in all)",
+                        c.index,
+                        copies.get(at),
+                        expected.get(at),
+                        &copies[at.saturating_sub(3)..(at + 3).min(copies.len())]
+                    ),
+                ));
+            }
+            let owed = input.iter().filter(|o| **o < acknowledged).count();
+            if copies.len() < owed {
+                return Err(violation(
+                    "transactional_copies_are_exactly_once",
+                    format!(
+                        "copier {}: a commit up to input offset {acknowledged} was acknowledged, but only {} input records are copied (owed {owed})",
+                        c.index,
+                        copies.len()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }

@@ -36,6 +36,7 @@ pub mod broker;
 pub mod client;
 pub mod consumer;
 pub mod controller;
+pub mod copier;
 pub mod disk;
 pub mod invariants;
 pub mod message;

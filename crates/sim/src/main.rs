@@ -55,12 +55,16 @@ fn main() -> std::process::ExitCode {
             Some("unclean-leader-election") => Some(odradek_sim::Hazard::UncleanLeaderElection),
             Some("read-uncommitted") => Some(odradek_sim::Hazard::ReadUncommitted),
             Some("commit-before-replication") => Some(odradek_sim::Hazard::CommitBeforeReplication),
+            Some("read-committed-without-aborted-list") => {
+                Some(odradek_sim::Hazard::ReadCommittedWithoutAbortedList)
+            }
+            Some("act-before-registration") => Some(odradek_sim::Hazard::ActBeforeRegistration),
             Some("power-loss-without-fsync") => {
                 config.fsync = false;
                 Some(odradek_sim::Hazard::PowerLossWithoutFsync)
             }
             Some(other) => {
-                eprintln!("--hazard {other:?}: expected ack-before-replication, unclean-leader-election, power-loss-without-fsync, read-uncommitted or commit-before-replication");
+                eprintln!("--hazard {other:?}: expected ack-before-replication, unclean-leader-election, power-loss-without-fsync, read-uncommitted, commit-before-replication, read-committed-without-aborted-list or act-before-registration");
                 return std::process::ExitCode::FAILURE;
             }
         };
@@ -78,8 +82,8 @@ fn main() -> std::process::ExitCode {
             Ok(s) => {
                 let gate = odradek_sim::gate(&s);
                 println!(
-                    "seed {seed}: {} acked, {} consumed, {} consumer restarts, {} offset fetches after an acknowledged commit, {} leader changes, {} crashes ({} power losses), {} clean restarts, {} cuts, {} pauses, {} controller failovers, {}/{} messages dropped/duplicated, {} s simulated{}",
-                    s.acked, s.consumed, s.consumer_restarts, s.offset_fetches_checked, s.leader_changes, s.crashes, s.power_losses, s.clean_restarts, s.cuts, s.pauses,
+                    "seed {seed}: {} acked, {} consumed, {} consumer restarts, {} offset fetches after an acknowledged commit, {}/{} transactions committed/aborted in {} sessions ({} copier restarts), {} leader changes, {} crashes ({} power losses), {} clean restarts, {} cuts, {} pauses, {} controller failovers, {}/{} messages dropped/duplicated, {} s simulated{}",
+                    s.acked, s.consumed, s.consumer_restarts, s.offset_fetches_checked, s.txn_commits, s.txn_aborts, s.txn_sessions, s.copier_restarts, s.leader_changes, s.crashes, s.power_losses, s.clean_restarts, s.cuts, s.pauses,
                     s.controller_failovers, s.dropped, s.duplicated, s.sim_ms / 1000,
                     gate.as_ref().err().map_or(String::new(), |e| format!(" -- GATE FAILED: {e}"))
                 );

@@ -20,7 +20,12 @@ pub enum Node {
     Client(usize),
     /// A consumer, by index.
     Consumer(usize),
+    /// A transactional copy loop, by index.
+    Copier(usize),
 }
+
+/// A producer id and epoch.
+pub type ProducerIdEpoch = (i64, i16);
 
 /// A topic partition.
 pub type TopicPartition = (Uuid, i32);
@@ -134,13 +139,17 @@ pub enum Message {
         partition: TopicPartition,
         /// The first offset wanted.
         offset: i64,
+        /// `isolation.level=read_committed`: below the last stable offset, with the aborted
+        /// transactions of the range.
+        read_committed: bool,
     },
     /// Leader to consumer: whole batches from the offset, or a Kafka error code.
     ConsumerFetchAnswer {
         /// The request's id.
         request_id: u64,
-        /// The batches.
-        result: Result<Bytes, i16>,
+        /// The batches, and for read_committed the aborted transactions they overlap
+        /// (producer id, first offset), as Fetch's `aborted_transactions`.
+        result: Result<(Bytes, Vec<(i64, i64)>), i16>,
     },
     /// Consumer to the group's coordinator: OffsetCommit of one partition (a consumer with
     /// assigned partitions: generation -1, no member id).
@@ -176,5 +185,88 @@ pub enum Message {
         request_id: u64,
         /// The offset, and the leader epoch of `__consumer_offsets` it was loaded under.
         result: Result<(Option<i64>, i32), i16>,
+    },
+    /// Transactional client to the transaction coordinator: InitProducerId with a
+    /// transactional id (`expected` is KIP-360's producer id and epoch, -1 when none).
+    InitProducerId {
+        /// Matches the answer.
+        request_id: u64,
+        /// The transactional id.
+        transactional_id: String,
+        /// The session it resumes.
+        expected: ProducerIdEpoch,
+        /// `transaction.timeout.ms`.
+        timeout_ms: i32,
+    },
+    /// Transaction coordinator to client.
+    InitProducerIdAnswer {
+        /// The request's id.
+        request_id: u64,
+        /// The producer id and epoch, or a Kafka error code.
+        result: Result<ProducerIdEpoch, i16>,
+    },
+    /// AddPartitionsToTxn; AddOffsetsToTxn is this with the group's `__consumer_offsets`
+    /// partition, which is what the coordinator adds for it.
+    AddPartitionsToTxn {
+        /// Matches the answer.
+        request_id: u64,
+        /// The transactional id.
+        transactional_id: String,
+        /// Its producer id and epoch.
+        producer: ProducerIdEpoch,
+        /// (topic, partition).
+        partitions: Vec<(String, i32)>,
+    },
+    /// EndTxn.
+    EndTxn {
+        /// Matches the answer.
+        request_id: u64,
+        /// The transactional id.
+        transactional_id: String,
+        /// Its producer id and epoch.
+        producer: ProducerIdEpoch,
+        /// Commit (true) or abort.
+        commit: bool,
+    },
+    /// Transaction coordinator to client: the answer to AddPartitionsToTxn or EndTxn.
+    TxnAnswer {
+        /// The request's id.
+        request_id: u64,
+        /// Kafka error code.
+        error_code: i16,
+    },
+    /// TxnOffsetCommit of one partition to the group's coordinator (answered with
+    /// [`Message::OffsetCommitAnswer`]).
+    TxnOffsetCommit {
+        /// Matches the answer.
+        request_id: u64,
+        /// The group.
+        group: String,
+        /// The producer id and epoch of the transaction.
+        producer: ProducerIdEpoch,
+        /// The data partition.
+        partition: TopicPartition,
+        /// The next offset to consume.
+        offset: i64,
+    },
+    /// Transaction coordinator to a partition's leader: WriteTxnMarkers for one partition.
+    WriteTxnMarker {
+        /// Matches the answer.
+        request_id: u64,
+        /// The partition.
+        partition: TopicPartition,
+        /// The transaction's producer id and epoch.
+        producer: ProducerIdEpoch,
+        /// Commit (true) or abort.
+        commit: bool,
+        /// The `__transaction_state` partition's leader epoch.
+        coordinator_epoch: i32,
+    },
+    /// Leader to transaction coordinator: 0 once the marker is in the ISR.
+    WriteTxnMarkerAnswer {
+        /// The request's id.
+        request_id: u64,
+        /// Kafka error code.
+        error_code: i16,
     },
 }

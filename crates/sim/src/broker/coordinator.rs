@@ -7,12 +7,17 @@
 use bytes::Bytes;
 use odradek_common::{ErrorCode, ToErrorCode};
 use odradek_coordinator::{CommitOffset, GroupConfig, Groups, OFFSETS_TOPIC};
-use odradek_log::records::{encode_batch, Compression, NewRecord};
+use odradek_log::records::{
+    encode_batch, encode_producer_batch, Compression, NewRecord, ProducerBatch,
+};
 use odradek_log::{AppendRules, ValidatedBatches};
 use odradek_replication::Role;
 
 use super::{Out, SimBroker};
-use crate::message::{Message, Node, TopicPartition};
+use crate::message::{Message, Node, ProducerIdEpoch, TopicPartition};
+
+/// Kafka's UNSTABLE_OFFSET_COMMIT.
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 
 /// The coordinator of the groups whose offsets live in `__consumer_offsets`-0, while this
 /// broker leads it.
@@ -65,29 +70,18 @@ impl SimBroker {
         let Some(leader_epoch) = led else { return };
         let mut groups = Groups::new(GroupConfig::default(), format!("b{}", self.id));
         let partition = &self.replicas[&tp].partition;
-        let end = partition.log().log_end_offset();
-        let mut offset = partition.log().log_start_offset();
-        while offset < end {
-            let read = partition.log().read(offset, 1 << 20, end);
-            let Ok(Some(slice)) = read.map(|r| r.records) else {
-                break;
-            };
-            offset = slice.last_offset() + 1;
-            match slice
-                .read_to_bytes()
-                .and_then(odradek_log::records::decode_batches)
-            {
-                Ok(records) => {
-                    for r in records {
-                        if let Some(key) = r.key {
-                            groups.replay(now, key, r.value);
-                        }
-                    }
+        for r in super::txn::read_records(partition.log(), &mut self.errors) {
+            if r.control {
+                // A transaction marker: key version 0, type 0 abort / 1 commit.
+                if let Some(k) = r.key.as_ref().filter(|k| k.len() >= 4) {
+                    groups.complete_transaction(r.producer_id, k[3] == 1);
                 }
-                Err(e) => self.errors.push(format!(
-                    "broker {}: cannot load {OFFSETS_TOPIC}: {e}",
-                    self.id
-                )),
+            } else if let Some(key) = r.key {
+                if r.transactional {
+                    groups.replay_transactional(now, r.producer_id, key, r.value);
+                } else {
+                    groups.replay(now, key, r.value);
+                }
             }
         }
         self.coordinator = Some(Coordinator {
@@ -98,7 +92,10 @@ impl SimBroker {
         });
     }
 
-    /// OffsetCommit of one partition (generation -1: a consumer with assigned partitions).
+    /// OffsetCommit of one partition (generation -1: a consumer with assigned partitions), or
+    /// with `producer` a TxnOffsetCommit: its records are appended in the producer's
+    /// transaction and take effect with the transaction's commit marker.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn offset_commit(
         &mut self,
         consumer: Node,
@@ -106,6 +103,7 @@ impl SimBroker {
         group: &str,
         data: TopicPartition,
         offset: i64,
+        producer: Option<ProducerIdEpoch>,
         now: i64,
     ) -> Result<(), i16> {
         let topic = self
@@ -121,20 +119,17 @@ impl SimBroker {
             .ok_or(ErrorCode::NotCoordinator.code())?;
         c.groups
             .commit_pending_offsets(r.partition.high_watermark());
-        let (codes, output) = c.groups.commit(
-            now,
-            group,
-            -1,
-            "",
-            None,
-            &[CommitOffset {
-                topic,
-                partition: data.1,
-                offset,
-                leader_epoch: -1,
-                metadata: None,
-            }],
-        );
+        let offsets = [CommitOffset {
+            topic,
+            partition: data.1,
+            offset,
+            leader_epoch: -1,
+            metadata: None,
+        }];
+        let (codes, output) = match producer {
+            None => c.groups.commit(now, group, -1, "", None, &offsets),
+            Some(_) => c.groups.txn_commit(now, group, -1, "", None, &offsets),
+        };
         if let Some(code) = codes.into_iter().find(|c| *c != ErrorCode::None) {
             return Err(code.code());
         }
@@ -160,8 +155,20 @@ impl SimBroker {
                 ..NewRecord::default()
             })
             .collect();
-        let batch = encode_batch(&records, Compression::None)
-            .map_err(|_| ErrorCode::CoordinatorNotAvailable.code())?;
+        let batch = match producer {
+            None => encode_batch(&records, Compression::None),
+            Some((producer_id, producer_epoch)) => encode_producer_batch(
+                &records,
+                Compression::None,
+                ProducerBatch {
+                    producer_id,
+                    producer_epoch,
+                    base_sequence: -1,
+                    transactional: true,
+                },
+            ),
+        }
+        .map_err(|_| ErrorCode::CoordinatorNotAvailable.code())?;
         let rules = AppendRules::of(r.partition.log().config());
         let validated = ValidatedBatches::for_leader(&batch, rules)
             .map_err(|_| ErrorCode::CoordinatorNotAvailable.code())?;
@@ -172,11 +179,15 @@ impl SimBroker {
                 ErrorCode::NotLeaderOrFollower | ErrorCode::FencedLeaderEpoch => {
                     ErrorCode::NotCoordinator.code()
                 }
+                ErrorCode::InvalidProducerEpoch => ErrorCode::ProducerFenced.code(),
                 _ => ErrorCode::CoordinatorNotAvailable.code(),
             })?;
         let first = appended.info.last_offset - (output.records.len() as i64 - 1);
         for (i, (k, v)) in output.records.into_iter().enumerate() {
-            c.groups.replay_appended(now, k, v, first + i as i64);
+            match producer {
+                None => c.groups.replay_appended(now, k, v, first + i as i64),
+                Some((pid, _)) => c.groups.replay_transactional(now, pid, k, v),
+            }
         }
         c.waiters.push(CommitWaiter {
             consumer,
@@ -244,6 +255,11 @@ impl SimBroker {
             c.groups
                 .commit_pending_offsets(r.partition.high_watermark());
         }
+        // Kafka's consumers fetch with require_stable (KIP-447): an offset a transaction
+        // committed but has not ended is UNSTABLE_OFFSET_COMMIT, retried.
+        if c.groups.has_unstable_offset(group, &topic, data.1) {
+            return Err(UNSTABLE_OFFSET_COMMIT);
+        }
         let fetched = c.groups.fetch(group, Some(&[(topic, vec![data.1])]));
         let offset = fetched
             .into_iter()
@@ -253,8 +269,15 @@ impl SimBroker {
         Ok((offset, c.leader_epoch))
     }
 
-    /// A consumer's fetch: whole batches from `offset`, below the high watermark.
-    pub(super) fn consumer_fetch(&self, tp: TopicPartition, offset: i64) -> Result<Bytes, i16> {
+    /// A consumer's fetch: whole batches from `offset`, below the high watermark; with
+    /// `read_committed`, below the last stable offset and with the aborted transactions of the
+    /// range (the server's `handlers/fetch.rs`).
+    pub(super) fn consumer_fetch(
+        &self,
+        tp: TopicPartition,
+        offset: i64,
+        read_committed: bool,
+    ) -> Result<(Bytes, Vec<(i64, i64)>), i16> {
         let r = self
             .replicas
             .get(&tp)
@@ -262,16 +285,47 @@ impl SimBroker {
         r.partition
             .check_leader(-1)
             .map_err(|e| e.error_code().code())?;
-        let hw = if self.settings.read_uncommitted {
+        let upper = if self.settings.read_uncommitted {
             r.partition.log().log_end_offset()
+        } else if read_committed {
+            r.partition.last_stable_offset()
         } else {
             r.partition.high_watermark()
         };
-        r.partition
+        let bytes = r
+            .partition
             .reader()
-            .read(offset, 16 * 1024, hw)
+            .read(offset, 16 * 1024, upper)
             .and_then(|read| read.to_bytes())
-            .map_err(|e| e.error_code().code())
+            .map_err(|e| e.error_code().code())?;
+        let aborted = if read_committed && !self.settings.ignore_aborted_transactions {
+            r.partition
+                .aborted_transactions(offset, upper)
+                .into_iter()
+                .map(|a| (a.producer_id, a.first_offset))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok((bytes, aborted))
+    }
+
+    /// Whether the group coordinator is loaded for `tp` (of `__consumer_offsets`).
+    pub(super) fn coordinator_loaded(&self, tp: TopicPartition) -> bool {
+        self.coordinator.as_ref().is_some_and(|c| c.partition == tp)
+    }
+
+    /// A transaction's marker on `__consumer_offsets` partition `tp` is committed: its offset
+    /// commits take effect (commit) or are dropped (abort).
+    pub(super) fn complete_offsets_transaction(
+        &mut self,
+        tp: TopicPartition,
+        producer_id: i64,
+        commit: bool,
+    ) {
+        if let Some(c) = self.coordinator.as_mut().filter(|c| c.partition == tp) {
+            c.groups.complete_transaction(producer_id, commit);
+        }
     }
 
     fn topic_name(&self, tp: TopicPartition) -> Option<String> {

@@ -20,6 +20,7 @@ use crate::rng::SimRng;
 mod coordinator;
 mod isr;
 mod replication;
+mod txn;
 
 /// The cluster id every node is formatted with.
 pub const CLUSTER_ID: &str = "odradek-sim";
@@ -47,6 +48,12 @@ pub struct BrokerSettings {
     pub read_uncommitted: bool,
     /// [`crate::world::Hazard::CommitBeforeReplication`]: offset commits answered at once.
     pub commit_before_replication: bool,
+    /// [`crate::world::Hazard::ReadCommittedWithoutAbortedList`]: read_committed fetches are
+    /// answered without their aborted transactions.
+    pub ignore_aborted_transactions: bool,
+    /// [`crate::world::Hazard::ActBeforeRegistration`]: a restarted broker acts on images
+    /// that predate its registration.
+    pub act_before_registration: bool,
 }
 
 /// A produce waiting for the high watermark (the server's delayed produce, `handlers/acks.rs`).
@@ -121,6 +128,13 @@ pub struct SimBroker {
     waiters: Vec<Waiter>,
     /// The group coordinator, while this broker leads `__consumer_offsets`-0.
     coordinator: Option<coordinator::Coordinator>,
+    /// The transaction coordinator, while this broker leads `__transaction_state`-0.
+    txn_coordinator: Option<txn::TxnCoordinator>,
+    /// Transaction markers appended as leader, answered once committed.
+    marker_waiters: Vec<txn::MarkerWaiter>,
+    /// Transitions the transaction coordinator decided inside a borrow, written after it.
+    pending_transitions: Vec<odradek_coordinator::txn::Transition>,
+    next_marker_request: u64,
     /// Answers decided inside a call that returns no messages, sent at its end.
     pending_answers: Vec<(Node, Message)>,
     proposals: Vec<SentProposal>,
@@ -169,6 +183,10 @@ impl SimBroker {
             hw_checkpoint: BTreeMap::new(),
             waiters: Vec::new(),
             coordinator: None,
+            txn_coordinator: None,
+            marker_waiters: Vec::new(),
+            pending_transitions: Vec::new(),
+            next_marker_request: 0,
             pending_answers: Vec::new(),
             proposals: Vec::new(),
             refused: Vec::new(),
@@ -220,6 +238,9 @@ impl SimBroker {
         self.replicas.clear();
         self.waiters.clear();
         self.coordinator = None;
+        self.txn_coordinator = None;
+        self.marker_waiters.clear();
+        self.pending_transitions.clear();
         self.proposals.clear();
         self.refused.clear();
         self.paused_until_ms = 0;
@@ -239,8 +260,9 @@ impl SimBroker {
             for ((id, index), r) in &self.replicas {
                 let log = r.partition.log();
                 let lost = crate::disk::lose_unsynced(log, rng);
-                // Half the time the crash also cut an append short.
-                let cut = if rng.chance(0.5) {
+                // Half the time the crash also cut an append short (where the tail was synced:
+                // a lost tail already ends in whatever the disk had, torn or not).
+                let cut = if matches!(lost, Ok(None)) && rng.chance(0.5) {
                     crate::disk::tear_in_flight_write(log, rng)
                 } else {
                     Ok(None)
@@ -271,6 +293,8 @@ impl SimBroker {
         self.replicas.clear();
         self.waiters.clear();
         self.coordinator = None;
+        self.txn_coordinator = None;
+        self.marker_waiters.clear();
         torn
     }
 
@@ -287,6 +311,8 @@ impl SimBroker {
         self.up = false;
         self.waiters.clear();
         self.coordinator = None;
+        self.txn_coordinator = None;
+        self.marker_waiters.clear();
     }
 
     /// Whether it is up and not paused at `now_ms`.
@@ -298,8 +324,20 @@ impl SimBroker {
         sim_now_ms + self.clock_skew_ms
     }
 
+    /// Caught up to the offset the controller had committed when this incarnation first
+    /// asked, and past this incarnation's own registration (which moved its old leaderships
+    /// away): before it, the image may still name this broker leader under an epoch of its
+    /// previous incarnation, whose log tail the ISR may never have had (the server's change
+    /// feed waits the same way, as Kafka's broker waits to be caught up past its registration).
     fn caught_up(&self) -> bool {
         self.catch_up_to.is_some_and(|c| self.complete_through >= c)
+            && (self.settings.act_before_registration
+                || self
+                    .image
+                    .cluster
+                    .brokers
+                    .get(&self.id)
+                    .is_some_and(|b| b.incarnation_id == self.incarnation_id))
     }
 
     fn update_serving(&mut self) {
@@ -330,6 +368,11 @@ impl SimBroker {
                 | Message::ConsumerFetch { .. }
                 | Message::OffsetCommit { .. }
                 | Message::OffsetFetch { .. }
+                | Message::InitProducerId { .. }
+                | Message::AddPartitionsToTxn { .. }
+                | Message::EndTxn { .. }
+                | Message::TxnOffsetCommit { .. }
+                | Message::WriteTxnMarker { .. }
         );
         if kafka_request && !self.serving {
             // The listener is not open yet: the connection is refused.
@@ -387,8 +430,9 @@ impl SimBroker {
                 request_id,
                 partition,
                 offset,
+                read_committed,
             } => {
-                let result = self.consumer_fetch(partition, offset);
+                let result = self.consumer_fetch(partition, offset, read_committed);
                 out.push((from, Message::ConsumerFetchAnswer { request_id, result }));
             }
             Message::OffsetCommit {
@@ -398,8 +442,36 @@ impl SimBroker {
                 offset,
             } => {
                 if let Err(error_code) =
-                    self.offset_commit(from, request_id, &group, partition, offset, now)
+                    self.offset_commit(from, request_id, &group, partition, offset, None, now)
                 {
+                    out.push((
+                        from,
+                        Message::OffsetCommitAnswer {
+                            request_id,
+                            error_code,
+                        },
+                    ));
+                }
+                self.complete_commits(now, &mut out);
+                out.append(&mut self.pending_answers);
+            }
+            Message::TxnOffsetCommit {
+                request_id,
+                group,
+                producer,
+                partition,
+                offset,
+            } => {
+                let committed = self.offset_commit(
+                    from,
+                    request_id,
+                    &group,
+                    partition,
+                    offset,
+                    Some(producer),
+                    now,
+                );
+                if let Err(error_code) = committed {
                     out.push((
                         from,
                         Message::OffsetCommitAnswer {
@@ -418,6 +490,93 @@ impl SimBroker {
             } => {
                 let result = self.offset_fetch(&group, partition);
                 out.push((from, Message::OffsetFetchAnswer { request_id, result }));
+            }
+            Message::InitProducerId {
+                request_id,
+                transactional_id,
+                expected,
+                timeout_ms,
+            } => {
+                self.init_producer_id(
+                    from,
+                    request_id,
+                    &transactional_id,
+                    expected,
+                    timeout_ms,
+                    now,
+                    &mut out,
+                );
+                self.tick_txn_coordinator(now, &mut out);
+            }
+            Message::AddPartitionsToTxn {
+                request_id,
+                transactional_id,
+                producer,
+                partitions,
+            } => {
+                let call = txn::TxnCall::Add(partitions);
+                self.txn_call(
+                    from,
+                    request_id,
+                    &transactional_id,
+                    producer,
+                    call,
+                    now,
+                    &mut out,
+                );
+                self.tick_txn_coordinator(now, &mut out);
+            }
+            Message::EndTxn {
+                request_id,
+                transactional_id,
+                producer,
+                commit,
+            } => {
+                let call = txn::TxnCall::End { commit };
+                self.txn_call(
+                    from,
+                    request_id,
+                    &transactional_id,
+                    producer,
+                    call,
+                    now,
+                    &mut out,
+                );
+                self.tick_txn_coordinator(now, &mut out);
+            }
+            Message::WriteTxnMarker {
+                request_id,
+                partition,
+                producer,
+                commit,
+                coordinator_epoch,
+            } => {
+                let written = self.write_marker(
+                    from,
+                    request_id,
+                    partition,
+                    producer,
+                    commit,
+                    coordinator_epoch,
+                    now,
+                );
+                if let Err(error_code) = written {
+                    out.push((
+                        from,
+                        Message::WriteTxnMarkerAnswer {
+                            request_id,
+                            error_code,
+                        },
+                    ));
+                }
+                self.complete_markers(now, &mut out);
+            }
+            Message::WriteTxnMarkerAnswer {
+                request_id,
+                error_code,
+            } => {
+                self.on_marker_answer(request_id, error_code, now);
+                self.tick_txn_coordinator(now, &mut out);
             }
             Message::WhoLeads(tp) => {
                 let leader = self
@@ -504,6 +663,8 @@ impl SimBroker {
         self.retry_proposals(now, &mut out);
         self.complete_waiters(now, &mut out);
         self.complete_commits(now, &mut out);
+        self.complete_markers(now, &mut out);
+        self.tick_txn_coordinator(now, &mut out);
         if now >= self.next_checkpoint_ms {
             self.next_checkpoint_ms = now + self.settings.hw_checkpoint_interval_ms;
             // Merged: replicas not opened yet keep their entries (the server's checkpoint).
@@ -618,8 +779,10 @@ impl SimBroker {
             }
         }
         self.follow_coordinator(now, out);
+        self.follow_txn_coordinator(now, out);
         self.complete_waiters(now, out);
         self.complete_commits(now, out);
+        self.complete_markers(now, out);
     }
 
     fn open(&self, topic: &str, tp: TopicPartition, now: i64) -> Result<Replica, String> {

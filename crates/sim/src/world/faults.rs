@@ -121,6 +121,15 @@ impl World {
                 "consumer {i} restarted (resumes from its committed offset)"
             ));
         }
+        if self.rng.chance(rate / 4.0) && !self.copiers.is_empty() {
+            // Mid-transaction or not: the next session fences this one.
+            let i = self.rng.below(self.copiers.len() as u64) as usize;
+            self.copiers[i].restart();
+            self.stats.copier_restarts += 1;
+            self.event(format!(
+                "copier {i} restarted (a new session fences the old one)"
+            ));
+        }
         if self.rng.chance(rate) {
             let id = *self.rng.pick(&self.broker_ids());
             let skew = self.rng.between(-300, 300);

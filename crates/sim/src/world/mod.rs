@@ -12,6 +12,7 @@ use crate::broker::{BrokerSettings, SimBroker, CLUSTER_ID};
 use crate::client::Producer;
 use crate::consumer::Consumer;
 use crate::controller::SimController;
+use crate::copier::Copier;
 use crate::invariants::{Checker, Violation};
 use crate::message::{Message, Node};
 use crate::net::{Envelope, NetFaults, Network};
@@ -38,6 +39,9 @@ pub struct SimConfig {
     pub producers: usize,
     /// Consumers of one group, each assigned a partition, committing offsets.
     pub consumers: usize,
+    /// Transactional copy loops, each copying a partition of the data topic to a partition of
+    /// the output topic (read by a read_committed consumer).
+    pub copiers: usize,
     /// Brokers that may be down at once.
     pub max_brokers_down: usize,
     /// `flush.messages=1` (fsync every append), and crashes may then be power losses that
@@ -68,6 +72,14 @@ pub enum Hazard {
     ReadUncommitted,
     /// The group coordinator acknowledges an offset commit once appended, before the ISR has it.
     CommitBeforeReplication,
+    /// read_committed fetches are answered without their aborted transactions, so consumers
+    /// cannot tell aborted batches from committed ones.
+    ReadCommittedWithoutAbortedList,
+    /// A restarted broker applies the images it replays as soon as it reaches the offset
+    /// committed when it asked, before its own registration moved its old leaderships away:
+    /// it may lead again, briefly, under its previous process's epoch, and act on a log tail
+    /// the ISR never had (Odradek did this until the simulation found it).
+    ActBeforeRegistration,
 }
 
 impl SimConfig {
@@ -84,6 +96,7 @@ impl SimConfig {
             min_insync_replicas: 2,
             producers: 4,
             consumers: 2,
+            copiers: 2,
             max_brokers_down: if seed.is_multiple_of(3) { 2 } else { 1 },
             fsync: seed % 2 == 1,
             net: NetFaults {
@@ -110,6 +123,14 @@ pub struct Stats {
     pub consumed: u64,
     /// Consumer restarts (resuming from the committed offset).
     pub consumer_restarts: u64,
+    /// Transactions the copy loops committed and had acknowledged.
+    pub txn_commits: u64,
+    /// Transactions the copy loops aborted and had acknowledged.
+    pub txn_aborts: u64,
+    /// Copy loop sessions (InitProducerId answered; a restart or a fence starts a new one).
+    pub txn_sessions: u64,
+    /// Copy loop restarts.
+    pub copier_restarts: u64,
     /// Committed offsets fetched after a commit had been acknowledged (checked unless a
     /// deposed coordinator answered).
     pub offset_fetches_checked: u64,
@@ -195,6 +216,7 @@ struct World {
     brokers: Vec<SimBroker>,
     producers: Vec<Producer>,
     consumers: Vec<Consumer>,
+    copiers: Vec<Copier>,
     checker: Checker,
     trace: VecDeque<String>,
     stats: Stats,
@@ -215,6 +237,9 @@ struct World {
 
 /// The controller quorum's voters.
 const CONTROLLERS: [u64; 3] = [1, 2, 3];
+
+/// The topic the copy loops write to.
+const OUTPUT_TOPIC: &str = "sim-out";
 
 /// Runs one simulation with its logs under `dir`.
 pub fn run(config: &SimConfig, dir: &Path) -> Result<Stats, Box<Failure>> {
@@ -291,6 +316,9 @@ impl World {
             ack_before_replication: config.hazard == Some(Hazard::AckBeforeReplication),
             read_uncommitted: config.hazard == Some(Hazard::ReadUncommitted),
             commit_before_replication: config.hazard == Some(Hazard::CommitBeforeReplication),
+            ignore_aborted_transactions: config.hazard
+                == Some(Hazard::ReadCommittedWithoutAbortedList),
+            act_before_registration: config.hazard == Some(Hazard::ActBeforeRegistration),
         };
         let mut brokers: Vec<SimBroker> = (1..=config.brokers)
             .map(|id| {
@@ -312,6 +340,7 @@ impl World {
             brokers,
             producers: Vec::new(),
             consumers: Vec::new(),
+            copiers: Vec::new(),
             checker: Checker::default(),
             trace: VecDeque::new(),
             stats: Stats::default(),
@@ -338,7 +367,8 @@ impl World {
             }
             w.step(false);
         }
-        let (topic, offsets) = w.create_topics();
+        let topics = w.create_topics();
+        let (topic, offsets) = (topics[0], topics[1]);
         w.producers = (0..w.config.producers)
             .map(|i| {
                 let partition = (topic, (i as i32) % w.config.partitions);
@@ -352,22 +382,55 @@ impl World {
                 Consumer::new(i, "sim-group", partition, (offsets, 0), 1500)
             })
             .collect();
+        for i in 0..w.config.copiers {
+            // Copy loop i copies the last data partitions (written by plain and idempotent
+            // producers alike) to partition i of the output topic, which a read_committed
+            // consumer reads.
+            let input = (
+                topic,
+                w.config.partitions - 1 - (i as i32) % w.config.partitions,
+            );
+            let output = (topics[3], i as i32);
+            w.copiers.push(Copier::new(
+                i,
+                input,
+                output,
+                OUTPUT_TOPIC,
+                (offsets, 0),
+                (topics[2], 0),
+                1500,
+            ));
+            let reader = w.consumers.len();
+            w.consumers.push(
+                Consumer::new(reader, "sim-out-readers", output, (offsets, 0), 1500)
+                    .read_committed(),
+            );
+        }
         w
     }
 
-    /// Creates the data topic and `__consumer_offsets` (one partition, every broker a
-    /// replica) through whichever controller is active, retrying as an admin client.
-    fn create_topics(&mut self) -> (odradek_common::Uuid, odradek_common::Uuid) {
+    /// Creates the data topic, `__consumer_offsets`, `__transaction_state` (one partition
+    /// each, every broker a replica) and the copy loops' output topic through whichever
+    /// controller is active, retrying as an admin client; returns their ids in that order.
+    fn create_topics(&mut self) -> [odradek_common::Uuid; 4] {
         let topic = |name: &str, partitions: i32| odradek_controller::pb::CreatableTopic {
             name: name.into(),
             num_partitions: partitions,
             replication_factor: self.config.replication_factor,
             ..Default::default()
         };
+        let names = [
+            "sim",
+            odradek_coordinator::OFFSETS_TOPIC,
+            odradek_coordinator::txn::TRANSACTION_STATE_TOPIC,
+            OUTPUT_TOPIC,
+        ];
         let request = odradek_controller::pb::CreateTopicsRequest {
             topics: vec![
-                topic("sim", self.config.partitions),
-                topic(odradek_coordinator::OFFSETS_TOPIC, 1),
+                topic(names[0], self.config.partitions),
+                topic(names[1], 1),
+                topic(names[2], 1),
+                topic(names[3], self.config.copiers.max(1) as i32),
             ],
             validate_only: false,
         };
@@ -390,9 +453,12 @@ impl World {
                 .find(|c| c.voter.is_leader())
                 .map(|c| c.voter.image());
             if let Some(image) = image {
-                let id = |name: &str| image.topics.get_by_name(name).map(|t| t.id);
-                if let (Some(a), Some(b)) = (id("sim"), id(odradek_coordinator::OFFSETS_TOPIC)) {
-                    return (a, b);
+                let ids: Vec<_> = names
+                    .iter()
+                    .filter_map(|n| image.topics.get_by_name(n).map(|t| t.id))
+                    .collect();
+                if let Ok(ids) = ids.try_into() {
+                    return ids;
                 }
             }
         }
@@ -455,6 +521,10 @@ impl World {
         for i in 0..self.consumers.len() {
             let out = self.consumers[i].tick(self.now, &brokers, &mut self.rng);
             self.send_all(Node::Consumer(i), out);
+        }
+        for i in 0..self.copiers.len() {
+            let out = self.copiers[i].tick(self.now, &brokers, quiet, &mut self.rng);
+            self.send_all(Node::Copier(i), out);
         }
         if self.checker.leader_changes != leader_changes {
             let n = self.checker.leader_changes - leader_changes;
@@ -529,6 +599,25 @@ impl World {
                     }
                 }
             }
+            Node::Copier(i) => {
+                let c = &mut self.copiers[i];
+                let (commits, aborts, sessions) = (c.commits, c.aborts, c.sessions);
+                c.handle(self.now, env.message, &mut self.rng);
+                let c = &self.copiers[i];
+                if c.commits > commits {
+                    let upto = c.acknowledged_commits.last().copied().unwrap_or(0);
+                    self.event(format!(
+                        "copier {i}: commit up to input offset {upto} acknowledged"
+                    ));
+                } else if c.aborts > aborts {
+                    self.event(format!("copier {i}: abort acknowledged"));
+                } else if c.sessions > sessions {
+                    self.event(format!(
+                        "copier {i}: new session, producer {:?} (the last one ended by {:?})",
+                        c.producer_id, c.ended_by
+                    ));
+                }
+            }
             Node::Admin => {
                 if let Message::CreateTopicsAnswer(a) = env.message {
                     self.admin_answer = Some(a);
@@ -590,6 +679,15 @@ impl World {
         {
             return Err(self.failure(step, v));
         }
+        if let Err(v) =
+            self.checker
+                .check_transactions(&self.brokers, &self.copiers, &self.consumers)
+        {
+            return Err(self.failure(step, v));
+        }
+        self.stats.txn_commits = self.copiers.iter().map(|c| c.commits).sum();
+        self.stats.txn_aborts = self.copiers.iter().map(|c| c.aborts).sum();
+        self.stats.txn_sessions = self.copiers.iter().map(|c| c.sessions).sum();
         self.stats.sim_ms = self.now;
         self.stats.leader_changes = self.checker.leader_changes;
         self.stats.retries = self.producers.iter().map(|p| p.retries).sum();
