@@ -7,6 +7,8 @@
 //! `odradek-replication` partitions over real `odradek-log` logs on disk ([`broker`]),
 //! acks=all producers, plain and idempotent ([`client`]), consumers of a group committing
 //! offsets to the real group coordinator on the leader of `__consumer_offsets` ([`consumer`]),
+//! transactional copy loops over the real transaction coordinator on the leader of
+//! `__transaction_state` and read_committed consumers of their output ([`copier`]),
 //! a network that delays, reorders,
 //! drops, duplicates and cuts ([`net`]), crashes that are kill -9 or, with fsync on, power
 //! losses that tear what was not fsynced ([`disk`]), pauses (SIGSTOP), controller failovers and
@@ -16,16 +18,18 @@
 //! watermark, every node's metadata image at an offset is the same image, and at the
 //! end every acknowledged batch is at its offset and no idempotent retry was duplicated;
 //! consumers read in order only committed batches, and OffsetFetch returns the latest
-//! acknowledged commit (or one sent and never acknowledged, which may land later).
+//! acknowledged commit (or one sent and never acknowledged, which may land later);
+//! read_committed consumers are never handed aborted data, and each copy loop's committed
+//! output holds every input record once, in order.
 //!
 //! A run that breaks one prints its seed, the step and the last events; the same seed replays
 //! it exactly: `cargo run -p odradek-sim -- --seed N --steps M`. Gates fail a run that
-//! acknowledged nothing, changed no leader or injected no fault.
+//! acknowledged nothing, consumed nothing, changed no leader or injected no fault.
 //!
 //! # What it does not simulate (yet)
 //! Raft snapshots and log compaction, quorum membership changes, group membership (join, sync,
-//! rebalances: consumers here are assigned their partitions), transactions, and more than one
-//! batch in flight per producer.
+//! rebalances: consumers here are assigned their partitions), producer id blocks from the
+//! controller, and more than one batch in flight per producer.
 //!
 //! # Layering
 //! Above the cores it drives (common, log, metadata, replication, controller's managers);
