@@ -25,6 +25,6 @@ done
 status=0
 for p in "${pids[@]}"; do wait "$p" || status=1; done
 grep -h -E '^[0-9]+ seeds,' "$out"/*.log
-grep -h -A 400 'failed at step' "$out"/*.log || true
+grep -h -A 360 'failed at step' "$out"/*.log || true
 rm -rf "$out"
 exit "$status"

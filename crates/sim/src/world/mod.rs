@@ -178,8 +178,11 @@ pub struct Failure {
     pub step: u64,
     /// The invariant and what broke it.
     pub violation: Violation,
-    /// The last events before it, oldest first.
+    /// The events that concern it, oldest first: every fault, and the events of the
+    /// partitions and clients the violation names (at most [`FOCUSED_EVENTS`]).
     pub trace: Vec<String>,
+    /// The last events before it, whatever they concern.
+    pub last: Vec<String>,
 }
 
 impl std::fmt::Display for Failure {
@@ -189,8 +192,16 @@ impl std::fmt::Display for Failure {
             "seed {} failed at step {}: {}: {}",
             self.seed, self.step, self.violation.invariant, self.violation.detail
         )?;
-        writeln!(f, "last events:")?;
+        writeln!(
+            f,
+            "faults, and the events of what the violation names (the last {}):",
+            self.trace.len()
+        )?;
         for e in &self.trace {
+            writeln!(f, "  {e}")?;
+        }
+        writeln!(f, "the last events of all:")?;
+        for e in &self.last {
             writeln!(f, "  {e}")?;
         }
         write!(
@@ -202,7 +213,11 @@ impl std::fmt::Display for Failure {
 }
 
 /// Events kept for a failure's trace.
-const TRACE_EVENTS: usize = 400;
+const TRACE_EVENTS: usize = 20_000;
+
+/// Events of a failure's focused trace, and of its tail of everything.
+const FOCUSED_EVENTS: usize = 300;
+const LAST_EVENTS: usize = 40;
 
 /// Steps between full log checks.
 const LOG_CHECK_EVERY: u64 = 50;
@@ -473,12 +488,70 @@ impl World {
     }
 
     fn failure(&self, step: u64, violation: Violation) -> Box<Failure> {
+        let trace = self.focus(&violation.detail);
+        let last = self
+            .trace
+            .iter()
+            .skip(self.trace.len().saturating_sub(LAST_EVENTS))
+            .cloned()
+            .collect();
         Box::new(Failure {
             seed: self.config.seed,
             step,
             violation,
-            trace: self.trace.iter().cloned().collect(),
+            trace,
+            last,
         })
+    }
+
+    /// The events a violation's reader needs: every fault and controller change, and the
+    /// events of the partitions and clients it names (all events when it names none).
+    fn focus(&self, detail: &str) -> Vec<String> {
+        let mut topics: Vec<String> = self
+            .brokers
+            .iter()
+            .flat_map(|b| b.image.topics.by_id.keys().copied())
+            .filter(|id| detail.contains(&id.to_string()))
+            .map(short)
+            .collect();
+        topics.sort();
+        topics.dedup();
+        let actors: Vec<String> = ["producer", "consumer", "copier"]
+            .iter()
+            .flat_map(|kind| (0..16).map(move |i| format!("{kind} {i}")))
+            .filter(|a| {
+                detail.match_indices(a.as_str()).any(|(at, _)| {
+                    !detail[at + a.len()..].starts_with(|c: char| c.is_ascii_digit())
+                })
+            })
+            .collect();
+        let named = |e: &str| {
+            topics.iter().any(|t| e.contains(t.as_str()))
+                || actors
+                    .iter()
+                    .any(|a| e.starts_with(&format!("{a}:")) || e.starts_with(&format!("{a} ")))
+        };
+        let focused: Vec<&String> = self
+            .trace
+            .iter()
+            .filter(|line| {
+                if topics.is_empty() && actors.is_empty() {
+                    return true;
+                }
+                // The event after its "<time> ms  " prefix.
+                let e = line.split_once(" ms  ").map_or(line.as_str(), |(_, e)| e);
+                let about_one = ["metadata", "producer", "consumer", "copier"]
+                    .iter()
+                    .any(|k| e.starts_with(k));
+                let count = e.starts_with(|c: char| c.is_ascii_digit());
+                named(e) || !(about_one || count)
+            })
+            .collect();
+        focused
+            .iter()
+            .skip(focused.len().saturating_sub(FOCUSED_EVENTS))
+            .map(|e| e.to_string())
+            .collect()
     }
 
     /// Delivers what is due, runs every node's timers, then moves time on.
