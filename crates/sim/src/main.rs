@@ -104,6 +104,9 @@ fn main() -> std::process::ExitCode {
                 totals.controller_failovers += s.controller_failovers;
                 totals.dropped += s.dropped;
                 totals.duplicated += s.duplicated;
+                totals.txn_commits += s.txn_commits;
+                totals.txn_aborts += s.txn_aborts;
+                totals.copier_restarts += s.copier_restarts;
             }
             Err(f) => {
                 println!("{f}");
@@ -112,10 +115,10 @@ fn main() -> std::process::ExitCode {
         }
     }
     println!(
-        "{} seeds, {failed} failed; {} acked, {} leader changes, {} faults ({} crashes, {} power losses, {} clean restarts, {} cuts, {} pauses, {} controller failovers), {} messages dropped, {} duplicated",
+        "{} seeds, {failed} failed; {} acked, {} leader changes, {} faults ({} crashes, {} power losses, {} clean restarts, {} cuts, {} pauses, {} controller failovers, {} copier restarts), {} messages dropped, {} duplicated; {} transactions committed, {} aborted",
         cli.seeds, totals.acked, totals.leader_changes, totals.faults(), totals.crashes,
         totals.power_losses, totals.clean_restarts, totals.cuts, totals.pauses, totals.controller_failovers,
-        totals.dropped, totals.duplicated
+        totals.copier_restarts, totals.dropped, totals.duplicated, totals.txn_commits, totals.txn_aborts
     );
     if failed > 0 {
         std::process::ExitCode::FAILURE
