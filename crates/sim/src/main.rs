@@ -115,7 +115,7 @@ fn main() -> std::process::ExitCode {
         }
     }
     println!(
-        "{} seeds, {failed} failed; {} acked, {} leader changes, {} faults ({} crashes, {} power losses, {} clean restarts, {} cuts, {} pauses, {} controller failovers, {} copier restarts), {} messages dropped, {} duplicated; {} transactions committed, {} aborted",
+        "{} seeds, {failed} failed; {} acked, {} leader changes, {} faults ({} crashes, {} power losses, {} clean restarts, {} cuts, {} pauses, {} controller failovers), {} copier restarts, {} messages dropped, {} duplicated; {} transactions committed, {} aborted",
         cli.seeds, totals.acked, totals.leader_changes, totals.faults(), totals.crashes,
         totals.power_losses, totals.clean_restarts, totals.cuts, totals.pauses, totals.controller_failovers,
         totals.copier_restarts, totals.dropped, totals.duplicated, totals.txn_commits, totals.txn_aborts
