@@ -11,7 +11,6 @@ use odradek_log::records::{
     encode_batch, encode_producer_batch, Compression, NewRecord, ProducerBatch,
 };
 use odradek_log::{AppendRules, ValidatedBatches};
-use odradek_replication::Role;
 
 use super::{Out, SimBroker};
 use crate::message::{Message, Node, ProducerIdEpoch, TopicPartition};
@@ -43,15 +42,9 @@ impl SimBroker {
     /// Loads the coordinator when this broker leads `__consumer_offsets`-0 under a new epoch,
     /// drops it when it no longer does (its waiting commits are answered NOT_COORDINATOR).
     pub(super) fn follow_coordinator(&mut self, now: i64, out: &mut Out) {
-        let Some(topic) = self.image.topics.get_by_name(OFFSETS_TOPIC) else {
+        let Some((tp, led)) = self.led_internal_partition(OFFSETS_TOPIC) else {
             return;
         };
-        let tp = (topic.id, 0);
-        let led = self
-            .replicas
-            .get(&tp)
-            .filter(|r| r.partition.role() == Role::Leader)
-            .map(|r| r.partition.leader_epoch());
         let current = self.coordinator.as_ref().map(|c| c.leader_epoch);
         if led == current {
             return;

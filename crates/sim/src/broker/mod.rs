@@ -441,19 +441,8 @@ impl SimBroker {
                 partition,
                 offset,
             } => {
-                if let Err(error_code) =
-                    self.offset_commit(from, request_id, &group, partition, offset, None, now)
-                {
-                    out.push((
-                        from,
-                        Message::OffsetCommitAnswer {
-                            request_id,
-                            error_code,
-                        },
-                    ));
-                }
-                self.complete_commits(now, &mut out);
-                out.append(&mut self.pending_answers);
+                let commit = (request_id, group.as_str(), partition, offset, None);
+                self.commit_and_answer(from, commit, now, &mut out);
             }
             Message::TxnOffsetCommit {
                 request_id,
@@ -462,26 +451,14 @@ impl SimBroker {
                 partition,
                 offset,
             } => {
-                let committed = self.offset_commit(
-                    from,
+                let commit = (
                     request_id,
-                    &group,
+                    group.as_str(),
                     partition,
                     offset,
                     Some(producer),
-                    now,
                 );
-                if let Err(error_code) = committed {
-                    out.push((
-                        from,
-                        Message::OffsetCommitAnswer {
-                            request_id,
-                            error_code,
-                        },
-                    ));
-                }
-                self.complete_commits(now, &mut out);
-                out.append(&mut self.pending_answers);
+                self.commit_and_answer(from, commit, now, &mut out);
             }
             Message::OffsetFetch {
                 request_id,
@@ -592,6 +569,49 @@ impl SimBroker {
         }
         self.note_leader_high_watermarks();
         out
+    }
+
+    /// OffsetCommit or TxnOffsetCommit (request id, group, partition, offset, producer): an
+    /// error is answered at once, a commit once the ISR has it.
+    fn commit_and_answer(
+        &mut self,
+        from: Node,
+        commit: (
+            u64,
+            &str,
+            TopicPartition,
+            i64,
+            Option<crate::message::ProducerIdEpoch>,
+        ),
+        now: i64,
+        out: &mut Out,
+    ) {
+        let (request_id, group, partition, offset, producer) = commit;
+        let committed =
+            self.offset_commit(from, request_id, group, partition, offset, producer, now);
+        if let Err(error_code) = committed {
+            out.push((
+                from,
+                Message::OffsetCommitAnswer {
+                    request_id,
+                    error_code,
+                },
+            ));
+        }
+        self.complete_commits(now, out);
+        out.append(&mut self.pending_answers);
+    }
+
+    /// Partition 0 of the internal topic `topic`, and the leader epoch under which this broker
+    /// leads it (`None`: it does not); `None` while the topic does not exist.
+    fn led_internal_partition(&self, topic: &str) -> Option<(TopicPartition, Option<i32>)> {
+        let tp = (self.image.topics.get_by_name(topic)?.id, 0);
+        let led = self
+            .replicas
+            .get(&tp)
+            .filter(|r| r.partition.role() == Role::Leader)
+            .map(|r| r.partition.leader_epoch());
+        Some((tp, led))
     }
 
     fn note_leader_high_watermarks(&mut self) {

@@ -19,7 +19,6 @@ use odradek_coordinator::txn::{
 use odradek_coordinator::OFFSETS_TOPIC;
 use odradek_log::records::{encode_batch, Compression, NewRecord};
 use odradek_log::{AppendRules, ControlRecord, ValidatedBatches};
-use odradek_replication::Role;
 
 use super::{Out, SimBroker};
 use crate::message::{Message, Node, ProducerIdEpoch, TopicPartition};
@@ -109,15 +108,9 @@ impl SimBroker {
     /// a new epoch (transactions found in a Prepare state get their markers written again),
     /// drops it when it no longer does (waiting calls are answered NOT_COORDINATOR).
     pub(super) fn follow_txn_coordinator(&mut self, now: i64, out: &mut Out) {
-        let Some(topic) = self.image.topics.get_by_name(TRANSACTION_STATE_TOPIC) else {
+        let Some((tp, led)) = self.led_internal_partition(TRANSACTION_STATE_TOPIC) else {
             return;
         };
-        let tp = (topic.id, 0);
-        let led = self
-            .replicas
-            .get(&tp)
-            .filter(|r| r.partition.role() == Role::Leader)
-            .map(|r| r.partition.leader_epoch());
         let current = self.txn_coordinator.as_ref().map(|c| c.leader_epoch);
         if led == current {
             return;
