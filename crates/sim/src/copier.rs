@@ -395,28 +395,24 @@ impl Copier {
             return;
         };
         let records = odradek_log::records::decode_batches(bytes).unwrap_or_default();
-        let copies: Vec<NewRecord> = records
+        let taken: Vec<_> = records
             .iter()
             .filter(|r| !r.control && r.offset >= position)
             .take(MAX_RECORDS_PER_TXN)
-            .map(|r| {
-                let value = r.value.clone().unwrap_or_default();
-                let mut v = format!("{}:", r.offset).into_bytes();
-                v.extend_from_slice(&value);
-                NewRecord::value(v, now)
-            })
             .collect();
-        let last = records
-            .iter()
-            .filter(|r| !r.control && r.offset >= position)
-            .take(MAX_RECORDS_PER_TXN)
-            .last()
-            .map(|r| r.offset);
-        let Some(last) = last else {
+        let Some(last) = taken.last().map(|r| r.offset) else {
             // Nothing new yet.
             self.next_action_ms = now + 20;
             return;
         };
+        let copies: Vec<NewRecord> = taken
+            .iter()
+            .map(|r| {
+                let mut v = format!("{}:", r.offset).into_bytes();
+                v.extend_from_slice(r.value.as_deref().unwrap_or_default());
+                NewRecord::value(v, now)
+            })
+            .collect();
         let batch = encode_producer_batch(
             &copies,
             Compression::None,

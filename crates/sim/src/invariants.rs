@@ -360,11 +360,7 @@ impl Checker {
     ) -> Result<(), Violation> {
         for producer in producers {
             let tp = producer.partition();
-            let leader = brokers.iter().filter(|b| b.up).find_map(|b| {
-                let r = b.replicas.get(&tp)?;
-                (r.partition.role() == Role::Leader).then_some(&r.partition)
-            });
-            let Some(leader) = leader else {
+            let Some(leader) = leader_of(brokers, tp) else {
                 return Err(violation(
                     "acknowledged_records_survive",
                     format!("{}-{} has no leader at the end", tp.0, tp.1),
@@ -473,6 +469,14 @@ fn partition_changes<'a>(
     out
 }
 
+/// The replica of `tp` on a running broker that leads it.
+fn leader_of(brokers: &[SimBroker], tp: TopicPartition) -> Option<&odradek_replication::Partition> {
+    brokers.iter().filter(|b| b.up).find_map(|b| {
+        let r = b.replicas.get(&tp)?;
+        (r.partition.role() == Role::Leader).then_some(&r.partition)
+    })
+}
+
 /// What a partition's committed log says of its transactions.
 #[derive(Debug, Default)]
 struct Transactions {
@@ -489,11 +493,7 @@ fn committed_transactions(
     brokers: &[SimBroker],
     tp: TopicPartition,
 ) -> Result<Option<Transactions>, Violation> {
-    let leader = brokers.iter().filter(|b| b.up).find_map(|b| {
-        let r = b.replicas.get(&tp)?;
-        (r.partition.role() == Role::Leader).then_some(&r.partition)
-    });
-    let Some(p) = leader else {
+    let Some(p) = leader_of(brokers, tp) else {
         return Ok(None);
     };
     let unreadable = |e: String| violation("committed_records_are_readable", e);
@@ -553,10 +553,7 @@ fn committed_transactions(
 
 /// The offsets of the data records of `tp` below its leader's high watermark at the end.
 fn committed_record_offsets(brokers: &[SimBroker], tp: TopicPartition) -> Option<Vec<i64>> {
-    let p = brokers.iter().filter(|b| b.up).find_map(|b| {
-        let r = b.replicas.get(&tp)?;
-        (r.partition.role() == Role::Leader).then_some(&r.partition)
-    })?;
+    let p = leader_of(brokers, tp)?;
     let hw = p.high_watermark();
     let mut offsets = Vec::new();
     let mut next = p.log().log_start_offset();
