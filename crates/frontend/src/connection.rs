@@ -11,19 +11,22 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::Encodable;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics::{FrontendMetrics, Timing};
 use crate::security::authenticator::{Authenticator, ReadMode, Reply, Verdict};
 use crate::security::SaslSettings;
 use crate::server::{Shared, API_VERSIONS};
+use crate::zero_copy::{self, Copying, Piece, ResponseWriter, Sendfile};
 use crate::{Handled, PendingResponse, RequestContext, RequestHandler, Session};
 
 /// A response on its way to the writer, in request order.
 enum Outgoing {
     /// Encoded and ready (with its request's times, when it answers one).
     Frame(Bytes, Option<Timing>),
+    /// Encoded and ready, with file ranges to send in its holes.
+    Pieces(Vec<Piece>, Option<Timing>),
     /// Taken effect; the response comes when the future completes.
     Later {
         api_key: ApiKey,
@@ -81,6 +84,37 @@ enum Close {
     Idle,
 }
 
+/// A connection's stream, split into the request reader and the response writer.
+pub(crate) trait Transport: Send + 'static {
+    type Reader: AsyncRead + Unpin + Send + 'static;
+    type Writer: ResponseWriter;
+    fn into_halves(self) -> (Self::Reader, Self::Writer);
+}
+
+/// A plaintext TCP connection: responses' file ranges go out with `sendfile`.
+impl Transport for tokio::net::TcpStream {
+    type Reader = tokio::net::tcp::OwnedReadHalf;
+    type Writer = Sendfile;
+
+    fn into_halves(self) -> (Self::Reader, Self::Writer) {
+        let (read, write) = self.into_split();
+        (read, Sendfile(write))
+    }
+}
+
+/// Any other stream (TLS, an in-memory pipe): file ranges are copied.
+pub(crate) struct AnyStream<S>(pub(crate) S);
+
+impl<S: AsyncRead + AsyncWrite + Send + 'static> Transport for AnyStream<S> {
+    type Reader = tokio::io::ReadHalf<S>;
+    type Writer = Copying<tokio::io::WriteHalf<S>>;
+
+    fn into_halves(self) -> (Self::Reader, Self::Writer) {
+        let (read, write) = tokio::io::split(self.0);
+        (read, Copying(write))
+    }
+}
+
 pub(crate) async fn run<S, H>(
     stream: S,
     peer: SocketAddr,
@@ -89,10 +123,10 @@ pub(crate) async fn run<S, H>(
     shared: Arc<Shared<H>>,
     mut stop: watch::Receiver<bool>,
 ) where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    S: Transport,
     H: RequestHandler,
 {
-    let (read, write) = tokio::io::split(stream);
+    let (read, write) = stream.into_halves();
     let queue = shared.config.queued_max_requests;
     let (request_tx, mut requests) = mpsc::channel::<Queued>(queue);
     let (response_tx, responses) = mpsc::channel::<Outgoing>(queue);
@@ -258,6 +292,25 @@ pub(crate) async fn run<S, H>(
                 continue;
             }
             Handled::Muting(..) => unreachable!("unwrapped above"),
+            Handled::Files(response, attachments) => {
+                if let Some(t) = &timing {
+                    shared.metrics.response(&t.api, &response);
+                }
+                let encoded = zero_copy::encode(
+                    queued.api_key,
+                    queued.version,
+                    queued.correlation_id,
+                    &response,
+                    attachments,
+                );
+                match encoded {
+                    Ok(pieces) => Outgoing::Pieces(pieces, timing),
+                    Err(e) => {
+                        tracing::error!(%peer, api_key = ?queued.api_key, version = queued.version, error = %e, "cannot encode response; closing the connection");
+                        break;
+                    }
+                }
+            }
             Handled::Done(Some(response)) => {
                 if let Some(t) = &timing {
                     shared.metrics.response(&t.api, &response);
@@ -582,11 +635,22 @@ fn encode_response(
     Ok(buf.freeze())
 }
 
+/// Writes a frame's pieces in order: bytes as they are, file ranges in their holes.
+async fn write_pieces<W: ResponseWriter>(out: &mut W, pieces: Vec<Piece>) -> std::io::Result<()> {
+    for piece in pieces {
+        match piece {
+            Piece::Bytes(b) => out.write_bytes(&b).await?,
+            Piece::File(range) => out.write_file(range).await?,
+        }
+    }
+    Ok(())
+}
+
 /// Responses ready together are gathered into one write up to this size; a larger response is
 /// written on its own, without a copy.
 const GATHER_BYTES: usize = 64 * 1024;
 
-async fn write_responses<W: AsyncWrite + Unpin>(
+async fn write_responses<W: ResponseWriter>(
     mut out: W,
     mut rx: mpsc::Receiver<Outgoing>,
     peer: SocketAddr,
@@ -611,6 +675,18 @@ async fn write_responses<W: AsyncWrite + Unpin>(
             Outgoing::Frame(f, t) => {
                 timings.extend(t);
                 f
+            }
+            Outgoing::Pieces(pieces, t) => {
+                timings.extend(t);
+                if let Err(e) = write_pieces(&mut out, pieces).await {
+                    tracing::debug!(%peer, error = %e, "write failed");
+                    return;
+                }
+                let written = Instant::now();
+                for t in &timings {
+                    t.written(written);
+                }
+                continue;
             }
             Outgoing::Later {
                 api_key,
@@ -663,7 +739,7 @@ async fn write_responses<W: AsyncWrite + Unpin>(
                 write = g.freeze();
             }
         }
-        if let Err(e) = out.write_all(&write).await {
+        if let Err(e) = out.write_bytes(&write).await {
             tracing::debug!(%peer, error = %e, "write failed");
             return;
         }

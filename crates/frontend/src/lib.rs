@@ -43,6 +43,13 @@
 //! is caught and closes only its connection), and passes the encoded response to a writer
 //! task. The stream is any `AsyncRead + AsyncWrite` ([`Frontend::serve_connection`]), so TLS can
 //! wrap a TCP stream without reshaping this crate.
+//!
+//! # Zero copy
+//! A handler may answer with file ranges in place of a response's record bytes
+//! ([`Handled::Files`], [`Attachments`]). On a plaintext TCP listener the writer sends them
+//! with `sendfile(2)`, straight from the page cache; on any other stream (TLS) it reads them
+//! into memory once. Ranges not in the page cache are read on the blocking pool, never on an
+//! async worker.
 
 pub mod alloc;
 mod connection;
@@ -52,6 +59,7 @@ pub mod metrics;
 pub mod security;
 mod server;
 mod session;
+mod zero_copy;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -65,6 +73,7 @@ pub use server::{ConfigError, Frontend, FrontendConfig};
 pub use session::{
     KafkaPrincipal, ListenerInfo, SecurityProtocol, Session, UnknownSecurityProtocol,
 };
+pub use zero_copy::{Attachments, FileRange};
 
 /// Who sent a request, and over what.
 #[derive(Debug, Clone)]
@@ -92,6 +101,9 @@ pub type PendingResponse = Pin<Box<dyn Future<Output = Option<ResponseKind>> + S
 pub enum Handled {
     /// Its response (`None`: no response, as for Produce with acks=0).
     Done(Option<ResponseKind>),
+    /// Its response, whose `records` hold stand-ins for the attached file ranges (a Fetch):
+    /// a plaintext TCP connection sends them with `sendfile`, any other stream copies them.
+    Files(ResponseKind, Attachments),
     /// The request has taken effect, and its response comes when this future completes (an
     /// acks=all Produce waiting for replication). The connection goes on with its next request
     /// meanwhile: effects stay in arrival order, and responses still go out in request order.
@@ -106,6 +118,7 @@ impl std::fmt::Debug for Handled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Handled::Done(r) => f.debug_tuple("Done").field(r).finish(),
+            Handled::Files(r, a) => f.debug_tuple("Files").field(r).field(a).finish(),
             Handled::Pending(_) => f.write_str("Pending"),
             Handled::Muting(h, d) => f.debug_tuple("Muting").field(h).field(d).finish(),
         }

@@ -317,6 +317,7 @@ impl<H: RequestHandler> Frontend<H> {
         stop: watch::Receiver<bool>,
     ) {
         let Some(tls) = &security.tls else {
+            // Plaintext: responses' file ranges go out with sendfile.
             connection::run(
                 stream,
                 peer,
@@ -373,7 +374,7 @@ impl<H: RequestHandler> Frontend<H> {
             }
         }
         connection::run(
-            stream,
+            connection::AnyStream(stream),
             peer,
             Arc::new(session),
             security.sasl,
@@ -396,7 +397,7 @@ impl<H: RequestHandler> Frontend<H> {
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
         connection::run(
-            stream,
+            connection::AnyStream(stream),
             peer,
             Arc::new(session),
             None,

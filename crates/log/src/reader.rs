@@ -123,6 +123,13 @@ impl FileSlice {
     }
 }
 
+/// The segment file's descriptor, for `sendfile` (the slice keeps the file open).
+impl std::os::fd::AsFd for FileSlice {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.segment.file.as_fd()
+    }
+}
+
 /// The answer to a read.
 #[derive(Debug, Clone)]
 pub struct ReadResult {

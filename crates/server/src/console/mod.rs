@@ -164,6 +164,13 @@ impl Console {
         loop {
             match handled {
                 Handled::Done(Some(r)) => return Ok(r),
+                Handled::Files(mut r, files) => {
+                    files
+                        .copy_into(&mut r)
+                        .await
+                        .map_err(|e| format!("{api_key:?}: reading records: {e}"))?;
+                    return Ok(r);
+                }
                 Handled::Done(None) => return Err(format!("{api_key:?} gave no response")),
                 Handled::Pending(f) => {
                     return f

@@ -7,7 +7,9 @@
 //! the log end moves). Sessionless (every request lists its partitions). Out-of-sync followers
 //! of throttled replicas are held to `leader.replication.throttled.rate` ([`crate::throttle`]). A read_committed
 //! consumer (isolation level 1) reads below the last stable offset and is told the aborted
-//! transactions its batches overlap.
+//! transactions its batches overlap. The batches are not read here: each partition's segment
+//! file range is attached to the response, and the frontend sends it with zero copy
+//! (`sendfile`) on plaintext connections.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +19,8 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use odradek_common::{ErrorCode, ToErrorCode};
-use odradek_frontend::RequestContext;
+use odradek_frontend::{Attachments, FileRange, RequestContext};
+use odradek_log::FileSlice;
 use odradek_metadata::acl::{AclOperation, ResourceType};
 use tokio::sync::Notify;
 
@@ -31,10 +34,22 @@ fn error(index: i32, code: ErrorCode) -> PartitionData {
         .with_high_watermark(-1)
 }
 
+/// A read's batches for the response: attached as a file range, for the frontend to send with
+/// zero copy, or copied into memory when they cannot be attached.
+fn records(slice: &FileSlice, attachments: &mut Attachments) -> odradek_log::Result<bytes::Bytes> {
+    let range = FileRange::new(slice.clone(), slice.position(), slice.len() as usize);
+    match attachments.attach(range) {
+        Ok(stand_in) => Ok(stand_in),
+        Err(_) => slice.read_to_bytes(),
+    }
+}
+
 /// One pass over the requested partitions, registering `waiter` on each; returns the
 /// response, the bytes it carries and whether any partition must be answered at once (an
 /// error, or a follower's diverging epoch). The bytes read are put in `sent` per partition
-/// (counted in the metrics only for the response that goes out).
+/// (counted in the metrics only for the response that goes out), the file ranges the
+/// response's records stand for in `attachments`.
+#[allow(clippy::too_many_arguments)]
 fn read_once(
     broker: &Broker,
     version: i16,
@@ -43,8 +58,10 @@ fn read_once(
     allowed: &[bool],
     waiter: &Arc<Notify>,
     sent: &mut Vec<(Arc<HostedPartition>, u64)>,
+    attachments: &mut Attachments,
 ) -> (FetchResponse, usize, bool) {
     sent.clear();
+    *attachments = Attachments::default();
     let image = broker.image();
     let now = broker.clock.now_ms();
     let from_follower = replica_id >= 0;
@@ -185,19 +202,19 @@ fn read_once(
             });
             let data = match hosted.reader.read(fp.fetch_offset, limit.max(1), upper) {
                 Ok(r) => {
-                    let bytes = match r.to_bytes() {
-                        Ok(b) => b,
-                        Err(e) => {
+                    // A batch larger than the limit is sent only when nothing else was.
+                    let slice = r
+                        .records
+                        .as_ref()
+                        .filter(|s| total == 0 || s.len() <= remaining);
+                    let bytes = match slice.map(|s| records(s, attachments)) {
+                        None => bytes::Bytes::new(),
+                        Some(Ok(b)) => b,
+                        Some(Err(e)) => {
                             partitions.push(error(index, e.error_code()));
                             failed = true;
                             continue;
                         }
-                    };
-                    // A batch larger than the limit is sent only when nothing else was.
-                    let bytes = if total > 0 && bytes.len() as u64 > remaining {
-                        bytes::Bytes::new()
-                    } else {
-                        bytes
                     };
                     total += bytes.len();
                     remaining = remaining.saturating_sub(bytes.len() as u64);
@@ -272,7 +289,7 @@ pub(super) async fn handle(
     broker: &Broker,
     ctx: &RequestContext,
     req: FetchRequest,
-) -> FetchResponse {
+) -> (FetchResponse, Attachments) {
     let version = ctx.api_version;
     // From v15 the replica is named in ReplicaState.
     let replica_id = if version >= 15 {
@@ -316,6 +333,7 @@ pub(super) async fn handle(
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, 60_000) as u64);
     let waiter = Arc::new(Notify::new());
     let mut sent = Vec::new();
+    let mut attachments = Attachments::default();
     // Bytes out (or replication bytes out) of the response that goes out, as Kafka counts.
     let count = |sent: &[(Arc<HostedPartition>, u64)]| {
         for (hosted, n) in sent {
@@ -328,21 +346,35 @@ pub(super) async fn handle(
     };
     loop {
         let (response, bytes, failed) = read_once(
-            broker, version, &req, replica_id, &allowed, &waiter, &mut sent,
+            broker,
+            version,
+            &req,
+            replica_id,
+            &allowed,
+            &waiter,
+            &mut sent,
+            &mut attachments,
         );
         if bytes >= req.min_bytes.max(1) as usize || failed || Instant::now() >= deadline {
             count(&sent);
-            return response;
+            return (response, attachments);
         }
         if tokio::time::timeout_at(deadline.into(), waiter.notified())
             .await
             .is_err()
         {
             let (response, ..) = read_once(
-                broker, version, &req, replica_id, &allowed, &waiter, &mut sent,
+                broker,
+                version,
+                &req,
+                replica_id,
+                &allowed,
+                &waiter,
+                &mut sent,
+                &mut attachments,
             );
             count(&sent);
-            return response;
+            return (response, attachments);
         }
     }
 }

@@ -314,7 +314,6 @@ impl Broker {
             let handled = produce::handle(self, &ctx, r).await;
             return throttling::throttled(handled, produce_ms);
         }
-        let mut fetch_ms = 0;
         let response = match request {
             RequestKind::Metadata(r) => Some(ResponseKind::Metadata(
                 metadata::handle(self, &ctx, r).await,
@@ -329,14 +328,15 @@ impl Broker {
                         r.min_bytes = r.min_bytes.min(max);
                     }
                 }
-                let response = fetch::handle(self, &ctx, r).await;
-                Some(ResponseKind::Fetch(if consumer {
-                    let (response, ms) = throttling::fetch(self, &ctx, response);
-                    fetch_ms = ms;
-                    response
+                let (response, attachments) = fetch::handle(self, &ctx, r).await;
+                let (response, fetch_ms) = if consumer {
+                    throttling::fetch(self, &ctx, response)
                 } else {
-                    response
-                }))
+                    (response, 0)
+                };
+                // The records go out from their files (zero copy on plaintext listeners).
+                let response = authorize::merge(ResponseKind::Fetch(response), refused);
+                return throttling::throttled(Handled::Files(response, attachments), fetch_ms);
             }
             RequestKind::ListOffsets(r) => Some(ResponseKind::ListOffsets(list_offsets::handle(
                 self,
@@ -489,9 +489,6 @@ impl Broker {
                 None
             }
         };
-        throttling::throttled(
-            Handled::Done(response.map(|r| authorize::merge(r, refused))),
-            fetch_ms,
-        )
+        Handled::Done(response.map(|r| authorize::merge(r, refused)))
     }
 }

@@ -149,6 +149,10 @@ pub(super) fn throttled(handled: Handled, ms: u32) -> Handled {
             set_throttle(&mut r, ms);
             Handled::Done(Some(r))
         }
+        Handled::Files(mut r, files) => {
+            set_throttle(&mut r, ms);
+            Handled::Files(r, files)
+        }
         Handled::Pending(fut) => Handled::Pending(Box::pin(async move {
             let mut r = fut.await?;
             set_throttle(&mut r, ms);
