@@ -82,4 +82,5 @@ pub use epoch::EpochEntry;
 pub use error::{LogError, Result};
 pub use log::{CleanResult, CompactedSegments, CompactionJob, Log, LogAppendInfo, RetentionResult};
 pub use reader::{FileSlice, LogReader, OffsetSpec, ReadResult, TimestampAndOffset};
+pub use segment::SegmentFile;
 pub use validated::{AppendRules, ValidatedBatches};

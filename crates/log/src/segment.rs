@@ -76,6 +76,26 @@ impl SegmentData {
     }
 }
 
+/// The file of a segment that was active, for syncing what was appended to it from another
+/// thread (a group commit). Holding it keeps the file open even if the log deletes the segment.
+#[derive(Debug, Clone)]
+pub struct SegmentFile(pub(crate) Arc<SegmentData>);
+
+impl SegmentFile {
+    /// `fdatasync`s the file: every byte appended to it so far is on disk, and so is its size.
+    pub fn sync_data(&self) -> Result<()> {
+        self.0
+            .file
+            .sync_data()
+            .map_err(|e| LogError::io(&self.0.log_path, e))
+    }
+
+    /// Whether both name the same segment file.
+    pub fn same_file(&self, other: &SegmentFile) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// The writer's view of a segment. A clone shares the open file (the compaction job reads a
 /// clone of sealed segments without the log).
 #[derive(Debug, Clone)]

@@ -17,6 +17,11 @@ pub struct BrokerConfig {
     pub advertised: Vec<Listener>,
     /// `auto.create.topics.enable` (true).
     pub auto_create_topics: bool,
+    /// `log.flush.before.ack` (false): fsync every append before it is acknowledged (acks=1
+    /// and acks=all) or reported to the leader by a follower, with one `fdatasync` per
+    /// directory round for all appends that arrived meanwhile (a group commit). Beside it,
+    /// `log.flush.interval.messages` / `log.flush.interval.ms` keep Kafka's meaning.
+    pub flush_before_ack: bool,
     /// `broker.heartbeat.interval.ms` (2000).
     pub heartbeat_interval_ms: u64,
     /// `log.retention.check.interval.ms` (300000).
@@ -414,6 +419,11 @@ impl BrokerConfig {
                 ))
             }
         };
+        let flush_before_ack = match props.get("log.flush.before.ack").map(|s| s.trim()) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(v) => return Err(cfg_err("log.flush.before.ack", v, "must be true or false")),
+        };
         // Broker-wide log defaults: Kafka's log.* keys map to the topic keys.
         let mut log_props = std::collections::HashMap::new();
         let map = [
@@ -489,6 +499,7 @@ impl BrokerConfig {
                 listeners,
                 advertised,
                 auto_create_topics,
+                flush_before_ack,
                 heartbeat_interval_ms: get_num(props, "broker.heartbeat.interval.ms", 2000)?,
                 retention_check_interval_ms: get_num(
                     props,
@@ -524,6 +535,7 @@ impl BrokerConfig {
 
 const KNOWN: &[&str] = &[
     "console.listener",
+    "log.flush.before.ack",
     "authorizer.class.name",
     "super.users",
     "allow.everyone.if.no.acl.found",

@@ -63,9 +63,10 @@ pub fn append_records(
         failed(&e);
         ErrorCode::CoordinatorNotAvailable
     })?;
-    let appended = partition
+    let mut locked = partition
         .lock()
-        .map_err(|_| ErrorCode::CoordinatorNotAvailable)?
+        .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
+    let appended = locked
         .append_as_coordinator(validated, acks, min_insync_replicas, now)
         .map_err(|e| {
             failed(&e);
@@ -77,6 +78,11 @@ pub fn append_records(
                 _ => ErrorCode::CoordinatorNotAvailable,
             }
         })?;
+    // log.flush.before.ack: synced by the next group commit. The coordinator answers once
+    // the record is committed, which counts only followers' synced copies; a replica-less
+    // coordinator partition (replication factor 1) may answer just before its sync.
+    drop(partition.sync(|| locked.log().active_segment_file()));
+    drop(locked);
     partition.leo_waiters.wake_all();
     if appended.high_watermark_advanced {
         partition.hw_waiters.wake_all();

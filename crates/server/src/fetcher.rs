@@ -247,6 +247,7 @@ async fn run(inner: Arc<Inner>, leader: i32, assigned: Arc<Assigned>) {
             }
         };
         let now = inner.clock.now_ms();
+        let mut syncs = Vec::new();
         for topic in &response.responses {
             for pd in &topic.partitions {
                 let key = (topic.topic.0.to_string(), pd.partition_index);
@@ -255,10 +256,17 @@ async fn run(inner: Arc<Inner>, leader: i32, assigned: Arc<Assigned>) {
                     let bytes = pd.records.as_ref().map_or(0, |r| r.len() as u64);
                     inner.throttles.follower.record(bytes, now);
                 }
-                if !handle_partition(a, leader, pd, now) {
+                if !handle_partition(a, leader, pd, now, &mut syncs) {
                     let id = (a.partition.topic_id, a.partition.index);
                     delayed.insert(id, Instant::now() + backoff);
                 }
+            }
+        }
+        // log.flush.before.ack: the next fetch reports the new log ends to the leader, so it
+        // waits until they are on disk (one group commit for the whole response).
+        for (h, rx) in syncs {
+            if let Err(e) = crate::group_sync::synced(rx).await {
+                h.report_storage_error(&e);
             }
         }
     }
@@ -343,6 +351,10 @@ fn handle_partition(
     leader: i32,
     pd: &kafka_protocol::messages::fetch_response::PartitionData,
     now_ms: i64,
+    syncs: &mut Vec<(
+        Arc<HostedPartition>,
+        tokio::sync::oneshot::Receiver<crate::group_sync::Synced>,
+    )>,
 ) -> bool {
     let h = &a.partition;
     // Batches are checked (CRC-32C) before the partition's lock.
@@ -382,8 +394,14 @@ fn handle_partition(
                 }
                 return true;
             }
+            let appends = validated.is_some();
             match p.append_as_follower(validated, pd.high_watermark, now_ms) {
                 Ok(advanced) => {
+                    if appends {
+                        if let Some(rx) = h.sync(|| p.log().active_segment_file()) {
+                            syncs.push((Arc::clone(h), rx));
+                        }
+                    }
                     h.metrics.replication_bytes_in.inc_by(records.len() as u64);
                     if let Err(e) = p.follow_log_start(pd.log_start_offset) {
                         tracing::warn!(topic = %h.topic, partition = h.index, error = %e, "cannot follow the leader's log start");

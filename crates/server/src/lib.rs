@@ -29,6 +29,7 @@ pub mod coordinator_runtime;
 pub mod dev;
 pub mod disk;
 pub mod fetcher;
+pub(crate) mod group_sync;
 pub mod groups;
 pub mod handlers;
 pub mod history;

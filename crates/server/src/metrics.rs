@@ -69,6 +69,9 @@ pub struct BrokerMetrics {
     replication_bytes_out: Family<TopicLabel, Counter>,
     isr_shrinks: Counter,
     isr_expands: Counter,
+    /// `log.flush.before.ack`: group commits run, and the appends they covered.
+    pub(crate) log_flushes: Counter,
+    pub(crate) log_flushed_appends: Counter,
 }
 
 /// One topic's counters (shared by its partitions' replicas), and the broker's ISR change
@@ -176,6 +179,17 @@ impl BrokerMetrics {
             "isrexpands",
             "ISR expansions of partitions led here",
             self.isr_expands.clone(),
+        );
+        let f = registry.sub_registry_with_prefix("kafka_log_logflushstats");
+        f.register(
+            "flushes",
+            "Group commits (one fdatasync per file) run for log.flush.before.ack",
+            self.log_flushes.clone(),
+        );
+        f.register(
+            "flushed_appends",
+            "Appends acknowledged after a group commit (log.flush.before.ack)",
+            self.log_flushed_appends.clone(),
         );
     }
 }

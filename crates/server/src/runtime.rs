@@ -159,6 +159,13 @@ async fn run_broker(
             config.node.node_id,
             Arc::clone(&clock),
         )
+        .and_then(|m| {
+            if config.flush_before_ack {
+                m.with_flush_before_ack()
+            } else {
+                Ok(m)
+            }
+        })
         .map_err(RunError::Config)?,
     );
     let broker_epoch = Arc::new(AtomicI64::new(-1));

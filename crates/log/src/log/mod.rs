@@ -91,6 +91,12 @@ impl Log {
         &self.dir
     }
 
+    /// The active segment's file: sync it to make every append so far durable (an append
+    /// that rolled the log first synced the segment it left).
+    pub fn active_segment_file(&self) -> crate::SegmentFile {
+        crate::SegmentFile(Arc::clone(&self.active().data))
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &LogConfig {
         &self.config

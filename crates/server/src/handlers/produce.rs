@@ -3,7 +3,8 @@
 //! high watermark passed it), with min.insync.replicas checked before the append. An
 //! idempotent producer's batch is checked against the partition's producer state: a retry of
 //! a batch already in the log is answered with its original offsets (and, with acks=all, once
-//! they are committed), a gap with OUT_OF_ORDER_SEQUENCE_NUMBER.
+//! they are committed), a gap with OUT_OF_ORDER_SEQUENCE_NUMBER. With `log.flush.before.ack`,
+//! acks=1 and acks=all answer only once the append is synced to disk ([`crate::group_sync`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,6 +61,14 @@ fn single_batch(records: &bytes::Bytes) -> Result<(BatchHeader, bytes::Bytes), S
     Ok((h, records.slice(..size)))
 }
 
+/// An append waiting for its directory's group commit (`log.flush.before.ack`).
+struct Synced {
+    topic: usize,
+    slot: usize,
+    partition: Arc<HostedPartition>,
+    rx: tokio::sync::oneshot::Receiver<crate::group_sync::Synced>,
+}
+
 /// An acks=all append waiting for the high watermark.
 struct Pending {
     topic: usize,
@@ -78,6 +87,7 @@ pub(super) async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRe
     let now = broker.clock.now_ms();
     let deadline = Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
     let mut pending = Vec::new();
+    let mut syncs = Vec::new();
     let mut responses = Vec::new();
     // A transactional producer needs WRITE on its transactional id, every producer WRITE on
     // each topic (checked before the topic's existence, as Kafka does).
@@ -195,6 +205,8 @@ pub(super) async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRe
                         }
                         fail(index, e.error_code(), e.to_string())
                     })?;
+                // log.flush.before.ack: the acknowledgement waits for the group commit.
+                let sync = hosted.sync(|| replica.log().active_segment_file());
                 drop(replica);
                 hosted.metrics.bytes_in.inc_by(records.len() as u64);
                 hosted.metrics.messages_in.inc_by(
@@ -204,10 +216,18 @@ pub(super) async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRe
                 if appended.high_watermark_advanced {
                     hosted.hw_waiters.wake_all();
                 }
-                Ok((hosted, appended, min_isr))
+                Ok((hosted, appended, min_isr, sync))
             })();
             partitions.push(match result {
-                Ok((hosted, appended, min_isr)) => {
+                Ok((hosted, appended, min_isr, sync)) => {
+                    if let Some(rx) = sync {
+                        syncs.push(Synced {
+                            topic: ti,
+                            slot: partitions.len(),
+                            partition: Arc::clone(&hosted),
+                            rx,
+                        });
+                    }
                     let info = &appended.info;
                     let r = PartitionProduceResponse::default()
                         .with_index(index)
@@ -244,14 +264,26 @@ pub(super) async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRe
     if req.acks == 0 {
         return Handled::Done(None);
     }
-    if pending.is_empty() {
+    if pending.is_empty() && syncs.is_empty() {
         return Handled::Done(Some(ResponseKind::Produce(
             ProduceResponse::default().with_responses(responses),
         )));
     }
-    // acks=all: the batches are appended; the response waits for each to be committed, while
-    // the connection goes on with its next request.
+    // acks=all: the batches are appended; the response waits for each to be committed (and,
+    // with log.flush.before.ack, synced), while the connection goes on with its next request.
     Handled::Pending(Box::pin(async move {
+        for s in syncs {
+            if let Err(e) = crate::group_sync::synced(s.rx).await {
+                s.partition.report_storage_error(&e);
+                let slot = &mut responses[s.topic].partition_responses[s.slot];
+                *slot = failure(
+                    version,
+                    slot.index,
+                    ErrorCode::KafkaStorageError,
+                    format!("the append could not be synced to disk: {e}"),
+                );
+            }
+        }
         for p in pending {
             if let Err((code, message)) = super::acks::wait_committed(
                 &p.partition,

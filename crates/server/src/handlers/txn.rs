@@ -395,9 +395,19 @@ async fn write_one(
         Ok(a) => a,
         Err(code) => return code,
     };
+    // log.flush.before.ack: the marker is synced before it is answered.
+    // (A poisoned lock fails the wait for the commit below.)
+    let file = hosted.lock().ok().map(|p| p.log().active_segment_file());
+    let sync = file.and_then(|f| hosted.sync(|| f));
     hosted.leo_waiters.wake_all();
     if appended.high_watermark_advanced {
         hosted.hw_waiters.wake_all();
+    }
+    if let Some(rx) = sync {
+        if let Err(e) = crate::group_sync::synced(rx).await {
+            hosted.report_storage_error(&e);
+            return ErrorCode::KafkaStorageError;
+        }
     }
     if let Err((code, _)) = super::acks::wait_committed(
         &hosted,

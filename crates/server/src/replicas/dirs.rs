@@ -51,6 +51,8 @@ pub struct LogDir {
     pub(super) failed: Arc<AtomicBool>,
     /// Taken offline: its replicas are closed and nothing new is placed in it.
     pub(super) offline: AtomicBool,
+    /// Its group commit, with `log.flush.before.ack`.
+    pub(super) syncer: Option<Arc<crate::group_sync::GroupSync>>,
 }
 
 impl LogDir {

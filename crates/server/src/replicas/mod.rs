@@ -87,6 +87,8 @@ pub struct HostedPartition {
     pub dir: usize,
     /// Its directory's failure flag, shared by every replica there: set on an I/O error.
     dir_failed: Arc<AtomicBool>,
+    /// Its directory's group commit, with `log.flush.before.ack`.
+    syncer: Option<Arc<crate::group_sync::GroupSync>>,
     /// Listed for this broker in `leader.replication.throttled.replicas`.
     leader_throttled: AtomicBool,
     /// Listed for this broker in `follower.replication.throttled.replicas`.
@@ -110,6 +112,15 @@ impl HostedPartition {
         if !self.dir_failed.swap(true, Ordering::AcqRel) {
             tracing::error!(topic = %self.topic, partition = self.index, %error, "storage error: the log directory goes offline");
         }
+    }
+
+    /// With `log.flush.before.ack`: asks for `file` (where an append just went) to be synced;
+    /// the acknowledgement of that append waits for the answer. `None` without the setting.
+    pub(crate) fn sync(
+        &self,
+        file: impl FnOnce() -> odradek_log::SegmentFile,
+    ) -> Option<tokio::sync::oneshot::Receiver<crate::group_sync::Synced>> {
+        self.syncer.as_ref().map(|s| s.sync(file()))
     }
 
     /// Whether its directory had a storage error (it goes offline at the next check).
@@ -294,6 +305,21 @@ pub struct ReplicaManager {
 }
 
 impl ReplicaManager {
+    /// With `log.flush.before.ack`: every directory gets a group commit thread, and appends
+    /// are acknowledged only once synced.
+    pub fn with_flush_before_ack(mut self) -> Result<Self, String> {
+        for (i, dir) in self.dirs.iter_mut().enumerate() {
+            let sync = crate::group_sync::GroupSync::start(
+                &i.to_string(),
+                self.metrics.log_flushes.clone(),
+                self.metrics.log_flushed_appends.clone(),
+            )
+            .map_err(|e| format!("cannot start the syncer of {}: {e}", dir.path.display()))?;
+            dir.syncer = Some(sync);
+        }
+        Ok(self)
+    }
+
     /// A manager for replicas under `dirs` (`log.dirs`); reads each directory's HW checkpoint.
     /// Refuses directories that both hold a copy of one partition (which is current cannot be
     /// told; Kafka refuses to start too).
@@ -323,6 +349,7 @@ impl ReplicaManager {
                     path,
                     failed: Arc::default(),
                     offline: AtomicBool::new(false),
+                    syncer: None,
                 })
                 .collect(),
             defaults,
@@ -619,6 +646,7 @@ impl ReplicaManager {
                         removed: std::sync::atomic::AtomicBool::new(false),
                         dir: dir_index,
                         dir_failed: Arc::clone(&self.dirs[dir_index].failed),
+                        syncer: self.dirs[dir_index].syncer.clone(),
                         leader_throttled: AtomicBool::new(false),
                         follower_throttled: AtomicBool::new(false),
                         metrics,
