@@ -5,10 +5,14 @@
 # single-partition acks=1 produce of 100 B and 1 KiB records, 1 KiB over 6 partitions, consume of
 # those 6 partitions, and end-to-end latency at half of the measured single-partition 1 KiB peak.
 # Each row carries the broker CPU time (user + system, all broker processes) per GB moved. The
-# same produce/consume workloads then run through librdkafka (confluent-kafka) against `--dev`, and
-# the 6-partition one against the cluster. On the cluster, one partition with three replicas is
+# same produce/consume workloads then run through librdkafka (confluent-kafka, default consumer
+# settings) against `--dev` and against Tansu 0.6 (a peer, installed from crates.io once), and
+# the 6-partition one against the cluster. A `--dev` node with log.flush.before.ack=true then
+# produces with `odradek perf` and librdkafka, to set against the raw fdatasync rate. On the cluster, one partition with three replicas is
 # produced with acks=1, acks=all, and acks=all at half of its peak (latency percentiles), and
 # confluent-kafka produces acks=all to one partition of RF 1 and of RF 3.
+#
+# Every row starts after a `sync`, so the writeback of the rows before does not weigh on it.
 #
 # usage: scripts/bench.sh [--no-write]   (--no-write prints the section instead of writing it)
 set -euo pipefail
@@ -37,6 +41,7 @@ rows="$scratch/rows.md"
 measure() {
   local label=$1 workload=$2 bytes=$3; shift 4
   local before after out secs
+  sync # the rows before leave no writeback to this one
   before=$(ticks "${brokers[@]}")
   out=$("$bin/odradek" --bootstrap-server "$bootstrap" perf "$@")
   after=$(ticks "${brokers[@]}")
@@ -92,10 +97,57 @@ wait_ready "$scratch/dev.log"
 bootstrap="127.0.0.1:$port"; brokers=("$dev")
 workloads "--dev" 1
 
-# librdkafka against the same node.
-"$venv/bin/python" scripts/bench_broker.py "$bootstrap" 100 2000000 1 "--dev, confluent-kafka" "$dev" >>"$rows"
-"$venv/bin/python" scripts/bench_broker.py "$bootstrap" 1024 1000000 1 "--dev, confluent-kafka" "$dev" >>"$rows"
-"$venv/bin/python" scripts/bench_broker.py "$bootstrap" 1024 1000000 6 "--dev, confluent-kafka" "$dev" >>"$rows"
+# librdkafka (its default consumer settings) against a broker: 100 B and 1 KiB on one
+# partition, 1 KiB on six, and 100 B again with fetch.queue.backoff.ms=0 (see BENCHMARKS.md).
+# usage: librdkafka_rows LABEL BOOTSTRAP PIDS
+librdkafka_rows() {
+  sync; "$venv/bin/python" scripts/bench_broker.py "$2" 100 2000000 1 "$1" "$3" >>"$rows"
+  sync; BENCH_CONSUMER=fetch.queue.backoff.ms=0 "$venv/bin/python" scripts/bench_broker.py "$2" 100 2000000 1 "$1" "$3" >>"$rows"
+  sync; "$venv/bin/python" scripts/bench_broker.py "$2" 1024 1000000 1 "$1" "$3" >>"$rows"
+  sync; "$venv/bin/python" scripts/bench_broker.py "$2" 1024 1000000 6 "$1" "$3" >>"$rows"
+  tail -n 8 "$rows" >&2
+}
+librdkafka_rows "--dev, confluent-kafka" "$bootstrap" "$dev"
+kill "$dev"; wait "$dev" 2>/dev/null || true
+
+# A peer in the same run: Tansu 0.6 with its memory engine (no disk), installed from crates.io
+# into the cache (feature dynostore carries the memory engine; about 15 minutes to build once).
+peers="${ODRADEK_PEERS:-$HOME/.cache/odradek/peers}"
+tansu="$peers/tansu-0.6.0/bin/tansu"
+if [ ! -x "$tansu" ]; then
+  echo "installing tansu 0.6.0 from crates.io into $peers (once)" >&2
+  cargo install tansu --version 0.6.0 --locked --features dynostore --quiet \
+    --root "$peers/tansu-0.6.0" --target-dir "$peers/tansu-target" >&2 || true
+fi
+if [ -x "$tansu" ]; then
+  tport=$(free_port)
+  "$tansu" broker --listener-url "tcp://127.0.0.1:$tport" --advertised-listener-url "tcp://127.0.0.1:$tport" \
+    --storage-engine memory://tansu/ >"$scratch/tansu.log" 2>&1 &
+  tpid=$!; pids+=("$tpid")
+  until python3 -c "import socket; socket.create_connection(('127.0.0.1', $tport), 1)" 2>/dev/null; do sleep 0.1; done
+  librdkafka_rows "Tansu 0.6 (memory), confluent-kafka" "127.0.0.1:$tport" "$tpid"
+  kill "$tpid"; wait "$tpid" 2>/dev/null || true
+else
+  echo "| Tansu 0.6 | could not be installed from crates.io here (see the run's output) | | | | |" >>"$rows"
+fi
+
+# fsync before acknowledgement (log.flush.before.ack=true), against the raw fdatasync rate above.
+port=$(free_port); cport=$(free_port)
+"$bin/odradek-broker" --dev --data-dir "$scratch/sync" \
+  --override "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport" \
+  --override "controller.quorum.voters=1@127.0.0.1:$cport" --override "log.flush.before.ack=true" \
+  --override "metrics.listener=http://127.0.0.1:0" --override "console.listener=" 2>"$scratch/sync.log" &
+dev=$!; pids+=("$dev")
+wait_ready "$scratch/sync.log"
+bootstrap="127.0.0.1:$port"; brokers=("$dev")
+for t in s1 s1big s6big; do
+  "$bin/odradek" --bootstrap-server "$bootstrap" topics create --topic "$t" --partitions "$([ $t = s6big ] && echo 6 || echo 1)" >/dev/null
+done
+measure "--dev, log.flush.before.ack" "produce, 1 partition, acks=1, 1 KiB, 16 KiB batches" 512000000 -- produce --topic s1 --records 500000 --record-size 1024 --acks 1
+measure "--dev, log.flush.before.ack" "produce, 1 partition, acks=1, 1 KiB, 1 MB batches" 1024000000 -- produce --topic s1big --records 1000000 --record-size 1024 --acks 1 --batch-size 1000000
+measure "--dev, log.flush.before.ack" "produce, 6 partitions, acks=1, 1 KiB, 1 MB batches" 1024000000 -- produce --topic s6big --records 1000000 --record-size 1024 --acks 1 --batch-size 1000000
+sync; BENCH_ACKS=all BENCH_PRODUCE_ONLY=1 "$venv/bin/python" scripts/bench_broker.py "$bootstrap" 1024 1000000 1 "--dev, log.flush.before.ack, confluent-kafka" "$dev" >>"$rows"
+tail -n 1 "$rows" >&2
 kill "$dev"; wait "$dev" 2>/dev/null || true
 
 # Three controllers and three brokers.
@@ -133,10 +185,11 @@ rate=$((peak / 2))
 measure "3 brokers, RF 3" "produce, 1 partition, acks=all, 1 KiB, asked ${rate} records/s (half of peak)" $((rate * 10 * 1024)) -- \
   produce --topic r3half --records $((rate * 10)) --record-size 1024 --acks -1 --throughput "$rate"
 pid_list=$(IFS=,; echo "${brokers[*]}")
-"$venv/bin/python" scripts/bench_broker.py "$bootstrap" 1024 1000000 6 "3 brokers, confluent-kafka" "$pid_list" >>"$rows"
+sync; "$venv/bin/python" scripts/bench_broker.py "$bootstrap" 1024 1000000 6 "3 brokers, confluent-kafka" "$pid_list" >>"$rows"
 # The same replication comparison through librdkafka (acks=all, up to 1 MB batches and many
 # requests in flight, as its defaults): RF 1 against RF 3 on one partition.
 for rf in 1 3; do
+  sync
   BENCH_ACKS=all BENCH_RF=$rf BENCH_PRODUCE_ONLY=1 "$venv/bin/python" scripts/bench_broker.py \
     "$bootstrap" 1024 1000000 1 "3 brokers, confluent-kafka" "$pid_list" >>"$rows"
 done

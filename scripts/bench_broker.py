@@ -5,7 +5,9 @@ usage: bench_broker.py BOOTSTRAP RECORD_SIZE RECORDS [PARTITIONS [LABEL BROKER_P
 
 With LABEL and BROKER_PID the rows have scripts/bench.sh's columns, including the broker's CPU
 time per GB moved. BENCH_ACKS (default 1) and BENCH_RF (default 1) set the producer's acks and the
-topic's replication factor; BENCH_PRODUCE_ONLY=1 skips the consume."""
+topic's replication factor; BENCH_PRODUCE_ONLY=1 skips the consume. The consumer runs at
+librdkafka's default settings (read by assignment from offset 0, `consume(10000)` batches);
+BENCH_CONSUMER="key=value,..." adds settings, named in its row."""
 
 import os
 
@@ -72,7 +74,9 @@ if produce_only:
     print(f"| {label} | produce, {partitions} partition(s), RF {rf}, acks={acks}, {unit} | {count / produce_s:,.0f} | {mb / produce_s:,.1f} | | {produce_cpu / (mb / 1000):.2f} |")
     sys.exit(0)
 
-c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False, "fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 10_485_760})
+extra = dict(kv.split("=", 1) for kv in os.environ.get("BENCH_CONSUMER", "").split(",") if kv)
+c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False, **extra})
+settings = f" ({', '.join(f'{k}={v}' for k, v in extra.items())})" if extra else " (defaults)"
 c.assign([TopicPartition(topic, i, 0) for i in range(partitions)])
 got = 0
 cpu0 = cpu_seconds()
@@ -87,7 +91,7 @@ consume_cpu = cpu_seconds() - cpu0
 c.close()
 if label is None:
     print(f"| produce, {partitions} partition(s), acks={acks}, {size} B | {count / produce_s:,.0f} records/s | {mb / produce_s:,.1f} MB/s |")
-    print(f"| consume, {partitions} partition(s), {size} B | {got / consume_s:,.0f} records/s | {size * got / 1e6 / consume_s:,.1f} MB/s |")
+    print(f"| consume{settings}, {partitions} partition(s), {size} B | {got / consume_s:,.0f} records/s | {size * got / 1e6 / consume_s:,.1f} MB/s |")
 else:
     print(f"| {label} | produce, {partitions} partition(s), acks={acks}, {unit} | {count / produce_s:,.0f} | {mb / produce_s:,.1f} | | {produce_cpu / (mb / 1000):.2f} |")
-    print(f"| {label} | consume, {partitions} partition(s), {unit} | {got / consume_s:,.0f} | {size * got / 1e6 / consume_s:,.1f} | | {consume_cpu / (size * got / 1e9):.2f} |")
+    print(f"| {label} | consume{settings}, {partitions} partition(s), {unit} | {got / consume_s:,.0f} | {size * got / 1e6 / consume_s:,.1f} | | {consume_cpu / (size * got / 1e9):.2f} |")
