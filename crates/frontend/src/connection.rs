@@ -8,9 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestKind, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::Encodable;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
@@ -615,24 +614,18 @@ fn encode_response(
     correlation_id: i32,
     response: ResponseKind,
 ) -> Result<Bytes, String> {
-    let mut buf = BytesMut::new();
-    buf.put_i32(0); // size, filled below
-                    // ApiVersions responses always use header v0, whatever the request version.
-    let header_version = if api_key == ApiKey::ApiVersions {
-        0
-    } else {
-        api_key.response_header_version(version)
-    };
-    ResponseHeader::default()
-        .with_correlation_id(correlation_id)
-        .encode(&mut buf, header_version)
-        .map_err(|e| format!("header: {e}"))?;
-    response
-        .encode(&mut buf, version)
-        .map_err(|e| e.to_string())?;
-    let size = i32::try_from(buf.len() - 4).map_err(|_| "response over 2 GiB".to_string())?;
-    buf[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(buf.freeze())
+    // Without attachments the frame is one piece of bytes.
+    let pieces = zero_copy::encode(
+        api_key,
+        version,
+        correlation_id,
+        &response,
+        Default::default(),
+    )?;
+    match <[Piece; 1]>::try_from(pieces) {
+        Ok([Piece::Bytes(frame)]) => Ok(frame),
+        _ => Err("a response without file ranges encoded with holes".into()),
+    }
 }
 
 /// Writes a frame's pieces in order: bytes as they are, file ranges in their holes.

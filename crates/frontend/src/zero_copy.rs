@@ -312,6 +312,7 @@ pub(crate) fn encode(
         error: None,
     };
     out.buf.put_i32(0); // size, filled below
+                        // ApiVersions responses always use header v0, whatever the request version.
     let header_version = if api_key == ApiKey::ApiVersions {
         0
     } else {

@@ -344,6 +344,8 @@ pub(super) async fn handle(
             }
         }
     };
+    // After the wait times out, one last read is answered whatever it holds.
+    let mut last = false;
     loop {
         let (response, bytes, failed) = read_once(
             broker,
@@ -355,26 +357,12 @@ pub(super) async fn handle(
             &mut sent,
             &mut attachments,
         );
-        if bytes >= req.min_bytes.max(1) as usize || failed || Instant::now() >= deadline {
+        if last || bytes >= req.min_bytes.max(1) as usize || failed || Instant::now() >= deadline {
             count(&sent);
             return (response, attachments);
         }
-        if tokio::time::timeout_at(deadline.into(), waiter.notified())
+        last = tokio::time::timeout_at(deadline.into(), waiter.notified())
             .await
-            .is_err()
-        {
-            let (response, ..) = read_once(
-                broker,
-                version,
-                &req,
-                replica_id,
-                &allowed,
-                &waiter,
-                &mut sent,
-                &mut attachments,
-            );
-            count(&sent);
-            return (response, attachments);
-        }
+            .is_err();
     }
 }
