@@ -601,25 +601,12 @@ mod tests {
         });
         let (server, _) = listener.accept().await.expect("test");
         let (_read, write) = server.into_split();
+        let range = || FileRange::new(std::sync::Arc::clone(&file), 1000, 2_500_000);
         let mut zero_copy = Sendfile(write);
         zero_copy.write_bytes(b"head").await.expect("test");
-        zero_copy
-            .write_file(FileRange::new(
-                std::sync::Arc::clone(&file),
-                1000,
-                2_500_000,
-            ))
-            .await
-            .expect("test");
+        zero_copy.write_file(range()).await.expect("test");
         let mut copying = Copying(Vec::new());
-        copying
-            .write_file(FileRange::new(
-                std::sync::Arc::clone(&file),
-                1000,
-                2_500_000,
-            ))
-            .await
-            .expect("test");
+        copying.write_file(range()).await.expect("test");
         zero_copy.shutdown().await.expect("test");
         drop(zero_copy);
         let got = client.await.expect("test");

@@ -396,9 +396,7 @@ async fn write_one(
         Err(code) => return code,
     };
     // log.flush.before.ack: the marker is synced before it is answered.
-    // (A poisoned lock fails the wait for the commit below.)
-    let file = hosted.lock().ok().map(|p| p.log().active_segment_file());
-    let sync = file.and_then(|f| hosted.sync(|| f));
+    let sync = hosted.sync_tail();
     hosted.leo_waiters.wake_all();
     if appended.high_watermark_advanced {
         hosted.hw_waiters.wake_all();

@@ -123,6 +123,17 @@ impl HostedPartition {
         self.syncer.as_ref().map(|s| s.sync(file()))
     }
 
+    /// [`Self::sync`] of the log's active segment, taking the lock (after an append made
+    /// through another path, such as the group coordinator's). Without the setting, nothing
+    /// is locked. A poisoned lock asks for nothing (the caller's wait for the commit fails).
+    pub(crate) fn sync_tail(
+        &self,
+    ) -> Option<tokio::sync::oneshot::Receiver<crate::group_sync::Synced>> {
+        let syncer = self.syncer.as_ref()?;
+        let file = self.replica.lock().ok()?.log().active_segment_file();
+        Some(syncer.sync(file))
+    }
+
     /// Whether its directory had a storage error (it goes offline at the next check).
     pub fn dir_has_failed(&self) -> bool {
         self.dir_failed.load(Ordering::Acquire)
