@@ -520,8 +520,7 @@ impl MetadataDelta {
             Some(v) => {
                 configs
                     .resources
-                    .entry(resource)
-                    .or_default()
+                    .get_or_insert_with(resource, BTreeMap::new)
                     .insert(r.name.clone(), v.clone());
             }
             None => {

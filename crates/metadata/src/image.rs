@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use odradek_common::scram::{ScramCredential, ScramMechanism};
 
+use crate::chunked::ChunkedMap;
 use crate::security::{AclsImage, ClientQuotasImage, ScramImage};
 
 use odradek_common::Uuid;
@@ -91,9 +92,9 @@ pub struct TopicImage {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TopicsImage {
     /// Topics by id; each shared until changed.
-    pub by_id: BTreeMap<Uuid, Arc<TopicImage>>,
+    pub by_id: ChunkedMap<Uuid, Arc<TopicImage>>,
     /// Name -> id.
-    pub by_name: BTreeMap<String, Uuid>,
+    pub by_name: ChunkedMap<String, Uuid>,
 }
 
 impl TopicsImage {
@@ -116,7 +117,7 @@ pub enum ConfigResource {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConfigsImage {
     /// Resource -> key -> value; resources without keys are absent.
-    pub resources: BTreeMap<ConfigResource, BTreeMap<String, String>>,
+    pub resources: ChunkedMap<ConfigResource, BTreeMap<String, String>>,
 }
 
 impl ConfigsImage {

@@ -17,6 +17,7 @@
 //! so unchanged parts are shared between consecutive images. A delta has one owner.
 
 pub mod acl;
+mod chunked;
 mod delta;
 mod error;
 mod image;
@@ -29,6 +30,7 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/odradek.metadata.v1.rs"));
 }
 
+pub use chunked::ChunkedMap;
 pub use delta::{MetadataChanges, MetadataDelta};
 pub use error::MetadataError;
 pub use image::{

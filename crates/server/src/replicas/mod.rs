@@ -846,8 +846,7 @@ mod tests {
         let mut c = ConfigsImage::default();
         for (r, k, v) in configs {
             c.resources
-                .entry(r.clone())
-                .or_insert_with(BTreeMap::new)
+                .get_or_insert_with(r.clone(), BTreeMap::new)
                 .insert(k.to_string(), v.to_string());
         }
         MetadataImage {
