@@ -190,6 +190,49 @@ async fn create(
     r.topics[0].clone()
 }
 
+/// Commands are pipelined (each runs against the records appended before it, before they
+/// commit): of concurrent creations of one name exactly one wins, and every answer matches the
+/// committed metadata.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commands_each_see_the_ones_before() {
+    let (c, cluster_id) = start_three();
+    let mut active = c.active().await;
+    register_brokers(&mut active, &cluster_id).await;
+    let mut calls = Vec::new();
+    for i in 0..200 {
+        // Every name is asked for twice, at the same time.
+        let name = format!("t{}", i / 2);
+        let mut client = active.clone();
+        calls.push(tokio::spawn(async move {
+            (name.clone(), create(&mut client, &name, 2, 3).await)
+        }));
+    }
+    let mut won: BTreeMap<String, odradek_common::Uuid> = BTreeMap::new();
+    for call in calls {
+        let (name, result) = call.await.expect("create task");
+        match result.error_code {
+            0 => {
+                let id = odradek_common::Uuid::from_slice(&result.topic_id).expect("topic id");
+                assert!(
+                    won.insert(name.clone(), id).is_none(),
+                    "{name} created twice"
+                );
+            }
+            36 => {}
+            other => panic!("{name}: error {other} {}", result.error_message),
+        }
+    }
+    assert_eq!(won.len(), 100, "each name created exactly once");
+    let image = follow_metadata(&mut active, |i| i.topics.by_id.len() >= 100).await;
+    let committed: BTreeMap<String, odradek_common::Uuid> = image
+        .topics
+        .by_id
+        .values()
+        .map(|t| (t.name.clone(), t.id))
+        .collect();
+    assert_eq!(committed, won, "the answers are what committed");
+}
+
 /// What must survive: topic ids, names and replica assignments.
 fn topology(image: &MetadataImage) -> BTreeMap<String, (odradek_common::Uuid, Vec<Vec<i32>>)> {
     image
@@ -208,8 +251,8 @@ fn topology(image: &MetadataImage) -> BTreeMap<String, (odradek_common::Uuid, Ve
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn controllers_survive_kill_9_and_restart() {
+/// Three controllers formatted and started; returns them and the cluster id.
+fn start_three() -> (Controllers, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let ports = free_ports(3);
     let cluster_id = run_ok(Command::new(binary("odradek-storage")).arg("random-uuid"))
@@ -234,7 +277,12 @@ async fn controllers_survive_kill_9_and_restart() {
     for id in 1..=3 {
         c.start(id);
     }
+    (c, cluster_id)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controllers_survive_kill_9_and_restart() {
+    let (mut c, cluster_id) = start_three();
     let mut active = c.active().await;
     register_brokers(&mut active, &cluster_id).await;
     let orders = create(&mut active, "orders", 6, 3).await;

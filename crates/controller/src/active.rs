@@ -1,15 +1,26 @@
 //! The active controller: one task that turns commands into records with the control managers,
-//! proposes them, and answers once they commit. Commands run one at a time against the latest
-//! committed image, so every command sees the effects of the previous one.
+//! appends them to the quorum's log, and answers once they commit.
+//!
+//! Commands are pipelined, as Kafka's `QuorumController` does: a command runs against the image
+//! that includes every record appended before it (committed or not, the *speculative* image),
+//! its records are appended without waiting for the commit, and the loop goes on to the next
+//! command. Each answer waits on its own until its records commit; an answer without records
+//! waits until everything appended before it commits, since it was computed from that state.
+//! So every command sees the effects of the previous one, and a burst of commands shares
+//! commit round trips instead of paying one each.
+//!
+//! The speculative image is only valid within one leadership: when this controller becomes
+//! active it first commits an empty entry (a barrier), so that its committed image holds every
+//! entry of earlier terms, and it drops the speculative image whenever the term changes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use odradek_common::{Clock, ErrorCode, Uuid};
 use odradek_metadata::proto::MetadataRecord;
-use odradek_metadata::{encode_batch, MetadataImage};
-use odradek_quorum::{QuorumError, QuorumHandle, Role};
-use tokio::sync::{mpsc, oneshot, watch};
+use odradek_metadata::{encode_batch, MetadataDelta, MetadataImage};
+use odradek_quorum::{Appended, QuorumError, QuorumHandle, Role};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::managers::cluster::{self, BrokerSessions};
 use crate::managers::{
@@ -74,6 +85,10 @@ pub enum Command {
 /// Where a command's answer goes.
 pub type Reply<T> = oneshot::Sender<Result<T, QuorumError>>;
 
+/// Commands whose answers may wait for their commit at once; the loop stops taking commands
+/// while this many are waiting.
+pub const MAX_IN_FLIGHT: usize = 1024;
+
 /// Runs the command loop until the channel closes.
 pub async fn run(
     mut commands: mpsc::Receiver<Command>,
@@ -83,7 +98,6 @@ pub async fn run(
     clock: Arc<dyn Clock>,
 ) {
     let mut sessions = BrokerSessions::default();
-    let mut was_leader = false;
     let mut fencing = tokio::time::interval(Duration::from_millis(500));
     fencing.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut balancing = tokio::time::interval(Duration::from_secs(
@@ -91,20 +105,23 @@ pub async fn run(
     ));
     balancing.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     balancing.tick().await;
+    let mut status = quorum.watch_status();
     let mut ctx = Ctx {
         quorum,
         images,
         settings,
         clock,
+        active_term: None,
+        speculative: None,
+        in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
     };
     loop {
-        let is_leader = ctx.quorum.status().role == Role::Leader;
-        if is_leader && !was_leader {
-            // A new active controller gives every broker a full session before fencing it.
-            sessions.reset(&ctx.image(), ctx.clock.now_ms());
-            tracing::info!("this controller is now active");
-        }
-        was_leader = is_leader;
+        ctx.claim_or_resign(&mut sessions).await;
+        let is_leader = ctx.active_term.is_some();
+        let seen = {
+            let s = status.borrow_and_update();
+            (s.role, s.term)
+        };
         tokio::select! {
             cmd = commands.recv() => {
                 let Some(cmd) = cmd else { break };
@@ -115,25 +132,32 @@ pub async fn run(
                     let image = ctx.image();
                     let records = cluster::fence_expired(&image, &sessions, &ctx.settings, ctx.clock.now_ms());
                     if !records.is_empty() {
-                        if let Err(e) = ctx.commit(records).await {
-                            tracing::warn!(error = %e, "could not commit fencing");
-                        }
+                        ctx.append_in_background(&image, records, "fencing").await;
                     }
                 }
             }
             _ = balancing.tick() => {
                 if is_leader && ctx.settings.auto_leader_rebalance_enable {
-                    let records = elections::balance_leaders(&ctx.image(), ctx.settings.leader_imbalance_per_broker_percentage);
+                    let image = ctx.image();
+                    let records = elections::balance_leaders(&image, ctx.settings.leader_imbalance_per_broker_percentage);
                     if !records.is_empty() {
                         tracing::info!(elections = records.len(), "auto leader rebalance: electing preferred leaders");
-                        if let Err(e) = ctx.commit(records).await {
-                            tracing::warn!(error = %e, "could not commit the leader rebalance");
-                        }
+                        ctx.append_in_background(&image, records, "the leader rebalance").await;
                     }
                 }
             }
+            // A change of role or term is acted on at the top of the loop.
+            _ = async { drop(status.wait_for(|s| (s.role, s.term) != seen).await) } => {}
         }
     }
+}
+
+/// Records appended in this leadership and not yet committed, and the image they make.
+struct Speculative {
+    term: u64,
+    /// The index of the last entry appended.
+    index: u64,
+    image: Arc<MetadataImage>,
 }
 
 struct Ctx {
@@ -141,37 +165,194 @@ struct Ctx {
     images: watch::Receiver<Arc<MetadataImage>>,
     settings: ControllerSettings,
     clock: Arc<dyn Clock>,
+    /// The term in which this controller is active (leader, barrier committed).
+    active_term: Option<u64>,
+    speculative: Option<Speculative>,
+    /// One permit per answer waiting for a commit.
+    in_flight: Arc<Semaphore>,
 }
 
 impl Ctx {
-    fn image(&self) -> Arc<MetadataImage> {
-        Arc::clone(&self.images.borrow())
+    /// Becomes active on a new leadership (after a barrier entry commits, so the committed
+    /// image holds every earlier entry), or stops being active on losing it.
+    async fn claim_or_resign(&mut self, sessions: &mut BrokerSessions) {
+        let status = self.quorum.status();
+        if status.role != Role::Leader {
+            self.active_term = None;
+            self.speculative = None;
+            return;
+        }
+        if self.active_term == Some(status.term) {
+            return;
+        }
+        self.active_term = None;
+        self.speculative = None;
+        match self.quorum.propose(Vec::new()).await {
+            Ok(_) if self.quorum.status().term == status.term => {
+                self.active_term = Some(status.term);
+                // A new active controller gives every broker a full session before fencing it.
+                sessions.reset(&self.image(), self.clock.now_ms());
+                tracing::info!(term = status.term, "this controller is now active");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "could not become the active controller"),
+        }
+    }
+
+    /// The image commands run against: the speculative one while appended records are not all
+    /// committed, else the committed one.
+    fn image(&mut self) -> Arc<MetadataImage> {
+        let committed = Arc::clone(&self.images.borrow());
+        match &self.speculative {
+            Some(s) if Some(s.term) == self.active_term && committed.offset < s.index as i64 => {
+                Arc::clone(&s.image)
+            }
+            _ => {
+                self.speculative = None;
+                committed
+            }
+        }
     }
 
     fn not_leader(&self) -> Option<QuorumError> {
         let s = self.quorum.status();
-        (s.role != Role::Leader).then_some(QuorumError::NotLeader {
-            leader_id: s.leader_id,
-        })
+        (s.role != Role::Leader || self.active_term != Some(s.term)).then_some(
+            QuorumError::NotLeader {
+                leader_id: s.leader_id,
+            },
+        )
     }
 
-    /// Proposes the records as one batch and waits until they are committed and applied here.
-    async fn commit(&self, records: Vec<MetadataRecord>) -> Result<u64, QuorumError> {
-        let index = self.quorum.propose(encode_batch(&records)).await?;
-        let mut images = self.images.clone();
-        // The driver applies before it answers the proposal, but the image is published through
-        // the watch: wait for it so the next command sees these records.
-        let _ = images.wait_for(|i| i.offset >= index as i64).await;
-        Ok(index)
+    /// Appends the records as one entry on top of `base` (the image they were computed from)
+    /// and makes the image they produce the speculative one.
+    async fn append(
+        &mut self,
+        base: &Arc<MetadataImage>,
+        records: &[MetadataRecord],
+    ) -> Result<Appended, QuorumError> {
+        let term = self.active_term.ok_or_else(|| self.not_leader_error())?;
+        let appended = self.quorum.append(encode_batch(records)).await?;
+        let offset = appended.index as i64;
+        // The same replay the state machine will do when the entry commits.
+        let mut delta = MetadataDelta::new(Arc::clone(base));
+        for r in records {
+            if let Err(e) = delta.replay(offset, r) {
+                tracing::error!(offset, error = %e, "an appended record does not replay");
+            }
+        }
+        let mut image = delta.apply();
+        image.offset = offset;
+        self.speculative = Some(Speculative {
+            term,
+            index: appended.index,
+            image: Arc::new(image),
+        });
+        Ok(appended)
     }
 
-    async fn finish<T>(&self, result: ControllerResult<T>, reply: Reply<T>) {
-        let out = if result.records.is_empty() {
-            Ok(result.response)
-        } else {
-            self.commit(result.records).await.map(|_| result.response)
+    fn not_leader_error(&self) -> QuorumError {
+        QuorumError::NotLeader {
+            leader_id: self.quorum.status().leader_id,
+        }
+    }
+
+    /// Appends records nobody waits for; a failure to commit is logged.
+    async fn append_in_background(
+        &mut self,
+        base: &Arc<MetadataImage>,
+        records: Vec<MetadataRecord>,
+        what: &'static str,
+    ) {
+        match self.append(base, &records).await {
+            Ok(appended) => {
+                tokio::spawn(async move {
+                    if let Err(e) = appended.committed().await {
+                        tracing::warn!(error = %e, "could not commit {what}");
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "could not commit {what}"),
+        }
+    }
+
+    /// What an answer waits for before it goes out: its own entry's commit, or, without
+    /// records, the commit of everything appended before it.
+    async fn settle(&mut self, records: &[MetadataRecord], base: &Arc<MetadataImage>) -> Settle {
+        if !records.is_empty() {
+            return match self.append(base, records).await {
+                Ok(appended) => Settle::Entry(appended),
+                Err(e) => Settle::Failed(e),
+            };
+        }
+        match &self.speculative {
+            Some(s) if s.image.offset > self.images.borrow().offset => Settle::Offset {
+                term: s.term,
+                index: s.index,
+            },
+            _ => Settle::Now,
+        }
+    }
+
+    /// Sends `response` once `settle` allows, without holding up the loop.
+    async fn answer<T: Send + 'static>(
+        &mut self,
+        settle: Settle,
+        response: T,
+        reply: Reply<T>,
+        with_index: fn(T, u64) -> T,
+    ) {
+        let waiting = match settle {
+            Settle::Now => {
+                let _ = reply.send(Ok(with_index(response, 0)));
+                return;
+            }
+            Settle::Failed(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+            other => other,
         };
-        let _ = reply.send(out);
+        let permit: OwnedSemaphorePermit = match Arc::clone(&self.in_flight).acquire_owned().await {
+            Ok(p) => p,
+            Err(_) => return,
+        };
+        let mut images = self.images.clone();
+        let mut status = self.quorum.watch_status();
+        tokio::spawn(async move {
+            let out = match waiting {
+                Settle::Entry(appended) => {
+                    let index = appended.index;
+                    appended.committed().await.map(|_| index)
+                }
+                Settle::Offset { term, index } => {
+                    tokio::select! {
+                        _ = images.wait_for(|i| i.offset >= index as i64) => Ok(index),
+                        s = status.wait_for(|s| s.term != term || s.role != Role::Leader) => {
+                            let leader_id = s.ok().and_then(|s| s.leader_id);
+                            Err(QuorumError::NotLeader { leader_id })
+                        }
+                    }
+                }
+                Settle::Now | Settle::Failed(_) => unreachable!("answered above"),
+            };
+            if let Ok(index) = out {
+                // The driver applies before it answers, but images go out through the watch:
+                // wait for this one so the caller's next command sees these records.
+                let _ = images.wait_for(|i| i.offset >= index as i64).await;
+            }
+            let _ = reply.send(out.map(|index| with_index(response, index)));
+            drop(permit);
+        });
+    }
+
+    async fn finish<T: Send + 'static>(
+        &mut self,
+        base: &Arc<MetadataImage>,
+        result: ControllerResult<T>,
+        reply: Reply<T>,
+    ) {
+        let settle = self.settle(&result.records, base).await;
+        self.answer(settle, result.response, reply, |r, _| r).await;
     }
 
     async fn handle(&mut self, cmd: Command, sessions: &mut BrokerSessions) {
@@ -192,7 +373,7 @@ impl Ctx {
                 if result.response.error_code == 0 {
                     sessions.touch(req.broker_id, now);
                 }
-                self.finish(result, reply).await;
+                self.finish(&image, result, reply).await;
             }
             Command::Heartbeat(req, reply) => {
                 leader_or_reply!(reply);
@@ -200,79 +381,91 @@ impl Ctx {
                 if result.response.error_code == 0 {
                     sessions.touch(req.broker_id, now);
                 }
-                self.finish(result, reply).await;
+                self.finish(&image, result, reply).await;
             }
             Command::AlterPartition(req, reply) => {
                 leader_or_reply!(reply);
-                self.finish(replication::alter_partition(&image, &req), reply)
-                    .await;
+                let result = replication::alter_partition(&image, &req);
+                self.finish(&image, result, reply).await;
             }
             Command::CreateTopics(req, reply) => {
                 leader_or_reply!(reply);
                 let result =
                     replication::create_topics(&image, &req, &self.settings, &mut Uuid::random);
-                self.finish(result, reply).await;
+                self.finish(&image, result, reply).await;
             }
             Command::DeleteTopics(req, reply) => {
                 leader_or_reply!(reply);
-                self.finish(replication::delete_topics(&image, &req), reply)
-                    .await;
+                let result = replication::delete_topics(&image, &req);
+                self.finish(&image, result, reply).await;
             }
             Command::CreatePartitions(req, reply) => {
                 leader_or_reply!(reply);
-                self.finish(replication::create_partitions(&image, &req), reply)
-                    .await;
+                let result = replication::create_partitions(&image, &req);
+                self.finish(&image, result, reply).await;
             }
             Command::AlterConfigs(req, reply) => {
                 leader_or_reply!(reply);
-                self.finish(configs::incremental_alter_configs(&image, &req), reply)
-                    .await;
+                let result = configs::incremental_alter_configs(&image, &req);
+                self.finish(&image, result, reply).await;
             }
             Command::AllocateProducerIds(req, reply) => {
                 leader_or_reply!(reply);
-                self.finish(
-                    producer_ids::allocate_producer_ids(&image, &req, &self.settings),
-                    reply,
-                )
-                .await;
+                let result = producer_ids::allocate_producer_ids(&image, &req, &self.settings);
+                self.finish(&image, result, reply).await;
             }
             Command::AlterReassignments(req, reply) => {
                 leader_or_reply!(reply);
                 let result =
                     reassignment::alter_partition_reassignments(&image, &req, &self.settings);
-                self.finish(result, reply).await;
+                self.finish(&image, result, reply).await;
             }
             Command::ListReassignments(req, reply) => {
                 leader_or_reply!(reply);
-                let _ = reply.send(Ok(reassignment::list_partition_reassignments(&image, &req)));
+                let response = reassignment::list_partition_reassignments(&image, &req);
+                let settle = self.settle(&[], &image).await;
+                self.answer(settle, response, reply, |r, _| r).await;
             }
             Command::ElectLeaders(req, reply) => {
                 leader_or_reply!(reply);
-                self.finish(elections::elect_leaders(&image, &req), reply)
-                    .await;
+                let result = elections::elect_leaders(&image, &req);
+                self.finish(&image, result, reply).await;
             }
             Command::UnregisterBroker(req, reply) => {
                 leader_or_reply!(reply);
                 let result = cluster::unregister_broker(&image, &req, &self.settings);
-                self.finish(result, reply).await;
+                self.finish(&image, result, reply).await;
             }
             Command::Envelope(req, reply) => {
                 leader_or_reply!(reply);
                 let result = crate::envelope::handle(&image, &req, &mut Uuid::random);
                 let mut response = result.response;
-                let out = if result.records.is_empty() {
+                if result.records.is_empty() {
                     response.committed_offset = -1;
-                    Ok(response)
-                } else {
-                    self.commit(result.records).await.map(|index| {
-                        response.committed_offset = index as i64;
-                        response
-                    })
-                };
-                let _ = reply.send(out);
+                    let _ = reply.send(Ok(response));
+                    return;
+                }
+                let settle = self.settle(&result.records, &image).await;
+                self.answer(settle, response, reply, |mut r, index| {
+                    r.committed_offset = index as i64;
+                    r
+                })
+                .await;
             }
         }
     }
+}
+
+/// What an answer waits for.
+enum Settle {
+    /// Nothing: nothing it depends on is uncommitted.
+    Now,
+    /// Its records could not be appended.
+    Failed(QuorumError),
+    /// The commit of its own entry.
+    Entry(Appended),
+    /// The commit of the entry at `index` (appended in `term`) that it was computed after.
+    Offset { term: u64, index: u64 },
 }
 
 /// The Kafka error a quorum error becomes for a caller.

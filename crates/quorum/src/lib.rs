@@ -137,6 +137,31 @@ pub struct QuorumDescription {
     pub observers: Arc<Vec<VoterState>>,
 }
 
+/// An entry in the leader's log, not yet known to be committed.
+#[derive(Debug)]
+pub struct Appended {
+    /// The entry's index.
+    pub index: u64,
+    committed: oneshot::Receiver<Result<u64, QuorumError>>,
+    started: std::time::Instant,
+    metrics: QuorumMetrics,
+}
+
+impl Appended {
+    /// Resolves with the index once the entry is committed and applied here; fails with
+    /// [`QuorumError::NotLeader`] when this voter lost the leadership before (the entry may
+    /// then be lost or committed by the next leader).
+    pub async fn committed(self) -> Result<u64, QuorumError> {
+        let r = self.committed.await.map_err(|_| QuorumError::Shutdown)?;
+        if r.is_ok() {
+            self.metrics
+                .commit_latency
+                .observe(self.started.elapsed().as_secs_f64() * 1e3);
+        }
+        r
+    }
+}
+
 /// A handle to a running voter. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct QuorumHandle {
@@ -156,19 +181,34 @@ impl QuorumHandle {
     /// Proposes `data`; resolves with the entry's index once it is committed and applied here.
     /// Fails with [`QuorumError::NotLeader`] on a follower.
     pub async fn propose(&self, data: Vec<u8>) -> Result<u64, QuorumError> {
+        self.append(data).await?.committed().await
+    }
+
+    /// Appends `data` to the leader's log without waiting for the commit: resolves with the
+    /// entry's index as soon as the leader holds it, so a caller can pipeline proposals (each
+    /// later entry follows this one in the log) and wait for [`Appended::committed`] apart.
+    /// Fails with [`QuorumError::NotLeader`] on a follower and
+    /// [`QuorumError::ProposalDropped`] when the leader refuses the entry; either way the
+    /// entry is not in the log.
+    pub async fn append(&self, data: Vec<u8>) -> Result<Appended, QuorumError> {
         let started = std::time::Instant::now();
-        let (reply, rx) = oneshot::channel();
+        let (appended, appended_rx) = oneshot::channel();
+        let (reply, committed) = oneshot::channel();
         self.commands
-            .send(node::Command::Propose { data, reply })
+            .send(node::Command::Propose {
+                data,
+                appended,
+                reply,
+            })
             .await
             .map_err(|_| QuorumError::Shutdown)?;
-        let r = rx.await.map_err(|_| QuorumError::Shutdown)?;
-        if r.is_ok() {
-            self.metrics
-                .commit_latency
-                .observe(started.elapsed().as_secs_f64() * 1e3);
-        }
-        r
+        let index = appended_rx.await.map_err(|_| QuorumError::Shutdown)??;
+        Ok(Appended {
+            index,
+            committed,
+            started,
+            metrics: self.metrics.clone(),
+        })
     }
 
     /// The latest status.

@@ -23,6 +23,9 @@ use membership::Membership;
 pub(crate) enum Command {
     Propose {
         data: Vec<u8>,
+        /// The entry's index once the leader's log holds it.
+        appended: oneshot::Sender<Result<u64, QuorumError>>,
+        /// The index again once the entry is committed and applied.
         reply: oneshot::Sender<Result<u64, QuorumError>>,
     },
     Step(Box<Message>),
@@ -250,7 +253,11 @@ impl<S: StateMachine> Driver<S> {
     /// Returns false to stop.
     fn handle(&mut self, cmd: Command) -> bool {
         match cmd {
-            Command::Propose { data, reply } => self.propose(data, reply),
+            Command::Propose {
+                data,
+                appended,
+                reply,
+            } => self.propose(data, appended, reply),
             Command::Step(m) => {
                 self.last_heard_ms.insert(m.from, now_ms());
                 if let Err(e) = self.node.step(*m) {
@@ -298,9 +305,14 @@ impl<S: StateMachine> Driver<S> {
         (l != raft::INVALID_ID).then_some(l)
     }
 
-    fn propose(&mut self, data: Vec<u8>, reply: oneshot::Sender<Result<u64, QuorumError>>) {
+    fn propose(
+        &mut self,
+        data: Vec<u8>,
+        appended: oneshot::Sender<Result<u64, QuorumError>>,
+        reply: oneshot::Sender<Result<u64, QuorumError>>,
+    ) {
         if self.node.raft.state != StateRole::Leader {
-            let _ = reply.send(Err(QuorumError::NotLeader {
+            let _ = appended.send(Err(QuorumError::NotLeader {
                 leader_id: self.leader_id(),
             }));
             return;
@@ -309,12 +321,17 @@ impl<S: StateMachine> Driver<S> {
         let id = self.next_proposal;
         let mut context = self.config.node_id.to_be_bytes().to_vec();
         context.extend_from_slice(&id.to_be_bytes());
+        let before = self.node.raft.raft_log.last_index();
         match self.node.propose(context, data) {
             Ok(()) => {
+                // A leader appends a proposal to its log at once, as the next entry.
+                let index = self.node.raft.raft_log.last_index();
+                debug_assert_eq!(index, before + 1, "a proposal is the leader's next entry");
                 self.pending.insert(id, Pending { reply });
+                let _ = appended.send(Ok(index));
             }
             Err(e) => {
-                let _ = reply.send(Err(QuorumError::ProposalDropped(e.to_string())));
+                let _ = appended.send(Err(QuorumError::ProposalDropped(e.to_string())));
             }
         }
     }
