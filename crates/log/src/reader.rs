@@ -84,7 +84,9 @@ pub struct FileSlice {
 impl FileSlice {
     /// The segment file the bytes are in.
     pub fn file(&self) -> &File {
-        &self.segment.file
+        self.segment
+            .opened_file()
+            .expect("a slice is made by a read that opened its segment's file")
     }
 
     /// Byte position of the first batch in [`FileSlice::file`].
@@ -115,8 +117,7 @@ impl FileSlice {
     /// Copies the batches into memory.
     pub fn read_to_bytes(&self) -> Result<Bytes> {
         let mut buf = BytesMut::zeroed(self.len as usize);
-        self.segment
-            .file
+        self.file()
             .read_exact_at(&mut buf, self.position)
             .map_err(|e| LogError::io(&self.segment.log_path, e))?;
         Ok(buf.freeze())
@@ -126,7 +127,7 @@ impl FileSlice {
 /// The segment file's descriptor, for `sendfile` (the slice keeps the file open).
 impl std::os::fd::AsFd for FileSlice {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.segment.file.as_fd()
+        self.file().as_fd()
     }
 }
 
@@ -275,7 +276,7 @@ impl LogReader {
                 let marker = if header.is_control() {
                     let mut buf = vec![0u8; header.size().min(1024) as usize];
                     seg.data
-                        .file
+                        .file()?
                         .read_exact_at(&mut buf, position)
                         .map_err(|e| LogError::io(&seg.data.log_path, e))?;
                     crate::control::parse_control_batch(&buf)
@@ -376,7 +377,7 @@ fn first_record_matching(
 ) -> Result<Option<TimestampAndOffset>> {
     let mut buf = BytesMut::zeroed(header.size() as usize);
     seg.data
-        .file
+        .file()?
         .read_exact_at(&mut buf, position)
         .map_err(|e| LogError::io(&seg.data.log_path, e))?;
     let (records, _) = crate::cleaner::decode_records(buf.freeze(), position)?;

@@ -8,7 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{IoSlice, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 
@@ -27,8 +27,10 @@ pub(crate) struct SegmentData {
     pub base_offset: i64,
     pub log_path: PathBuf,
     /// Opened read + append. Readers use positioned reads (`read_at`), the single writer appends,
-    /// so neither needs a lock on the file itself.
-    pub file: File,
+    /// so neither needs a lock on the file itself. An empty segment opens its file on first
+    /// use ([`SegmentData::file`]): a broker hosting many idle partitions holds no descriptor
+    /// for them.
+    file: OnceLock<File>,
     /// Locked briefly: the writer to push an entry, readers for one binary search.
     pub offset_index: RwLock<IndexFile<OffsetEntry>>,
     /// Same contract as `offset_index`.
@@ -36,13 +38,32 @@ pub(crate) struct SegmentData {
 }
 
 impl SegmentData {
+    /// The segment's file, opened now if this is its first use.
+    pub fn file(&self) -> Result<&File> {
+        if let Some(f) = self.file.get() {
+            return Ok(f);
+        }
+        let opened = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&self.log_path)
+            .map_err(|e| LogError::io(&self.log_path, e))?;
+        // Two first users may race to open; one descriptor wins, the other closes.
+        Ok(self.file.get_or_init(|| opened))
+    }
+
+    /// The file if it is open: always so once a batch was appended or read.
+    pub fn opened_file(&self) -> Option<&File> {
+        self.file.get()
+    }
+
     /// Reads the header of the batch at `position`, if a whole header lies before `end`.
     pub fn read_header(&self, position: u64, end: u64) -> Result<Option<BatchHeader>> {
         if position + BATCH_HEADER_SIZE as u64 > end {
             return Ok(None);
         }
         let mut buf = [0u8; BATCH_HEADER_SIZE];
-        self.file
+        self.file()?
             .read_exact_at(&mut buf, position)
             .map_err(|e| LogError::io(&self.log_path, e))?;
         Ok(BatchHeader::parse(&buf))
@@ -84,10 +105,11 @@ pub struct SegmentFile(pub(crate) Arc<SegmentData>);
 impl SegmentFile {
     /// `fdatasync`s the file: every byte appended to it so far is on disk, and so is its size.
     pub fn sync_data(&self) -> Result<()> {
-        self.0
-            .file
-            .sync_data()
-            .map_err(|e| LogError::io(&self.0.log_path, e))
+        match self.0.opened_file() {
+            // Never opened: nothing was appended through it.
+            None => Ok(()),
+            Some(f) => f.sync_data().map_err(|e| LogError::io(&self.0.log_path, e)),
+        }
     }
 
     /// Whether both name the same segment file.
@@ -132,6 +154,8 @@ impl Segment {
             .open(&log_path)
             .map_err(|e| LogError::io(&log_path, e))?;
         file.set_len(0).map_err(|e| LogError::io(&log_path, e))?;
+        // Empty: the descriptor is opened again on first use.
+        drop(file);
         let offset_index =
             IndexFile::new(dir.join(file_name(base_offset, &format!("index{suffix}"))));
         let time_index =
@@ -139,7 +163,7 @@ impl Segment {
         Ok(Self::from_parts(
             base_offset,
             log_path,
-            file,
+            None,
             offset_index,
             time_index,
         ))
@@ -148,7 +172,7 @@ impl Segment {
     fn from_parts(
         base_offset: i64,
         log_path: PathBuf,
-        file: File,
+        file: Option<File>,
         offset_index: IndexFile<OffsetEntry>,
         time_index: IndexFile<TimeEntry>,
     ) -> Segment {
@@ -156,7 +180,7 @@ impl Segment {
             data: Arc::new(SegmentData {
                 base_offset,
                 log_path,
-                file,
+                file: file.map(OnceLock::from).unwrap_or_default(),
                 offset_index: RwLock::new(offset_index),
                 time_index: RwLock::new(time_index),
             }),
@@ -180,15 +204,20 @@ impl Segment {
         index_interval_bytes: u64,
     ) -> Result<(Segment, u64)> {
         let log_path = dir.join(file_name(base_offset, "log"));
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| LogError::io(&log_path, e))?;
-        let file_len = file
-            .metadata()
+        let file_len = std::fs::metadata(&log_path)
             .map_err(|e| LogError::io(&log_path, e))?
             .len();
+        // An empty segment opens its file on first use.
+        let file = if file_len == 0 {
+            None
+        } else {
+            let file = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .open(&log_path)
+                .map_err(|e| LogError::io(&log_path, e))?;
+            Some(file)
+        };
         let index_path = dir.join(file_name(base_offset, "index"));
         let time_path = dir.join(file_name(base_offset, "timeindex"));
         if trust_indexes {
@@ -276,9 +305,7 @@ impl Segment {
     pub fn recover(&mut self, index_interval_bytes: u64) -> Result<u64> {
         let data = Arc::clone(&self.data);
         let path = &data.log_path;
-        let file_len = data
-            .file
-            .metadata()
+        let file_len = std::fs::metadata(path)
             .map_err(|e| LogError::io(path, e))?
             .len();
         data.offset_index.write().clear();
@@ -290,7 +317,11 @@ impl Segment {
         self.first_batch_timestamp = None;
         self.bytes_since_index_entry = 0;
 
-        let mut reader = std::io::BufReader::with_capacity(1 << 20, (&data.file).take(file_len));
+        if file_len == 0 {
+            return Ok(0);
+        }
+        let file = data.file()?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, file.take(file_len));
         let mut buf = Vec::new();
         let mut position = 0u64;
         loop {
@@ -332,9 +363,7 @@ impl Segment {
         if truncated > 0 {
             tracing::warn!(segment = %path.display(), valid_bytes = self.size, truncated,
                 "recovery truncated a torn or corrupt tail");
-            data.file
-                .set_len(self.size)
-                .map_err(|e| LogError::io(path, e))?;
+            file.set_len(self.size).map_err(|e| LogError::io(path, e))?;
         }
         Ok(truncated)
     }
@@ -391,9 +420,10 @@ impl Segment {
         );
         let encoded = header.encode();
         let position = self.size;
-        if let Err(e) = write_all_vectored(&self.data.file, &encoded, records) {
+        let file = self.data.file()?;
+        if let Err(e) = write_all_vectored(file, &encoded, records) {
             // Best effort: leave no partial batch behind; recovery would also cut it.
-            let _ = self.data.file.set_len(position);
+            let _ = file.set_len(position);
             return Err(LogError::io(&self.data.log_path, e));
         }
         self.index_batch(header, position, index_interval_bytes);
@@ -409,7 +439,7 @@ impl Segment {
         let Some((position, removed)) = data.find_batch(offset, self.size)? else {
             return Ok(self.next_offset.min(offset.max(data.base_offset)));
         };
-        data.file
+        data.file()?
             .set_len(position)
             .map_err(|e| LogError::io(&data.log_path, e))?;
         let rel = (removed.base_offset - data.base_offset).max(0) as u32;
@@ -441,10 +471,8 @@ impl Segment {
     pub fn flush(&self, sync: bool) -> Result<()> {
         self.data.offset_index.write().persist(sync)?;
         self.data.time_index.write().persist(sync)?;
-        if sync {
-            self.data
-                .file
-                .sync_data()
+        if let (true, Some(file)) = (sync, self.data.opened_file()) {
+            file.sync_data()
                 .map_err(|e| LogError::io(&self.data.log_path, e))?;
         }
         Ok(())
@@ -463,7 +491,7 @@ impl Segment {
             }
             let mut buf = bytes::BytesMut::zeroed(h.size() as usize);
             self.data
-                .file
+                .file()?
                 .read_exact_at(&mut buf, position)
                 .map_err(|e| LogError::io(&self.data.log_path, e))?;
             f(position, &h, buf.freeze())?;

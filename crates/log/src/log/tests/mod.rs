@@ -544,3 +544,47 @@ fn readers_on_other_threads_see_only_whole_batches() {
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(handle.join().expect("reader thread"), 1000);
 }
+
+/// Descriptors this process holds open on files under `dir`.
+fn open_files_under(dir: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("list /proc/self/fd")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
+}
+
+#[test]
+fn an_empty_log_holds_no_file_open_until_its_first_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().canonicalize().expect("canonical dir");
+    let mut log = open(&path, LogConfig::default());
+    assert_eq!(open_files_under(&path), 0, "a new empty log opens nothing");
+    assert!(log.read(0, 1 << 20, 0).expect("read").records.is_none());
+    log.flush().expect("flush an unopened segment");
+    drop(log);
+
+    let mut log = open(&path, LogConfig::default());
+    assert_eq!(
+        open_files_under(&path),
+        0,
+        "a reopened empty log opens nothing"
+    );
+    log.append_as_leader(&simple(3, 10, 100), 0, 1)
+        .expect("append");
+    assert_eq!(
+        open_files_under(&path),
+        1,
+        "the first batch opens the segment"
+    );
+    log.flush().expect("flush");
+    drop(log);
+
+    let log = open(&path, LogConfig::default());
+    assert_eq!(
+        open_files_under(&path),
+        1,
+        "a non-empty segment is opened with the log"
+    );
+    assert_eq!(batches(&log).len(), 1);
+}
