@@ -9,6 +9,7 @@ mod cluster;
 mod console;
 mod groups;
 mod perf;
+mod perf_topics;
 mod quorum;
 mod reassign;
 mod security;

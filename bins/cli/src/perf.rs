@@ -1,4 +1,5 @@
-//! `odradek perf produce|consume|end-to-end`: what Kafka's perf tests print.
+//! `odradek perf produce|consume|end-to-end`: what Kafka's perf tests print
+//! (`create-topics` is in `perf_topics`).
 //!
 //! The producer sends, like a real producer, one Produce request per leader broker carrying a
 //! batch for each of that broker's partitions, with up to `--max-in-flight` requests pipelined on
@@ -24,6 +25,8 @@ pub enum PerfCommand {
     /// Produce at a fixed rate while consuming, printing the end-to-end latency (produce call to
     /// record fetched) of every record.
     EndToEnd(ProduceArgs),
+    /// Create N topics, one request each, printing the commit latency an admin client sees.
+    CreateTopics(crate::perf_topics::CreateTopicsArgs),
 }
 
 #[derive(Args, Clone)]
@@ -66,26 +69,27 @@ pub async fn run(client: &mut Client, command: PerfCommand) -> Result<(), Client
         PerfCommand::Produce(a) => produce(client, a).await,
         PerfCommand::Consume(a) => consume(client, a).await,
         PerfCommand::EndToEnd(a) => end_to_end(client, a).await,
+        PerfCommand::CreateTopics(a) => crate::perf_topics::create_topics(client, a).await,
     }
 }
 
 /// Latency samples in milliseconds, each standing for `n` records.
 #[derive(Default)]
-struct Latencies {
+pub(crate) struct Latencies {
     samples: Vec<(f64, u64)>,
 }
 
 impl Latencies {
-    fn add(&mut self, ms: f64, n: u64) {
+    pub(crate) fn add(&mut self, ms: f64, n: u64) {
         self.samples.push((ms, n));
     }
 
-    fn merge(&mut self, other: Latencies) {
+    pub(crate) fn merge(&mut self, other: Latencies) {
         self.samples.extend(other.samples);
     }
 
     /// (avg, max, p50, p95, p99, p99.9) over records.
-    fn summary(mut self) -> [f64; 6] {
+    pub(crate) fn summary(mut self) -> [f64; 6] {
         self.samples.sort_by(|x, y| x.0.total_cmp(&y.0));
         let total: u64 = self.samples.iter().map(|s| s.1).sum();
         if total == 0 {

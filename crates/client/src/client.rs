@@ -65,6 +65,20 @@ pub(crate) fn name(n: &str) -> TopicName {
 }
 
 impl Client {
+    /// Another client with the same bootstrap servers, client id and security, and
+    /// connections of its own (for callers that want requests in flight side by side).
+    pub fn sibling(&self) -> Client {
+        Client {
+            bootstrap: self.bootstrap.clone(),
+            client_id: self.client_id.clone(),
+            brokers: HashMap::new(),
+            conns: HashMap::new(),
+            leaders: HashMap::new(),
+            cluster_id: None,
+            security: self.security.clone(),
+        }
+    }
+
     /// A client for `bootstrap` (comma-separated host:port).
     pub fn new(bootstrap: &str, client_id: &str) -> Client {
         Client {

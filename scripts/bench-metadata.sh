@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Metadata at scale: three controller and three broker processes (127.0.0.1, scratch
+# directories) are filled with TOPICS topics of PARTITIONS partitions (default 10,000 x 10 =
+# 100,000 partitions) at replication factor RF (default 1), with `odradek perf create-topics`
+# (16 requests in flight). Topic creation (10 partitions, one request at a time, then 16 at a
+# time) is measured on the empty cluster and again on the full one, where it must stay under
+# 50 ms. Prints each perf line, then the processes' memory and open descriptors.
+#
+# usage: scripts/bench-metadata.sh [TOPICS [PARTITIONS [RF]]]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/odradek/target}"
+topics=${1:-10000}
+partitions=${2:-10}
+rf=${3:-1}
+[ -n "${ODRADEK_BIN:-}" ] || cargo build --release --workspace --bins --quiet
+bin="${ODRADEK_BIN:-$CARGO_TARGET_DIR/release}"
+cli="$CARGO_TARGET_DIR/release/odradek"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/odradek-meta.XXXXXX")
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+id=$("$bin/odradek-storage" random-uuid)
+cports=("$(free_port)" "$(free_port)" "$(free_port)")
+voters="100@127.0.0.1:${cports[0]},101@127.0.0.1:${cports[1]},102@127.0.0.1:${cports[2]}"
+for i in 0 1 2; do
+  printf 'node.id=%s\nprocess.roles=controller\ncontroller.quorum.voters=%s\nlisteners=CONTROLLER://127.0.0.1:%s\ncontroller.listener.names=CONTROLLER\nlog.dirs=%s\n' \
+    $((100 + i)) "$voters" "${cports[$i]}" "$scratch/c$i" >"$scratch/c$i.properties"
+  "$bin/odradek-storage" format -t "$id" -c "$scratch/c$i.properties" >/dev/null
+  "$bin/odradek-controller" -c "$scratch/c$i.properties" 2>"$scratch/c$i.log" & pids+=("$!")
+done
+bootstrap=""
+for b in 1 2 3; do
+  port=$(free_port)
+  printf 'node.id=%s\nprocess.roles=broker\ncontroller.quorum.voters=%s\nlisteners=PLAINTEXT://127.0.0.1:%s\ncontroller.listener.names=CONTROLLER\nlog.dirs=%s\n' \
+    "$b" "$voters" "$port" "$scratch/b$b" >"$scratch/b$b.properties"
+  "$bin/odradek-storage" format -t "$id" -c "$scratch/b$b.properties" >/dev/null
+  "$bin/odradek-broker" -c "$scratch/b$b.properties" 2>"$scratch/b$b.log" & pids+=("$!")
+  bootstrap="${bootstrap:+$bootstrap,}127.0.0.1:$port"
+done
+for b in 1 2 3; do until grep -q "broker ready" "$scratch/b$b.log"; do sleep 0.1; done; done
+
+perf() { "$cli" --bootstrap-server "$bootstrap" perf create-topics --replication-factor "$rf" "$@"; }
+probe() {
+  echo "  one at a time:  $(perf --prefix "probe-$1" --topics 200 --partitions 10 --concurrency 1)"
+  echo "  16 at a time:   $(perf --prefix "burst-$1" --topics 1000 --partitions 10 --concurrency 16)"
+}
+echo "== empty cluster (RF $rf)"
+probe empty
+echo "== filling: $topics topics x $partitions partitions"
+start=$(date +%s)
+echo "  $(perf --prefix fill --topics "$topics" --partitions "$partitions" --concurrency 16)"
+echo "  filled in $(( $(date +%s) - start )) s"
+echo "== full cluster: $(( topics * partitions + 12000 )) partitions"
+probe full
+echo "== processes"
+for p in "${pids[@]}"; do
+  printf '  %-20s rss %6d MB  fds %6d\n' "$(tr '\0' ' ' </proc/"$p"/cmdline | awk '{print $1}' | xargs basename)-$p" \
+    "$(( $(awk '/VmRSS/ {print $2}' /proc/"$p"/status) / 1024 ))" "$(ls /proc/"$p"/fd | wc -l)"
+done
