@@ -4,7 +4,8 @@
 # 100,000 partitions) at replication factor RF (default 1), with `odradek perf create-topics`
 # (16 requests in flight). Topic creation (10 partitions, one request at a time, then 16 at a
 # time) is measured on the empty cluster and again on the full one, where it must stay under
-# 50 ms. Prints each perf line, then the processes' memory and open descriptors.
+# 50 ms. Prints each perf line, how long the brokers take to create every replica's log, then
+# the processes' memory and open descriptors.
 #
 # usage: scripts/bench-metadata.sh [TOPICS [PARTITIONS [RF]]]
 set -euo pipefail
@@ -58,8 +59,17 @@ echo "== filling: $topics topics x $partitions partitions"
 start=$(date +%s)
 echo "  $(perf --prefix fill --topics "$topics" --partitions "$partitions" --concurrency 16)"
 echo "  filled in $(( $(date +%s) - start )) s"
-echo "== full cluster: $(( topics * partitions + 12000 )) partitions"
+# Brokers create the logs after the metadata commits; wait until every replica has its directory.
+replicas=$(( (12000 + topics * partitions) * rf ))
+hosted() { find "$scratch"/b1 "$scratch"/b2 "$scratch"/b3 -mindepth 1 -maxdepth 1 -type d -name '*-[0-9]*' | wc -l; }
+until [ "$(hosted)" -ge "$replicas" ]; do sleep 1; done
+echo "  every broker hosts its replicas ($replicas) $(( $(date +%s) - start )) s after the fill began"
+echo "== full cluster: $(( topics * partitions + 12000 )) partitions and __consumer_offsets"
 probe full
+echo "== brokers: partition directories, and log lines at WARN or ERROR"
+for b in 1 2 3; do
+  echo "  broker $b: $(find "$scratch/b$b" -mindepth 1 -maxdepth 1 -type d | wc -l) directories, $(grep -cE ' (WARN|ERROR) ' "$scratch/b$b.log" || true) warnings"
+done
 echo "== processes"
 for p in "${pids[@]}"; do
   printf '  %-20s rss %6d MB  fds %6d\n' "$(tr '\0' ' ' </proc/"$p"/cmdline | awk '{print $1}' | xargs basename)-$p" \

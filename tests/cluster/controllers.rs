@@ -83,7 +83,8 @@ fn write_config(path: &Path, id: u32, ports: &[u16], data: &Path) {
         .collect();
     let text = format!(
         "node.id={id}\nprocess.roles=controller\ncontroller.quorum.voters={}\n\
-         listeners=CONTROLLER://127.0.0.1:{}\ncontroller.listener.names=CONTROLLER\nlog.dirs={}\n",
+         listeners=CONTROLLER://127.0.0.1:{}\ncontroller.listener.names=CONTROLLER\nlog.dirs={}\n\
+         metadata.log.max.record.bytes.between.snapshots=2000\n",
         voters.join(","),
         ports[id as usize - 1],
         data.display()

@@ -166,6 +166,9 @@ pub struct NodeConfig {
     pub metadata_log_dir: PathBuf,
     /// `controller.quorum.election.timeout.ms` (1000).
     pub election_timeout_ms: u64,
+    /// `metadata.log.max.record.bytes.between.snapshots` (20 MiB): a snapshot of the metadata
+    /// is taken, and the log before it dropped, after this many bytes of records.
+    pub max_record_bytes_between_snapshots: u64,
     /// Settings for the control managers.
     pub settings: ControllerSettings,
     /// TLS on the controller listener (its protocol in `listener.security.protocol.map` is
@@ -225,6 +228,7 @@ const KNOWN: &[&str] = &[
     "log.dir",
     "metadata.log.dir",
     "controller.quorum.election.timeout.ms",
+    "metadata.log.max.record.bytes.between.snapshots",
     "num.partitions",
     "default.replication.factor",
     "unclean.leader.election.enable",
@@ -397,6 +401,15 @@ impl NodeConfig {
             .map(PathBuf::from)
             .unwrap_or_else(|| log_dirs[0].clone());
         let election_timeout_ms: u64 = int(props, "controller.quorum.election.timeout.ms", 1000)?;
+        let snapshot_key = "metadata.log.max.record.bytes.between.snapshots";
+        let max_record_bytes_between_snapshots: u64 = int(
+            props,
+            snapshot_key,
+            odradek_quorum::DEFAULT_SNAPSHOT_INTERVAL_BYTES,
+        )?;
+        if max_record_bytes_between_snapshots == 0 {
+            return Err(cfg_err(snapshot_key, "0", "must be at least 1"));
+        }
         if election_timeout_ms < 100 {
             return Err(cfg_err(
                 "controller.quorum.election.timeout.ms",
@@ -471,6 +484,7 @@ impl NodeConfig {
                 log_dirs,
                 metadata_log_dir,
                 election_timeout_ms,
+                max_record_bytes_between_snapshots,
                 control_tls,
                 metrics_listener,
                 settings: ControllerSettings {

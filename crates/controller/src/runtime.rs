@@ -82,6 +82,7 @@ pub async fn run_controller(
             .unwrap_or_else(|| addr.to_string()),
     );
     quorum_config.tls = config.control_tls.clone();
+    quorum_config.snapshot_interval_bytes = config.max_record_bytes_between_snapshots;
     quorum_config.election_ticks =
         (config.election_timeout_ms / quorum_config.tick.as_millis() as u64).max(3) as usize;
     let (state_machine, images) = MetadataStateMachine::new();
@@ -129,7 +130,9 @@ pub async fn run_controller(
                 .max_encoding_message_size(odradek_quorum::MAX_MESSAGE_BYTES),
         )
         .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
+            // A listener handed in keeps the kernel's default (Nagle on) unless told: small
+            // answers would wait for the peer's delayed ACK, about 40 ms each.
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,
         )
         .await;

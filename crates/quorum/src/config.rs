@@ -31,11 +31,18 @@ pub struct QuorumConfig {
     pub heartbeat_ticks: usize,
     /// Take a snapshot and compact the log after this many applied entries.
     pub snapshot_interval_entries: u64,
+    /// Take a snapshot and compact the log after entries of this many bytes were applied
+    /// (Kafka's `metadata.log.max.record.bytes.between.snapshots`), whichever comes first.
+    /// A snapshot writes the whole state, so on a large cluster it must not come often.
+    pub snapshot_interval_bytes: u64,
     /// Bound on messages queued to one peer; beyond it messages are dropped (Raft retries).
     pub peer_queue: usize,
     /// TLS to the other voters (the controller listener's protocol is SSL).
     pub tls: Option<crate::ControlTls>,
 }
+
+/// Kafka's default `metadata.log.max.record.bytes.between.snapshots`: 20 MiB.
+pub const DEFAULT_SNAPSHOT_INTERVAL_BYTES: u64 = 20 * 1024 * 1024;
 
 impl QuorumConfig {
     /// A config with Kafka-like timing: a 1 s election timeout
@@ -57,7 +64,8 @@ impl QuorumConfig {
             tick: Duration::from_millis(50),
             election_ticks: 20,
             heartbeat_ticks: 4,
-            snapshot_interval_entries: 1000,
+            snapshot_interval_entries: u64::MAX,
+            snapshot_interval_bytes: DEFAULT_SNAPSHOT_INTERVAL_BYTES,
             peer_queue: 1024,
             tls: None,
         }

@@ -43,7 +43,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use config::{parse_voters, valid_address, QuorumConfig};
+pub use config::{parse_voters, valid_address, QuorumConfig, DEFAULT_SNAPSHOT_INTERVAL_BYTES};
 pub use error::{MembershipError, QuorumError};
 pub use metrics::QuorumMetrics;
 pub use storage::{RocksStorage, StoreIdentity};

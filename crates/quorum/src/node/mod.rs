@@ -94,6 +94,8 @@ pub(crate) struct Driver<S: StateMachine> {
     last_heard_ms: HashMap<u64, i64>,
     last_caught_up_ms: HashMap<u64, i64>,
     pending: BTreeMap<u64, Pending>,
+    /// Bytes of entries applied since the latest snapshot (counted from this process's start).
+    bytes_since_snapshot: u64,
     next_proposal: u64,
     applied: u64,
     status: watch::Sender<QuorumStatus>,
@@ -202,6 +204,7 @@ pub(crate) fn build<S: StateMachine>(
         last_heard_ms: HashMap::new(),
         last_caught_up_ms: HashMap::new(),
         pending: BTreeMap::new(),
+        bytes_since_snapshot: 0,
         next_proposal: 0,
         applied,
         status: status_tx,
@@ -379,6 +382,7 @@ impl<S: StateMachine> Driver<S> {
             match e.get_entry_type() {
                 EntryType::EntryNormal if !e.data.is_empty() => {
                     self.state_machine.apply(e.index, &e.data);
+                    self.bytes_since_snapshot += e.data.len() as u64;
                 }
                 EntryType::EntryNormal => {}
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
@@ -455,7 +459,11 @@ impl<S: StateMachine> Driver<S> {
                 .iter()
                 .chain(&members.learners)
                 .any(|m| !in_snapshot.voters.contains(m) && !in_snapshot.learners.contains(m));
-        if stale || self.applied >= snapshot_index + self.config.snapshot_interval_entries {
+        let due = self.applied
+            >= snapshot_index.saturating_add(self.config.snapshot_interval_entries)
+            || self.bytes_since_snapshot >= self.config.snapshot_interval_bytes;
+        if stale || (due && self.applied > snapshot_index) {
+            self.bytes_since_snapshot = 0;
             let data = self.state_machine.snapshot();
             self.storage.compact_to_snapshot(self.applied, data)?;
             tracing::debug!(
