@@ -7,6 +7,11 @@
 # 50 ms. Prints each perf line, how long the brokers take to create every replica's log, then
 # the processes' memory and open descriptors.
 #
+# Then the cluster idles for 30 s and each broker's CPU time over it is printed: with RF > 1
+# that is the cost of the followers' fetches (incremental fetch sessions, KIP-227, or full
+# fetches when BROKER_PROPS="max.incremental.fetch.session.cache.slots=0").
+# BROKER_PROPS: extra broker properties, one "key=value" per word.
+#
 # usage: scripts/bench-metadata.sh [TOPICS [PARTITIONS [RF]]]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +47,7 @@ for b in 1 2 3; do
   port=$(free_port)
   printf 'node.id=%s\nprocess.roles=broker\ncontroller.quorum.voters=%s\nlisteners=PLAINTEXT://127.0.0.1:%s\ncontroller.listener.names=CONTROLLER\nlog.dirs=%s\n' \
     "$b" "$voters" "$port" "$scratch/b$b" >"$scratch/b$b.properties"
+  for kv in ${BROKER_PROPS:-}; do echo "$kv" >>"$scratch/b$b.properties"; done
   "$bin/odradek-storage" format -t "$id" -c "$scratch/b$b.properties" >/dev/null
   "$bin/odradek-broker" -c "$scratch/b$b.properties" 2>"$scratch/b$b.log" & pids+=("$!")
   bootstrap="${bootstrap:+$bootstrap,}127.0.0.1:$port"
@@ -69,6 +75,14 @@ probe full
 echo "== brokers: partition directories, and log lines at WARN or ERROR"
 for b in 1 2 3; do
   echo "  broker $b: $(find "$scratch/b$b" -mindepth 1 -maxdepth 1 -type d | wc -l) directories, $(grep -cE ' (WARN|ERROR) ' "$scratch/b$b.log" || true) warnings"
+done
+cpu() { awk '{print $14 + $15}' /proc/"$1"/stat; }
+echo "== idle for 30 s: broker CPU seconds"
+before=(); for p in "${pids[@]:3}"; do before+=("$(cpu "$p")"); done
+sleep 30
+i=0; for p in "${pids[@]:3}"; do
+  echo "  broker $((i + 1)): $(awk -v a="${before[$i]}" -v b="$(cpu "$p")" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", (b - a) / hz}') s"
+  i=$((i + 1))
 done
 echo "== processes"
 for p in "${pids[@]}"; do

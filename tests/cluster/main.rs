@@ -5,6 +5,7 @@
 mod bad_input;
 mod cli;
 mod controllers;
+mod fetch_sessions;
 mod groups;
 mod harness;
 mod idempotence;

@@ -116,12 +116,13 @@ pub async fn run(
         in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
     };
     loop {
-        ctx.claim_or_resign(&mut sessions).await;
-        let is_leader = ctx.active_term.is_some();
+        // Noted before acting on it, so a change while claiming wakes the select below.
         let seen = {
             let s = status.borrow_and_update();
             (s.role, s.term)
         };
+        ctx.claim_or_resign(&mut sessions).await;
+        let is_leader = ctx.active_term.is_some();
         tokio::select! {
             cmd = commands.recv() => {
                 let Some(cmd) = cmd else { break };

@@ -22,6 +22,9 @@ pub struct BrokerConfig {
     /// directory round for all appends that arrived meanwhile (a group commit). Beside it,
     /// `log.flush.interval.messages` / `log.flush.interval.ms` keep Kafka's meaning.
     pub flush_before_ack: bool,
+    /// `max.incremental.fetch.session.cache.slots` (1000): incremental fetch sessions
+    /// (KIP-227) the broker keeps; 0 serves every fetch without a session.
+    pub fetch_session_cache_slots: usize,
     /// `broker.heartbeat.interval.ms` (2000).
     pub heartbeat_interval_ms: u64,
     /// `log.retention.check.interval.ms` (300000).
@@ -500,6 +503,11 @@ impl BrokerConfig {
                 advertised,
                 auto_create_topics,
                 flush_before_ack,
+                fetch_session_cache_slots: get_num(
+                    props,
+                    "max.incremental.fetch.session.cache.slots",
+                    crate::fetch_session::DEFAULT_CACHE_SLOTS,
+                )?,
                 heartbeat_interval_ms: get_num(props, "broker.heartbeat.interval.ms", 2000)?,
                 retention_check_interval_ms: get_num(
                     props,
@@ -536,6 +544,7 @@ impl BrokerConfig {
 const KNOWN: &[&str] = &[
     "console.listener",
     "log.flush.before.ack",
+    "max.incremental.fetch.session.cache.slots",
     "authorizer.class.name",
     "super.users",
     "allow.everyone.if.no.acl.found",

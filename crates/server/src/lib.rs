@@ -28,6 +28,7 @@ pub mod controller_client;
 pub mod coordinator_runtime;
 pub mod dev;
 pub mod disk;
+pub mod fetch_session;
 pub mod fetcher;
 pub(crate) mod group_sync;
 pub mod groups;

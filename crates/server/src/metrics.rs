@@ -384,6 +384,36 @@ impl Collector for BrokerCollector {
             image.offset,
         )?;
 
+        // Kafka's FetchSessionCache gauges (and its eviction meter, as a running total).
+        let (sessions, cached, evictions) = broker.fetch_sessions.stats();
+        let fs = "kafka_server_fetchsessioncache_";
+        gauge(
+            e,
+            &format!("{fs}numincrementalfetchsessions"),
+            "Incremental fetch sessions (KIP-227) kept by this broker",
+            sessions as i64,
+        )?;
+        gauge(
+            e,
+            &format!("{fs}numincrementalfetchpartitionscached"),
+            "Partitions in this broker's incremental fetch sessions",
+            cached as i64,
+        )?;
+        {
+            use prometheus_client::encoding::EncodeMetric;
+            use prometheus_client::metrics::counter::ConstCounter;
+            use prometheus_client::metrics::TypedMetric;
+            let c = ConstCounter::new(evictions);
+            let name = format!("{fs}incrementalfetchsessionevictions");
+            let d = e.encode_descriptor(
+                &name,
+                "Incremental fetch sessions evicted to make room for new ones",
+                None,
+                ConstCounter::<u64>::TYPE,
+            )?;
+            c.encode(d)?;
+        }
+
         // Groups by state, as Kafka's GroupMetadataManager gauges.
         let groups = broker.groups.states();
         let count = |state: &str| groups.iter().filter(|s| **s == state).count() as i64;

@@ -363,6 +363,9 @@ async fn run_broker(
         r = own.wait_for(|i| i.cluster.brokers.get(&id).is_some_and(|b| !b.fenced)) => { if r.is_err() { return Ok(()); } }
         _ = crate::until_stopped(&mut stop_wait) => { close_logs(&replicas).await; return Ok(()); }
     }
+    let fetch_sessions = Arc::new(crate::fetch_session::FetchSessions::new(
+        config.fetch_session_cache_slots,
+    ));
     let broker = Arc::new(Broker {
         config: Arc::clone(&config),
         cluster_id: cluster_id.clone(),
@@ -381,6 +384,7 @@ async fn run_broker(
         txns: Arc::clone(&txns),
         quotas: Arc::new(crate::quotas::ClientQuotaManager::new(config.quota_window)),
         remote_ends: Arc::default(),
+        fetch_sessions: Arc::clone(&fetch_sessions),
     });
     // Consumer lag of partitions not hosted here: their leaders' end offsets.
     {

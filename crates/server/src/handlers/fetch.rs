@@ -4,7 +4,9 @@
 //! watermark, expanding the ISR), or it is answered the epoch where its log diverges (v12+).
 //! Bounded by `partition_max_bytes` and `max_bytes`; waits up to `max_wait_ms` for
 //! `min_bytes`, woken per partition (consumers when the high watermark moves, followers when
-//! the log end moves). Sessionless (every request lists its partitions). Out-of-sync followers
+//! the log end moves). Fetch v7+ may use incremental fetch sessions (KIP-227,
+//! [`crate::fetch_session`]): the partitions read are the session's, and the answer lists only
+//! those with news. Out-of-sync followers
 //! of throttled replicas are held to `leader.replication.throttled.rate` ([`crate::throttle`]). A read_committed
 //! consumer (isolation level 1) reads below the last stable offset and is told the aborted
 //! transactions its batches overlap. The batches are not read here: each partition's segment
@@ -25,6 +27,7 @@ use odradek_metadata::acl::{AclOperation, ResourceType};
 use tokio::sync::Notify;
 
 use super::{find_topic, Broker};
+use crate::fetch_session::Plan;
 use crate::replicas::{HostedPartition, Need};
 
 fn error(index: i32, code: ErrorCode) -> PartitionData {
@@ -297,6 +300,20 @@ pub(super) async fn handle(
     } else {
         req.replica_id.0
     };
+    let now_ms = broker.clock.now_ms();
+    let (req, session) = match broker
+        .fetch_sessions
+        .plan(version, &req, replica_id >= 0, now_ms)
+    {
+        Plan::Sessionless => (req, None),
+        Plan::Session { id, full, request } => (*request, Some((id, full))),
+        Plan::Error(code) => {
+            let response = FetchResponse::default()
+                .with_error_code(code)
+                .with_session_id(0);
+            return (response, Attachments::default());
+        }
+    };
     // A follower needs CLUSTER_ACTION on the cluster, a consumer READ on each topic; either
     // refused is TOPIC_AUTHORIZATION_FAILED on the partitions, as in Kafka.
     let image = broker.image();
@@ -359,6 +376,12 @@ pub(super) async fn handle(
         );
         if last || bytes >= req.min_bytes.max(1) as usize || failed || Instant::now() >= deadline {
             count(&sent);
+            let mut response = response;
+            if let Some((id, full)) = session {
+                broker
+                    .fetch_sessions
+                    .finish(version, id, full, &req, &mut response);
+            }
             return (response, attachments);
         }
         last = tokio::time::timeout_at(deadline.into(), waiter.notified())

@@ -55,6 +55,8 @@ pub struct Broker {
     pub(crate) quotas: Arc<crate::quotas::ClientQuotaManager>,
     /// End offsets of partitions not hosted here, for consumer lag.
     pub(crate) remote_ends: Arc<crate::lag::RemoteEnds>,
+    /// Incremental fetch sessions (KIP-227).
+    pub(crate) fetch_sessions: Arc<crate::fetch_session::FetchSessions>,
 }
 
 impl Broker {
