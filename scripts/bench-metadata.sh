@@ -76,8 +76,10 @@ echo "== brokers: partition directories, and log lines at WARN or ERROR"
 for b in 1 2 3; do
   echo "  broker $b: $(find "$scratch/b$b" -mindepth 1 -maxdepth 1 -type d | wc -l) directories, $(grep -cE ' (WARN|ERROR) ' "$scratch/b$b.log" || true) warnings"
 done
+replicas=$(( (24000 + topics * partitions) * rf ))
+until [ "$(hosted)" -ge "$replicas" ]; do sleep 1; done
 cpu() { awk '{print $14 + $15}' /proc/"$1"/stat; }
-echo "== idle for 30 s: broker CPU seconds"
+echo "== every replica hosted ($replicas); idle for 30 s: broker CPU seconds"
 before=(); for p in "${pids[@]:3}"; do before+=("$(cpu "$p")"); done
 sleep 30
 i=0; for p in "${pids[@]:3}"; do

@@ -5,10 +5,7 @@
 //! epoch, fetch offset and last fetched epoch) over the inter-broker listener, appends what
 //! comes back as follower, takes the leader's high watermark, and truncates where the leader
 //! answers a diverging epoch. The leader long-polls (`replica.fetch.wait.max.ms`), so an idle
-//! follower costs one request per wait. Each task keeps an incremental fetch session (KIP-227,
-//! [`crate::fetch_session::FollowerSession`]) with its leader: after the first request, only
-//! partitions whose fetch position changed are sent, and only partitions with news come back.
-//! Throttled replicas that are out of sync are fetched
+//! follower costs one request per wait. Throttled replicas that are out of sync are fetched
 //! within `follower.replication.throttled.rate` ([`crate::throttle`]).
 
 use std::collections::{BTreeMap, HashMap};
@@ -158,8 +155,6 @@ async fn run(inner: Arc<Inner>, leader: i32, assigned: Arc<Assigned>) {
     let mut stop = inner.stop.clone();
     let backoff = Duration::from_millis(inner.config.replica_fetch_backoff_ms.max(10));
     let mut conn: Option<Connection> = None;
-    // An incremental fetch session with the leader (KIP-227), reset with the connection.
-    let mut session = crate::fetch_session::FollowerSession::default();
     let mut delayed: HashMap<(Uuid, i32), Instant> = HashMap::new();
     tracing::info!(
         broker_id = inner.broker_id,
@@ -203,7 +198,6 @@ async fn run(inner: Arc<Inner>, leader: i32, assigned: Arc<Assigned>) {
             continue;
         }
         if conn.is_none() {
-            session.reset();
             let Some(addr) = leader_address(&inner, leader) else {
                 sleep_or_stop(&mut stop, backoff).await;
                 continue;
@@ -235,21 +229,12 @@ async fn run(inner: Arc<Inner>, leader: i32, assigned: Arc<Assigned>) {
             }
         };
         let wait = Duration::from_millis(inner.config.replica_fetch_wait_max_ms.max(0) as u64);
-        let request = session.shape(request);
         let sent = tokio::select! {
             r = tokio::time::timeout(wait + Duration::from_secs(30), c.send(&request, version)) => r,
             _ = crate::until_stopped(&mut stop) => return,
         };
         let response = match sent {
-            Ok(Ok(r)) => {
-                session.learn(&r);
-                if r.error_code != 0 {
-                    // The session was lost (evicted, or an epoch out of step): start over.
-                    tracing::debug!(leader, error_code = r.error_code, "fetch session reset");
-                    continue;
-                }
-                r
-            }
+            Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 tracing::debug!(leader, error = %e, "fetch from the leader failed; reconnecting");
                 conn = None;
@@ -346,7 +331,6 @@ fn build_request(
         .with_min_bytes(inner.config.replica_fetch_min_bytes)
         .with_max_bytes(inner.config.replica_fetch_response_max_bytes)
         .with_isolation_level(0)
-        // A full request; FollowerSession::shape makes it the session's next one.
         .with_session_epoch(-1)
         .with_topics(
             topics
