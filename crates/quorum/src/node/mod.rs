@@ -94,7 +94,8 @@ pub(crate) struct Driver<S: StateMachine> {
     last_heard_ms: HashMap<u64, i64>,
     last_caught_up_ms: HashMap<u64, i64>,
     pending: BTreeMap<u64, Pending>,
-    /// Bytes of entries applied since the latest snapshot (counted from this process's start).
+    /// Bytes of entries applied since the latest snapshot. At start-up the entries after the
+    /// stored snapshot are applied again, so the count survives a restart.
     bytes_since_snapshot: u64,
     next_proposal: u64,
     applied: u64,
@@ -419,6 +420,7 @@ impl<S: StateMachine> Driver<S> {
             let index = snapshot.get_metadata().index;
             self.state_machine.restore(index, snapshot.get_data());
             self.applied = index;
+            self.bytes_since_snapshot = 0;
             tracing::info!(
                 node_id = self.config.node_id,
                 index,
