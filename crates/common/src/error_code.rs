@@ -123,6 +123,16 @@ pub enum ErrorCode {
     GroupMaxSizeReached = 81,
     /// FENCED_INSTANCE_ID
     FencedInstanceId = 82,
+    /// FENCED_MEMBER_EPOCH (KIP-848)
+    FencedMemberEpoch = 110,
+    /// UNRELEASED_INSTANCE_ID (KIP-848)
+    UnreleasedInstanceId = 111,
+    /// UNSUPPORTED_ASSIGNOR (KIP-848)
+    UnsupportedAssignor = 112,
+    /// STALE_MEMBER_EPOCH (KIP-848)
+    StaleMemberEpoch = 113,
+    /// INVALID_REGULAR_EXPRESSION (KIP-848)
+    InvalidRegularExpression = 128,
     /// PREFERRED_LEADER_NOT_AVAILABLE
     PreferredLeaderNotAvailable = 80,
     /// ELIGIBLE_LEADERS_NOT_AVAILABLE
@@ -235,6 +245,11 @@ impl ErrorCode {
             ErrorCode::GroupIdNotFound => "GROUP_ID_NOT_FOUND",
             ErrorCode::MemberIdRequired => "MEMBER_ID_REQUIRED",
             ErrorCode::GroupMaxSizeReached => "GROUP_MAX_SIZE_REACHED",
+            ErrorCode::FencedMemberEpoch => "FENCED_MEMBER_EPOCH",
+            ErrorCode::UnreleasedInstanceId => "UNRELEASED_INSTANCE_ID",
+            ErrorCode::UnsupportedAssignor => "UNSUPPORTED_ASSIGNOR",
+            ErrorCode::StaleMemberEpoch => "STALE_MEMBER_EPOCH",
+            ErrorCode::InvalidRegularExpression => "INVALID_REGULAR_EXPRESSION",
             ErrorCode::FencedInstanceId => "FENCED_INSTANCE_ID",
             ErrorCode::PreferredLeaderNotAvailable => "PREFERRED_LEADER_NOT_AVAILABLE",
             ErrorCode::EligibleLeadersNotAvailable => "ELIGIBLE_LEADERS_NOT_AVAILABLE",
@@ -326,6 +341,11 @@ const ALL: &[ErrorCode] = &[
     ErrorCode::GroupIdNotFound,
     ErrorCode::MemberIdRequired,
     ErrorCode::GroupMaxSizeReached,
+    ErrorCode::FencedMemberEpoch,
+    ErrorCode::UnreleasedInstanceId,
+    ErrorCode::UnsupportedAssignor,
+    ErrorCode::StaleMemberEpoch,
+    ErrorCode::InvalidRegularExpression,
     ErrorCode::FencedInstanceId,
     ErrorCode::PreferredLeaderNotAvailable,
     ErrorCode::EligibleLeadersNotAvailable,

@@ -39,9 +39,13 @@ mod groups;
 pub mod records;
 pub mod txn;
 
+pub use groups::consumer::{
+    Assignment, ConsumerGroup, ConsumerGroupDescription, ConsumerGroupState, ConsumerHeartbeat,
+    ConsumerHeartbeatResponse, ConsumerMember, MemberState, ServerAssignor, TopicView,
+};
 pub use groups::{
-    CommitOffset, GroupConfig, GroupDescription, GroupState, Groups, JoinMember, JoinRequest,
-    JoinResponse, MemberDescription, Output, Reply, SyncRequest, SyncResponse, Token,
+    CommitOffset, GroupConfig, GroupDescription, GroupListing, GroupState, Groups, JoinMember,
+    JoinRequest, JoinResponse, MemberDescription, Output, Reply, SyncRequest, SyncResponse, Token,
 };
 
 /// The internal topic holding groups and offsets.

@@ -178,6 +178,98 @@ pub struct GroupsConfig {
     pub coordinator: odradek_coordinator::GroupConfig,
 }
 
+/// The KIP-848 settings, each within its min and max (Kafka's defaults: session 45 s within
+/// 45-60 s, heartbeat 5 s within 5-15 s and below the session timeout).
+fn consumer_group_settings(
+    p: &BTreeMap<String, String>,
+    d: &odradek_coordinator::GroupConfig,
+) -> Result<odradek_coordinator::GroupConfig, ConfigError> {
+    let bounded = |key: &str, min_key: &str, max_key: &str, default: i32, min: i32, max: i32| {
+        let (v, lo, hi): (i32, i32, i32) = (
+            get_num(p, key, default)?,
+            get_num(p, min_key, min)?,
+            get_num(p, max_key, max)?,
+        );
+        if lo < 1 || lo > hi {
+            return Err(cfg_err(
+                min_key,
+                &lo.to_string(),
+                "must be at least 1 and at most the max",
+            ));
+        }
+        if v < lo || v > hi {
+            return Err(cfg_err(
+                key,
+                &v.to_string(),
+                "must be within its .min and .max settings",
+            ));
+        }
+        Ok(v)
+    };
+    let session = bounded(
+        "group.consumer.session.timeout.ms",
+        "group.consumer.min.session.timeout.ms",
+        "group.consumer.max.session.timeout.ms",
+        d.consumer_session_timeout_ms,
+        45_000,
+        60_000,
+    )?;
+    let heartbeat = bounded(
+        "group.consumer.heartbeat.interval.ms",
+        "group.consumer.min.heartbeat.interval.ms",
+        "group.consumer.max.heartbeat.interval.ms",
+        d.consumer_heartbeat_interval_ms,
+        5_000,
+        15_000,
+    )?;
+    if heartbeat >= session {
+        return Err(cfg_err(
+            "group.consumer.heartbeat.interval.ms",
+            &heartbeat.to_string(),
+            "must be below group.consumer.session.timeout.ms",
+        ));
+    }
+    let max_size: i64 = get_num(p, "group.consumer.max.size", i64::from(i32::MAX))?;
+    if max_size < 1 {
+        return Err(cfg_err(
+            "group.consumer.max.size",
+            &max_size.to_string(),
+            "must be at least 1",
+        ));
+    }
+    let assignors = match p.get("group.consumer.assignors") {
+        None => d.consumer_assignors.clone(),
+        Some(list) => {
+            let names: Vec<&str> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .collect();
+            let parsed: Option<Vec<_>> = names
+                .iter()
+                .map(|n| odradek_coordinator::ServerAssignor::from_name(n))
+                .collect();
+            match parsed {
+                Some(a) if !a.is_empty() => a,
+                _ => {
+                    return Err(cfg_err(
+                        "group.consumer.assignors",
+                        list,
+                        "must list one or more of uniform, range",
+                    ))
+                }
+            }
+        }
+    };
+    Ok(odradek_coordinator::GroupConfig {
+        consumer_session_timeout_ms: session,
+        consumer_heartbeat_interval_ms: heartbeat,
+        consumer_max_size: max_size as usize,
+        consumer_assignors: assignors,
+        ..d.clone()
+    })
+}
+
 impl GroupsConfig {
     fn from_properties(p: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
         let positive = |key: &str, v: i64| -> Result<i64, ConfigError> {
@@ -213,6 +305,7 @@ impl GroupsConfig {
                 "offset.metadata.max.bytes",
                 d.offset_metadata_max_bytes,
             )?,
+            ..consumer_group_settings(p, &d)?
         };
         if coordinator.min_session_timeout_ms > coordinator.max_session_timeout_ms {
             return Err(cfg_err(
@@ -568,6 +661,14 @@ const KNOWN: &[&str] = &[
     "group.min.session.timeout.ms",
     "group.max.session.timeout.ms",
     "group.max.size",
+    "group.consumer.session.timeout.ms",
+    "group.consumer.min.session.timeout.ms",
+    "group.consumer.max.session.timeout.ms",
+    "group.consumer.heartbeat.interval.ms",
+    "group.consumer.min.heartbeat.interval.ms",
+    "group.consumer.max.heartbeat.interval.ms",
+    "group.consumer.max.size",
+    "group.consumer.assignors",
     "offset.metadata.max.bytes",
     "queued.max.requests",
     "broker.heartbeat.interval.ms",
@@ -742,6 +843,11 @@ mod tests {
             ("offsets.topic.replication.factor", "many"),
             ("offsets.retention.minutes", "-5"),
             ("group.min.session.timeout.ms", "2000000"),
+            ("group.consumer.session.timeout.ms", "1000"),
+            ("group.consumer.heartbeat.interval.ms", "50000"),
+            ("group.consumer.max.size", "0"),
+            ("group.consumer.assignors", "sticky"),
+            ("group.consumer.min.session.timeout.ms", "90000"),
         ] {
             let err = BrokerConfig::from_properties(&props(&[(key, value)])).expect_err("refused");
             assert_eq!(err.key, key, "{err}");

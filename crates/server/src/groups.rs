@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use odradek_common::{ErrorCode, ToErrorCode, Uuid};
 use odradek_coordinator::{
-    partition_for, GroupConfig, Groups, Output, Reply, Token, OFFSETS_TOPIC,
+    partition_for, GroupConfig, GroupListing, Groups, Output, Reply, Token, OFFSETS_TOPIC,
 };
 use odradek_metadata::MetadataImage;
 use tokio::sync::oneshot;
@@ -280,7 +280,7 @@ impl GroupCoordinator {
                 groups
                     .list()
                     .into_iter()
-                    .map(|(_, _, s)| s.name())
+                    .map(|l| l.state)
                     .collect::<Vec<_>>()
             })
             .into_iter()
@@ -288,21 +288,15 @@ impl GroupCoordinator {
             .collect()
     }
 
-    /// Every group of every loaded partition: (id, protocol type, state name).
-    pub fn list(&self) -> Result<Vec<(String, String, &'static str)>, ErrorCode> {
+    /// Every group of every loaded partition, by id.
+    pub fn list(&self) -> Result<Vec<GroupListing>, ErrorCode> {
         let mut out: Vec<_> = self
             .shards
-            .each_loaded(|groups| {
-                groups
-                    .list()
-                    .into_iter()
-                    .map(|(g, t, s)| (g, t, s.name()))
-                    .collect::<Vec<_>>()
-            })?
+            .each_loaded(|groups| groups.list())?
             .into_iter()
             .flatten()
             .collect();
-        out.sort();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         Ok(out)
     }
 

@@ -46,6 +46,17 @@ impl Groups {
             reject(&mut out, ErrorCode::CoordinatorNotAvailable);
             return out;
         }
+        if let Some(cg) = &g.consumer {
+            if !cg.members.is_empty() {
+                // Kafka 4 can take classic members into a consumer group; Odradek cannot yet.
+                reject(&mut out, ErrorCode::InconsistentGroupProtocol);
+                return out;
+            }
+            // An empty consumer group becomes a classic one.
+            out.records
+                .extend(super::consumer::group_tombstones(&req.group_id));
+            g.consumer = None;
+        }
         if !g.supports(&req.protocol_type, &req.protocols) {
             reject(&mut out, ErrorCode::InconsistentGroupProtocol);
             return out;
@@ -560,6 +571,7 @@ impl Groups {
                 Self::after_removal(id, g, now, delay, &mut out);
             }
         }
+        self.consumer_tick(now, &mut out);
         out
     }
 }

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use odradek_common::ErrorCode;
 
+pub(crate) mod consumer;
 mod membership;
 mod offsets;
 
@@ -37,6 +38,15 @@ pub struct GroupConfig {
     pub max_size: usize,
     /// `offset.metadata.max.bytes` (4096).
     pub offset_metadata_max_bytes: usize,
+    /// `group.consumer.session.timeout.ms` (45000): a consumer-protocol member that does not
+    /// heartbeat for this long is removed.
+    pub consumer_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms` (5000).
+    pub consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.max.size` (unbounded).
+    pub consumer_max_size: usize,
+    /// `group.consumer.assignors` (`uniform,range`): the first is the default.
+    pub consumer_assignors: Vec<consumer::ServerAssignor>,
 }
 
 impl Default for GroupConfig {
@@ -47,6 +57,13 @@ impl Default for GroupConfig {
             max_session_timeout_ms: 1_800_000,
             max_size: usize::MAX,
             offset_metadata_max_bytes: 4096,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
+            consumer_max_size: usize::MAX,
+            consumer_assignors: vec![
+                consumer::ServerAssignor::Uniform,
+                consumer::ServerAssignor::Range,
+            ],
         }
     }
 }
@@ -264,6 +281,20 @@ pub struct MemberDescription {
     pub assignment: Bytes,
 }
 
+/// A group as ListGroups shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    /// Group id.
+    pub group_id: String,
+    /// Protocol type ("consumer" for consumer groups of either protocol; "" for a group with
+    /// only offsets).
+    pub protocol_type: String,
+    /// State, by Kafka's name for the group's kind.
+    pub state: &'static str,
+    /// "classic" or "consumer" (ListGroups v5).
+    pub group_type: &'static str,
+}
+
 /// A group as DescribeGroups shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupDescription {
@@ -321,6 +352,8 @@ struct Group {
     sync_deadline: i64,
     state_timestamp: i64,
     offsets: BTreeMap<(String, i32), OffsetValue>,
+    /// Set when the id is a KIP-848 consumer group (then the classic half is Empty).
+    consumer: Option<consumer::ConsumerGroup>,
 }
 
 impl Group {
@@ -339,6 +372,7 @@ impl Group {
             sync_deadline: 0,
             state_timestamp: now,
             offsets: BTreeMap::new(),
+            consumer: None,
         }
     }
 
@@ -536,6 +570,10 @@ impl Groups {
             }
             return;
         }
+        if let Ok(RecordKey::Consumer { .. }) = decode_key(key.clone()) {
+            // The consumer group state machine applied it when it wrote it.
+            return;
+        }
         self.replay(now, key, value);
     }
 
@@ -698,13 +736,25 @@ impl Groups {
                     g.state_timestamp = v.current_state_timestamp;
                 }
             }
+            (RecordKey::Consumer { group, key }, value) => {
+                self.replay_consumer(now, group, key, value)
+            }
             (RecordKey::Group { group }, None) => {
-                if self
-                    .groups
-                    .get(&group)
-                    .is_some_and(|g| g.members.is_empty())
-                {
+                let Some(g) = self.groups.get_mut(&group) else {
+                    return;
+                };
+                if !g.members.is_empty() {
+                    return;
+                }
+                if g.offsets.is_empty() && g.consumer.is_none() {
                     self.groups.remove(&group);
+                } else {
+                    // The classic half is gone (the group became a consumer group); its
+                    // offsets and its consumer half stay.
+                    g.generation = 0;
+                    g.protocol_type = None;
+                    g.protocol = None;
+                    g.leader = None;
                 }
             }
         }
@@ -715,16 +765,23 @@ impl Groups {
         format!("{client_id}-{}-{}", self.member_seed, self.next_member)
     }
 
-    /// Every group: (id, protocol type, state).
-    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+    /// Every group, classic and consumer, as ListGroups shows them.
+    pub fn list(&self) -> Vec<GroupListing> {
         self.groups
             .iter()
-            .map(|(id, g)| {
-                (
-                    id.clone(),
-                    g.protocol_type.clone().unwrap_or_default(),
-                    g.state,
-                )
+            .map(|(id, g)| match &g.consumer {
+                Some(cg) => GroupListing {
+                    group_id: id.clone(),
+                    protocol_type: "consumer".into(),
+                    state: cg.state().name(),
+                    group_type: "consumer",
+                },
+                None => GroupListing {
+                    group_id: id.clone(),
+                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    state: g.state.name(),
+                    group_type: "classic",
+                },
             })
             .collect()
     }
@@ -742,8 +799,10 @@ impl Groups {
     }
 
     /// DescribeGroups of one group (`None`: unknown here).
+    /// A consumer group is not described here (Kafka answers it as Dead before v6):
+    /// ConsumerGroupDescribe describes it.
     pub fn describe(&self, group: &str) -> Option<GroupDescription> {
-        let g = self.groups.get(group)?;
+        let g = self.groups.get(group).filter(|g| g.consumer.is_none())?;
         let protocol = g.protocol.clone().unwrap_or_default();
         let assigned = matches!(
             g.state,

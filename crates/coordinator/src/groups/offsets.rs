@@ -28,6 +28,12 @@ impl Groups {
             None if generation >= 0 => return all(ErrorCode::IllegalGeneration),
             None => {}
             Some(g) => {
+                if let Some(cg) = &g.consumer {
+                    if let Err(e) = Self::check_consumer_commit(cg, member, generation) {
+                        return all(e);
+                    }
+                    return self.offset_records(now, group, offsets);
+                }
                 if g.state == GroupState::Dead {
                     return all(ErrorCode::CoordinatorNotAvailable);
                 }
@@ -163,7 +169,18 @@ impl Groups {
         let has_pending: HashSet<&str> = pending.iter().map(|(g, _)| *g).collect();
         for (id, g) in &self.groups {
             let pending = |tp: &(String, i32)| pending.contains(&(id.as_str(), tp));
+            let consumer_empty_since = g
+                .consumer
+                .as_ref()
+                .map(|c| c.members.is_empty().then_some(c.state_timestamp));
             let expired: Vec<&(String, i32)> = match (g.state, &g.protocol_type) {
+                // A consumer group: as a classic one, by how long it has been empty.
+                _ if consumer_empty_since.is_some() => match consumer_empty_since.flatten() {
+                    Some(since) if since.saturating_add(retention_ms) <= now => {
+                        g.offsets.keys().collect()
+                    }
+                    _ => Vec::new(),
+                },
                 (GroupState::Empty, Some(_)) => {
                     if g.state_timestamp.saturating_add(retention_ms) <= now {
                         g.offsets.keys().collect()
@@ -195,8 +212,12 @@ impl Groups {
                 && g.state == GroupState::Empty
                 && expired.len() == g.offsets.len()
                 && !has_pending.contains(id.as_str())
-                && (!expired.is_empty() || g.generation > 0)
+                && (!expired.is_empty() || g.generation > 0 || g.consumer.is_some())
+                && consumer_empty_since.is_none_or(|c| c.is_some())
             {
+                if g.consumer.is_some() {
+                    out.records.extend(super::consumer::group_tombstones(id));
+                }
                 out.records
                     .push((encode_key(&RecordKey::Group { group: id.clone() }), None));
             }
@@ -207,6 +228,9 @@ impl Groups {
     /// DeleteGroups of one group: the tombstones to append (then replay), or why not.
     pub fn delete(&mut self, group: &str) -> Result<Vec<(Bytes, Option<Bytes>)>, ErrorCode> {
         let g = self.groups.get(group).ok_or(ErrorCode::GroupIdNotFound)?;
+        if g.consumer.as_ref().is_some_and(|c| !c.members.is_empty()) {
+            return Err(ErrorCode::NonEmptyGroup);
+        }
         match g.state {
             GroupState::Dead => return Err(ErrorCode::GroupIdNotFound),
             GroupState::Empty => {}
@@ -226,6 +250,9 @@ impl Groups {
                 )
             })
             .collect();
+        if g.consumer.is_some() {
+            records.extend(super::consumer::group_tombstones(group));
+        }
         records.push((
             encode_key(&RecordKey::Group {
                 group: group.to_string(),

@@ -434,8 +434,19 @@ pub(super) async fn committed(
     appended: Result<(Vec<ErrorCode>, Option<crate::groups::AppendPosition>), ErrorCode>,
 ) -> Result<Vec<ErrorCode>, ErrorCode> {
     let (errors, at) = appended?;
+    replicated(broker, image, at).await?;
+    Ok(errors)
+}
+
+/// Waits until a coordinator append (if any) is committed to the ISR of its partition, within
+/// [`COMMIT_TIMEOUT`]: NOT_COORDINATOR if leadership moved, else COORDINATOR_NOT_AVAILABLE.
+pub(super) async fn replicated(
+    broker: &Broker,
+    image: &MetadataImage,
+    at: Option<crate::groups::AppendPosition>,
+) -> Result<(), ErrorCode> {
     let Some(at) = at else {
-        return Ok(errors);
+        return Ok(());
     };
     let deadline = std::time::Instant::now() + COMMIT_TIMEOUT;
     let min_isr = broker.min_insync_replicas(image, OFFSETS_TOPIC);
@@ -448,7 +459,7 @@ pub(super) async fn committed(
     )
     .await
     {
-        Ok(()) => Ok(errors),
+        Ok(()) => Ok(()),
         Err((ErrorCode::NotLeaderOrFollower, _)) => Err(ErrorCode::NotCoordinator),
         Err(_) => Err(ErrorCode::CoordinatorNotAvailable),
     }
@@ -568,23 +579,30 @@ fn fetch_group(
     group: &str,
     wanted: Option<Vec<(String, Vec<i32>)>>,
     require_stable: bool,
+    member: Option<(&str, i32)>,
 ) -> Result<Vec<FetchedOffset>, ErrorCode> {
-    broker.groups.exec(image, group, |groups, _, _| {
-        let rows = groups
-            .fetch(group, wanted.as_deref())
-            .into_iter()
-            .map(|(t, p, v)| {
-                if require_stable && groups.has_unstable_offset(group, &t, p) {
-                    return (t, p, -1, -1, String::new(), UNSTABLE_OFFSET_COMMIT);
-                }
-                match v {
-                    Some(v) => (t, p, v.offset, v.leader_epoch, v.metadata, 0),
-                    None => (t, p, -1, -1, String::new(), 0),
-                }
-            })
-            .collect();
-        (rows, Output::default())
-    })
+    broker
+        .groups
+        .exec(image, group, |groups, _, _| {
+            if let Err(e) = groups.check_offset_fetch(group, member) {
+                return (Err(e), Output::default());
+            }
+            let rows = groups
+                .fetch(group, wanted.as_deref())
+                .into_iter()
+                .map(|(t, p, v)| {
+                    if require_stable && groups.has_unstable_offset(group, &t, p) {
+                        return (t, p, -1, -1, String::new(), UNSTABLE_OFFSET_COMMIT);
+                    }
+                    match v {
+                        Some(v) => (t, p, v.offset, v.leader_epoch, v.metadata, 0),
+                        None => (t, p, -1, -1, String::new(), 0),
+                    }
+                })
+                .collect();
+            (Ok(rows), Output::default())
+        })
+        .and_then(|rows| rows)
 }
 
 pub(super) fn offset_fetch(
@@ -605,7 +623,9 @@ pub(super) fn offset_fetch(
                         .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                         .collect()
                 });
-                match fetch_group(broker, &image, &group, wanted, req.require_stable) {
+                // v9: a consumer-protocol member reads at its epoch; admins send no member.
+                let member = g.member_id.as_deref().map(|m| (m, g.member_epoch));
+                match fetch_group(broker, &image, &group, wanted, req.require_stable, member) {
                     Err(e) => OffsetFetchResponseGroup::default()
                         .with_group_id(g.group_id.clone())
                         .with_error_code(e.code()),
@@ -644,7 +664,7 @@ pub(super) fn offset_fetch(
     });
     let mut resp = OffsetFetchResponse::default();
     let require_stable = v >= 7 && req.require_stable;
-    match fetch_group(broker, &image, &group, wanted, require_stable) {
+    match fetch_group(broker, &image, &group, wanted, require_stable, None) {
         Err(e) => {
             if v >= 2 {
                 resp.error_code = e.code();
@@ -703,29 +723,29 @@ pub(super) fn list_groups(
         Err(e) => ListGroupsResponse::default().with_error_code(e.code()),
         Ok(all) => ListGroupsResponse::default().with_groups(
             all.into_iter()
-                .filter(|(_, _, state)| {
+                .filter(|g| {
                     req.states_filter.is_empty()
                         || req
                             .states_filter
                             .iter()
-                            .any(|f| f.as_str().eq_ignore_ascii_case(state))
+                            .any(|f| f.as_str().eq_ignore_ascii_case(g.state))
                 })
-                .filter(|_| {
+                .filter(|g| {
                     req.types_filter.is_empty()
                         || req
                             .types_filter
                             .iter()
-                            .any(|f| f.as_str().eq_ignore_ascii_case("classic"))
+                            .any(|f| f.as_str().eq_ignore_ascii_case(g.group_type))
                 })
-                .map(|(g, t, state)| {
+                .map(|g| {
                     let mut l = ListedGroup::default()
-                        .with_group_id(GroupId(s(g)))
-                        .with_protocol_type(s(t));
+                        .with_group_id(GroupId(s(g.group_id)))
+                        .with_protocol_type(s(g.protocol_type));
                     if v >= 4 {
-                        l.group_state = s(state);
+                        l.group_state = s(g.state);
                     }
                     if v >= 5 {
-                        l.group_type = s("classic");
+                        l.group_type = s(g.group_type);
                     }
                     l
                 })

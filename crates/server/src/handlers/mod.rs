@@ -4,6 +4,7 @@ pub(crate) mod acks;
 mod admin;
 mod authorize;
 mod configs;
+mod consumer_groups;
 mod fetch;
 mod groups;
 mod list_offsets;
@@ -227,6 +228,14 @@ impl RequestHandler for Broker {
             (ApiKey::ListGroups, VersionRange { min: 0, max: 5 }),
             (ApiKey::DescribeGroups, VersionRange { min: 0, max: 5 }),
             (ApiKey::DeleteGroups, VersionRange { min: 0, max: 2 }),
+            (
+                ApiKey::ConsumerGroupHeartbeat,
+                VersionRange { min: 0, max: 1 },
+            ),
+            (
+                ApiKey::ConsumerGroupDescribe,
+                VersionRange { min: 0, max: 1 },
+            ),
             (ApiKey::InitProducerId, VersionRange { min: 0, max: 5 }),
             (ApiKey::DescribeProducers, VersionRange { min: 0, max: 0 }),
             (ApiKey::AddPartitionsToTxn, VersionRange { min: 0, max: 3 }),
@@ -406,6 +415,12 @@ impl Broker {
             )),
             RequestKind::DescribeGroups(r) => Some(ResponseKind::DescribeGroups(
                 groups::describe_groups(self, &ctx, r),
+            )),
+            RequestKind::ConsumerGroupHeartbeat(r) => Some(ResponseKind::ConsumerGroupHeartbeat(
+                consumer_groups::heartbeat(self, &ctx, r).await,
+            )),
+            RequestKind::ConsumerGroupDescribe(r) => Some(ResponseKind::ConsumerGroupDescribe(
+                consumer_groups::describe(self, &ctx, r),
             )),
             RequestKind::DeleteGroups(r) => {
                 Some(ResponseKind::DeleteGroups(groups::delete_groups(self, r)))

@@ -116,6 +116,11 @@ pub(super) fn check(broker: &Broker, ctx: &RequestContext, request: RequestKind)
         R::Heartbeat(r) if !ok(Op::Read, Rt::Group, &r.group_id) => {
             A::Heartbeat(HeartbeatResponse::default().with_error_code(GAF.code()))
         }
+        R::ConsumerGroupHeartbeat(r) if !ok(Op::Read, Rt::Group, &r.group_id) => {
+            A::ConsumerGroupHeartbeat(
+                ConsumerGroupHeartbeatResponse::default().with_error_code(GAF.code()),
+            )
+        }
         R::LeaveGroup(r) if !ok(Op::Read, Rt::Group, &r.group_id) => {
             A::LeaveGroup(LeaveGroupResponse::default().with_error_code(GAF.code()))
         }

@@ -5,8 +5,13 @@
 //!   value `OffsetCommitValue` v0-v3 (we write v3: offset, leader epoch, metadata, commit time).
 //! - key version 2: a group, `GroupMetadataKey` (group); value `GroupMetadataValue` v0-v3 (we
 //!   write v3). A null value is a tombstone: the offset or group was deleted.
+//! - key versions 3, 5, 6, 7, 8: a KIP-848 consumer group's records ([`consumer`]).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+pub mod consumer;
+
+use consumer::ConsumerKey;
 
 /// A decoded record key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -25,13 +30,22 @@ pub enum RecordKey {
         /// Group id.
         group: String,
     },
+    /// A record of a KIP-848 consumer group.
+    Consumer {
+        /// Group id.
+        group: String,
+        /// Which record.
+        key: ConsumerKey,
+    },
 }
 
 impl RecordKey {
     /// The group the record belongs to.
     pub fn group(&self) -> &str {
         match self {
-            RecordKey::Offset { group, .. } | RecordKey::Group { group } => group,
+            RecordKey::Offset { group, .. }
+            | RecordKey::Group { group }
+            | RecordKey::Consumer { group, .. } => group,
         }
     }
 }
@@ -94,7 +108,7 @@ pub struct RecordError(pub String);
 
 type Result<T> = std::result::Result<T, RecordError>;
 
-fn put_str(b: &mut BytesMut, s: &str) {
+pub(crate) fn put_str(b: &mut BytesMut, s: &str) {
     b.put_i16(s.len() as i16);
     b.put_slice(s.as_bytes());
 }
@@ -111,19 +125,19 @@ fn put_bytes(b: &mut BytesMut, v: &[u8]) {
     b.put_slice(v);
 }
 
-fn need(b: &impl Buf, n: usize, what: &str) -> Result<()> {
+pub(crate) fn need(b: &impl Buf, n: usize, what: &str) -> Result<()> {
     if b.remaining() < n {
         return Err(RecordError(format!("truncated at {what}")));
     }
     Ok(())
 }
 
-fn get_i16(b: &mut Bytes, what: &str) -> Result<i16> {
+pub(crate) fn get_i16(b: &mut Bytes, what: &str) -> Result<i16> {
     need(b, 2, what)?;
     Ok(b.get_i16())
 }
 
-fn get_i32(b: &mut Bytes, what: &str) -> Result<i32> {
+pub(crate) fn get_i32(b: &mut Bytes, what: &str) -> Result<i32> {
     need(b, 4, what)?;
     Ok(b.get_i32())
 }
@@ -133,7 +147,7 @@ fn get_i64(b: &mut Bytes, what: &str) -> Result<i64> {
     Ok(b.get_i64())
 }
 
-fn get_nullable_str(b: &mut Bytes, what: &str) -> Result<Option<String>> {
+pub(crate) fn get_nullable_str(b: &mut Bytes, what: &str) -> Result<Option<String>> {
     let len = get_i16(b, what)?;
     if len < 0 {
         return Ok(None);
@@ -145,7 +159,7 @@ fn get_nullable_str(b: &mut Bytes, what: &str) -> Result<Option<String>> {
         .map_err(|_| RecordError(format!("{what} is not UTF-8")))
 }
 
-fn get_str(b: &mut Bytes, what: &str) -> Result<String> {
+pub(crate) fn get_str(b: &mut Bytes, what: &str) -> Result<String> {
     get_nullable_str(b, what)?.ok_or_else(|| RecordError(format!("{what} is null")))
 }
 
@@ -176,6 +190,7 @@ pub fn encode_key(key: &RecordKey) -> Bytes {
             b.put_i16(2);
             put_str(&mut b, group);
         }
+        RecordKey::Consumer { group, key } => key.encode(group, &mut b),
     }
     b.freeze()
 }
@@ -191,7 +206,7 @@ pub fn decode_key(mut b: Bytes) -> Result<RecordKey> {
         2 => Ok(RecordKey::Group {
             group: get_str(&mut b, "group")?,
         }),
-        v => Err(RecordError(format!("unknown key version {v}"))),
+        v => ConsumerKey::decode(v, &mut b),
     }
 }
 
