@@ -1,6 +1,8 @@
 //! Odradek's group coordinator (layer L1: synchronous, no I/O, time passed in).
 //!
-//! Consumer groups live in the internal compacted topic `__consumer_offsets`: the group for id
+//! Consumer groups of both protocols (the classic JoinGroup/SyncGroup one, and KIP-848's
+//! ConsumerGroupHeartbeat with broker-side assignment, [`Groups::consumer_heartbeat`]) live in
+//! the internal compacted topic `__consumer_offsets`: the group for id
 //! `g` belongs to partition `abs(java_hash(g)) % offsets.topic.num.partitions`, and the broker
 //! leading that partition is its coordinator. For each partition it leads, a broker keeps one
 //! [`Groups`]: it replays the partition's records into it on becoming leader, feeds it
