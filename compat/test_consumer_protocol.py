@@ -3,13 +3,14 @@
 when members join and leave, resume from committed offsets (also those a classic-protocol
 consumer committed), and the admin APIs describe and list the group."""
 
+import subprocess
 import time
 import uuid
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import Cluster
+from conftest import BIN_DIR, Cluster
 
 
 def create(node, topic, partitions, replicas=1):
@@ -111,6 +112,22 @@ def test_members_share_a_topic_and_rebalance_incrementally(node):
     assert owned == list(range(6)), owned
     listed = admin.list_consumer_groups().result(10)
     assert any(g.group_id == group for g in listed.valid)
+
+    # So does `odradek groups`: the group's type, epochs, and each member's epoch and partitions.
+    def cli(*args):
+        out = subprocess.run([BIN_DIR / "odradek", "--bootstrap-server", node.bootstrap, "groups", *args],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    assert f"{group}\tStable\tconsumer\tconsumer" in cli("list")
+    described = cli("describe", "--group", group)
+    members = [line.split("\t") for line in described.splitlines()
+               if line.startswith(group + "\t") and len(line.split("\t")) == 7]
+    assert len(members) == 2, described
+    for m in members:
+        assert int(m[4]) >= 2, described  # at or past the epoch b joined at
+        assert m[5] == m[6] and len(m[5].split(":")[1].split(",")) == 3, described
 
     # b leaves: a gets everything back and reads what b did not.
     b.close()

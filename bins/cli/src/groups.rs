@@ -8,7 +8,8 @@ use odradek_client::{Client, ClientError};
 pub enum GroupsCommand {
     /// List every consumer group with its state.
     List,
-    /// Per partition: committed offset, log end offset, lag, and the member that owns it.
+    /// Per partition: committed offset, log end offset, lag, and the member that owns it; for a
+    /// KIP-848 consumer group also its epochs and each member's epoch, assignment and target.
     Describe(GroupArg),
     /// Delete an empty group and its committed offsets.
     Delete(GroupArg),
@@ -23,9 +24,9 @@ pub struct GroupArg {
 pub async fn run(client: &mut Client, command: GroupsCommand) -> Result<(), ClientError> {
     match command {
         GroupsCommand::List => {
-            println!("GROUP\tSTATE\tPROTOCOL-TYPE");
-            for (group, state, protocol_type) in list_groups(client).await? {
-                println!("{group}\t{state}\t{protocol_type}");
+            println!("GROUP\tSTATE\tPROTOCOL-TYPE\tTYPE");
+            for (group, state, protocol_type, group_type) in list_groups(client).await? {
+                println!("{group}\t{state}\t{protocol_type}\t{group_type}");
             }
         }
         GroupsCommand::Describe(a) => {
@@ -70,6 +71,9 @@ pub async fn run(client: &mut Client, command: GroupsCommand) -> Result<(), Clie
                     a.group
                 );
             }
+            if info.group_type == "consumer" {
+                print_consumer_members(&a.group, &info);
+            }
         }
         GroupsCommand::Delete(a) => {
             delete_group(client, &a.group).await?;
@@ -80,4 +84,51 @@ pub async fn run(client: &mut Client, command: GroupsCommand) -> Result<(), Clie
         }
     }
     Ok(())
+}
+
+/// The members of a KIP-848 consumer group with their epochs, assignments and targets (as
+/// `kafka-consumer-groups --describe --members --verbose` shows them).
+fn print_consumer_members(group: &str, info: &odradek_client::group::GroupInfo) {
+    let list = |ps: &[(String, i32)]| -> String {
+        if ps.is_empty() {
+            return "-".into();
+        }
+        let mut by_topic: Vec<(String, Vec<i32>)> = Vec::new();
+        for (t, p) in ps {
+            match by_topic.iter_mut().find(|(n, _)| n == t) {
+                Some((_, v)) => v.push(*p),
+                None => by_topic.push((t.clone(), vec![*p])),
+            }
+        }
+        by_topic
+            .iter()
+            .map(|(t, v)| {
+                let v: Vec<String> = v.iter().map(i32::to_string).collect();
+                format!("{t}:{}", v.join(","))
+            })
+            .collect::<Vec<_>>()
+            .join(";")
+    };
+    println!();
+    println!(
+        "GROUP\tSTATE\tGROUP-EPOCH\tASSIGNMENT-EPOCH\tASSIGNOR\t#MEMBERS\n{group}\t{}\t{}\t{}\t{}\t{}",
+        info.state,
+        info.epochs.0,
+        info.epochs.1,
+        info.protocol,
+        info.members.len()
+    );
+    println!();
+    println!("GROUP\tCONSUMER-ID\tHOST\tCLIENT-ID\tEPOCH\tASSIGNMENT\tTARGET-ASSIGNMENT");
+    for m in &info.members {
+        println!(
+            "{group}\t{}\t{}\t{}\t{}\t{}\t{}",
+            m.member_id,
+            m.host,
+            m.client_id,
+            m.member_epoch,
+            list(&m.assignment),
+            list(&m.target)
+        );
+    }
 }

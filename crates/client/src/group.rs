@@ -451,6 +451,10 @@ pub struct MemberInfo {
     pub host: String,
     /// Assigned partitions.
     pub assignment: Vec<(String, i32)>,
+    /// Member epoch (consumer groups; -1 in a classic group).
+    pub member_epoch: i32,
+    /// Target assignment (consumer groups; empty in a classic group).
+    pub target: Vec<(String, i32)>,
 }
 
 /// A group as an operator sees it (DescribeGroups).
@@ -460,18 +464,22 @@ pub struct GroupInfo {
     pub state: String,
     /// Protocol type.
     pub protocol_type: String,
-    /// Chosen assignor.
+    /// Chosen assignor (the broker-side assignor of a consumer group).
     pub protocol: String,
+    /// "classic", or "consumer" for a KIP-848 consumer group.
+    pub group_type: String,
+    /// Group epoch and target assignment epoch of a consumer group (-1 in a classic group).
+    pub epochs: (i32, i32),
     /// Members.
     pub members: Vec<MemberInfo>,
     /// Committed offsets.
     pub offsets: Vec<((String, i32), i64)>,
 }
 
-/// Every group known to any broker: (group id, state, protocol type), sorted.
+/// Every group known to any broker: (group id, state, protocol type, group type), sorted.
 pub async fn list_groups(
     client: &mut Client,
-) -> Result<Vec<(String, String, String)>, ClientError> {
+) -> Result<Vec<(String, String, String, String)>, ClientError> {
     use kafka_protocol::messages::ListGroupsRequest;
     client.metadata(Some(&[]), false).await?;
     let mut out = Vec::new();
@@ -480,7 +488,7 @@ pub async fn list_groups(
             continue;
         };
         let mut conn = client.connect_to(&addr).await?;
-        let v = conn.version(ApiKey::ListGroups, 4)?;
+        let v = conn.version(ApiKey::ListGroups, 5)?;
         let resp = conn.send(&ListGroupsRequest::default(), v).await?;
         ClientError::check(
             resp.error_code,
@@ -491,6 +499,11 @@ pub async fn list_groups(
                 g.group_id.0.to_string(),
                 g.group_state.to_string(),
                 g.protocol_type.to_string(),
+                if g.group_type.is_empty() {
+                    "classic".to_string()
+                } else {
+                    g.group_type.to_string()
+                },
             )
         }));
     }
@@ -532,6 +545,8 @@ pub async fn describe_group(client: &mut Client, group: &str) -> Result<GroupInf
             client_id: m.client_id.to_string(),
             host: m.client_host.to_string(),
             assignment: assigned,
+            member_epoch: -1,
+            target: Vec::new(),
         });
     }
     let v = conn.version(ApiKey::OffsetFetch, 7)?;
@@ -557,13 +572,83 @@ pub async fn describe_group(client: &mut Client, group: &str) -> Result<GroupInf
         })
         .collect();
     offsets.sort();
-    Ok(GroupInfo {
+    let mut info = GroupInfo {
         state: g.group_state.to_string(),
         protocol_type: g.protocol_type.to_string(),
         protocol: g.protocol_data.to_string(),
+        group_type: "classic".into(),
+        epochs: (-1, -1),
         members,
         offsets,
-    })
+    };
+    if let Some(consumer) = describe_consumer_group(&mut conn, group).await? {
+        info = GroupInfo {
+            offsets: info.offsets,
+            ..consumer
+        };
+    }
+    Ok(info)
+}
+
+/// ConsumerGroupDescribe (KIP-848) of `group`; `None` when it is not a consumer group or the
+/// broker does not serve the API.
+async fn describe_consumer_group(
+    conn: &mut Connection,
+    group: &str,
+) -> Result<Option<GroupInfo>, ClientError> {
+    use kafka_protocol::messages::consumer_group_describe_response::Assignment;
+    use kafka_protocol::messages::ConsumerGroupDescribeRequest;
+    let Ok(v) = conn.version(ApiKey::ConsumerGroupDescribe, 1) else {
+        return Ok(None);
+    };
+    let resp = conn
+        .send(
+            &ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(group))]),
+            v,
+        )
+        .await?;
+    let Some(g) = resp.groups.into_iter().next() else {
+        return Err(ClientError::Protocol(
+            "empty ConsumerGroupDescribe response".into(),
+        ));
+    };
+    if g.error_code == ErrorCode::GroupIdNotFound.code() {
+        return Ok(None);
+    }
+    ClientError::check(g.error_code, Some(format!("group {group}")))?;
+    let partitions = |a: &Assignment| -> Vec<(String, i32)> {
+        let mut out: Vec<(String, i32)> = a
+            .topic_partitions
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (t.topic_name.0.to_string(), *p))
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    Ok(Some(GroupInfo {
+        state: g.group_state.to_string(),
+        protocol_type: "consumer".into(),
+        protocol: g.assignor_name.to_string(),
+        group_type: "consumer".into(),
+        epochs: (g.group_epoch, g.assignment_epoch),
+        members: g
+            .members
+            .iter()
+            .map(|m| MemberInfo {
+                member_id: m.member_id.to_string(),
+                client_id: m.client_id.to_string(),
+                host: m.client_host.to_string(),
+                assignment: partitions(&m.assignment),
+                member_epoch: m.member_epoch,
+                target: partitions(&m.target_assignment),
+            })
+            .collect(),
+        offsets: Vec::new(),
+    }))
 }
 
 /// DeleteGroups of an empty group (with its committed offsets).
