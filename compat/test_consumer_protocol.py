@@ -175,6 +175,31 @@ def test_a_consumer_protocol_member_resumes_from_classic_offsets(node):
     c.close()
 
 
+def test_a_regex_subscription_is_resolved_by_the_broker(node):
+    prefix = "kip848-re-" + uuid.uuid4().hex[:6]
+    group = "gre-" + uuid.uuid4().hex[:6]
+    create(node, prefix + "-a", 2)
+    create(node, prefix + "-b", 1)
+    create(node, "x" + prefix, 1)
+    produce(node, prefix + "-a", [f"a{i}" for i in range(20)])
+    produce(node, prefix + "-b", [f"b{i}" for i in range(10)])
+    produce(node, "x" + prefix, [f"x{i}" for i in range(10)])
+    c = member(node, group)
+    # librdkafka sends a subscription starting with ^ as SubscribedTopicRegex (KIP-848).
+    c.subscribe(["^" + prefix + "-.*"])
+    got = {0: []}
+    poll_all([c], got, lambda: len(got[0]) >= 30)
+    drain([c], got)
+    assert sorted(got[0]) == sorted([f"a{i}" for i in range(20)] + [f"b{i}" for i in range(10)])
+    # A topic created later that matches joins the subscription.
+    create(node, prefix + "-c", 1)
+    produce(node, prefix + "-c", [f"c{i}" for i in range(5)])
+    got = {0: []}
+    poll_all([c], got, lambda: len(got[0]) >= 5, timeout=60)
+    assert sorted(got[0]) == sorted(f"c{i}" for i in range(5))
+    c.close()
+
+
 def committed(admin, group, topic, n):
     req = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(n)])
     r = admin.list_consumer_group_offsets([req])[group].result(20)

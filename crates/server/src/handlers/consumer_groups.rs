@@ -35,6 +35,19 @@ impl TopicView for Topics<'_> {
         let t = self.0.topics.get_by_name(name)?;
         Some((t.id, t.partitions.len() as i32))
     }
+
+    fn names(&self) -> Vec<String> {
+        self.0
+            .topics
+            .by_name
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    fn version(&self) -> i64 {
+        self.0.offset
+    }
 }
 
 fn assignment_from_wire(

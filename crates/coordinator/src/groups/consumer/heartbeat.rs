@@ -19,11 +19,33 @@ use crate::records::{encode_key, RecordKey};
 pub trait TopicView {
     /// The id and partition count of topic `name`, if it exists.
     fn topic(&self, name: &str) -> Option<(Uuid, i32)>;
+    /// Every topic's name (to resolve subscriptions by regular expression).
+    fn names(&self) -> Vec<String>;
+    /// A number that grows whenever the set of topics may have changed (the metadata offset):
+    /// a resolved regular expression is kept until it moves.
+    fn version(&self) -> i64;
 }
 
+/// A fixed set of topics (tests and tools): name -> (id, partitions).
 impl TopicView for BTreeMap<String, (Uuid, i32)> {
     fn topic(&self, name: &str) -> Option<(Uuid, i32)> {
         self.get(name).copied()
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.keys().cloned().collect()
+    }
+
+    fn version(&self) -> i64 {
+        // Content-addressed: any change of names or sizes gives another version.
+        let mut h: i64 = 17;
+        for (n, (_, p)) in self {
+            for b in n.bytes() {
+                h = h.wrapping_mul(31).wrapping_add(i64::from(b));
+            }
+            h = h.wrapping_mul(31).wrapping_add(i64::from(*p));
+        }
+        h
     }
 }
 
@@ -182,6 +204,7 @@ impl Groups {
         }
         let mut bump = (joining && !replaced)
             || before.subscribed_topic_names != member.metadata.subscribed_topic_names
+            || before.subscribed_topic_regex != member.metadata.subscribed_topic_regex
             || before.server_assignor != member.metadata.server_assignor;
         if joining || before != member.metadata {
             out.records.push(rec::member_metadata(
@@ -194,6 +217,7 @@ impl Groups {
 
         // The subscribed topics as they are now: a topic created, deleted or grown bumps the
         // group epoch, so the target follows.
+        cg.resolve_regexes(topics);
         let subscribed = subscribed_topics(cg, topics);
         match &cg.subscribed {
             None => {}
@@ -302,17 +326,13 @@ impl Groups {
                 "InstanceId can't be null when leaving as a static member.",
             ));
         }
-        if req
-            .subscribed_topic_regex
-            .as_deref()
-            .is_some_and(|r| !r.is_empty())
-        {
-            return Err((
-                ErrorCode::InvalidRegularExpression,
-                "SubscribedTopicRegex is not supported by this broker yet; subscribe to topic \
-                 names."
-                    .into(),
-            ));
+        if let Some(r) = req.subscribed_topic_regex.as_deref() {
+            if let Err(e) = super::regex::compile(r) {
+                return Err((
+                    ErrorCode::InvalidRegularExpression,
+                    format!("SubscribedTopicRegex `{r}` is not a valid regular expression: {e}"),
+                ));
+            }
         }
         if let Some(a) = req.server_assignor.as_deref() {
             let known = ServerAssignor::from_name(a)
@@ -596,11 +616,12 @@ fn check_member_epoch(
     Ok(())
 }
 
-/// The topics the group's members subscribe to that exist, with their ids and sizes.
+/// The topics the group's members subscribe to (by name or regular expression) that exist,
+/// with their ids and sizes.
 fn subscribed_topics(cg: &ConsumerGroup, topics: &dyn TopicView) -> BTreeMap<String, (Uuid, i32)> {
     let mut out = BTreeMap::new();
     for m in cg.members.values() {
-        for name in &m.metadata.subscribed_topic_names {
+        for name in cg.member_topics(m) {
             if out.contains_key(name) {
                 continue;
             }
@@ -628,10 +649,8 @@ fn compute_target(
         .iter()
         .map(|(id, m)| AssignorMember {
             id,
-            topics: m
-                .metadata
-                .subscribed_topic_names
-                .iter()
+            topics: cg
+                .member_topics(m)
                 .filter_map(|n| subscribed.get(n).map(|(t, _)| *t))
                 .collect(),
             current: cg.target.get(id).unwrap_or(&empty),

@@ -11,6 +11,7 @@
 mod assignor;
 mod heartbeat;
 mod reconcile;
+mod regex;
 #[cfg(test)]
 mod tests;
 
@@ -154,6 +155,9 @@ pub struct ConsumerGroup {
     subscribed: Option<BTreeMap<String, (Uuid, i32)>>,
     /// When the group last changed state (ms), for offsets retention of an empty group.
     pub(crate) state_timestamp: i64,
+    /// The members' regular expressions with the topics each matched (not persisted: resolved
+    /// again after a load).
+    resolved: BTreeMap<String, regex::Resolved>,
 }
 
 impl ConsumerGroup {

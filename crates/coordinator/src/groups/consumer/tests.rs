@@ -312,3 +312,28 @@ fn a_static_member_comes_back_to_its_partitions() {
         epoch
     );
 }
+
+#[test]
+fn a_regular_expression_subscribes_to_the_topics_it_matches() {
+    let mut r = Run::new(2);
+    let t2 = Uuid([8; 16]);
+    r.topics.insert("t2".into(), (t2, 1));
+    r.topics.insert("other".into(), (Uuid([6; 16]), 1));
+    r.topics
+        .insert("__consumer_offsets".into(), (Uuid([5; 16]), 1));
+    let mut j = join("m1");
+    j.subscribed_topic_names = Some(Vec::new());
+    j.subscribed_topic_regex = Some("t.*".into());
+    let h = r.hb(0, j);
+    let got = h.assignment.expect("assigned");
+    assert_eq!(got.keys().copied().collect::<Vec<_>>(), [t2, T]);
+    // A new topic that matches moves the group to a new epoch with it.
+    let t3 = Uuid([4; 16]);
+    r.topics.insert("t3".into(), (t3, 1));
+    let h = r.hb(1, beat("m1", 1, None));
+    assert_eq!(h.member_epoch, 2);
+    assert!(h.assignment.expect("assigned").contains_key(&t3));
+    let mut bad = join("m2");
+    bad.subscribed_topic_regex = Some("(".into());
+    assert_eq!(r.hb(2, bad).error, ErrorCode::InvalidRegularExpression);
+}
