@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod cli;
+mod consumer_groups;
 mod controllers;
 mod fetch_sessions;
 mod groups;

@@ -55,6 +55,11 @@ impl GroupCoordinator {
         }
     }
 
+    /// The coordinator's settings.
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
     /// The `__consumer_offsets` partition of `group` in `image`, if the topic exists.
     pub fn partition_of(image: &MetadataImage, group: &str) -> Option<i32> {
         let t = image.topics.get_by_name(OFFSETS_TOPIC)?;

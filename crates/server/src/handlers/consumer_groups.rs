@@ -89,13 +89,17 @@ pub(super) async fn heartbeat(
         client_host: format!("/{}", ctx.peer.ip()),
         api_version: ctx.api_version,
     };
+    let error = |e: ErrorCode| ConsumerGroupHeartbeatResponse::default().with_error_code(e.code());
+    // Kafka checks the request before it looks for the group's coordinator state.
+    if let Err((e, message)) = hb.validate(broker.groups.config()) {
+        return error(e).with_error_message(Some(s(message)));
+    }
     let topics = Topics(&image);
     let appended = broker
         .groups
         .exec_appending(&image, &group, |groups, _, now| {
             groups.consumer_heartbeat(now, hb, &topics)
         });
-    let error = |e: ErrorCode| ConsumerGroupHeartbeatResponse::default().with_error_code(e.code());
     let (r, at) = match appended {
         Ok(v) => v,
         Err(e) => return error(e),

@@ -11,7 +11,7 @@ use super::{
     ConsumerGroup, ConsumerMember, MemberState, LEAVE_GROUP_MEMBER_EPOCH,
     LEAVE_GROUP_STATIC_MEMBER_EPOCH,
 };
-use crate::groups::{Group, GroupState, Groups, Output};
+use crate::groups::{Group, GroupConfig, GroupState, Groups, Output};
 use crate::records::consumer::{self as rec, MemberMetadataValue};
 use crate::records::{encode_key, RecordKey};
 
@@ -97,8 +97,78 @@ pub struct ConsumerHeartbeatResponse {
     pub assignment: Option<Assignment>,
 }
 
+impl ConsumerHeartbeat {
+    /// Kafka's checks of a request, before any group is looked at (so a broker may run them
+    /// before its coordinator is loaded): INVALID_REQUEST with Kafka's messages,
+    /// INVALID_REGULAR_EXPRESSION, UNSUPPORTED_ASSIGNOR.
+    pub fn validate(&self, config: &GroupConfig) -> Result<(), (ErrorCode, String)> {
+        let req = self;
+        let leaving = req.member_epoch == LEAVE_GROUP_MEMBER_EPOCH;
+        if req.member_id.trim().is_empty()
+            && (req.api_version >= 1 || req.member_epoch > 0 || leaving)
+        {
+            return Err(invalid("MemberId can't be empty."));
+        }
+        if req.group_id.trim().is_empty() {
+            return Err(invalid("GroupId can't be empty."));
+        }
+        if req.instance_id.as_deref() == Some("") {
+            return Err(invalid("InstanceId can't be empty."));
+        }
+        if req.rack_id.as_deref() == Some("") {
+            return Err(invalid("RackId can't be empty."));
+        }
+        match req.member_epoch {
+            0 => {
+                if req.rebalance_timeout_ms <= 0 {
+                    return Err(invalid(
+                        "RebalanceTimeoutMs must be provided in first request.",
+                    ));
+                }
+                if req.owned.as_ref().is_none_or(|o| !o.is_empty()) {
+                    return Err(invalid("TopicPartitions must be empty when (re-)joining."));
+                }
+                if req.subscribed_topic_names.is_none() && req.subscribed_topic_regex.is_none() {
+                    return Err(invalid(
+                        "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
+                    ));
+                }
+            }
+            e if e < LEAVE_GROUP_STATIC_MEMBER_EPOCH => {
+                return Err(invalid(format!("MemberEpoch {e} is invalid.")))
+            }
+            _ => {}
+        }
+        if req.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH && req.instance_id.is_none() {
+            return Err(invalid(
+                "InstanceId can't be null when leaving as a static member.",
+            ));
+        }
+        if let Some(r) = req.subscribed_topic_regex.as_deref() {
+            if let Err(e) = super::regex::compile(r) {
+                return Err((
+                    ErrorCode::InvalidRegularExpression,
+                    format!("SubscribedTopicRegex `{r}` is not a valid regular expression: {e}"),
+                ));
+            }
+        }
+        if let Some(a) = req.server_assignor.as_deref() {
+            let known = ServerAssignor::from_name(a)
+                .is_some_and(|a| config.consumer_assignors.contains(&a));
+            if !known {
+                return Err((
+                    ErrorCode::UnsupportedAssignor,
+                    format!("ServerAssignor {a} is not supported."),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl ConsumerHeartbeatResponse {
-    fn error(error: ErrorCode, message: impl Into<String>) -> Self {
+    /// A refused heartbeat.
+    pub fn error(error: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             error,
             error_message: Some(message.into()),
@@ -143,7 +213,7 @@ impl Groups {
         topics: &dyn TopicView,
         out: &mut Output,
     ) -> Result<ConsumerHeartbeatResponse, Reject> {
-        self.validate_heartbeat(&req)?;
+        req.validate(&self.config)?;
         if req.member_epoch == LEAVE_GROUP_MEMBER_EPOCH
             || req.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH
         {
@@ -282,69 +352,6 @@ impl Groups {
         };
         cg.members.insert(req.member_id.clone(), next);
         Ok(resp)
-    }
-
-    fn validate_heartbeat(&self, req: &ConsumerHeartbeat) -> Result<(), Reject> {
-        let leaving = req.member_epoch == LEAVE_GROUP_MEMBER_EPOCH;
-        if req.member_id.trim().is_empty()
-            && (req.api_version >= 1 || req.member_epoch > 0 || leaving)
-        {
-            return Err(invalid("MemberId can't be empty."));
-        }
-        if req.group_id.trim().is_empty() {
-            return Err(invalid("GroupId can't be empty."));
-        }
-        if req.instance_id.as_deref() == Some("") {
-            return Err(invalid("InstanceId can't be empty."));
-        }
-        if req.rack_id.as_deref() == Some("") {
-            return Err(invalid("RackId can't be empty."));
-        }
-        match req.member_epoch {
-            0 => {
-                if req.rebalance_timeout_ms <= 0 {
-                    return Err(invalid(
-                        "RebalanceTimeoutMs must be provided in first request.",
-                    ));
-                }
-                if req.owned.as_ref().is_none_or(|o| !o.is_empty()) {
-                    return Err(invalid("TopicPartitions must be empty when (re-)joining."));
-                }
-                if req.subscribed_topic_names.is_none() && req.subscribed_topic_regex.is_none() {
-                    return Err(invalid(
-                        "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
-                    ));
-                }
-            }
-            e if e < LEAVE_GROUP_STATIC_MEMBER_EPOCH => {
-                return Err(invalid(format!("MemberEpoch {e} is invalid.")))
-            }
-            _ => {}
-        }
-        if req.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH && req.instance_id.is_none() {
-            return Err(invalid(
-                "InstanceId can't be null when leaving as a static member.",
-            ));
-        }
-        if let Some(r) = req.subscribed_topic_regex.as_deref() {
-            if let Err(e) = super::regex::compile(r) {
-                return Err((
-                    ErrorCode::InvalidRegularExpression,
-                    format!("SubscribedTopicRegex `{r}` is not a valid regular expression: {e}"),
-                ));
-            }
-        }
-        if let Some(a) = req.server_assignor.as_deref() {
-            let known = ServerAssignor::from_name(a)
-                .is_some_and(|a| self.config.consumer_assignors.contains(&a));
-            if !known {
-                return Err((
-                    ErrorCode::UnsupportedAssignor,
-                    format!("ServerAssignor {a} is not supported."),
-                ));
-            }
-        }
-        Ok(())
     }
 
     /// The group of a heartbeat: created for a joining member, refused when the id belongs to a
