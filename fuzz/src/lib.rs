@@ -157,9 +157,26 @@ pub fn coordinator_records(data: &[u8]) {
         );
         txns.replay(key, value.as_deref());
     }
-    for (group, _, _) in groups.list() {
-        let _ = groups.describe(&group);
+    // Every group loaded is described, and a consumer group (KIP-848) goes on: a member joins
+    // and the loaded members' deadlines fire, whatever epochs and assignments were loaded.
+    let topics: std::collections::BTreeMap<String, (odradek_common::Uuid, i32)> =
+        [("t".to_string(), (odradek_common::Uuid([1; 16]), 3))].into();
+    for listing in groups.list() {
+        let _ = groups.describe(&listing.group_id);
+        if groups.describe_consumer(&listing.group_id).is_ok() {
+            let join = odradek_coordinator::ConsumerHeartbeat {
+                group_id: listing.group_id.clone(),
+                member_id: "fuzz-member".into(),
+                rebalance_timeout_ms: 1000,
+                subscribed_topic_names: Some(vec!["t".into()]),
+                owned: Some(Default::default()),
+                api_version: 1,
+                ..Default::default()
+            };
+            let _ = groups.consumer_heartbeat(1, join, &topics);
+        }
     }
+    let _ = groups.tick(i64::MAX / 2);
     let _ = groups.committed_offsets();
     let _ = txns.unfinished();
 }
