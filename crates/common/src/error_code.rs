@@ -133,6 +133,8 @@ pub enum ErrorCode {
     StaleMemberEpoch = 113,
     /// INVALID_REGULAR_EXPRESSION (KIP-848)
     InvalidRegularExpression = 128,
+    /// INVALID_RECORD_STATE (KIP-932)
+    InvalidRecordState = 121,
     /// PREFERRED_LEADER_NOT_AVAILABLE
     PreferredLeaderNotAvailable = 80,
     /// ELIGIBLE_LEADERS_NOT_AVAILABLE
@@ -250,6 +252,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedAssignor => "UNSUPPORTED_ASSIGNOR",
             ErrorCode::StaleMemberEpoch => "STALE_MEMBER_EPOCH",
             ErrorCode::InvalidRegularExpression => "INVALID_REGULAR_EXPRESSION",
+            ErrorCode::InvalidRecordState => "INVALID_RECORD_STATE",
             ErrorCode::FencedInstanceId => "FENCED_INSTANCE_ID",
             ErrorCode::PreferredLeaderNotAvailable => "PREFERRED_LEADER_NOT_AVAILABLE",
             ErrorCode::EligibleLeadersNotAvailable => "ELIGIBLE_LEADERS_NOT_AVAILABLE",
@@ -346,6 +349,7 @@ const ALL: &[ErrorCode] = &[
     ErrorCode::UnsupportedAssignor,
     ErrorCode::StaleMemberEpoch,
     ErrorCode::InvalidRegularExpression,
+    ErrorCode::InvalidRecordState,
     ErrorCode::FencedInstanceId,
     ErrorCode::PreferredLeaderNotAvailable,
     ErrorCode::EligibleLeadersNotAvailable,

@@ -39,6 +39,7 @@
 
 mod groups;
 pub mod records;
+pub mod share;
 pub mod txn;
 
 pub use groups::consumer::{

@@ -18,6 +18,7 @@ use std::collections::BTreeSet;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use odradek_common::Uuid;
 
+use super::flexible::{get_compact_len, get_compact_str, put_compact_str, put_uvarint, skip_tags};
 use super::{encode_key, get_i16, get_i32, get_str, need, put_str, RecordError, RecordKey, Result};
 use crate::groups::consumer::Assignment;
 
@@ -112,72 +113,6 @@ pub struct CurrentAssignmentValue {
     pub assigned: Assignment,
     /// Partitions pending revocation.
     pub pending_revocation: Assignment,
-}
-
-// ---- flexible encoding ----
-
-fn put_uvarint(b: &mut BytesMut, mut v: u32) {
-    while v >= 0x80 {
-        b.put_u8((v as u8) | 0x80);
-        v >>= 7;
-    }
-    b.put_u8(v as u8);
-}
-
-fn get_uvarint(b: &mut Bytes, what: &str) -> Result<u32> {
-    let mut v: u32 = 0;
-    for shift in (0..35).step_by(7) {
-        need(b, 1, what)?;
-        let byte = b.get_u8();
-        v |= u32::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    Err(RecordError(format!("{what}: varint too long")))
-}
-
-fn put_compact_str(b: &mut BytesMut, s: Option<&str>) {
-    match s {
-        None => put_uvarint(b, 0),
-        Some(s) => {
-            put_uvarint(b, s.len() as u32 + 1);
-            b.put_slice(s.as_bytes());
-        }
-    }
-}
-
-fn get_compact_str(b: &mut Bytes, what: &str) -> Result<Option<String>> {
-    let n = get_uvarint(b, what)?;
-    if n == 0 {
-        return Ok(None);
-    }
-    let len = n as usize - 1;
-    need(b, len, what)?;
-    String::from_utf8(b.split_to(len).to_vec())
-        .map(Some)
-        .map_err(|_| RecordError(format!("{what} is not UTF-8")))
-}
-
-/// A compact array's length (`None` for null).
-fn get_compact_len(b: &mut Bytes, what: &str) -> Result<usize> {
-    let n = get_uvarint(b, what)? as usize;
-    let len = n.saturating_sub(1);
-    // Each element takes at least one byte: a length beyond the buffer is corrupt.
-    need(b, len, what)?;
-    Ok(len)
-}
-
-/// Skips the tagged fields at the end of a struct.
-fn skip_tags(b: &mut Bytes) -> Result<()> {
-    let n = get_uvarint(b, "tagged fields")?;
-    for _ in 0..n {
-        get_uvarint(b, "tag")?;
-        let size = get_uvarint(b, "tag size")? as usize;
-        need(b, size, "tagged field")?;
-        b.advance(size);
-    }
-    Ok(())
 }
 
 fn put_topic_partitions(b: &mut BytesMut, a: &Assignment) {

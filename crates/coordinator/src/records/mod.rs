@@ -10,6 +10,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 pub mod consumer;
+pub(crate) mod flexible;
 
 use consumer::ConsumerKey;
 
