@@ -46,6 +46,7 @@ pub use groups::consumer::{
     Assignment, ConsumerGroup, ConsumerGroupDescription, ConsumerGroupState, ConsumerHeartbeat,
     ConsumerHeartbeatResponse, ConsumerMember, MemberState, ServerAssignor, TopicView,
 };
+pub use groups::share::{ShareGroup, ShareHeartbeat, ShareHeartbeatResponse, ShareMember};
 pub use groups::{
     CommitOffset, GroupConfig, GroupDescription, GroupListing, GroupState, Groups, JoinMember,
     JoinRequest, JoinResponse, MemberDescription, Output, Reply, SyncRequest, SyncResponse, Token,

@@ -46,6 +46,10 @@ impl Groups {
             reject(&mut out, ErrorCode::CoordinatorNotAvailable);
             return out;
         }
+        if g.share.is_some() {
+            reject(&mut out, ErrorCode::InconsistentGroupProtocol);
+            return out;
+        }
         if let Some(cg) = &g.consumer {
             if !cg.members.is_empty() {
                 // Kafka 4 can take classic members into a consumer group; Odradek cannot yet.
@@ -572,6 +576,7 @@ impl Groups {
             }
         }
         self.consumer_tick(now, &mut out);
+        self.share_tick(now, &mut out);
         out
     }
 }

@@ -16,6 +16,7 @@ use odradek_common::ErrorCode;
 pub(crate) mod consumer;
 mod membership;
 mod offsets;
+pub(crate) mod share;
 
 use crate::records::{
     decode_group, decode_key, decode_offset, GroupValue, MemberValue, OffsetValue, RecordKey,
@@ -47,6 +48,12 @@ pub struct GroupConfig {
     pub consumer_max_size: usize,
     /// `group.consumer.assignors` (`uniform,range`): the first is the default.
     pub consumer_assignors: Vec<consumer::ServerAssignor>,
+    /// `group.share.session.timeout.ms` (45000).
+    pub share_session_timeout_ms: i32,
+    /// `group.share.heartbeat.interval.ms` (5000).
+    pub share_heartbeat_interval_ms: i32,
+    /// `group.share.max.size` (200).
+    pub share_max_size: usize,
 }
 
 impl Default for GroupConfig {
@@ -64,6 +71,9 @@ impl Default for GroupConfig {
                 consumer::ServerAssignor::Uniform,
                 consumer::ServerAssignor::Range,
             ],
+            share_session_timeout_ms: 45_000,
+            share_heartbeat_interval_ms: 5_000,
+            share_max_size: 200,
         }
     }
 }
@@ -291,7 +301,7 @@ pub struct GroupListing {
     pub protocol_type: String,
     /// State, by Kafka's name for the group's kind.
     pub state: &'static str,
-    /// "classic" or "consumer" (ListGroups v5).
+    /// "classic", "consumer" or "share" (ListGroups v5).
     pub group_type: &'static str,
 }
 
@@ -354,6 +364,8 @@ struct Group {
     offsets: BTreeMap<(String, i32), OffsetValue>,
     /// Set when the id is a KIP-848 consumer group (then the classic half is Empty).
     consumer: Option<consumer::ConsumerGroup>,
+    /// Set when the id is a KIP-932 share group (then the classic half is Empty).
+    share: Option<share::ShareGroup>,
 }
 
 impl Group {
@@ -373,6 +385,7 @@ impl Group {
             state_timestamp: now,
             offsets: BTreeMap::new(),
             consumer: None,
+            share: None,
         }
     }
 
@@ -570,8 +583,8 @@ impl Groups {
             }
             return;
         }
-        if let Ok(RecordKey::Consumer { .. }) = decode_key(key.clone()) {
-            // The consumer group state machine applied it when it wrote it.
+        if let Ok(RecordKey::Consumer { .. } | RecordKey::Share { .. }) = decode_key(key.clone()) {
+            // The consumer or share group state machine applied it when it wrote it.
             return;
         }
         self.replay(now, key, value);
@@ -739,6 +752,7 @@ impl Groups {
             (RecordKey::Consumer { group, key }, value) => {
                 self.replay_consumer(now, group, key, value)
             }
+            (RecordKey::Share { group, key }, value) => self.replay_share(now, group, key, value),
             (RecordKey::Group { group }, None) => {
                 let Some(g) = self.groups.get_mut(&group) else {
                     return;
@@ -770,6 +784,12 @@ impl Groups {
         self.groups
             .iter()
             .map(|(id, g)| match &g.consumer {
+                _ if g.share.is_some() => GroupListing {
+                    group_id: id.clone(),
+                    protocol_type: "share".into(),
+                    state: g.share.as_ref().map_or("Empty", |s| s.state()),
+                    group_type: "share",
+                },
                 Some(cg) => GroupListing {
                     group_id: id.clone(),
                     protocol_type: "consumer".into(),
@@ -802,7 +822,10 @@ impl Groups {
     /// A consumer group is not described here (Kafka answers it as Dead before v6):
     /// ConsumerGroupDescribe describes it.
     pub fn describe(&self, group: &str) -> Option<GroupDescription> {
-        let g = self.groups.get(group).filter(|g| g.consumer.is_none())?;
+        let g = self
+            .groups
+            .get(group)
+            .filter(|g| g.consumer.is_none() && g.share.is_none())?;
         let protocol = g.protocol.clone().unwrap_or_default();
         let assigned = matches!(
             g.state,

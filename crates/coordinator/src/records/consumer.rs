@@ -115,7 +115,7 @@ pub struct CurrentAssignmentValue {
     pub pending_revocation: Assignment,
 }
 
-fn put_topic_partitions(b: &mut BytesMut, a: &Assignment) {
+pub(super) fn put_topic_partitions(b: &mut BytesMut, a: &Assignment) {
     put_uvarint(b, a.len() as u32 + 1);
     for (t, ps) in a {
         b.put_slice(t.as_bytes());
@@ -127,7 +127,7 @@ fn put_topic_partitions(b: &mut BytesMut, a: &Assignment) {
     }
 }
 
-fn get_topic_partitions(b: &mut Bytes) -> Result<Assignment> {
+pub(super) fn get_topic_partitions(b: &mut Bytes) -> Result<Assignment> {
     let mut a = Assignment::new();
     for _ in 0..get_compact_len(b, "topic partitions")? {
         need(b, 16, "topic id")?;
@@ -144,7 +144,7 @@ fn get_topic_partitions(b: &mut Bytes) -> Result<Assignment> {
     Ok(a)
 }
 
-fn value(f: impl FnOnce(&mut BytesMut)) -> Bytes {
+pub(super) fn value(f: impl FnOnce(&mut BytesMut)) -> Bytes {
     let mut b = BytesMut::new();
     b.put_i16(0);
     f(&mut b);

@@ -6,13 +6,16 @@
 //! - key version 2: a group, `GroupMetadataKey` (group); value `GroupMetadataValue` v0-v3 (we
 //!   write v3). A null value is a tombstone: the offset or group was deleted.
 //! - key versions 3, 5, 6, 7, 8: a KIP-848 consumer group's records ([`consumer`]).
+//! - key versions 10-15: a KIP-932 share group's records ([`share_group`]).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 pub mod consumer;
 pub(crate) mod flexible;
+pub mod share_group;
 
 use consumer::ConsumerKey;
+use share_group::ShareKey;
 
 /// A decoded record key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -38,6 +41,13 @@ pub enum RecordKey {
         /// Which record.
         key: ConsumerKey,
     },
+    /// A record of a KIP-932 share group.
+    Share {
+        /// Group id.
+        group: String,
+        /// Which record.
+        key: ShareKey,
+    },
 }
 
 impl RecordKey {
@@ -46,7 +56,8 @@ impl RecordKey {
         match self {
             RecordKey::Offset { group, .. }
             | RecordKey::Group { group }
-            | RecordKey::Consumer { group, .. } => group,
+            | RecordKey::Consumer { group, .. }
+            | RecordKey::Share { group, .. } => group,
         }
     }
 }
@@ -192,6 +203,7 @@ pub fn encode_key(key: &RecordKey) -> Bytes {
             put_str(&mut b, group);
         }
         RecordKey::Consumer { group, key } => key.encode(group, &mut b),
+        RecordKey::Share { group, key } => key.encode(group, &mut b),
     }
     b.freeze()
 }
@@ -207,6 +219,7 @@ pub fn decode_key(mut b: Bytes) -> Result<RecordKey> {
         2 => Ok(RecordKey::Group {
             group: get_str(&mut b, "group")?,
         }),
+        v @ 10..=15 => ShareKey::decode(v, &mut b),
         v => ConsumerKey::decode(v, &mut b),
     }
 }

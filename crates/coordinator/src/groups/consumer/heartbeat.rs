@@ -378,7 +378,9 @@ impl Groups {
                 format!("Group {group_id} not found."),
             )
         })?;
-        if g.consumer.is_none() && (!g.members.is_empty() || g.state != GroupState::Empty) {
+        if g.share.is_some()
+            || (g.consumer.is_none() && (!g.members.is_empty() || g.state != GroupState::Empty))
+        {
             return Err((
                 ErrorCode::GroupIdNotFound,
                 format!("Group {group_id} is not a consumer group."),

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use odradek_common::Uuid;
 
+pub(crate) use assignor::AssignorMember;
 pub use assignor::{Assignment, ServerAssignor};
 pub use heartbeat::{ConsumerHeartbeat, ConsumerHeartbeatResponse, TopicView};
 
