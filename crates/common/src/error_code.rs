@@ -135,6 +135,14 @@ pub enum ErrorCode {
     InvalidRegularExpression = 128,
     /// INVALID_RECORD_STATE (KIP-932)
     InvalidRecordState = 121,
+    /// SHARE_SESSION_NOT_FOUND (KIP-932)
+    ShareSessionNotFound = 122,
+    /// INVALID_SHARE_SESSION_EPOCH (KIP-932)
+    InvalidShareSessionEpoch = 123,
+    /// FENCED_STATE_EPOCH (KIP-932)
+    FencedStateEpoch = 124,
+    /// SHARE_SESSION_LIMIT_REACHED (KIP-932)
+    ShareSessionLimitReached = 133,
     /// PREFERRED_LEADER_NOT_AVAILABLE
     PreferredLeaderNotAvailable = 80,
     /// ELIGIBLE_LEADERS_NOT_AVAILABLE
@@ -253,6 +261,10 @@ impl ErrorCode {
             ErrorCode::StaleMemberEpoch => "STALE_MEMBER_EPOCH",
             ErrorCode::InvalidRegularExpression => "INVALID_REGULAR_EXPRESSION",
             ErrorCode::InvalidRecordState => "INVALID_RECORD_STATE",
+            ErrorCode::ShareSessionNotFound => "SHARE_SESSION_NOT_FOUND",
+            ErrorCode::InvalidShareSessionEpoch => "INVALID_SHARE_SESSION_EPOCH",
+            ErrorCode::FencedStateEpoch => "FENCED_STATE_EPOCH",
+            ErrorCode::ShareSessionLimitReached => "SHARE_SESSION_LIMIT_REACHED",
             ErrorCode::FencedInstanceId => "FENCED_INSTANCE_ID",
             ErrorCode::PreferredLeaderNotAvailable => "PREFERRED_LEADER_NOT_AVAILABLE",
             ErrorCode::EligibleLeadersNotAvailable => "ELIGIBLE_LEADERS_NOT_AVAILABLE",
@@ -350,6 +362,10 @@ const ALL: &[ErrorCode] = &[
     ErrorCode::StaleMemberEpoch,
     ErrorCode::InvalidRegularExpression,
     ErrorCode::InvalidRecordState,
+    ErrorCode::ShareSessionNotFound,
+    ErrorCode::InvalidShareSessionEpoch,
+    ErrorCode::FencedStateEpoch,
+    ErrorCode::ShareSessionLimitReached,
     ErrorCode::FencedInstanceId,
     ErrorCode::PreferredLeaderNotAvailable,
     ErrorCode::EligibleLeadersNotAvailable,

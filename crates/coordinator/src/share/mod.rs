@@ -4,6 +4,7 @@
 //! Not served yet: the brokers do not answer ShareGroupHeartbeat, ShareGroupDescribe,
 //! ShareFetch or ShareAcknowledge; these are the cores they will run.
 
+pub mod coordinator;
 pub mod partition;
 pub mod records;
 
