@@ -36,9 +36,12 @@ fn join(member: &str) -> ConsumerHeartbeat {
     }
 }
 
+/// A settled group, its topics, and each member's id and epoch.
+type Settled = (Groups, BTreeMap<String, (Uuid, i32)>, Vec<(String, i32)>);
+
 /// A group of `members` members, every one at its target (each heartbeat once more after all
 /// joined, acknowledging what it holds, until nothing moves).
-fn settled(members: usize) -> (Groups, BTreeMap<String, (Uuid, i32)>, Vec<(String, i32)>) {
+fn settled(members: usize) -> Settled {
     let topics = topics();
     let mut groups = Groups::new(GroupConfig::default(), "bench");
     let mut epochs: Vec<(String, i32)> = Vec::new();
