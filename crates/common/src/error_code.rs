@@ -133,6 +133,8 @@ pub enum ErrorCode {
     StaleMemberEpoch = 113,
     /// INVALID_REGULAR_EXPRESSION (KIP-848)
     InvalidRegularExpression = 128,
+    /// UNKNOWN_TOPIC_ID
+    UnknownTopicId = 100,
     /// INVALID_RECORD_STATE (KIP-932)
     InvalidRecordState = 121,
     /// SHARE_SESSION_NOT_FOUND (KIP-932)
@@ -260,6 +262,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedAssignor => "UNSUPPORTED_ASSIGNOR",
             ErrorCode::StaleMemberEpoch => "STALE_MEMBER_EPOCH",
             ErrorCode::InvalidRegularExpression => "INVALID_REGULAR_EXPRESSION",
+            ErrorCode::UnknownTopicId => "UNKNOWN_TOPIC_ID",
             ErrorCode::InvalidRecordState => "INVALID_RECORD_STATE",
             ErrorCode::ShareSessionNotFound => "SHARE_SESSION_NOT_FOUND",
             ErrorCode::InvalidShareSessionEpoch => "INVALID_SHARE_SESSION_EPOCH",
@@ -361,6 +364,7 @@ const ALL: &[ErrorCode] = &[
     ErrorCode::UnsupportedAssignor,
     ErrorCode::StaleMemberEpoch,
     ErrorCode::InvalidRegularExpression,
+    ErrorCode::UnknownTopicId,
     ErrorCode::InvalidRecordState,
     ErrorCode::ShareSessionNotFound,
     ErrorCode::InvalidShareSessionEpoch,

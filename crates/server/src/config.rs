@@ -51,6 +51,8 @@ pub struct BrokerConfig {
     pub groups: GroupsConfig,
     /// The transaction coordinator's settings.
     pub transactions: TransactionsConfig,
+    /// KIP-932 share groups: the share-partitions' and the share coordinator's settings.
+    pub shares: SharesConfig,
     /// Follower replication and acks=all.
     pub replication: ReplicationConfig,
     /// `inter.broker.listener.name`: the listener followers fetch from (Kafka's default: the
@@ -261,7 +263,34 @@ fn consumer_group_settings(
             }
         }
     };
+    let share_session = bounded(
+        "group.share.session.timeout.ms",
+        "group.share.min.session.timeout.ms",
+        "group.share.max.session.timeout.ms",
+        d.share_session_timeout_ms,
+        45_000,
+        60_000,
+    )?;
+    let share_heartbeat = bounded(
+        "group.share.heartbeat.interval.ms",
+        "group.share.min.heartbeat.interval.ms",
+        "group.share.max.heartbeat.interval.ms",
+        d.share_heartbeat_interval_ms,
+        5_000,
+        15_000,
+    )?;
+    if share_heartbeat >= share_session {
+        return Err(cfg_err(
+            "group.share.heartbeat.interval.ms",
+            &share_heartbeat.to_string(),
+            "must be below group.share.session.timeout.ms",
+        ));
+    }
+    let share_max_size: i64 = get_num(p, "group.share.max.size", 200)?;
     Ok(odradek_coordinator::GroupConfig {
+        share_session_timeout_ms: share_session,
+        share_heartbeat_interval_ms: share_heartbeat,
+        share_max_size: share_max_size.clamp(1, 1000) as usize,
         consumer_session_timeout_ms: session,
         consumer_heartbeat_interval_ms: heartbeat,
         consumer_max_size: max_size as usize,
@@ -357,6 +386,104 @@ pub struct TransactionsConfig {
     pub abort_timed_out_interval_ms: u64,
     /// `transaction.max.timeout.ms` (900000) and `transactional.id.expiration.ms` (604800000).
     pub coordinator: odradek_coordinator::txn::TxnConfig,
+}
+
+/// `group.share.*` (the share-partitions on their leaders) and `share.coordinator.*` (the
+/// share coordinator and `__share_group_state`); membership settings are in
+/// [`GroupsConfig::coordinator`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharesConfig {
+    /// `share.coordinator.state.topic.num.partitions` (50).
+    pub state_topic_partitions: i32,
+    /// `share.coordinator.state.topic.replication.factor` (3).
+    pub state_topic_replication_factor: i32,
+    /// `share.coordinator.state.topic.min.isr` (2).
+    pub state_topic_min_isr: i32,
+    /// `share.coordinator.snapshot.update.records.per.snapshot` (500).
+    pub updates_per_snapshot: u32,
+    /// `group.share.max.share.sessions` (2000).
+    pub max_share_sessions: usize,
+    /// `group.share.record.lock.duration.ms` (30000, within
+    /// `group.share.min.record.lock.duration.ms` 15000 and `group.share.max.record.lock.duration.ms`
+    /// 60000), `group.share.delivery.count.limit` (5, 2-10) and
+    /// `group.share.partition.max.record.locks` (2000, 100-10000).
+    pub partition: odradek_coordinator::share::ShareConfig,
+}
+
+impl SharesConfig {
+    fn from_properties(p: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let within = |key: &str, default: i64, lo: i64, hi: i64| -> Result<i64, ConfigError> {
+            let v: i64 = get_num(p, key, default)?;
+            if v < lo || v > hi {
+                return Err(cfg_err(
+                    key,
+                    &v.to_string(),
+                    &format!("must be between {lo} and {hi}"),
+                ));
+            }
+            Ok(v)
+        };
+        let min_lock = within(
+            "group.share.min.record.lock.duration.ms",
+            15_000,
+            1_000,
+            30_000,
+        )?;
+        let max_lock = within(
+            "group.share.max.record.lock.duration.ms",
+            60_000,
+            30_000,
+            3_600_000,
+        )?;
+        let share_max_size = within("group.share.max.size", 200, 1, 1000)?;
+        Ok(Self {
+            state_topic_partitions: within(
+                "share.coordinator.state.topic.num.partitions",
+                50,
+                1,
+                i64::from(i32::MAX),
+            )? as i32,
+            state_topic_replication_factor: within(
+                "share.coordinator.state.topic.replication.factor",
+                3,
+                1,
+                i64::from(i16::MAX),
+            )? as i32,
+            state_topic_min_isr: within(
+                "share.coordinator.state.topic.min.isr",
+                2,
+                1,
+                i64::from(i16::MAX),
+            )? as i32,
+            updates_per_snapshot: within(
+                "share.coordinator.snapshot.update.records.per.snapshot",
+                500,
+                0,
+                500,
+            )? as u32,
+            max_share_sessions: within(
+                "group.share.max.share.sessions",
+                2000,
+                share_max_size,
+                100_000,
+            )? as usize,
+            partition: odradek_coordinator::share::ShareConfig {
+                record_lock_duration_ms: within(
+                    "group.share.record.lock.duration.ms",
+                    30_000,
+                    min_lock,
+                    max_lock,
+                )?,
+                delivery_count_limit: within("group.share.delivery.count.limit", 5, 2, 10)? as i16,
+                max_record_locks: within(
+                    "group.share.partition.max.record.locks",
+                    2000,
+                    100,
+                    10_000,
+                )?,
+            },
+        })
+    }
 }
 
 impl TransactionsConfig {
@@ -623,6 +750,7 @@ impl BrokerConfig {
                 frontend,
                 groups: GroupsConfig::from_properties(props)?,
                 transactions: TransactionsConfig::from_properties(props)?,
+                shares: SharesConfig::from_properties(props)?,
                 replication: ReplicationConfig::from_properties(props)?,
                 inter_broker_listener,
                 inter_broker_security,
@@ -669,6 +797,23 @@ const KNOWN: &[&str] = &[
     "group.consumer.max.heartbeat.interval.ms",
     "group.consumer.max.size",
     "group.consumer.assignors",
+    "group.share.session.timeout.ms",
+    "group.share.min.session.timeout.ms",
+    "group.share.max.session.timeout.ms",
+    "group.share.heartbeat.interval.ms",
+    "group.share.min.heartbeat.interval.ms",
+    "group.share.max.heartbeat.interval.ms",
+    "group.share.max.size",
+    "group.share.record.lock.duration.ms",
+    "group.share.min.record.lock.duration.ms",
+    "group.share.max.record.lock.duration.ms",
+    "group.share.delivery.count.limit",
+    "group.share.partition.max.record.locks",
+    "group.share.max.share.sessions",
+    "share.coordinator.state.topic.num.partitions",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+    "share.coordinator.snapshot.update.records.per.snapshot",
     "offset.metadata.max.bytes",
     "queued.max.requests",
     "broker.heartbeat.interval.ms",
@@ -848,6 +993,11 @@ mod tests {
             ("group.consumer.max.size", "0"),
             ("group.consumer.assignors", "sticky"),
             ("group.consumer.min.session.timeout.ms", "90000"),
+            ("group.share.session.timeout.ms", "1000"),
+            ("group.share.delivery.count.limit", "1"),
+            ("group.share.record.lock.duration.ms", "500"),
+            ("group.share.partition.max.record.locks", "50"),
+            ("share.coordinator.state.topic.num.partitions", "0"),
         ] {
             let err = BrokerConfig::from_properties(&props(&[(key, value)])).expect_err("refused");
             assert_eq!(err.key, key, "{err}");

@@ -28,6 +28,11 @@ pub fn dev_properties(data_dir: &Path) -> BTreeMap<String, String> {
         ("offsets.topic.replication.factor", "1".into()),
         ("transaction.state.log.replication.factor", "1".into()),
         ("transaction.state.log.min.isr", "1".into()),
+        (
+            "share.coordinator.state.topic.replication.factor",
+            "1".into(),
+        ),
+        ("share.coordinator.state.topic.min.isr", "1".into()),
         ("group.initial.rebalance.delay.ms", "0".into()),
         // See inside: Prometheus metrics and the web console.
         ("metrics.listener", "http://127.0.0.1:9644".into()),

@@ -44,6 +44,8 @@ pub mod quotas;
 pub mod replicas;
 pub mod runtime;
 pub mod security;
+pub mod share_coordinator;
+pub mod share_partitions;
 pub mod throttle;
 pub mod transactions;
 

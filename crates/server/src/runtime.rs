@@ -208,6 +208,11 @@ async fn run_broker(
         Arc::clone(&clock),
     );
     let txns = Arc::new(txns);
+    let shares = Arc::new(crate::share_coordinator::ShareCoordinator::new(
+        config.node.node_id,
+        config.shares.updates_per_snapshot,
+        Arc::clone(&clock),
+    ));
     // Publisher: the replica manager (roles, then the replica fetchers) acts on the changes of
     // each new image, once the metadata cache has caught up.
     {
@@ -238,6 +243,7 @@ async fn run_broker(
         let replicas = Arc::clone(&replicas);
         let groups = Arc::clone(&groups);
         let txns = Arc::clone(&txns);
+        let shares = Arc::clone(&shares);
         let mut stop = stop.clone();
         tokio::spawn(async move {
             loop {
@@ -248,14 +254,16 @@ async fn run_broker(
                 // The image the replica manager applied, not a newer one: a partition it has
                 // not made leader yet must not be loaded as led.
                 let image = Arc::clone(&applied.borrow_and_update());
-                let (r, g, t) = (
+                let (r, g, t, sh) = (
                     Arc::clone(&replicas),
                     Arc::clone(&groups),
                     Arc::clone(&txns),
+                    Arc::clone(&shares),
                 );
                 let _ = tokio::task::spawn_blocking(move || {
                     g.on_image(&image, &r);
                     t.on_image(&image, &r);
+                    sh.on_image(&image, &r);
                 })
                 .await;
             }
@@ -385,7 +393,26 @@ async fn run_broker(
         quotas: Arc::new(crate::quotas::ClientQuotaManager::new(config.quota_window)),
         remote_ends: Arc::default(),
         fetch_sessions: Arc::clone(&fetch_sessions),
+        shares,
+        share_partitions: Arc::new(crate::share_partitions::SharePartitions::new(
+            config.shares.partition.clone(),
+            config.shares.max_share_sessions,
+        )),
     });
+    // Share-partitions' record locks (group.share.record.lock.duration.ms).
+    {
+        let b = Arc::clone(&broker);
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => crate::handlers::expire_share_locks(&b).await,
+                    _ = crate::until_stopped(&mut stop) => return,
+                }
+            }
+        });
+    }
     // Consumer lag of partitions not hosted here: their leaders' end offsets.
     {
         let b = Arc::clone(&broker);

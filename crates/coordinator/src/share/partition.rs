@@ -217,6 +217,15 @@ impl SharePartition {
         self.end_offset
     }
 
+    /// Where a read for the next acquisition starts: the first available record in flight
+    /// (a redelivery), else the end offset.
+    pub fn next_fetch_offset(&self) -> i64 {
+        self.records
+            .iter()
+            .find(|(_, r)| r.state == RecordState::Available)
+            .map_or(self.end_offset, |(o, _)| *o)
+    }
+
     /// The state of `offset` and its delivery count (`None` outside the in-flight window).
     pub fn record(&self, offset: i64) -> Option<(RecordState, i16)> {
         self.records

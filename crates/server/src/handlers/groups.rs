@@ -445,11 +445,21 @@ pub(super) async fn replicated(
     image: &MetadataImage,
     at: Option<crate::groups::AppendPosition>,
 ) -> Result<(), ErrorCode> {
+    replicated_in(broker, image, at, OFFSETS_TOPIC).await
+}
+
+/// [`replicated`] for an append to a partition of `topic` (its `min.insync.replicas`).
+pub(super) async fn replicated_in(
+    broker: &Broker,
+    image: &MetadataImage,
+    at: Option<crate::groups::AppendPosition>,
+    topic: &str,
+) -> Result<(), ErrorCode> {
     let Some(at) = at else {
         return Ok(());
     };
     let deadline = std::time::Instant::now() + COMMIT_TIMEOUT;
-    let min_isr = broker.min_insync_replicas(image, OFFSETS_TOPIC);
+    let min_isr = broker.min_insync_replicas(image, topic);
     match super::acks::wait_committed(
         &at.partition,
         at.leader_epoch,

@@ -17,6 +17,8 @@ mod quotas;
 mod reassign;
 mod records;
 mod security;
+mod share;
+mod share_state;
 mod throttling;
 mod txn;
 
@@ -58,6 +60,15 @@ pub struct Broker {
     pub(crate) remote_ends: Arc<crate::lag::RemoteEnds>,
     /// Incremental fetch sessions (KIP-227).
     pub(crate) fetch_sessions: Arc<crate::fetch_session::FetchSessions>,
+    /// The share coordinator (KIP-932's `__share_group_state`).
+    pub(crate) shares: Arc<crate::share_coordinator::ShareCoordinator>,
+    /// The share-partitions this broker leads, and share sessions.
+    pub(crate) share_partitions: Arc<crate::share_partitions::SharePartitions>,
+}
+
+/// Fires the record locks of the share-partitions here (the broker's 100 ms task).
+pub async fn expire_share_locks(broker: &Broker) {
+    share::expire_locks(broker).await
 }
 
 impl Broker {
@@ -235,6 +246,23 @@ impl RequestHandler for Broker {
             (
                 ApiKey::ConsumerGroupDescribe,
                 VersionRange { min: 0, max: 1 },
+            ),
+            (ApiKey::ShareGroupHeartbeat, VersionRange { min: 1, max: 1 }),
+            (ApiKey::ShareGroupDescribe, VersionRange { min: 1, max: 1 }),
+            (ApiKey::ShareFetch, VersionRange { min: 1, max: 1 }),
+            (ApiKey::ShareAcknowledge, VersionRange { min: 1, max: 1 }),
+            (
+                ApiKey::InitializeShareGroupState,
+                VersionRange { min: 0, max: 0 },
+            ),
+            (ApiKey::ReadShareGroupState, VersionRange { min: 0, max: 0 }),
+            (
+                ApiKey::WriteShareGroupState,
+                VersionRange { min: 0, max: 0 },
+            ),
+            (
+                ApiKey::DeleteShareGroupState,
+                VersionRange { min: 0, max: 0 },
             ),
             (ApiKey::InitProducerId, VersionRange { min: 0, max: 5 }),
             (ApiKey::DescribeProducers, VersionRange { min: 0, max: 0 }),
@@ -421,6 +449,30 @@ impl Broker {
             )),
             RequestKind::ConsumerGroupDescribe(r) => Some(ResponseKind::ConsumerGroupDescribe(
                 consumer_groups::describe(self, &ctx, r),
+            )),
+            RequestKind::ShareGroupHeartbeat(r) => Some(ResponseKind::ShareGroupHeartbeat(
+                share::heartbeat(self, &ctx, r).await,
+            )),
+            RequestKind::ShareGroupDescribe(r) => {
+                Some(ResponseKind::ShareGroupDescribe(share::describe(self, r)))
+            }
+            RequestKind::ShareFetch(r) => {
+                Some(ResponseKind::ShareFetch(share::fetch(self, r).await))
+            }
+            RequestKind::ShareAcknowledge(r) => Some(ResponseKind::ShareAcknowledge(
+                share::acknowledge_request(self, r).await,
+            )),
+            RequestKind::InitializeShareGroupState(r) => Some(
+                ResponseKind::InitializeShareGroupState(share_state::initialize(self, r).await),
+            ),
+            RequestKind::ReadShareGroupState(r) => Some(ResponseKind::ReadShareGroupState(
+                share_state::read(self, r).await,
+            )),
+            RequestKind::WriteShareGroupState(r) => Some(ResponseKind::WriteShareGroupState(
+                share_state::write(self, r).await,
+            )),
+            RequestKind::DeleteShareGroupState(r) => Some(ResponseKind::DeleteShareGroupState(
+                share_state::delete(self, r).await,
             )),
             RequestKind::DeleteGroups(r) => {
                 Some(ResponseKind::DeleteGroups(groups::delete_groups(self, r)))

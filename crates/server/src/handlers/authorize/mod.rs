@@ -116,6 +116,35 @@ pub(super) fn check(broker: &Broker, ctx: &RequestContext, request: RequestKind)
         R::Heartbeat(r) if !ok(Op::Read, Rt::Group, &r.group_id) => {
             A::Heartbeat(HeartbeatResponse::default().with_error_code(GAF.code()))
         }
+        R::ShareGroupHeartbeat(r) if !ok(Op::Read, Rt::Group, &r.group_id) => {
+            A::ShareGroupHeartbeat(
+                ShareGroupHeartbeatResponse::default().with_error_code(GAF.code()),
+            )
+        }
+        R::ShareFetch(r)
+            if !r
+                .group_id
+                .as_ref()
+                .is_some_and(|g| ok(Op::Read, Rt::Group, g)) =>
+        {
+            A::ShareFetch(ShareFetchResponse::default().with_error_code(GAF.code()))
+        }
+        R::ShareAcknowledge(r)
+            if !r
+                .group_id
+                .as_ref()
+                .is_some_and(|g| ok(Op::Read, Rt::Group, g)) =>
+        {
+            A::ShareAcknowledge(ShareAcknowledgeResponse::default().with_error_code(GAF.code()))
+        }
+        R::InitializeShareGroupState(_)
+        | R::ReadShareGroupState(_)
+        | R::WriteShareGroupState(_)
+        | R::DeleteShareGroupState(_)
+            if !cluster(Op::ClusterAction) =>
+        {
+            return Gate::Answer(cluster_action_refused(request));
+        }
         R::ConsumerGroupHeartbeat(r) if !ok(Op::Read, Rt::Group, &r.group_id) => {
             A::ConsumerGroupHeartbeat(
                 ConsumerGroupHeartbeatResponse::default().with_error_code(GAF.code()),
@@ -474,4 +503,108 @@ pub(super) fn check(broker: &Broker, ctx: &RequestContext, request: RequestKind)
         other => return Gate::Handle(other, refused),
     };
     Gate::Answer(answer)
+}
+
+/// The share state APIs are for brokers only (CLUSTER_ACTION): each partition is refused.
+fn cluster_action_refused(request: RequestKind) -> ResponseKind {
+    let code = ErrorCode::ClusterAuthorizationFailed.code();
+    match request {
+        RequestKind::InitializeShareGroupState(r) => {
+            use kafka_protocol::messages::initialize_share_group_state_response::*;
+            ResponseKind::InitializeShareGroupState(
+                InitializeShareGroupStateResponse::default().with_results(
+                    r.topics
+                        .iter()
+                        .map(|t| {
+                            InitializeStateResult::default()
+                                .with_topic_id(t.topic_id)
+                                .with_partitions(
+                                    t.partitions
+                                        .iter()
+                                        .map(|p| {
+                                            PartitionResult::default()
+                                                .with_partition(p.partition)
+                                                .with_error_code(code)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                ),
+            )
+        }
+        RequestKind::ReadShareGroupState(r) => {
+            use kafka_protocol::messages::read_share_group_state_response::*;
+            ResponseKind::ReadShareGroupState(
+                ReadShareGroupStateResponse::default().with_results(
+                    r.topics
+                        .iter()
+                        .map(|t| {
+                            ReadStateResult::default()
+                                .with_topic_id(t.topic_id)
+                                .with_partitions(
+                                    t.partitions
+                                        .iter()
+                                        .map(|p| {
+                                            PartitionResult::default()
+                                                .with_partition(p.partition)
+                                                .with_error_code(code)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                ),
+            )
+        }
+        RequestKind::WriteShareGroupState(r) => {
+            use kafka_protocol::messages::write_share_group_state_response::*;
+            ResponseKind::WriteShareGroupState(
+                WriteShareGroupStateResponse::default().with_results(
+                    r.topics
+                        .iter()
+                        .map(|t| {
+                            WriteStateResult::default()
+                                .with_topic_id(t.topic_id)
+                                .with_partitions(
+                                    t.partitions
+                                        .iter()
+                                        .map(|p| {
+                                            PartitionResult::default()
+                                                .with_partition(p.partition)
+                                                .with_error_code(code)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                ),
+            )
+        }
+        RequestKind::DeleteShareGroupState(r) => {
+            use kafka_protocol::messages::delete_share_group_state_response::*;
+            ResponseKind::DeleteShareGroupState(
+                DeleteShareGroupStateResponse::default().with_results(
+                    r.topics
+                        .iter()
+                        .map(|t| {
+                            DeleteStateResult::default()
+                                .with_topic_id(t.topic_id)
+                                .with_partitions(
+                                    t.partitions
+                                        .iter()
+                                        .map(|p| {
+                                            PartitionResult::default()
+                                                .with_partition(p.partition)
+                                                .with_error_code(code)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                ),
+            )
+        }
+        _ => ResponseKind::WriteTxnMarkers(WriteTxnMarkersResponse::default()),
+    }
 }

@@ -1,0 +1,162 @@
+"""KIP-932 share groups with a real client: confluent-kafka 2.16's ShareConsumer (librdkafka 2.16)
+against a single node. Several members consume one partition at once with each record delivered
+to one member at a time, records not acknowledged come back after the lock timeout, records past
+the delivery limit are archived, and acknowledgements survive a kill -9 of the node (the share
+coordinator's __share_group_state)."""
+
+import time
+import uuid
+
+import pytest
+from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import Node
+
+SETTINGS = {
+    # One node: the state topic has one replica.
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+    # Short locks and a low delivery limit, so the test need not wait Kafka's 30 s.
+    "group.share.min.record.lock.duration.ms": "1000",
+    "group.share.record.lock.duration.ms": "2000",
+    "group.share.delivery.count.limit": "2",
+}
+
+
+@pytest.fixture(scope="module")
+def share_node(tmp_path_factory):
+    n = Node(tmp_path_factory.mktemp("share"), SETTINGS)
+    yield n
+    n.stop()
+
+
+def create(node, topic, partitions=1):
+    a = AdminClient({"bootstrap.servers": node.bootstrap})
+    a.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(10)
+
+
+def produce(node, topic, values):
+    p = Producer({"bootstrap.servers": node.bootstrap})
+    for v in values:
+        p.produce(topic, value=v.encode())
+    assert p.flush(10) == 0
+
+
+def member(node, group, **extra):
+    conf = {"bootstrap.servers": node.bootstrap, "group.id": group}
+    conf.update(extra)
+    return ShareConsumer(conf)
+
+
+def warm_up(consumers, seconds=8):
+    """Polls until the members joined and their share-partitions exist (share.auto.offset.reset
+    is latest: only records produced after that are delivered)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        for c in consumers:
+            for m in c.poll(0.2):
+                assert m.error() is None or True
+
+
+def values(messages):
+    return [m.value().decode() for m in messages if m.error() is None]
+
+
+def test_members_share_one_partition_each_record_once(share_node):
+    topic, group = "share-" + uuid.uuid4().hex[:6], "sg-" + uuid.uuid4().hex[:6]
+    create(share_node, topic)
+    members = [member(share_node, group) for _ in range(3)]
+    for c in members:
+        c.subscribe([topic])
+    warm_up(members)
+    # Records arrive in waves while the members poll: each wave is acquired by whichever member
+    # fetches first, so the partition's records spread over the members.
+    sent = [f"r{i}" for i in range(300)]
+    waves = [sent[i:i + 20] for i in range(0, 300, 20)]
+    p = Producer({"bootstrap.servers": share_node.bootstrap})
+    got = {i: [] for i in range(3)}
+    deadline = time.time() + 60
+    while sum(len(v) for v in got.values()) < 300 and time.time() < deadline:
+        if waves:
+            for v in waves.pop(0):
+                p.produce(topic, value=v.encode())
+            p.flush(10)
+        for i, c in enumerate(members):
+            got[i].extend(values(c.poll(0.2)))
+    everything = [v for vs in got.values() for v in vs]
+    assert sorted(everything) == sorted(sent), "every record once across the group"
+    assert sum(1 for vs in got.values() if vs) >= 2, {i: len(v) for i, v in got.items()}
+    for c in members:
+        c.close()
+
+
+def test_unacknowledged_records_come_back_then_are_archived(share_node):
+    topic, group = "share-lock-" + uuid.uuid4().hex[:6], "sgl-" + uuid.uuid4().hex[:6]
+    create(share_node, topic)
+    a = member(share_node, group, **{"share.acknowledgement.mode": "explicit"})
+    a.subscribe([topic])
+    warm_up([a])
+    produce(share_node, topic, [f"x{i}" for i in range(5)])
+    first = []
+    deadline = time.time() + 20
+    while len(first) < 5 and time.time() < deadline:
+        first.extend(a.poll(0.5))
+    assert sorted(values(first)) == [f"x{i}" for i in range(5)]
+    # a never acknowledges and leaves: after the 2 s lock, b gets the same records again.
+    a.close()
+    b = member(share_node, group, **{"share.acknowledgement.mode": "explicit"})
+    b.subscribe([topic])
+    second = []
+    deadline = time.time() + 30
+    while len(second) < 5 and time.time() < deadline:
+        second.extend(b.poll(0.5))
+    assert sorted(values(second)) == [f"x{i}" for i in range(5)], "redelivered"
+    assert all(m.delivery_count() == 2 for m in second), [m.delivery_count() for m in second]
+    # b releases them: they were delivered group.share.delivery.count.limit (2) times, so they
+    # are archived, never delivered again, while a new record still is.
+    for m in second:
+        b.acknowledge(m, AcknowledgeType.RELEASE)
+    b.commit_sync()
+    produce(share_node, topic, ["after"])
+    third = []
+    deadline = time.time() + 10
+    while time.time() < deadline and "after" not in values(third):
+        third.extend(b.poll(0.5))
+    assert values(third) == ["after"], values(third)
+    b.close()
+
+
+def test_acknowledgements_survive_kill_9(tmp_path):
+    node = Node(tmp_path, SETTINGS)
+    try:
+        topic, group = "share-kill-" + uuid.uuid4().hex[:6], "sgk-" + uuid.uuid4().hex[:6]
+        create(node, topic)
+        a = member(node, group, **{"share.acknowledgement.mode": "explicit"})
+        a.subscribe([topic])
+        warm_up([a])
+        produce(node, topic, [f"k{i}" for i in range(10)])
+        got = []
+        deadline = time.time() + 20
+        while len(got) < 10 and time.time() < deadline:
+            got.extend(a.poll(0.5))
+        assert len(values(got)) == 10
+        # Accept the first six; the last four stay unacknowledged.
+        for m in got:
+            if int(m.value().decode()[1:]) < 6:
+                a.acknowledge(m, AcknowledgeType.ACCEPT)
+        a.commit_sync()
+        node.kill9()
+        node.start()
+        b = member(node, group)
+        b.subscribe([topic])
+        again = []
+        deadline = time.time() + 40
+        while len(values(again)) < 4 and time.time() < deadline:
+            again.extend(b.poll(0.5))
+        time.sleep(1)
+        again.extend(b.poll(1.0))
+        assert sorted(values(again)) == [f"k{i}" for i in range(6, 10)], "only what was not accepted"
+        b.close()
+    finally:
+        node.stop()
