@@ -4,6 +4,7 @@ to one member at a time, records not acknowledged come back after the lock timeo
 the delivery limit are archived, and acknowledgements survive a kill -9 of the node (the share
 coordinator's __share_group_state)."""
 
+import subprocess
 import time
 import uuid
 
@@ -11,7 +12,7 @@ import pytest
 from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import Node
+from conftest import BIN_DIR, Node
 
 SETTINGS = {
     # One node: the state topic has one replica.
@@ -87,6 +88,19 @@ def test_members_share_one_partition_each_record_once(share_node):
     everything = [v for vs in got.values() for v in vs]
     assert sorted(everything) == sorted(sent), "every record once across the group"
     assert sum(1 for vs in got.values() if vs) >= 2, {i: len(v) for i, v in got.items()}
+
+    # `odradek share-groups` lists the group and shows the three members sharing partition 0.
+    def cli(*args):
+        out = subprocess.run([BIN_DIR / "odradek", "--bootstrap-server", share_node.bootstrap, "share-groups", *args],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    assert f"{group}\tStable" in cli("list")
+    described = cli("describe", "--group", group)
+    rows = [line.split("\t") for line in described.splitlines()[3:] if line.startswith(group)]
+    assert len(rows) == 3, described
+    assert all(r[5] == f"{topic}:0" and int(r[4]) > 0 for r in rows), described
     for c in members:
         c.close()
 

@@ -1,7 +1,7 @@
 //! `odradek groups list|describe|delete`: what `kafka-consumer-groups` shows and does.
 
 use clap::{Args, Subcommand};
-use odradek_client::group::{delete_group, describe_group, list_groups};
+use odradek_client::group::{delete_group, describe_group, describe_share_group, list_groups};
 use odradek_client::{Client, ClientError};
 
 #[derive(Subcommand)]
@@ -131,4 +131,64 @@ fn print_consumer_members(group: &str, info: &odradek_client::group::GroupInfo) 
             list(&m.target)
         );
     }
+}
+
+#[derive(Subcommand)]
+pub enum ShareGroupsCommand {
+    /// List every share group with its state.
+    List,
+    /// The group's state and epochs, then each member's epoch and partitions.
+    Describe(GroupArg),
+}
+
+pub async fn run_share(
+    client: &mut Client,
+    command: ShareGroupsCommand,
+) -> Result<(), ClientError> {
+    match command {
+        ShareGroupsCommand::List => {
+            println!("GROUP\tSTATE");
+            for (group, state, _, group_type) in list_groups(client).await? {
+                if group_type == "share" {
+                    println!("{group}\t{state}");
+                }
+            }
+        }
+        ShareGroupsCommand::Describe(a) => {
+            let info = describe_share_group(client, &a.group).await?;
+            println!("GROUP\tSTATE\tGROUP-EPOCH\tASSIGNMENT-EPOCH\tASSIGNOR\t#MEMBERS");
+            println!(
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                a.group,
+                info.state,
+                info.epochs.0,
+                info.epochs.1,
+                info.assignor,
+                info.members.len()
+            );
+            println!();
+            println!("GROUP\tCONSUMER-ID\tHOST\tCLIENT-ID\tEPOCH\tASSIGNMENT");
+            for m in &info.members {
+                let assignment: Vec<String> = m
+                    .assignment
+                    .iter()
+                    .map(|(t, p)| format!("{t}:{p}"))
+                    .collect();
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    a.group,
+                    m.member_id,
+                    m.host,
+                    m.client_id,
+                    m.member_epoch,
+                    if assignment.is_empty() {
+                        "-".to_string()
+                    } else {
+                        assignment.join(",")
+                    }
+                );
+            }
+        }
+    }
+    Ok(())
 }

@@ -55,6 +55,9 @@ enum Command {
     /// List, describe (offsets and lag) and delete consumer groups.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
+    /// Share groups (KIP-932), as `kafka-share-groups` lists and describes them.
+    #[command(subcommand)]
+    ShareGroups(groups::ShareGroupsCommand),
     /// Describe and alter topic and broker configs.
     #[command(subcommand)]
     Configs(admin::ConfigsCommand),
@@ -129,6 +132,7 @@ fn main() -> ExitCode {
             Command::Consume(a) => console::consume(&mut client, a).await,
             Command::Perf(c) => perf::run(&mut client, c).await,
             Command::Groups(c) => groups::run(&mut client, c).await,
+            Command::ShareGroups(c) => groups::run_share(&mut client, c).await,
             Command::Configs(c) => admin::configs(&mut client, c).await,
             Command::MetadataQuorum(c) => {
                 quorum::run(&mut client, c, cli.command_config.as_deref()).await

@@ -457,10 +457,10 @@ impl Broker {
                 Some(ResponseKind::ShareGroupDescribe(share::describe(self, r)))
             }
             RequestKind::ShareFetch(r) => {
-                Some(ResponseKind::ShareFetch(share::fetch(self, r).await))
+                Some(ResponseKind::ShareFetch(share::fetch(self, &ctx, r).await))
             }
             RequestKind::ShareAcknowledge(r) => Some(ResponseKind::ShareAcknowledge(
-                share::acknowledge_request(self, r).await,
+                share::acknowledge_request(self, &ctx, r).await,
             )),
             RequestKind::InitializeShareGroupState(r) => Some(
                 ResponseKind::InitializeShareGroupState(share_state::initialize(self, r).await),

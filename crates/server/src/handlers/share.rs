@@ -236,6 +236,7 @@ async fn load(
 /// The leader's partition for a share request, or the error to answer.
 fn leader_of(
     broker: &Broker,
+    ctx: &RequestContext,
     image: &MetadataImage,
     topic: Uuid,
     p: i32,
@@ -245,6 +246,18 @@ fn leader_of(
         .by_id
         .get(&topic)
         .ok_or(ErrorCode::UnknownTopicId)?;
+    // Kafka: READ on the topic, per partition.
+    if broker.authorizes()
+        && !broker.authorized(
+            ctx,
+            image,
+            odradek_metadata::acl::AclOperation::Read,
+            odradek_metadata::acl::ResourceType::Topic,
+            &t.name,
+        )
+    {
+        return Err(ErrorCode::TopicAuthorizationFailed);
+    }
     if !t.partitions.contains_key(&p) {
         return Err(ErrorCode::UnknownTopicOrPartition);
     }
@@ -255,8 +268,10 @@ fn leader_of(
 }
 
 /// Applies `member`'s acknowledgements to one partition and writes them: all or nothing.
+#[allow(clippy::too_many_arguments)]
 async fn acknowledge(
     broker: &Broker,
+    ctx: &RequestContext,
     image: &MetadataImage,
     group: &str,
     member: &str,
@@ -264,7 +279,7 @@ async fn acknowledge(
     p: i32,
     acks: &[Ack],
 ) -> ErrorCode {
-    let hosted = match leader_of(broker, image, topic, p) {
+    let hosted = match leader_of(broker, ctx, image, topic, p) {
         Ok(h) => h,
         Err(e) => return e,
     };
@@ -351,7 +366,11 @@ fn check_member(
 }
 
 /// ShareFetch (v1).
-pub(super) async fn fetch(broker: &Broker, req: ShareFetchRequest) -> ShareFetchResponse {
+pub(super) async fn fetch(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: ShareFetchRequest,
+) -> ShareFetchResponse {
     let lock_ms = broker.share_partitions.config.record_lock_duration_ms as i32;
     let top = |e: ErrorCode| {
         ShareFetchResponse::default()
@@ -430,7 +449,9 @@ pub(super) async fn fetch(broker: &Broker, req: ShareFetchRequest) -> ShareFetch
                     .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone())),
             ) {
                 Err(e) => e,
-                Ok(acks) => acknowledge(broker, &image, &group, &member, tp.0, tp.1, &acks).await,
+                Ok(acks) => {
+                    acknowledge(broker, ctx, &image, &group, &member, tp.0, tp.1, &acks).await
+                }
             };
             answers.insert(
                 tp,
@@ -446,6 +467,7 @@ pub(super) async fn fetch(broker: &Broker, req: ShareFetchRequest) -> ShareFetch
     } else {
         fetch_records(
             broker,
+            ctx,
             &image,
             &group,
             &member,
@@ -488,8 +510,10 @@ pub(super) async fn fetch(broker: &Broker, req: ShareFetchRequest) -> ShareFetch
 
 /// Acquires records of the session's partitions for `member`, waiting up to the request's
 /// MaxWaitMs for some to arrive.
+#[allow(clippy::too_many_arguments)]
 async fn fetch_records(
     broker: &Broker,
+    ctx: &RequestContext,
     image: &MetadataImage,
     group: &str,
     member: &str,
@@ -516,7 +540,7 @@ async fn fetch_records(
             if got >= max_records || bytes_left == 0 {
                 break;
             }
-            let hosted = match leader_of(broker, image, topic, p) {
+            let hosted = match leader_of(broker, ctx, image, topic, p) {
                 Ok(h) => h,
                 Err(e) => {
                     answers
@@ -612,6 +636,7 @@ async fn fetch_records(
 /// ShareAcknowledge (v1).
 pub(super) async fn acknowledge_request(
     broker: &Broker,
+    ctx: &RequestContext,
     req: ShareAcknowledgeRequest,
 ) -> ShareAcknowledgeResponse {
     use kafka_protocol::messages::share_acknowledge_response::{
@@ -653,6 +678,7 @@ pub(super) async fn acknowledge_request(
                 Ok(acks) => {
                     acknowledge(
                         broker,
+                        ctx,
                         &image,
                         &group,
                         &member,
