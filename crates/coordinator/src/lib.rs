@@ -1,8 +1,10 @@
 //! Odradek's group coordinator (layer L1: synchronous, no I/O, time passed in).
 //!
 //! Consumer groups of both protocols (the classic JoinGroup/SyncGroup one, and KIP-848's
-//! ConsumerGroupHeartbeat with broker-side assignment, [`Groups::consumer_heartbeat`]) live in
-//! the internal compacted topic `__consumer_offsets`: the group for id
+//! ConsumerGroupHeartbeat with broker-side assignment, [`Groups::consumer_heartbeat`]) and
+//! KIP-932 share groups' membership ([`Groups::share_heartbeat`]) live in the internal compacted
+//! topic `__consumer_offsets`; [`share`] holds the share-partition and share coordinator state
+//! machines. Groups: the group for id
 //! `g` belongs to partition `abs(java_hash(g)) % offsets.topic.num.partitions`, and the broker
 //! leading that partition is its coordinator. For each partition it leads, a broker keeps one
 //! [`Groups`]: it replays the partition's records into it on becoming leader, feeds it
