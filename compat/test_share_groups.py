@@ -174,3 +174,67 @@ def test_acknowledgements_survive_kill_9(tmp_path):
         b.close()
     finally:
         node.stop()
+
+
+def java_hash(text):
+    h = 0
+    for unit in text.encode("utf-16-be").hex(" ", 2).split():
+        h = (31 * h + int(unit, 16)) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def test_share_state_survives_kill_9_of_the_share_coordinator(tmp_path):
+    """Three brokers, the topic and __share_group_state with three replicas: the broker leading
+    the share-partition's state (its share coordinator) is killed; acknowledged records are not
+    delivered again, unacknowledged ones are."""
+    from confluent_kafka import TopicCollection
+    from conftest import Cluster
+    extra = dict(SETTINGS)
+    extra.update({
+        "share.coordinator.state.topic.replication.factor": "3",
+        "share.coordinator.state.topic.min.isr": "2",
+        "replica.lag.time.max.ms": "3000",
+    })
+    cluster = Cluster(tmp_path, brokers=3, extra=extra)
+    try:
+        topic, group = "share-fo-" + uuid.uuid4().hex[:6], "sgf-" + uuid.uuid4().hex[:6]
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=3)])[topic].result(10)
+        a = member(cluster, group, **{"share.acknowledgement.mode": "explicit"})
+        a.subscribe([topic])
+        warm_up([a], seconds=10)
+        p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+        for i in range(10):
+            p.produce(topic, value=f"f{i}".encode())
+        assert p.flush(10) == 0
+        got = []
+        deadline = time.time() + 30
+        while len(values(got)) < 10 and time.time() < deadline:
+            got.extend(a.poll(0.5))
+        assert len(values(got)) == 10
+        for m in got:
+            if int(m.value().decode()[1:]) < 7:
+                a.acknowledge(m, AcknowledgeType.ACCEPT)
+        a.commit_sync()
+        a.close()
+        # The share coordinator of the share-partition: the leader of its __share_group_state
+        # partition, found as Kafka finds it.
+        topic_id = admin.describe_topics(TopicCollection([topic]))[topic].result(10).topic_id
+        key = f"{group}:{topic_id}:0"
+        h = java_hash(key)
+        state_partition = (0 if h == -(1 << 31) else abs(h)) % 50
+        md = admin.list_topics(timeout=10)
+        coordinator = md.topics["__share_group_state"].partitions[state_partition].leader
+        cluster.kill9(f"broker-{coordinator}")
+        b = member(cluster, group)
+        b.subscribe([topic])
+        again = []
+        deadline = time.time() + 90
+        while len(values(again)) < 3 and time.time() < deadline:
+            again.extend(b.poll(0.5))
+        time.sleep(2)
+        again.extend(b.poll(1.0))
+        assert sorted(values(again)) == ["f7", "f8", "f9"], values(again)
+        b.close()
+    finally:
+        cluster.stop()
