@@ -91,9 +91,10 @@ fn heartbeat(c: &mut Criterion) {
                 groups.consumer_heartbeat(2, hb, &topics)
             })
         });
+        let base = groups.clone();
         g.bench_with_input(BenchmarkId::new("join", members), &members, |b, _| {
             b.iter_batched(
-                || settled(members).0,
+                || base.clone(),
                 |mut groups| groups.consumer_heartbeat(3, join("newcomer"), &topics),
                 BatchSize::LargeInput,
             )

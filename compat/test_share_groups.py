@@ -117,14 +117,16 @@ def test_unacknowledged_records_come_back_then_are_archived(share_node):
     while len(first) < 5 and time.time() < deadline:
         first.extend(a.poll(0.5))
     assert sorted(values(first)) == [f"x{i}" for i in range(5)]
-    # a never acknowledges and leaves: after the 2 s lock, b gets the same records again.
-    a.close()
+    # a stays in the group but never acknowledges (and polls no more): once its 2 s locks run
+    # out, b gets the same records again.
     b = member(share_node, group, **{"share.acknowledgement.mode": "explicit"})
     b.subscribe([topic])
     second = []
-    deadline = time.time() + 30
+    started = time.time()
+    deadline = started + 30
     while len(second) < 5 and time.time() < deadline:
         second.extend(b.poll(0.5))
+    assert time.time() - started >= 1.0, "not before a's locks ran out"
     assert sorted(values(second)) == [f"x{i}" for i in range(5)], "redelivered"
     assert all(m.delivery_count() == 2 for m in second), [m.delivery_count() for m in second]
     # b releases them: they were delivered group.share.delivery.count.limit (2) times, so they
@@ -139,6 +141,7 @@ def test_unacknowledged_records_come_back_then_are_archived(share_node):
         third.extend(b.poll(0.5))
     assert values(third) == ["after"], values(third)
     b.close()
+    a.close()
 
 
 def test_acknowledgements_survive_kill_9(tmp_path):

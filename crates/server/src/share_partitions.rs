@@ -30,6 +30,8 @@ pub struct ShareSession {
     pub epoch: i32,
     /// The partitions it fetches.
     pub partitions: BTreeSet<(Uuid, i32)>,
+    /// When it was last used (ms).
+    pub last_used_ms: i64,
 }
 
 /// The broker's share-partitions and share sessions.
@@ -78,21 +80,36 @@ impl SharePartitions {
         group: &str,
         member: &str,
         partitions: BTreeSet<(Uuid, i32)>,
+        now: i64,
     ) -> Result<Option<ShareSession>, ErrorCode> {
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         let key = (group.to_string(), member.to_string());
-        let old = sessions.remove(&key);
-        if sessions.len() >= self.max_sessions {
+        if !sessions.contains_key(&key) && sessions.len() >= self.max_sessions {
             return Err(ErrorCode::ShareSessionLimitReached);
         }
-        sessions.insert(
+        Ok(sessions.insert(
             key,
             ShareSession {
                 epoch: 1,
                 partitions,
+                last_used_ms: now,
             },
-        );
-        Ok(old)
+        ))
+    }
+
+    /// Sessions unused for `idle_ms` (their member crashed or left without closing them; Kafka
+    /// drops a session when its connection closes): removed and returned, so their records can
+    /// be released.
+    pub fn evict_idle(&self, now: i64, idle_ms: i64) -> Vec<(String, String, ShareSession)> {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let idle: Vec<(String, String)> = sessions
+            .iter()
+            .filter(|(_, s)| s.last_used_ms.saturating_add(idle_ms) <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        idle.into_iter()
+            .filter_map(|k| sessions.remove(&k).map(|s| (k.0, k.1, s)))
+            .collect()
     }
 
     /// A request at `epoch` (> 0) on the member's session: checks the epoch, applies the
@@ -105,6 +122,7 @@ impl SharePartitions {
         epoch: i32,
         added: &[(Uuid, i32)],
         forgotten: &[(Uuid, i32)],
+        now: i64,
     ) -> Result<BTreeSet<(Uuid, i32)>, ErrorCode> {
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         let s = sessions
@@ -118,6 +136,7 @@ impl SharePartitions {
             s.partitions.remove(f);
         }
         s.epoch = if s.epoch == i32::MAX { 1 } else { s.epoch + 1 };
+        s.last_used_ms = now;
         Ok(s.partitions.clone())
     }
 

@@ -517,7 +517,7 @@ impl Group {
 }
 
 /// The groups of one `__consumer_offsets` partition.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Groups {
     config: GroupConfig,
     groups: BTreeMap<String, Group>,
@@ -533,7 +533,7 @@ pub struct Groups {
 }
 
 /// An offset commit appended but not yet committed.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct PendingCommit {
     group: String,
     partition: (String, i32),
@@ -760,7 +760,7 @@ impl Groups {
                 if !g.members.is_empty() {
                     return;
                 }
-                if g.offsets.is_empty() && g.consumer.is_none() {
+                if g.offsets.is_empty() && g.consumer.is_none() && g.share.is_none() {
                     self.groups.remove(&group);
                 } else {
                     // The classic half is gone (the group became a consumer group); its

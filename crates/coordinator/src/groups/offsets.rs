@@ -228,7 +228,9 @@ impl Groups {
     /// DeleteGroups of one group: the tombstones to append (then replay), or why not.
     pub fn delete(&mut self, group: &str) -> Result<Vec<(Bytes, Option<Bytes>)>, ErrorCode> {
         let g = self.groups.get(group).ok_or(ErrorCode::GroupIdNotFound)?;
-        if g.consumer.as_ref().is_some_and(|c| !c.members.is_empty()) {
+        if g.consumer.as_ref().is_some_and(|c| !c.members.is_empty())
+            || g.share.as_ref().is_some_and(|s| !s.members.is_empty())
+        {
             return Err(ErrorCode::NonEmptyGroup);
         }
         match g.state {
@@ -252,6 +254,9 @@ impl Groups {
             .collect();
         if g.consumer.is_some() {
             records.extend(super::consumer::group_tombstones(group));
+        }
+        if g.share.is_some() {
+            records.extend(crate::records::share_group::group_tombstones(group));
         }
         records.push((
             encode_key(&RecordKey::Group {

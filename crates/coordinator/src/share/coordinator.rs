@@ -173,6 +173,23 @@ impl ShareStates {
         if state_epoch < e.state_epoch {
             return Err(ErrorCode::FencedStateEpoch);
         }
+        // Batches in order, each within the widest in-flight window past the start offset.
+        let start = if start_offset >= 0 {
+            start_offset
+        } else {
+            e.state.start_offset
+        };
+        let window_end = start.saturating_add(super::records::MAX_WINDOW);
+        let mut previous = i64::MIN;
+        for b in batches {
+            if b.first_offset > b.last_offset
+                || b.first_offset <= previous
+                || b.last_offset >= window_end
+            {
+                return Err(ErrorCode::InvalidRequest);
+            }
+            previous = b.last_offset;
+        }
         Ok(vec![self.update(
             key,
             e,
@@ -323,6 +340,26 @@ mod tests {
             r.state.batches,
             [batch(102, 102, RecordState::Available, 2)]
         );
+    }
+
+    #[test]
+    fn bad_batches_are_refused() {
+        let mut s = ShareStates::new(3);
+        let recs = s.initialize(0, &key(), 1, 100).expect("initialised");
+        apply(&mut s, recs);
+        for bad in [
+            vec![batch(5, 4, RecordState::Available, 1)],
+            vec![
+                batch(100, 105, RecordState::Available, 1),
+                batch(104, 106, RecordState::Available, 1),
+            ],
+            vec![batch(100, i64::MAX, RecordState::Available, 1)],
+        ] {
+            assert_eq!(
+                s.write(1, &key(), 1, 0, 100, &bad),
+                Err(ErrorCode::InvalidRequest)
+            );
+        }
     }
 
     #[test]

@@ -233,16 +233,18 @@ impl SharePartition {
             .map(|r| (r.state, r.delivery_count))
     }
 
-    /// Acquires up to `max_records` for `member`: first records given back or whose lock ran
-    /// out (redeliveries, in offset order), then new ones below `high_watermark`, as long as
-    /// no more than `group.share.partition.max.record.locks` are in flight. Records below
-    /// `log_start` are gone from the log and leave the window.
+    /// Acquires up to `max_records` below `upper` for `member`: first records given back or
+    /// whose lock ran out (redeliveries, in offset order), then new ones, as long as no more
+    /// than `group.share.partition.max.record.locks` are in flight. `upper` is the end of what
+    /// the caller read from the log (at most the high watermark): nothing is handed out whose
+    /// data the answer would not carry. Records below `log_start` are gone from the log and
+    /// leave the window.
     pub fn acquire(
         &mut self,
         member: &str,
         now: i64,
         log_start: i64,
-        high_watermark: i64,
+        upper: i64,
         max_records: usize,
     ) -> Vec<AcquiredRecords> {
         self.expire_locks(now);
@@ -250,7 +252,8 @@ impl SharePartition {
         let deadline = now + self.config.record_lock_duration_ms;
         let limit = self.config.delivery_count_limit;
         let mut taken: Vec<(i64, i16)> = Vec::new();
-        for (&o, r) in self.records.range_mut(self.start_offset..) {
+        let below = upper.max(self.start_offset);
+        for (&o, r) in self.records.range_mut(self.start_offset..below) {
             if taken.len() >= max_records {
                 break;
             }
@@ -266,7 +269,7 @@ impl SharePartition {
             taken.push((o, r.delivery_count));
         }
         while taken.len() < max_records
-            && self.end_offset < high_watermark
+            && self.end_offset < upper
             && self.end_offset - self.start_offset < self.config.max_record_locks
         {
             let mut r = InFlight::available(0);
@@ -397,8 +400,19 @@ impl SharePartition {
         }
     }
 
-    /// Records below `log_start` are no longer in the log: the window starts there.
-    fn skip_to(&mut self, log_start: i64) {
+    /// Whether an acquisition could hand anything out: a record available again, or room in
+    /// the window for a new one.
+    pub fn can_acquire(&self) -> bool {
+        self.end_offset - self.start_offset < self.config.max_record_locks
+            || self
+                .records
+                .values()
+                .any(|r| r.state == RecordState::Available)
+    }
+
+    /// Records below `log_start` are no longer in the log (retention, DeleteRecords): the
+    /// window starts there.
+    pub fn skip_to(&mut self, log_start: i64) {
         if log_start <= self.start_offset {
             return;
         }
@@ -599,6 +613,17 @@ mod tests {
             [acquired(0, 0, 2), acquired(3, 5, 2)]
         );
         assert_eq!(loaded.record(1), Some((RecordState::Acknowledged, 1)));
+    }
+
+    #[test]
+    fn nothing_is_acquired_past_what_was_read() {
+        let mut p = SharePartition::new(config(), 0);
+        p.acquire("a", 0, 0, 6, 6);
+        p.acknowledge("a", 0, 1, 1, &[2]).expect("acquired");
+        p.acknowledge("a", 0, 4, 4, &[2]).expect("acquired");
+        // The read covered offsets 0..3 only: 4 stays available for a later fetch.
+        assert_eq!(p.acquire("b", 0, 0, 3, 10), [acquired(1, 1, 2)]);
+        assert_eq!(p.acquire("b", 0, 0, 6, 10), [acquired(4, 4, 2)]);
     }
 
     #[test]

@@ -22,8 +22,10 @@ use crate::records::{get_i16, get_i32, get_str, need, put_str, RecordError};
 
 type Result<T> = std::result::Result<T, RecordError>;
 
-/// The longest run of offsets a state batch may cover.
-const MAX_RUN: i64 = 1_000_000;
+/// The widest in-flight window a share-partition can have (Kafka caps
+/// `group.share.partition.max.record.locks` at 10,000): a state never holds offsets past its
+/// start offset plus this.
+pub const MAX_WINDOW: i64 = 10_000;
 
 /// The internal topic holding share-partition states.
 pub const SHARE_STATE_TOPIC: &str = "__share_group_state";
@@ -263,18 +265,14 @@ fn merge(runs: Vec<StateBatch>, start_offset: i64) -> Vec<StateBatch> {
     use std::collections::BTreeMap;
     // Per offset: bounded by the in-flight window (group.share.partition.max.record.locks).
     let mut at: BTreeMap<i64, (i16, i8)> = BTreeMap::new();
+    // Offsets past the widest window cannot be in flight: a bad record cannot make the merge
+    // walk (or keep) more than MAX_WINDOW offsets.
+    let window_end = start_offset.saturating_add(MAX_WINDOW);
     for r in runs {
-        // A run longer than any in-flight window can be (Kafka caps
-        // group.share.partition.max.record.locks at 10,000) is corrupt: skipped, so that a bad
-        // record cannot make the merge walk billions of offsets.
-        if r.first_offset > r.last_offset
-            || r.last_offset
-                .saturating_sub(r.first_offset.max(start_offset))
-                >= MAX_RUN
-        {
+        if r.first_offset > r.last_offset {
             continue;
         }
-        for o in r.first_offset.max(start_offset)..=r.last_offset {
+        for o in r.first_offset.max(start_offset)..=r.last_offset.min(window_end - 1) {
             let v = (r.delivery_count, r.state.value());
             let e = at.entry(o).or_insert(v);
             if v > *e {

@@ -403,10 +403,12 @@ pub(super) async fn fetch(
             if has_acks {
                 return top(ErrorCode::InvalidRequest);
             }
-            match broker
-                .share_partitions
-                .open(&group, &member, requested.iter().copied().collect())
-            {
+            match broker.share_partitions.open(
+                &group,
+                &member,
+                requested.iter().copied().collect(),
+                broker.clock.now_ms(),
+            ) {
                 Ok(Some(old)) => {
                     release(broker, &group, &member, &old.partitions).await;
                     requested.iter().copied().collect()
@@ -425,10 +427,14 @@ pub(super) async fn fetch(
                 .iter()
                 .flat_map(|t| t.partitions.iter().map(move |p| (ouuid(&t.topic_id), *p)))
                 .collect();
-            match broker
-                .share_partitions
-                .advance(&group, &member, e, &requested, &forgotten)
-            {
+            match broker.share_partitions.advance(
+                &group,
+                &member,
+                e,
+                &requested,
+                &forgotten,
+                broker.clock.now_ms(),
+            ) {
                 Ok(p) => p,
                 Err(e) => return top(e),
             }
@@ -580,7 +586,15 @@ async fn fetch_records(
             };
             let now = broker.clock.now_ms();
             sp.expire_locks(now);
-            let from = sp.next_fetch_offset();
+            // Records gone from the log (retention, DeleteRecords) leave the window.
+            let log_start = hosted.reader.log_start_offset();
+            if sp.start_offset() < log_start {
+                sp.skip_to(log_start);
+            }
+            if !sp.can_acquire() {
+                continue;
+            }
+            let from = sp.next_fetch_offset().max(log_start);
             let hw = hosted.high_watermark();
             if from >= hw {
                 continue;
@@ -655,9 +669,11 @@ pub(super) async fn acknowledge_request(
             .share_partitions
             .close(&group, &member)
             .map(|s| s.partitions),
-        e if e > 0 => broker
-            .share_partitions
-            .advance(&group, &member, e, &[], &[]),
+        e if e > 0 => {
+            broker
+                .share_partitions
+                .advance(&group, &member, e, &[], &[], broker.clock.now_ms())
+        }
         _ => Err(ErrorCode::InvalidShareSessionEpoch),
     };
     let partitions = match session {
@@ -711,6 +727,11 @@ pub(super) async fn acknowledge_request(
 /// (run every 100 ms or so).
 pub(crate) async fn expire_locks(broker: &Broker) {
     let now = broker.clock.now_ms();
+    // Sessions idle past the share session timeout give their records back.
+    let idle_ms = i64::from(broker.config.groups.coordinator.share_session_timeout_ms);
+    for (group, member, session) in broker.share_partitions.evict_idle(now, idle_ms) {
+        release(broker, &group, &member, &session.partitions).await;
+    }
     for (key, slot) in broker.share_partitions.all() {
         let Ok(mut slot) = slot.try_lock() else {
             continue;

@@ -46,8 +46,12 @@ pub(super) async fn ensure_state_topic(broker: &Broker) -> std::sync::Arc<Metada
             num_partitions: c.state_topic_partitions,
             replication_factor: c.state_topic_replication_factor,
             assignments: vec![],
+            // Never deleted by time: an idle share group's state must outlive any retention
+            // (Kafka prunes it with DeleteRecords below the oldest live snapshot; Odradek does
+            // not prune yet).
             configs: vec![
                 config("cleanup.policy", "delete".into()),
+                config("retention.ms", "-1".into()),
                 config("min.insync.replicas", c.state_topic_min_isr.to_string()),
             ],
         }],
@@ -296,20 +300,25 @@ pub(crate) mod persist {
         let e = super::super::endpoint_for(b, &broker.config.inter_broker_listener)
             .ok_or(ErrorCode::CoordinatorNotAvailable)?;
         let addr = format!("{}:{}", e.host, e.port);
-        let mut conn = odradek_client::Connection::connect_secure(
-            &addr,
-            "odradek-share-persister",
-            &broker.config.inter_broker_security,
-        )
-        .await
-        .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
-        let v = conn
-            .version(key, 0)
+        // The whole call, connection included, within 10 s: a share-partition waits on it.
+        let call = async {
+            let mut conn = odradek_client::Connection::connect_secure(
+                &addr,
+                "odradek-share-persister",
+                &broker.config.inter_broker_security,
+            )
+            .await
             .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
-        tokio::time::timeout(Duration::from_secs(10), conn.send(req, v))
+            let v = conn
+                .version(key, 0)
+                .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
+            conn.send(req, v)
+                .await
+                .map_err(|_| ErrorCode::CoordinatorNotAvailable)
+        };
+        tokio::time::timeout(Duration::from_secs(10), call)
             .await
             .map_err(|_| ErrorCode::CoordinatorNotAvailable)?
-            .map_err(|_| ErrorCode::CoordinatorNotAvailable)
     }
 
     /// Initialises `key`'s state at `start_offset`.

@@ -166,6 +166,12 @@ fn uniform(members: &[AssignorMember<'_>], partitions: &BTreeMap<Uuid, i32>) -> 
         .filter(|&i| !stuck[i])
         .max_by_key(|&i| (owned[i].len(), std::cmp::Reverse(i)))
     {
+        // No move helps once the most loaded holds at most one more than the least loaded
+        // (the common case, ended here without trying every member).
+        let fewest = order.iter().map(|&i| owned[i].len()).min().unwrap_or(0);
+        if owned[a].len() <= fewest + 1 {
+            break;
+        }
         let moved = (0..owned[a].len()).rev().find_map(|k| {
             let (t, _) = owned[a][k];
             let b = least_loaded(&owned, &t)?;

@@ -104,6 +104,10 @@ impl ConsumerHeartbeat {
     pub fn validate(&self, config: &GroupConfig) -> Result<(), (ErrorCode, String)> {
         let req = self;
         let leaving = req.member_epoch == LEAVE_GROUP_MEMBER_EPOCH;
+        // Ids are written as Kafka strings (int16 lengths) in the group's records.
+        if req.member_id.len() > i16::MAX as usize || req.group_id.len() > i16::MAX as usize {
+            return Err(invalid("MemberId and GroupId must be at most 32767 bytes."));
+        }
         if req.member_id.trim().is_empty()
             && (req.api_version >= 1 || req.member_epoch > 0 || leaving)
         {
@@ -289,10 +293,10 @@ impl Groups {
         // group epoch, so the target follows.
         cg.resolve_regexes(topics);
         let subscribed = subscribed_topics(cg, topics);
-        match &cg.subscribed {
-            None => {}
-            Some(s) if *s != subscribed => bump = true,
-            Some(_) => {}
+        // After a load the topics are not known (Kafka keeps their hash in the group's record;
+        // Odradek does not): one bump, so a change while the coordinator moved is not missed.
+        if cg.subscribed.as_ref() != Some(&subscribed) {
+            bump = true;
         }
         cg.subscribed = Some(subscribed);
         if bump {

@@ -121,6 +121,9 @@ impl ShareHeartbeat {
         if self.group_id.trim().is_empty() {
             return invalid("GroupId can't be empty.");
         }
+        if self.group_id.len() > i16::MAX as usize {
+            return invalid("GroupId must be at most 32767 bytes.");
+        }
         if self.rack_id.as_deref().is_some_and(|r| r.trim().is_empty()) {
             return invalid("RackId can't be empty.");
         }
@@ -263,7 +266,8 @@ impl Groups {
         }
         sg.members.insert(req.member_id.clone(), member);
         let subscribed = subscribed_topics(sg, topics);
-        if sg.subscribed.as_ref().is_some_and(|s| *s != subscribed) {
+        // After a load the topics are not known: one bump, so a change meanwhile is seen.
+        if sg.subscribed.as_ref() != Some(&subscribed) {
             bump = true;
         }
         sg.subscribed = Some(subscribed);
