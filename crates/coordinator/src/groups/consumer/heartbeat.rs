@@ -291,14 +291,25 @@ impl Groups {
 
         // The subscribed topics as they are now: a topic created, deleted or grown bumps the
         // group epoch, so the target follows.
-        cg.resolve_regexes(topics);
-        let subscribed = subscribed_topics(cg, topics);
-        // After a load the topics are not known (Kafka keeps their hash in the group's record;
-        // Odradek does not): one bump, so a change while the coordinator moved is not missed.
-        if cg.subscribed.as_ref() != Some(&subscribed) {
-            bump = true;
+        // They are measured again only when the metadata or the subscriptions moved (a steady
+        // heartbeat of a large group does not walk every member's topics).
+        let version = topics.version();
+        if bump
+            || cg.subscribed.is_none()
+            || cg.subscribed_version != version
+            || cg.group_epoch > cg.assignment_epoch
+        {
+            cg.resolve_regexes(topics);
+            let subscribed = subscribed_topics(cg, topics);
+            // After a load the topics are not known (Kafka keeps their hash in the group's
+            // record; Odradek does not): one bump, so a change while the coordinator moved is
+            // not missed.
+            if cg.subscribed.as_ref() != Some(&subscribed) {
+                bump = true;
+            }
+            cg.subscribed = Some(subscribed);
+            cg.subscribed_version = version;
         }
-        cg.subscribed = Some(subscribed);
         if bump {
             cg.group_epoch += 1;
             cg.state_timestamp = now;
@@ -309,8 +320,9 @@ impl Groups {
             compute_target(cg, &group_id, default_assignor, out);
         }
 
-        // Reconcile this member towards its target.
-        let owners = cg.owners();
+        // Reconcile this member towards its target. Who holds what is only worked out when a
+        // partition is about to move to it.
+        let owners = std::cell::OnceCell::new();
         let member = &cg.members[&req.member_id];
         let empty = Assignment::new();
         let target = cg.target.get(&req.member_id).unwrap_or(&empty);
@@ -319,7 +331,10 @@ impl Groups {
             cg.assignment_epoch,
             target,
             req.owned.as_ref(),
-            |t, p| ConsumerGroup::held_by_other(&owners, &req.member_id, t, p),
+            |t, p| {
+                let owners = owners.get_or_init(|| cg.owners());
+                ConsumerGroup::held_by_other(owners, &req.member_id, t, p)
+            },
         );
         let changed = next != *member;
         next.session_deadline = now + session;

@@ -154,6 +154,8 @@ pub struct ConsumerGroup {
     /// The subscribed topics (name -> id and partition count) the group epoch reflects;
     /// `None` after a load, until the first heartbeat measures it (without a bump).
     subscribed: Option<BTreeMap<String, (Uuid, i32)>>,
+    /// The metadata version `subscribed` was measured at.
+    subscribed_version: i64,
     /// When the group last changed state (ms), for offsets retention of an empty group.
     pub(crate) state_timestamp: i64,
     /// The members' regular expressions with the topics each matched (not persisted: resolved

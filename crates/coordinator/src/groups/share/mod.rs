@@ -93,6 +93,7 @@ pub struct ShareGroup {
     /// Target assignment by member.
     pub target: BTreeMap<String, Assignment>,
     subscribed: Option<BTreeMap<String, (Uuid, i32)>>,
+    subscribed_version: i64,
 }
 
 impl ShareGroup {
@@ -265,12 +266,21 @@ impl Groups {
                 .push(rec::member(&group_id, &req.member_id, &member.metadata));
         }
         sg.members.insert(req.member_id.clone(), member);
-        let subscribed = subscribed_topics(sg, topics);
-        // After a load the topics are not known: one bump, so a change meanwhile is seen.
-        if sg.subscribed.as_ref() != Some(&subscribed) {
-            bump = true;
+        // Measured again only when the metadata or the subscriptions moved.
+        let version = topics.version();
+        if bump
+            || sg.subscribed.is_none()
+            || sg.subscribed_version != version
+            || sg.group_epoch > sg.assignment_epoch
+        {
+            let subscribed = subscribed_topics(sg, topics);
+            // After a load the topics are not known: one bump, so a change meanwhile is seen.
+            if sg.subscribed.as_ref() != Some(&subscribed) {
+                bump = true;
+            }
+            sg.subscribed = Some(subscribed);
+            sg.subscribed_version = version;
         }
-        sg.subscribed = Some(subscribed);
         if bump {
             sg.group_epoch += 1;
             out.records
