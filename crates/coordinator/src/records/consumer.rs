@@ -11,7 +11,8 @@
 //! | 8 | `ConsumerGroupCurrentMemberAssignmentKey` (group, member) | epochs, state, partitions |
 //!
 //! Type 4 (`ConsumerGroupPartitionMetadata`, the subscribed topics' metadata) is read and
-//! ignored: the coordinator measures the subscribed topics again on the first heartbeat.
+//! ignored: the coordinator measures the subscribed topics again on the first heartbeat after a
+//! load, with one group epoch bump.
 
 use std::collections::BTreeSet;
 
