@@ -284,7 +284,8 @@ impl SharePartition {
 
     /// Acknowledges `first_offset..=last_offset` for `member`, with one type for the whole
     /// range or one per offset. Every offset must be acquired by `member` (else
-    /// INVALID_RECORD_STATE and nothing changes); a bad range or type is INVALID_REQUEST.
+    /// INVALID_RECORD_STATE and nothing changes); a bad range or type, or an offset past the
+    /// end offset, is INVALID_REQUEST; offsets below the start offset are skipped (done).
     pub fn acknowledge(
         &mut self,
         member: &str,
@@ -307,8 +308,15 @@ impl SharePartition {
             .map(|t| AcknowledgeType::from_value(*t))
             .collect::<Option<_>>()
             .ok_or(ErrorCode::InvalidRequest)?;
+        // Kafka's rules: offsets past the end offset were never handed out (a bad request);
+        // offsets below the start offset are done already and skipped.
+        if last_offset >= self.end_offset {
+            return Err(ErrorCode::InvalidRequest);
+        }
+        let first = first_offset.max(self.start_offset);
+        let skipped = (first - first_offset) as usize;
         // All or nothing: check first.
-        for o in first_offset..=last_offset {
+        for o in first..=last_offset {
             match self.records.get(&o) {
                 Some(r)
                     if r.state == RecordState::Acquired && r.owner.as_deref() == Some(member) => {}
@@ -316,8 +324,12 @@ impl SharePartition {
             }
         }
         let limit = self.config.delivery_count_limit;
-        for (i, o) in (first_offset..=last_offset).enumerate() {
-            let t = if types.len() == 1 { types[0] } else { types[i] };
+        for (i, o) in (first..=last_offset).enumerate() {
+            let t = if types.len() == 1 {
+                types[0]
+            } else {
+                types[skipped + i]
+            };
             if let Some(r) = self.records.get_mut(&o) {
                 r.owner = None;
                 r.state = match t {
@@ -586,6 +598,10 @@ mod tests {
         );
         assert_eq!(
             p.acknowledge("a", 0, 0, 9, &[1]),
+            Err(ErrorCode::InvalidRequest)
+        );
+        assert_eq!(
+            p.acknowledge("b", 0, 0, 3, &[1]),
             Err(ErrorCode::InvalidRecordState)
         );
         assert_eq!(
@@ -632,10 +648,11 @@ mod tests {
         p.acquire("a", 0, 0, 5, 5);
         assert_eq!(p.acquire("b", 0, 3, 8, 10), [acquired(5, 7, 1)]);
         assert_eq!(p.start_offset(), 3);
-        assert_eq!(
-            p.acknowledge("a", 0, 0, 0, &[1]),
-            Err(ErrorCode::InvalidRecordState)
-        );
+        // Below the start offset: done already, skipped. Straddling it: only a's part counts.
+        assert_eq!(p.acknowledge("a", 0, 0, 0, &[1]), Ok(()));
+        assert_eq!(p.acknowledge("a", 0, 1, 4, &[2, 2, 1, 1]), Ok(()));
+        assert_eq!(p.record(3), None);
+        assert_eq!(p.start_offset(), 5);
     }
 
     proptest! {
@@ -669,9 +686,14 @@ mod tests {
                     2 => {
                         let first = p.start_offset() + off % 4;
                         let last = first + n as i64 - 1;
-                        let held = (first..=last).all(|o| {
-                            locks.get(&o).is_some_and(|(h, d)| *h == member && *d > now)
-                        });
+                        // Locks that ran out go first (the acknowledgement does that too):
+                        // offsets they moved the start past are skipped, not refused.
+                        p.expire_locks(now);
+                        let from = first.max(p.start_offset());
+                        let held = last < p.end_offset()
+                            && (from..=last).all(|o| {
+                                locks.get(&o).is_some_and(|(h, d)| *h == member && *d > now)
+                            });
                         let done = p.acknowledge(&member, now, first, last, &[t as i8]);
                         prop_assert_eq!(done.is_ok(), held, "ack {}..={} by {}", first, last, member);
                         if done.is_ok() {
