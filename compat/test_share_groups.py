@@ -56,8 +56,7 @@ def warm_up(consumers, seconds=8):
     deadline = time.time() + seconds
     while time.time() < deadline:
         for c in consumers:
-            for m in c.poll(0.2):
-                assert m.error() is None or True
+            c.poll(0.2)
 
 
 def values(messages):

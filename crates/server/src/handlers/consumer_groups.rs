@@ -17,7 +17,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use odradek_common::{ErrorCode, Uuid};
-use odradek_coordinator::{Assignment, ConsumerHeartbeat, Output, TopicView};
+use odradek_coordinator::{Assignment, ConsumerHeartbeat, Output};
 use odradek_frontend::RequestContext;
 use odradek_metadata::MetadataImage;
 
@@ -25,29 +25,6 @@ use super::{kuuid, ouuid, Broker};
 
 fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
-}
-
-/// The cluster's topics as the coordinator sees them.
-struct Topics<'a>(&'a MetadataImage);
-
-impl TopicView for Topics<'_> {
-    fn topic(&self, name: &str) -> Option<(Uuid, i32)> {
-        let t = self.0.topics.get_by_name(name)?;
-        Some((t.id, t.partitions.len() as i32))
-    }
-
-    fn names(&self) -> Vec<String> {
-        self.0
-            .topics
-            .by_name
-            .iter()
-            .map(|(n, _)| n.clone())
-            .collect()
-    }
-
-    fn version(&self) -> i64 {
-        self.0.offset
-    }
 }
 
 fn assignment_from_wire(
@@ -94,7 +71,7 @@ pub(super) async fn heartbeat(
     if let Err((e, message)) = hb.validate(broker.groups.config()) {
         return error(e).with_error_message(Some(s(message)));
     }
-    let topics = Topics(&image);
+    let topics = super::ImageTopics(&image);
     let appended = broker
         .groups
         .exec_appending(&image, &group, |groups, _, now| {

@@ -66,6 +66,29 @@ pub struct Broker {
     pub(crate) share_partitions: Arc<crate::share_partitions::SharePartitions>,
 }
 
+/// The cluster's topics as the group coordinator sees them (consumer and share groups).
+pub(crate) struct ImageTopics<'a>(pub &'a MetadataImage);
+
+impl odradek_coordinator::TopicView for ImageTopics<'_> {
+    fn topic(&self, name: &str) -> Option<(Uuid, i32)> {
+        let t = self.0.topics.get_by_name(name)?;
+        Some((t.id, t.partitions.len() as i32))
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.0
+            .topics
+            .by_name
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    fn version(&self) -> i64 {
+        self.0.offset
+    }
+}
+
 /// Fires the record locks of the share-partitions here (the broker's 100 ms task).
 pub async fn expire_share_locks(broker: &Broker) {
     share::expire_locks(broker).await

@@ -34,29 +34,6 @@ fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
 }
 
-/// The topics as the group coordinator sees them.
-struct Topics<'a>(&'a MetadataImage);
-
-impl odradek_coordinator::TopicView for Topics<'_> {
-    fn topic(&self, name: &str) -> Option<(Uuid, i32)> {
-        let t = self.0.topics.get_by_name(name)?;
-        Some((t.id, t.partitions.len() as i32))
-    }
-
-    fn names(&self) -> Vec<String> {
-        self.0
-            .topics
-            .by_name
-            .iter()
-            .map(|(n, _)| n.clone())
-            .collect()
-    }
-
-    fn version(&self) -> i64 {
-        self.0.offset
-    }
-}
-
 /// ShareGroupHeartbeat (v1).
 pub(super) async fn heartbeat(
     broker: &Broker,
@@ -81,7 +58,7 @@ pub(super) async fn heartbeat(
     if let Err((e, m)) = hb.validate() {
         return error(e).with_error_message(Some(s(m)));
     }
-    let topics = Topics(&image);
+    let topics = super::ImageTopics(&image);
     let appended = broker
         .groups
         .exec_appending(&image, &group, |groups, _, now| {

@@ -28,6 +28,38 @@ fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
 }
 
+/// A state batch from the wire (each share state API has a struct of its own with these
+/// fields); `None` for a delivery state Kafka does not define.
+fn batch(
+    first_offset: i64,
+    last_offset: i64,
+    state: i8,
+    delivery_count: i16,
+) -> Option<StateBatch> {
+    Some(StateBatch {
+        first_offset,
+        last_offset,
+        state: RecordState::from_value(state)?,
+        delivery_count,
+    })
+}
+
+/// State batches for the wire, as the API's own batch struct `$ty`.
+macro_rules! wire_batches {
+    ($batches:expr, $ty:ty) => {
+        $batches
+            .iter()
+            .map(|b| {
+                <$ty>::default()
+                    .with_first_offset(b.first_offset)
+                    .with_last_offset(b.last_offset)
+                    .with_delivery_state(b.state.value())
+                    .with_delivery_count(b.delivery_count)
+            })
+            .collect()
+    };
+}
+
 /// Creates `__share_group_state` if it does not exist (Kafka's
 /// `share.coordinator.state.topic.*` settings: deleted by retention, not compacted).
 pub(super) async fn ensure_state_topic(broker: &Broker) -> std::sync::Arc<MetadataImage> {
@@ -151,19 +183,7 @@ pub(crate) async fn read(
                     .with_partition(p.partition)
                     .with_state_epoch(state_epoch)
                     .with_start_offset(state.start_offset)
-                    .with_state_batches(
-                        state
-                            .batches
-                            .iter()
-                            .map(|b| {
-                                Batch::default()
-                                    .with_first_offset(b.first_offset)
-                                    .with_last_offset(b.last_offset)
-                                    .with_delivery_state(b.state.value())
-                                    .with_delivery_count(b.delivery_count)
-                            })
-                            .collect(),
-                    ),
+                    .with_state_batches(wire_batches!(state.batches, Batch)),
             });
         }
         results.push(
@@ -193,12 +213,12 @@ pub(crate) async fn write(
                 .state_batches
                 .iter()
                 .map(|b| {
-                    Some(StateBatch {
-                        first_offset: b.first_offset,
-                        last_offset: b.last_offset,
-                        state: RecordState::from_value(b.delivery_state)?,
-                        delivery_count: b.delivery_count,
-                    })
+                    batch(
+                        b.first_offset,
+                        b.last_offset,
+                        b.delivery_state,
+                        b.delivery_count,
+                    )
                 })
                 .collect();
             let r = match batches {
@@ -390,12 +410,12 @@ pub(crate) mod persist {
             .state_batches
             .iter()
             .filter_map(|b| {
-                Some(StateBatch {
-                    first_offset: b.first_offset,
-                    last_offset: b.last_offset,
-                    state: RecordState::from_value(b.delivery_state)?,
-                    delivery_count: b.delivery_count,
-                })
+                batch(
+                    b.first_offset,
+                    b.last_offset,
+                    b.delivery_state,
+                    b.delivery_count,
+                )
             })
             .collect();
         Ok(Some(ReadState {
@@ -427,19 +447,7 @@ pub(crate) mod persist {
                     .with_state_epoch(state_epoch)
                     .with_leader_epoch(leader_epoch)
                     .with_start_offset(state.start_offset)
-                    .with_state_batches(
-                        state
-                            .batches
-                            .iter()
-                            .map(|b| {
-                                Batch::default()
-                                    .with_first_offset(b.first_offset)
-                                    .with_last_offset(b.last_offset)
-                                    .with_delivery_state(b.state.value())
-                                    .with_delivery_count(b.delivery_count)
-                            })
-                            .collect(),
-                    )])]);
+                    .with_state_batches(wire_batches!(state.batches, Batch))])]);
         let leader = coordinator_of(broker, key).await?;
         let resp = if leader == broker.id() {
             super::write(broker, req).await
