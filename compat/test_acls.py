@@ -214,3 +214,17 @@ def test_kafka_python_sees_the_same_refusals(authz):
     with pytest.raises(KPError):
         p.send("orders", b"x").get(timeout=10)
     p.close()
+
+
+def test_consumer_protocol_subscription_needs_describe_on_its_topics(authz):
+    # KIP-848: a ConsumerGroupHeartbeat naming a topic its principal may not DESCRIBE is refused
+    # with TOPIC_AUTHORIZATION_FAILED; with READ (which implies DESCRIBE) the member consumes.
+    grant(
+        authz,
+        acl(ResourceType.TOPIC, "other", AclOperation.READ, "User:bob"),
+        acl(ResourceType.GROUP, "bob-", AclOperation.READ, "User:bob", pattern=ResourcePatternType.PREFIXED),
+    )
+    assert produce_error(cfg(authz, "admin"), "other") is None
+    bob = cfg(authz, "bob", **{"group.protocol": "consumer"})
+    assert consume_error(bob, "other", f"bob-848-{uuid.uuid4().hex[:6]}") is None
+    assert consume_error(bob, "pay-secret", f"bob-848-{uuid.uuid4().hex[:6]}") == KafkaError.TOPIC_AUTHORIZATION_FAILED

@@ -462,11 +462,16 @@ pub(crate) mod persist {
         )
     }
 
+    /// A persister answer's error as the share-partition's caller sees it: a share
+    /// coordinator that moved or is loading is COORDINATOR_NOT_AVAILABLE, as Kafka's
+    /// share-partitions map it (the client retries).
     fn code(c: Option<i16>) -> Result<(), ErrorCode> {
-        match c {
-            Some(0) => Ok(()),
-            Some(c) => Err(ErrorCode::from_code(c).unwrap_or(ErrorCode::UnknownServerError)),
-            None => Err(ErrorCode::CoordinatorNotAvailable),
+        match c.map(|c| ErrorCode::from_code(c).unwrap_or(ErrorCode::UnknownServerError)) {
+            Some(ErrorCode::None) => Ok(()),
+            Some(ErrorCode::NotCoordinator | ErrorCode::CoordinatorLoadInProgress) | None => {
+                Err(ErrorCode::CoordinatorNotAvailable)
+            }
+            Some(e) => Err(e),
         }
     }
 }

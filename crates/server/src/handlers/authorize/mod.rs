@@ -121,6 +121,17 @@ pub(super) fn check(broker: &Broker, ctx: &RequestContext, request: RequestKind)
                 ShareGroupHeartbeatResponse::default().with_error_code(GAF.code()),
             )
         }
+        R::ShareGroupHeartbeat(r)
+            if r
+                .subscribed_topic_names
+                .iter()
+                .flatten()
+                .any(|t| !ok(Op::Describe, Rt::Topic, t)) =>
+        {
+            A::ShareGroupHeartbeat(
+                ShareGroupHeartbeatResponse::default().with_error_code(TAF.code()),
+            )
+        }
         R::ShareFetch(r)
             if !r
                 .group_id
@@ -148,6 +159,18 @@ pub(super) fn check(broker: &Broker, ctx: &RequestContext, request: RequestKind)
         R::ConsumerGroupHeartbeat(r) if !ok(Op::Read, Rt::Group, &r.group_id) => {
             A::ConsumerGroupHeartbeat(
                 ConsumerGroupHeartbeatResponse::default().with_error_code(GAF.code()),
+            )
+        }
+        // Kafka: a member may subscribe by name only to topics it may DESCRIBE.
+        R::ConsumerGroupHeartbeat(r)
+            if r
+                .subscribed_topic_names
+                .iter()
+                .flatten()
+                .any(|t| !ok(Op::Describe, Rt::Topic, t)) =>
+        {
+            A::ConsumerGroupHeartbeat(
+                ConsumerGroupHeartbeatResponse::default().with_error_code(TAF.code()),
             )
         }
         R::LeaveGroup(r) if !ok(Op::Read, Rt::Group, &r.group_id) => {
