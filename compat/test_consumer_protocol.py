@@ -175,6 +175,66 @@ def test_a_consumer_protocol_member_resumes_from_classic_offsets(node):
     c.close()
 
 
+def classic_member(node, group):
+    """A consumer at librdkafka's defaults (the classic protocol, eager range/roundrobin), no auto
+    commit."""
+    return Consumer({
+        "bootstrap.servers": node.bootstrap, "group.id": group,
+        "auto.offset.reset": "earliest", "enable.auto.commit": False,
+    })
+
+
+def test_online_upgrade_and_downgrade_with_a_classic_member_in_the_group(node):
+    # Kafka 4's rolling upgrade: a classic consumer is in the group when a consumer-protocol one
+    # joins; the group becomes a consumer group with the classic member in it (it rejoins
+    # through JoinGroup and gets its partitions from the broker's assignor), the two share the
+    # topic, every record once; when the consumer-protocol member leaves, the group is classic
+    # again and the classic member takes every partition.
+    topic, group = "kip848-mig-" + uuid.uuid4().hex[:6], "gmig-" + uuid.uuid4().hex[:6]
+    create(node, topic, 6)
+    first = [f"a{i}" for i in range(120)]
+    produce(node, topic, first)
+    old = classic_member(node, group)
+    old.subscribe([topic])
+    got = {0: [], 1: []}
+    poll_all([old], got, lambda: len(got[0]) == 120)
+    assert sorted(got[0]) == sorted(first)
+    old.commit(asynchronous=False)
+    admin = AdminClient({"bootstrap.servers": node.bootstrap})
+    assert str(admin.describe_consumer_groups([group])[group].result(10).type).endswith("CLASSIC")
+
+    new = member(node, group)
+    new.subscribe([topic])
+    poll_all([old, new], got, lambda: len(partitions(new)) == 3 and len(partitions(old)) == 3, timeout=60)
+    assert partitions(old) | partitions(new) == set(range(6))
+    d = admin.describe_consumer_groups([group])[group].result(10)
+    assert str(d.type).endswith("CONSUMER"), d.type
+    assert len(d.members) == 2
+    second = [f"b{i}" for i in range(300)]
+    produce(node, topic, second)
+    got = {0: [], 1: []}
+    poll_all([old, new], got, lambda: len(got[0]) + len(got[1]) >= 300)
+    drain([old, new], got)
+    assert sorted(got[0] + got[1]) == sorted(second), "every new record once, across both protocols"
+    assert got[0] and got[1], "both members consumed"
+    old.commit(asynchronous=False)
+    new.commit(asynchronous=False)
+
+    # The consumer-protocol member leaves: the group goes back to the classic protocol and the
+    # classic member rebalances onto all six partitions.
+    new.close()
+    got = {0: []}
+    poll_all([old], got, lambda: len(partitions(old)) == 6, timeout=60)
+    third = [f"c{i}" for i in range(60)]
+    produce(node, topic, third)
+    poll_all([old], got, lambda: len(got[0]) >= 60)
+    drain([old], got)
+    assert sorted(got[0]) == sorted(third), "only the new records: the committed offsets held"
+    d = admin.describe_consumer_groups([group])[group].result(10)
+    assert str(d.type).endswith("CLASSIC"), d.type
+    old.close()
+
+
 def test_a_regex_subscription_is_resolved_by_the_broker(node):
     prefix = "kip848-re-" + uuid.uuid4().hex[:6]
     group = "gre-" + uuid.uuid4().hex[:6]

@@ -17,6 +17,8 @@
 //!
 //! let config = GroupConfig { initial_rebalance_delay_ms: 0, ..GroupConfig::default() };
 //! let mut groups = Groups::new(config, "seed");
+//! // The cluster's topics (name -> id, partitions), which consumer groups assign.
+//! let topics = std::collections::BTreeMap::<String, (odradek_common::Uuid, i32)>::new();
 //! let out = groups.join(0, 1, JoinRequest {
 //!     group_id: "g".into(),
 //!     client_id: "c".into(),
@@ -25,7 +27,7 @@
 //!     protocol_type: "consumer".into(),
 //!     protocols: vec![("range".into(), Bytes::new())],
 //!     ..JoinRequest::default()
-//! });
+//! }, &topics);
 //! let Reply::Join(1, joined) = &out.replies[0] else { panic!() };
 //! assert_eq!((joined.generation, &joined.leader), (1, &joined.member_id));
 //! let out = groups.sync(0, 2, SyncRequest {
@@ -34,7 +36,7 @@
 //!     member_id: joined.member_id.clone(),
 //!     assignments: vec![(joined.member_id.clone(), Bytes::from_static(b"all"))],
 //!     ..SyncRequest::default()
-//! });
+//! }, &topics);
 //! assert!(matches!(&out.replies[0], Reply::Sync(2, s) if s.assignment == "all"));
 //! assert_eq!(out.records.len(), 1); // the group's record, to append before replying
 //! ```
@@ -46,7 +48,8 @@ pub mod txn;
 
 pub use groups::consumer::{
     Assignment, ConsumerGroup, ConsumerGroupDescription, ConsumerGroupState, ConsumerHeartbeat,
-    ConsumerHeartbeatResponse, ConsumerMember, MemberState, ServerAssignor, TopicView,
+    ConsumerHeartbeatResponse, ConsumerMember, MemberState, MigrationPolicy, ServerAssignor,
+    TopicView,
 };
 pub use groups::share::{ShareGroup, ShareHeartbeat, ShareHeartbeatResponse, ShareMember};
 pub use groups::{

@@ -14,6 +14,11 @@ use proptest::prelude::*;
 const SESSION: i32 = 10_000;
 const REBALANCE: i32 = 30_000;
 
+/// No topics: these classic groups assign nothing through the coordinator.
+fn no_topics() -> BTreeMap<String, (odradek_common::Uuid, i32)> {
+    BTreeMap::new()
+}
+
 /// Groups plus the log a broker would have written: every record, in order.
 struct Harness {
     groups: Groups,
@@ -65,6 +70,7 @@ impl Harness {
                 require_known_member: true,
                 ..JoinRequest::default()
             },
+            &no_topics(),
         );
         self.apply(out)
     }
@@ -101,6 +107,7 @@ impl Harness {
                     .map(|(m, a)| (m.to_string(), Bytes::from(a.to_string())))
                     .collect(),
             },
+            &no_topics(),
         );
         self.apply(out)
     }
@@ -454,7 +461,7 @@ fn bad_joins_get_kafka_errors() {
     };
     let error = |h: &mut Harness, req: &JoinRequest| match h
         .groups
-        .join(h.now, 1, req.clone())
+        .join(h.now, 1, req.clone(), &no_topics())
         .replies
         .as_slice()
     {
@@ -647,6 +654,7 @@ fn a_restarted_static_member_takes_its_place_without_a_rebalance() {
                 require_known_member: true,
                 ..JoinRequest::default()
             },
+            &no_topics(),
         );
         h.apply(out)
     };

@@ -263,6 +263,16 @@ fn consumer_group_settings(
             }
         }
     };
+    let migration = match p.get("group.consumer.migration.policy") {
+        None => d.consumer_migration_policy,
+        Some(v) => odradek_coordinator::MigrationPolicy::from_name(v.trim()).ok_or_else(|| {
+            cfg_err(
+                "group.consumer.migration.policy",
+                v,
+                "must be one of bidirectional, upgrade, downgrade, disabled",
+            )
+        })?,
+    };
     let share_session = bounded(
         "group.share.session.timeout.ms",
         "group.share.min.session.timeout.ms",
@@ -295,6 +305,7 @@ fn consumer_group_settings(
         consumer_heartbeat_interval_ms: heartbeat,
         consumer_max_size: max_size as usize,
         consumer_assignors: assignors,
+        consumer_migration_policy: migration,
         ..d.clone()
     })
 }
@@ -797,6 +808,7 @@ const KNOWN: &[&str] = &[
     "group.consumer.max.heartbeat.interval.ms",
     "group.consumer.max.size",
     "group.consumer.assignors",
+    "group.consumer.migration.policy",
     "group.share.session.timeout.ms",
     "group.share.min.session.timeout.ms",
     "group.share.max.session.timeout.ms",
@@ -992,6 +1004,7 @@ mod tests {
             ("group.consumer.heartbeat.interval.ms", "50000"),
             ("group.consumer.max.size", "0"),
             ("group.consumer.assignors", "sticky"),
+            ("group.consumer.migration.policy", "sideways"),
             ("group.consumer.min.session.timeout.ms", "90000"),
             ("group.share.session.timeout.ms", "1000"),
             ("group.share.delivery.count.limit", "1"),

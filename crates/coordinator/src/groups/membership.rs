@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use odradek_common::ErrorCode;
 
+use super::consumer::TopicView;
 use super::{
     Group, GroupState, Groups, JoinRequest, JoinResponse, Member, Output, Reply, SyncRequest,
     SyncResponse, Token,
@@ -12,7 +13,15 @@ use crate::records::{encode_group, encode_key, RecordKey};
 
 impl Groups {
     /// JoinGroup. The reply comes in this call's output or a later one, under `token`.
-    pub fn join(&mut self, now: i64, token: Token, req: JoinRequest) -> Output {
+    /// A consumer group with members takes the member in as a classic member; `topics` serves
+    /// its subscription there.
+    pub fn join(
+        &mut self,
+        now: i64,
+        token: Token,
+        req: JoinRequest,
+        topics: &dyn TopicView,
+    ) -> Output {
         let mut out = Output::default();
         let reject = |out: &mut Output, e: ErrorCode| {
             out.replies
@@ -32,6 +41,9 @@ impl Groups {
             reject(&mut out, ErrorCode::UnknownMemberId);
             return out;
         }
+        if self.is_live_consumer_group(&req.group_id) {
+            return self.classic_join_consumer(now, token, req, topics);
+        }
         let max_size = self.config.max_size;
         let delay = self.config.initial_rebalance_delay_ms;
         let new_id = req
@@ -50,12 +62,7 @@ impl Groups {
             reject(&mut out, ErrorCode::InconsistentGroupProtocol);
             return out;
         }
-        if let Some(cg) = &g.consumer {
-            if !cg.members.is_empty() {
-                // Kafka 4 can take classic members into a consumer group; Odradek cannot yet.
-                reject(&mut out, ErrorCode::InconsistentGroupProtocol);
-                return out;
-            }
+        if g.consumer.is_some() {
             // An empty consumer group becomes a classic one.
             out.records
                 .extend(super::consumer::group_tombstones(&req.group_id));
@@ -243,7 +250,7 @@ impl Groups {
         }
     }
 
-    fn prepare_rebalance(g: &mut Group, now: i64, delay: i64, out: &mut Output) {
+    pub(super) fn prepare_rebalance(g: &mut Group, now: i64, delay: i64, out: &mut Output) {
         if g.state == GroupState::CompletingRebalance {
             for m in g.members.values_mut() {
                 m.assignment = Bytes::new();
@@ -312,9 +319,20 @@ impl Groups {
     }
 
     /// SyncGroup. The reply comes in this call's output or a later one, under `token`.
-    pub fn sync(&mut self, now: i64, token: Token, req: SyncRequest) -> Output {
+    /// A classic member of a consumer group gets what it holds; `topics` names its partitions.
+    pub fn sync(
+        &mut self,
+        now: i64,
+        token: Token,
+        req: SyncRequest,
+        topics: &dyn TopicView,
+    ) -> Output {
         let mut out = Output::default();
         let reply = |out: &mut Output, r: SyncResponse| out.replies.push(Reply::Sync(token, r));
+        if self.is_live_consumer_group(&req.group_id) {
+            reply(&mut out, self.classic_sync_consumer(now, &req, topics));
+            return out;
+        }
         let Some(g) = self.groups.get_mut(&req.group_id) else {
             reply(&mut out, SyncResponse::error(ErrorCode::UnknownMemberId));
             return out;
@@ -429,6 +447,9 @@ impl Groups {
         member: &str,
         instance: Option<&str>,
     ) -> ErrorCode {
+        if self.is_live_consumer_group(group) {
+            return self.classic_heartbeat_consumer(now, group, generation, member, instance);
+        }
         let Some(g) = self.groups.get_mut(group) else {
             return ErrorCode::UnknownMemberId;
         };
@@ -461,6 +482,9 @@ impl Groups {
         group: &str,
         members: &[(String, Option<String>)],
     ) -> (Vec<ErrorCode>, Output) {
+        if self.is_live_consumer_group(group) {
+            return self.classic_leave_consumer(now, group, members);
+        }
         let mut out = Output::default();
         let delay = self.config.initial_rebalance_delay_ms;
         let Some(g) = self.groups.get_mut(group) else {

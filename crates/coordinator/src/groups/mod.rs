@@ -48,6 +48,9 @@ pub struct GroupConfig {
     pub consumer_max_size: usize,
     /// `group.consumer.assignors` (`uniform,range`): the first is the default.
     pub consumer_assignors: Vec<consumer::ServerAssignor>,
+    /// `group.consumer.migration.policy` (`bidirectional`): which groups with members may change
+    /// between the classic and the consumer protocol.
+    pub consumer_migration_policy: consumer::MigrationPolicy,
     /// `group.share.session.timeout.ms` (45000).
     pub share_session_timeout_ms: i32,
     /// `group.share.heartbeat.interval.ms` (5000).
@@ -71,6 +74,7 @@ impl Default for GroupConfig {
                 consumer::ServerAssignor::Uniform,
                 consumer::ServerAssignor::Range,
             ],
+            consumer_migration_policy: consumer::MigrationPolicy::Bidirectional,
             share_session_timeout_ms: 45_000,
             share_heartbeat_interval_ms: 5_000,
             share_max_size: 200,
@@ -757,18 +761,17 @@ impl Groups {
                 let Some(g) = self.groups.get_mut(&group) else {
                     return;
                 };
-                if !g.members.is_empty() {
-                    return;
-                }
                 if g.offsets.is_empty() && g.consumer.is_none() && g.share.is_none() {
                     self.groups.remove(&group);
                 } else {
-                    // The classic half is gone (the group became a consumer group); its
-                    // offsets and its consumer half stay.
+                    // The classic half is gone (the group became a consumer group, its
+                    // members with it); its offsets and its consumer half stay.
+                    g.members.clear();
                     g.generation = 0;
                     g.protocol_type = None;
                     g.protocol = None;
                     g.leader = None;
+                    g.set_state(GroupState::Empty, now);
                 }
             }
         }

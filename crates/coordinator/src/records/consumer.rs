@@ -19,7 +19,9 @@ use std::collections::BTreeSet;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use odradek_common::Uuid;
 
-use super::flexible::{get_compact_len, get_compact_str, put_compact_str, put_uvarint, skip_tags};
+use super::flexible::{
+    get_compact_len, get_compact_str, get_uvarint, put_compact_str, put_uvarint, skip_tags,
+};
 use super::{encode_key, get_i16, get_i32, get_str, need, put_str, RecordError, RecordKey, Result};
 use crate::groups::consumer::Assignment;
 
@@ -99,6 +101,50 @@ pub struct MemberMetadataValue {
     pub rebalance_timeout_ms: i32,
     /// The broker-side assignor asked for.
     pub server_assignor: Option<String>,
+    /// Set for a member that speaks the classic protocol (JoinGroup, SyncGroup) inside the
+    /// consumer group: tagged field 0.
+    pub classic: Option<ClassicMemberMetadata>,
+}
+
+/// `ClassicMemberMetadata`: what a classic-protocol member of a consumer group joined with.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClassicMemberMetadata {
+    /// The JoinGroup's session timeout (ms): the member's session, not the consumer group's.
+    pub session_timeout_ms: i32,
+    /// The protocols it supports, in its order: (name, metadata, a `ConsumerProtocolSubscription`).
+    pub protocols: Vec<(String, Bytes)>,
+}
+
+impl ClassicMemberMetadata {
+    fn encode(&self, b: &mut BytesMut) {
+        b.put_i32(self.session_timeout_ms);
+        put_uvarint(b, self.protocols.len() as u32 + 1);
+        for (name, metadata) in &self.protocols {
+            put_compact_str(b, Some(name));
+            put_uvarint(b, metadata.len() as u32 + 1);
+            b.put_slice(metadata);
+            put_uvarint(b, 0);
+        }
+        put_uvarint(b, 0);
+    }
+
+    fn decode(b: &mut Bytes) -> Result<Self> {
+        let session_timeout_ms = get_i32(b, "session timeout")?;
+        let mut protocols = Vec::new();
+        for _ in 0..get_compact_len(b, "supported protocols")? {
+            let name = get_compact_str(b, "protocol name")?.unwrap_or_default();
+            let len = (get_uvarint(b, "protocol metadata")? as usize).saturating_sub(1);
+            need(b, len, "protocol metadata")?;
+            let metadata = b.split_to(len);
+            skip_tags(b)?;
+            protocols.push((name, metadata));
+        }
+        skip_tags(b)?;
+        Ok(Self {
+            session_timeout_ms,
+            protocols,
+        })
+    }
 }
 
 /// `ConsumerGroupCurrentMemberAssignmentValue` v0.
@@ -194,6 +240,20 @@ pub fn member_metadata(
         b.put_i32(v.rebalance_timeout_ms);
         put_compact_str(b, v.server_assignor.as_deref());
     });
+    let value = match &v.classic {
+        None => value,
+        Some(classic) => {
+            // The struct's tagged fields: one, tag 0, the classic member's metadata.
+            let mut tagged = BytesMut::new();
+            classic.encode(&mut tagged);
+            let mut b = BytesMut::from(&value[..value.len() - 1]);
+            put_uvarint(&mut b, 1);
+            put_uvarint(&mut b, 0);
+            put_uvarint(&mut b, tagged.len() as u32);
+            b.put_slice(&tagged);
+            b.freeze()
+        }
+    };
     (member_metadata_key(group, member), Some(value))
 }
 
@@ -275,7 +335,7 @@ pub fn decode_value(key: &ConsumerKey, mut b: Bytes) -> Result<ConsumerValue> {
             for _ in 0..get_compact_len(b, "subscribed topics")? {
                 subscribed_topic_names.push(get_compact_str(b, "topic")?.unwrap_or_default());
             }
-            ConsumerValue::Member(MemberMetadataValue {
+            let mut v = MemberMetadataValue {
                 instance_id,
                 rack_id,
                 client_id,
@@ -284,7 +344,19 @@ pub fn decode_value(key: &ConsumerKey, mut b: Bytes) -> Result<ConsumerValue> {
                 subscribed_topic_regex: get_compact_str(b, "regex")?,
                 rebalance_timeout_ms: get_i32(b, "rebalance timeout")?,
                 server_assignor: get_compact_str(b, "server assignor")?,
-            })
+                classic: None,
+            };
+            // Tagged fields: 0 is the classic member's metadata; others are skipped.
+            for _ in 0..get_uvarint(b, "tagged fields")? {
+                let tag = get_uvarint(b, "tag")?;
+                let size = get_uvarint(b, "tag size")? as usize;
+                need(b, size, "tagged field")?;
+                let mut field = b.split_to(size);
+                if tag == 0 {
+                    v.classic = Some(ClassicMemberMetadata::decode(&mut field)?);
+                }
+            }
+            return Ok(ConsumerValue::Member(v));
         }
         ConsumerKey::TargetMember(_) => ConsumerValue::Target(get_topic_partitions(b)?),
         ConsumerKey::CurrentAssignment(_) => ConsumerValue::Current(CurrentAssignmentValue {
@@ -320,6 +392,20 @@ mod tests {
             subscribed_topic_regex: None,
             rebalance_timeout_ms: 300_000,
             server_assignor: Some("uniform".into()),
+            classic: None,
+        };
+        let classic = MemberMetadataValue {
+            classic: Some(ClassicMemberMetadata {
+                session_timeout_ms: 45_000,
+                protocols: vec![
+                    (
+                        "cooperative-sticky".into(),
+                        Bytes::from_static(b"\x00\x01sub"),
+                    ),
+                    ("range".into(), Bytes::new()),
+                ],
+            }),
+            ..md.clone()
         };
         let cur = CurrentAssignmentValue {
             member_epoch: 4,
@@ -333,6 +419,10 @@ mod tests {
             (
                 member_metadata("g", "m", &md),
                 ConsumerValue::Member(md.clone()),
+            ),
+            (
+                member_metadata("g", "m", &classic),
+                ConsumerValue::Member(classic.clone()),
             ),
             (target_metadata("g", 6), ConsumerValue::Epoch(6)),
             (

@@ -118,7 +118,7 @@ pub struct GroupValue {
 #[error("bad __consumer_offsets record: {0}")]
 pub struct RecordError(pub String);
 
-type Result<T> = std::result::Result<T, RecordError>;
+pub(crate) type Result<T> = std::result::Result<T, RecordError>;
 
 pub(crate) fn put_str(b: &mut BytesMut, s: &str) {
     b.put_i16(s.len() as i16);
@@ -132,7 +132,7 @@ fn put_nullable_str(b: &mut BytesMut, s: Option<&str>) {
     }
 }
 
-fn put_bytes(b: &mut BytesMut, v: &[u8]) {
+pub(crate) fn put_bytes(b: &mut BytesMut, v: &[u8]) {
     b.put_i32(v.len() as i32);
     b.put_slice(v);
 }
@@ -175,7 +175,7 @@ pub(crate) fn get_str(b: &mut Bytes, what: &str) -> Result<String> {
     get_nullable_str(b, what)?.ok_or_else(|| RecordError(format!("{what} is null")))
 }
 
-fn get_bytes(b: &mut Bytes, what: &str) -> Result<Bytes> {
+pub(crate) fn get_bytes(b: &mut Bytes, what: &str) -> Result<Bytes> {
     let len = get_i32(b, what)?;
     if len < 0 {
         return Ok(Bytes::new());

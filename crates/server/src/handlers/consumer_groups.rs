@@ -191,9 +191,9 @@ pub(super) fn describe(
                                     )
                                     .with_assignment(wire_assignment(&image, &m.assigned))
                                     .with_target_assignment(wire_assignment(&image, target));
-                                // v1: 1 = a member of the consumer protocol (0 classic).
+                                // v1: 0 = a classic member, 1 = a consumer-protocol one.
                                 if ctx.api_version >= 1 {
-                                    member.with_member_type(1)
+                                    member.with_member_type(i8::from(!m.is_classic()))
                                 } else {
                                     member
                                 }

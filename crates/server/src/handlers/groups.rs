@@ -273,8 +273,10 @@ pub(super) async fn join_group(
             .with_generation_id(-1)
             .with_member_id(req.member_id.clone())
     };
+    let image = broker.image();
+    let topics = super::ImageTopics(&image);
     match parked_call(broker, &group, wait, |groups, token, now| {
-        groups.join(now, token, join)
+        groups.join(now, token, join, &topics)
     })
     .await
     {
@@ -337,8 +339,10 @@ pub(super) async fn sync_group(
     // Only a safety bound: the coordinator itself answers a waiting follower when the leader
     // syncs, or at the group's rebalance deadline (which can exceed 5 minutes).
     let wait = Duration::from_secs(3600);
+    let image = broker.image();
+    let topics = super::ImageTopics(&image);
     let r = match parked_call(broker, &group, wait, |groups, token, now| {
-        groups.sync(now, token, sync)
+        groups.sync(now, token, sync, &topics)
     })
     .await
     {

@@ -87,6 +87,10 @@ impl odradek_coordinator::TopicView for ImageTopics<'_> {
     fn version(&self) -> i64 {
         self.0.offset
     }
+
+    fn name(&self, id: &Uuid) -> Option<String> {
+        self.0.topics.by_id.get(id).map(|t| t.name.clone())
+    }
 }
 
 /// Fires the record locks of the share-partitions here (the broker's 100 ms task).

@@ -24,6 +24,12 @@ pub trait TopicView {
     /// A number that grows whenever the set of topics may have changed (the metadata offset):
     /// a resolved regular expression is kept until it moves.
     fn version(&self) -> i64;
+    /// The name of the topic with id `id`, if it exists.
+    fn name(&self, id: &Uuid) -> Option<String> {
+        self.names()
+            .into_iter()
+            .find(|n| self.topic(n).is_some_and(|(t, _)| t == *id))
+    }
 }
 
 /// A fixed set of topics (tests and tools): name -> (id, partitions).
@@ -231,7 +237,7 @@ impl Groups {
             req.member_id = self.new_consumer_member_id();
         }
         let group_id = req.group_id.clone();
-        let g = self.consumer_group_mut(now, &group_id, req.member_epoch == 0, out)?;
+        let g = self.consumer_group_mut(now, &group_id, req.member_epoch == 0, topics, out)?;
         let cg = g.consumer.get_or_insert_with(ConsumerGroup::default);
         let joining = req.member_epoch == 0;
         let mut replaced = false;
@@ -255,6 +261,8 @@ impl Groups {
         let md = &mut member.metadata;
         md.client_id = req.client_id.clone();
         md.client_host = req.client_host.clone();
+        // A member that heartbeats speaks the consumer protocol from now on.
+        md.classic = None;
         if req.instance_id.is_some() {
             md.instance_id = req.instance_id.clone();
         }
@@ -276,7 +284,7 @@ impl Groups {
         if req.server_assignor.is_some() {
             md.server_assignor = req.server_assignor.clone();
         }
-        let mut bump = (joining && !replaced)
+        let bump = (joining && !replaced)
             || before.subscribed_topic_names != member.metadata.subscribed_topic_names
             || before.subscribed_topic_regex != member.metadata.subscribed_topic_regex
             || before.server_assignor != member.metadata.server_assignor;
@@ -288,37 +296,7 @@ impl Groups {
             ));
         }
         cg.members.insert(req.member_id.clone(), member);
-
-        // The subscribed topics as they are now: a topic created, deleted or grown bumps the
-        // group epoch, so the target follows.
-        // They are measured again only when the metadata or the subscriptions moved (a steady
-        // heartbeat of a large group does not walk every member's topics).
-        let version = topics.version();
-        if bump
-            || cg.subscribed.is_none()
-            || cg.subscribed_version != version
-            || cg.group_epoch > cg.assignment_epoch
-        {
-            cg.resolve_regexes(topics);
-            let subscribed = subscribed_topics(cg, topics);
-            // After a load the topics are not known (Kafka keeps their hash in the group's
-            // record; Odradek does not): one bump, so a change while the coordinator moved is
-            // not missed.
-            if cg.subscribed.as_ref() != Some(&subscribed) {
-                bump = true;
-            }
-            cg.subscribed = Some(subscribed);
-            cg.subscribed_version = version;
-        }
-        if bump {
-            cg.group_epoch += 1;
-            cg.state_timestamp = now;
-            out.records
-                .push(rec::group_metadata(&group_id, cg.group_epoch));
-        }
-        if cg.group_epoch > cg.assignment_epoch {
-            compute_target(cg, &group_id, default_assignor, out);
-        }
+        cg.refresh_target(&group_id, bump, topics, default_assignor, now, out);
 
         // Reconcile this member towards its target. Who holds what is only worked out when a
         // partition is about to move to it.
@@ -380,6 +358,7 @@ impl Groups {
         now: i64,
         group_id: &str,
         create: bool,
+        topics: &dyn TopicView,
         out: &mut Output,
     ) -> Result<&mut Group, Reject> {
         if !self.groups.contains_key(group_id) {
@@ -397,13 +376,19 @@ impl Groups {
                 format!("Group {group_id} not found."),
             )
         })?;
-        if g.share.is_some()
-            || (g.consumer.is_none() && (!g.members.is_empty() || g.state != GroupState::Empty))
-        {
+        let classic_in_use =
+            g.consumer.is_none() && (!g.members.is_empty() || g.state != GroupState::Empty);
+        if g.share.is_some() || (classic_in_use && !create) {
             return Err((
                 ErrorCode::GroupIdNotFound,
                 format!("Group {group_id} is not a consumer group."),
             ));
+        }
+        if classic_in_use {
+            // A consumer-protocol member joins a classic group with members: Kafka 4's online
+            // upgrade turns it into a consumer group whose classic members stay.
+            super::classic::upgrade(&self.config, g, group_id, topics, now, out)?;
+            return Ok(g);
         }
         if g.consumer.is_none() && !create {
             return Err((
@@ -496,6 +481,7 @@ impl Groups {
                 format!("Group {} is not a consumer group.", req.group_id),
             )
         };
+        let config = &self.config;
         let g = self.groups.get_mut(&req.group_id).ok_or_else(not_found)?;
         let cg = g.consumer.as_mut().ok_or_else(not_found)?;
         if let Some(iid) = req.instance_id.as_deref() {
@@ -522,7 +508,14 @@ impl Groups {
                 &m.current_value(),
             ));
         } else {
-            remove_member(cg, &req.group_id, &req.member_id, now, out);
+            super::classic::fence(
+                config,
+                g,
+                &req.group_id,
+                std::slice::from_ref(&req.member_id),
+                now,
+                out,
+            );
         }
         Ok(ConsumerHeartbeatResponse {
             error: ErrorCode::None,
@@ -557,12 +550,14 @@ impl Groups {
                 .members
                 .iter()
                 .filter(|(_, m)| {
-                    m.session_deadline < now || m.revocation_deadline.is_some_and(|d| d < now)
+                    m.session_deadline < now
+                        || m.revocation_deadline.is_some_and(|d| d < now)
+                        || m.classic_deadline.is_some_and(|d| d < now)
                 })
                 .map(|(m, _)| m.clone())
                 .collect();
-            for m in expired {
-                remove_member(cg, id, &m, now, out);
+            if !expired.is_empty() {
+                super::classic::fence(&self.config, g, id, &expired, now, out);
             }
         }
     }
@@ -580,7 +575,12 @@ impl Groups {
         }
         let m = cg.members.get(member).ok_or(ErrorCode::UnknownMemberId)?;
         if epoch != m.member_epoch {
-            return Err(ErrorCode::StaleMemberEpoch);
+            // A classic member commits at its generation, which is its member epoch.
+            return Err(if m.metadata.classic.is_some() {
+                ErrorCode::IllegalGeneration
+            } else {
+                ErrorCode::StaleMemberEpoch
+            });
         }
         Ok(())
     }
@@ -642,6 +642,50 @@ fn check_member_epoch(
         }
     }
     Ok(())
+}
+
+impl ConsumerGroup {
+    /// Brings the target assignment up to date after a member joined or changed (`bump`): the
+    /// subscribed topics as they are now (a topic created, deleted or grown bumps the group
+    /// epoch, so the target follows), then the target when it is behind the group epoch.
+    /// The topics are measured again only when the metadata or the subscriptions moved (a
+    /// steady heartbeat of a large group does not walk every member's topics).
+    pub(super) fn refresh_target(
+        &mut self,
+        group_id: &str,
+        mut bump: bool,
+        topics: &dyn TopicView,
+        default_assignor: ServerAssignor,
+        now: i64,
+        out: &mut Output,
+    ) {
+        let version = topics.version();
+        if bump
+            || self.subscribed.is_none()
+            || self.subscribed_version != version
+            || self.group_epoch > self.assignment_epoch
+        {
+            self.resolve_regexes(topics);
+            let subscribed = subscribed_topics(self, topics);
+            // After a load the topics are not known (Kafka keeps their hash in the group's
+            // record; Odradek does not): one bump, so a change while the coordinator moved is
+            // not missed.
+            if self.subscribed.as_ref() != Some(&subscribed) {
+                bump = true;
+            }
+            self.subscribed = Some(subscribed);
+            self.subscribed_version = version;
+        }
+        if bump {
+            self.group_epoch += 1;
+            self.state_timestamp = now;
+            out.records
+                .push(rec::group_metadata(group_id, self.group_epoch));
+        }
+        if self.group_epoch > self.assignment_epoch {
+            compute_target(self, group_id, default_assignor, out);
+        }
+    }
 }
 
 /// The topics the group's members subscribe to (by name or regular expression) that exist,
@@ -709,21 +753,9 @@ pub(super) fn preferred_assignor(cg: &ConsumerGroup) -> Option<ServerAssignor> {
     ServerAssignor::from_name(best.0)
 }
 
-/// Removes a member, bumping the group epoch: its current assignment, target and metadata
-/// records are tombstoned (in that order, as Kafka writes them), then the new group epoch.
-fn remove_member(cg: &mut ConsumerGroup, group_id: &str, member: &str, now: i64, out: &mut Output) {
-    if cg.members.remove(member).is_none() {
-        return;
-    }
-    cg.target.remove(member);
-    remove_records(group_id, member, out);
-    cg.group_epoch += 1;
-    cg.state_timestamp = now;
-    out.records
-        .push(rec::group_metadata(group_id, cg.group_epoch));
-}
-
-fn remove_records(group_id: &str, member: &str, out: &mut Output) {
+/// Tombstones a member's records: its current assignment, target and metadata (in that order,
+/// as Kafka writes them).
+pub(super) fn remove_records(group_id: &str, member: &str, out: &mut Output) {
     out.records
         .push((rec::current_assignment_key(group_id, member), None));
     out.records

@@ -9,6 +9,10 @@
 //! assignment (its epoch, one record per member) and each member's current assignment.
 
 mod assignor;
+mod classic;
+#[cfg(test)]
+mod classic_tests;
+mod embedded;
 mod heartbeat;
 mod reconcile;
 mod regex;
@@ -21,6 +25,7 @@ use odradek_common::Uuid;
 
 pub(crate) use assignor::AssignorMember;
 pub use assignor::{Assignment, ServerAssignor};
+pub use classic::MigrationPolicy;
 pub use heartbeat::{ConsumerHeartbeat, ConsumerHeartbeatResponse, TopicView};
 
 use bytes::Bytes;
@@ -126,9 +131,25 @@ pub struct ConsumerMember {
     pub(crate) session_deadline: i64,
     /// When it must have given back `pending_revocation` (UNREVOKED_PARTITIONS only).
     pub(crate) revocation_deadline: Option<i64>,
+    /// A classic member's join or sync deadline: its rebalance timeout to come back with a
+    /// JoinGroup after being told to rejoin, or with a SyncGroup after joining.
+    pub(crate) classic_deadline: Option<i64>,
 }
 
 impl ConsumerMember {
+    /// Whether it speaks the classic protocol (JoinGroup, SyncGroup, Heartbeat).
+    pub fn is_classic(&self) -> bool {
+        self.metadata.classic.is_some()
+    }
+
+    /// Its session timeout (ms): a classic member's own, else the group's `default`.
+    fn session_ms(&self, default: i64) -> i64 {
+        self.metadata
+            .classic
+            .as_ref()
+            .map_or(default, |c| i64::from(c.session_timeout_ms))
+    }
+
     fn current_value(&self) -> CurrentAssignmentValue {
         CurrentAssignmentValue {
             member_epoch: self.member_epoch,
@@ -290,7 +311,7 @@ impl Groups {
             (ConsumerKey::Member(m), Some(ConsumerValue::Member(v))) => {
                 let member = cg.members.entry(m).or_default();
                 member.metadata = v;
-                member.session_deadline = now + session;
+                member.session_deadline = now + member.session_ms(session);
             }
             (ConsumerKey::Member(m), None) => {
                 cg.members.remove(&m);
@@ -308,7 +329,7 @@ impl Groups {
                 member.state = MemberState::from_value(c.state);
                 member.assigned = c.assigned;
                 member.pending_revocation = c.pending_revocation;
-                member.session_deadline = now + session;
+                member.session_deadline = now + member.session_ms(session);
                 member.revocation_deadline = (member.state == MemberState::UnrevokedPartitions)
                     .then(|| now + i64::from(member.metadata.rebalance_timeout_ms));
             }

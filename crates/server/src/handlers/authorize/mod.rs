@@ -122,8 +122,7 @@ pub(super) fn check(broker: &Broker, ctx: &RequestContext, request: RequestKind)
             )
         }
         R::ShareGroupHeartbeat(r)
-            if r
-                .subscribed_topic_names
+            if r.subscribed_topic_names
                 .iter()
                 .flatten()
                 .any(|t| !ok(Op::Describe, Rt::Topic, t)) =>
@@ -163,8 +162,7 @@ pub(super) fn check(broker: &Broker, ctx: &RequestContext, request: RequestKind)
         }
         // Kafka: a member may subscribe by name only to topics it may DESCRIBE.
         R::ConsumerGroupHeartbeat(r)
-            if r
-                .subscribed_topic_names
+            if r.subscribed_topic_names
                 .iter()
                 .flatten()
                 .any(|t| !ok(Op::Describe, Rt::Topic, t)) =>
