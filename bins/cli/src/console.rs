@@ -7,7 +7,9 @@ use bytes::Bytes;
 use clap::Args;
 use odradek_client::group::must_rejoin;
 use odradek_client::partitioner::partition_for_key;
-use odradek_client::{coordinator_moved, Client, ClientError, GroupMember};
+use odradek_client::{
+    coordinator_moved, AcknowledgeType, Client, ClientError, GroupMember, ShareMember,
+};
 use odradek_log::records::{decode_batches, encode_batch, Compression, NewRecord};
 
 #[derive(Args)]
@@ -32,12 +34,22 @@ pub struct ConsumeArgs {
     /// Start at the earliest offset (default: the latest).
     #[arg(long = "from-beginning")]
     from_beginning: bool,
-    /// Only this partition.
     /// Consume as a member of this consumer group: partitions come from the group's assignment,
     /// reading resumes from its committed offsets, and positions are committed every 5 s and on
     /// exit (Kafka's enable.auto.commit).
     #[arg(long, conflicts_with_all = ["partition", "offset"])]
     group: Option<String>,
+    /// Consume as a member of this share group (KIP-932): the group's members share the
+    /// topic's partitions and each record goes to one member at a time. Printed records are
+    /// accepted (Kafka's implicit acknowledgement), records fetched but not printed (past
+    /// --max-messages) are released to the other members, and the member leaves on exit.
+    /// Where a new share group starts is the group's share.auto.offset.reset (latest).
+    #[arg(
+        long = "share-group",
+        conflicts_with_all = ["group", "partition", "offset", "from_beginning"]
+    )]
+    share_group: Option<String>,
+    /// Only this partition.
     #[arg(long)]
     partition: Option<i32>,
     /// Start at this offset (with --partition).
@@ -133,6 +145,9 @@ pub async fn consume(client: &mut Client, args: ConsumeArgs) -> Result<(), Clien
     if let Some(group) = args.group.clone() {
         return consume_group(client, &args, &group).await;
     }
+    if let Some(group) = args.share_group.clone() {
+        return consume_share_group(client, &args, &group).await;
+    }
     let topics = client
         .metadata(Some(std::slice::from_ref(&args.topic)), false)
         .await?;
@@ -195,10 +210,7 @@ impl<'a> Printer<'a> {
             let from = *next;
             for r in records.into_iter().filter(|r| r.offset >= from) {
                 *next = r.offset + 1;
-                print_record(&mut self.out, self.args, &r);
-                self.printed += 1;
-                self.last_record = Instant::now();
-                if self.args.max_messages.is_some_and(|m| self.printed >= m) {
+                if self.print(&r) {
                     let _ = self.out.flush();
                     return Ok(true);
                 }
@@ -206,6 +218,14 @@ impl<'a> Printer<'a> {
         }
         let _ = self.out.flush();
         Ok(false)
+    }
+
+    /// Prints one record; `true` once `--max-messages` records were printed.
+    fn print(&mut self, r: &kafka_protocol::records::Record) -> bool {
+        print_record(&mut self.out, self.args, r);
+        self.printed += 1;
+        self.last_record = Instant::now();
+        self.args.max_messages.is_some_and(|m| self.printed >= m)
     }
 
     /// Interrupted, or nothing came for `--timeout-ms`.
@@ -361,6 +381,50 @@ async fn consume_group(
     match member.leave().await {
         Err(e) if must_rejoin(&e) => {}
         other => other?,
+    }
+    printer.finish();
+    Ok(())
+}
+
+/// `--share-group`: a share-group member that prints what it is handed. What it printed is
+/// accepted by its next fetch (or on exit); what it fetched past `--max-messages` is released,
+/// so the group's other members get it at once rather than after the acquisition lock.
+async fn consume_share_group(
+    client: &mut Client,
+    args: &ConsumeArgs,
+    group: &str,
+) -> Result<(), ClientError> {
+    let topics = vec![args.topic.clone()];
+    let mut member = ShareMember::join(client, group, &topics).await?;
+    let mut printer = Printer::new(args);
+    loop {
+        let records = match member.poll(client, Duration::from_millis(500)).await {
+            Ok(r) => r,
+            // A leader or the coordinator moved, or a broker died: ask again after a moment.
+            Err(e) if e.is_retriable() => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
+        let mut done = false;
+        for (i, r) in records.iter().enumerate() {
+            if printer.print(&r.record) {
+                member.acknowledge(&records[i + 1..], AcknowledgeType::Release);
+                done = true;
+                break;
+            }
+        }
+        let _ = printer.out.flush();
+        for f in member.take_failures() {
+            eprintln!("warning: acknowledgement failed: {f}");
+        }
+        if done || printer.should_stop() {
+            break;
+        }
+    }
+    for f in member.close(client).await? {
+        eprintln!("warning: acknowledgement failed: {f}");
     }
     printer.finish();
     Ok(())

@@ -1,6 +1,7 @@
 //! `odradek-client`: an async Kafka client over the `kafka-protocol` codecs, for Odradek's CLI,
 //! tests and benchmarks: admin calls, produce, fetch, ListOffsets, and consumer-group membership
-//! ([`GroupMember`]: Kafka's classic protocol with the range assignor). Not a replacement for the
+//! ([`GroupMember`]: Kafka's classic protocol with the range assignor), and share-group
+//! membership ([`ShareMember`]: KIP-932, implicit acknowledgement). Not a replacement for the
 //! real clients the compatibility suite uses.
 //!
 //! # Layering
@@ -19,6 +20,7 @@ mod reassign;
 mod sasl;
 pub mod security;
 mod security_admin;
+pub mod share;
 
 pub use client::{Client, PartitionInfo, TopicInfo};
 pub use connection::Connection;
@@ -29,3 +31,4 @@ pub use odradek_common::scram::ScramMechanism;
 pub use reassign::{LogDir, LogDirReplica, PartitionOutcome, Reassignment};
 pub use security::{ClientSecurity, SaslLogin};
 pub use security_admin::{AclEntry, QuotaEntityParts};
+pub use share::{AcknowledgeType, ShareFailure, ShareMember, ShareRecord};
