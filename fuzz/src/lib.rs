@@ -21,7 +21,9 @@ use odradek_log::{AppendRules, Log, LogConfig, ValidatedBatches};
 pub fn request(data: &[u8]) {
     let frame = Bytes::copy_from_slice(data);
     let _ =
-        odradek_frontend::decode::decode_request(frame, |key: ApiKey| Some(key.valid_versions()));
+        odradek_frontend::decode::decode_request(frame, |key: ApiKey| {
+            Some(odradek_frontend::newer::known_versions(key))
+        });
 }
 
 /// Produce payloads: a leader's and a follower's validation, then, for batches that pass, the

@@ -116,9 +116,19 @@ pub fn start_dev(dir: &Path) -> (Node, String) {
     start_dev_on(dir, ports[0], ports[1])
 }
 
+/// [`start_dev`] with more `--override`s (`key=value`).
+pub fn start_dev_with(dir: &Path, overrides: &[&str]) -> (Node, String) {
+    let ports = free_ports(2);
+    start_dev_configured(dir, ports[0], ports[1], overrides)
+}
+
 /// [`start_dev`] on given client and controller ports (to restart a node where it was).
 pub fn start_dev_on(dir: &Path, b: u16, c: u16) -> (Node, String) {
-    let args: Vec<std::ffi::OsString> = vec![
+    start_dev_configured(dir, b, c, &[])
+}
+
+fn start_dev_configured(dir: &Path, b: u16, c: u16, overrides: &[&str]) -> (Node, String) {
+    let mut args: Vec<std::ffi::OsString> = vec![
         "--dev".into(),
         "--data-dir".into(),
         dir.join("data").into_os_string(),
@@ -132,6 +142,10 @@ pub fn start_dev_on(dir: &Path, b: u16, c: u16) -> (Node, String) {
         "--override".into(),
         "console.listener=http://127.0.0.1:0".into(),
     ];
+    for o in overrides {
+        args.push("--override".into());
+        args.push(o.into());
+    }
     // One log per start, so a restart waits for its own "broker ready".
     let starts = std::fs::read_dir(dir).map_or(0, |d| {
         d.filter_map(Result::ok)

@@ -12,4 +12,5 @@ mod harness;
 mod idempotence;
 mod lifecycle;
 mod produce;
+mod share_groups;
 mod transactions;

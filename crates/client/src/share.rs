@@ -10,6 +10,7 @@
 //! leaves its records acquired until the lock runs out, and they come back.
 
 mod acknowledgements;
+mod renew;
 mod requests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

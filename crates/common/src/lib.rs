@@ -15,6 +15,7 @@ mod ids;
 pub mod jaas;
 mod properties;
 pub mod scram;
+pub mod share_v2;
 mod uuid;
 
 pub use clock::{Clock, ManualClock, SystemClock};

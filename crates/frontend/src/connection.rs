@@ -65,7 +65,7 @@ enum Work {
     RawToken(Bytes),
     /// For the handler, with the header's client id. Boxed: `RequestKind` is large, and the
     /// queue's slots are allocated per connection.
-    Handle(Box<RequestKind>, Option<String>),
+    Handle(Box<RequestKind>, Option<String>, crate::newer::NewerFields),
 }
 
 /// Why a connection is closed.
@@ -182,7 +182,7 @@ pub(crate) async fn run<S, H>(
                 }
                 _ => Handled::Done(None),
             },
-            Work::Handle(request, client_id) => {
+            Work::Handle(request, client_id, newer) => {
                 match auth.on_request(
                     queued.api_key,
                     queued.version,
@@ -197,6 +197,7 @@ pub(crate) async fn run<S, H>(
                             client_id,
                             peer,
                             session: Arc::clone(auth.session()),
+                            newer,
                         };
                         // Handled in this task (no hop to another), a panic caught as the end
                         // of this connection only.
@@ -568,7 +569,7 @@ async fn read_requests<R: AsyncRead + Unpin, H: RequestHandler>(
                 _in_flight: InFlight::new(&in_flight),
             }
         } else {
-            let (header, request) = crate::decode::decode_body(
+            let (header, request, newer) = crate::decode::decode_body(
                 &mut frame,
                 api_key,
                 version,
@@ -579,7 +580,11 @@ async fn read_requests<R: AsyncRead + Unpin, H: RequestHandler>(
                 correlation_id,
                 api_key,
                 version,
-                work: Work::Handle(Box::new(request), header.client_id.map(|c| c.to_string())),
+                work: Work::Handle(
+                    Box::new(request),
+                    header.client_id.map(|c| c.to_string()),
+                    newer,
+                ),
                 received: Instant::now(),
                 _memory: memory,
                 _in_flight: InFlight::new(&in_flight),

@@ -7,6 +7,8 @@ use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 use kafka_protocol::protocol::{Decodable, VersionRange};
 
+use crate::newer::NewerFields;
+
 /// The API key, version and correlation id that open every request frame. A frame shorter
 /// than them, or naming an API key Kafka does not define, is refused.
 pub fn frame_prefix(frame: &[u8]) -> Result<(ApiKey, i16, i32), String> {
@@ -23,16 +25,18 @@ pub fn frame_prefix(frame: &[u8]) -> Result<(ApiKey, i16, i32), String> {
 
 /// Decodes the header and body of a request for `api_key` at `version`, which must lie in
 /// `served` (the broker's range for that API; `None`: not served) and in the range Kafka
-/// defines. Every failure is a message for the log; the connection is then closed.
+/// defines, with the fields of a version newer than the codec crate's
+/// ([`crate::newer`]). Every failure is a message for the log; the connection is then closed.
 pub fn decode_body(
     frame: &mut Bytes,
     api_key: ApiKey,
     version: i16,
     served: Option<VersionRange>,
-) -> Result<(RequestHeader, RequestKind), String> {
+) -> Result<(RequestHeader, RequestKind, NewerFields), String> {
     let range = served.ok_or_else(|| format!("API {api_key:?} is not served"))?;
-    let min = range.min.max(api_key.valid_versions().min);
-    let max = range.max.min(api_key.valid_versions().max);
+    let known = crate::newer::known_versions(api_key);
+    let min = range.min.max(known.min);
+    let max = range.max.min(known.max);
     if version < min || version > max {
         return Err(format!(
             "{api_key:?} version {version} is not supported ({min}..={max})"
@@ -40,9 +44,15 @@ pub fn decode_body(
     }
     let header = RequestHeader::decode(frame, api_key.request_header_version(version))
         .map_err(|e| format!("bad request header: {e}"))?;
-    let request = RequestKind::decode(api_key, frame, version)
+    let (mut body, newer) = crate::newer::older_request(api_key, version, std::mem::take(frame))
         .map_err(|e| format!("cannot decode {api_key:?} v{version}: {e}"))?;
-    Ok((header, request))
+    let request = RequestKind::decode(
+        api_key,
+        &mut body,
+        crate::newer::codec_version(api_key, version),
+    )
+    .map_err(|e| format!("cannot decode {api_key:?} v{version}: {e}"))?;
+    Ok((header, request, newer))
 }
 
 /// [`frame_prefix`] then [`decode_body`], for a frame of any API but ApiVersions (which the
@@ -53,6 +63,7 @@ pub fn decode_request(
 ) -> Result<(RequestHeader, RequestKind), String> {
     let (api_key, version, _) = frame_prefix(&frame)?;
     decode_body(&mut frame, api_key, version, served(api_key))
+        .map(|(header, request, _)| (header, request))
 }
 
 #[cfg(test)]

@@ -56,6 +56,7 @@ mod connection;
 pub mod decode;
 mod errors;
 pub mod metrics;
+pub mod newer;
 pub mod security;
 mod server;
 mod session;
@@ -90,6 +91,8 @@ pub struct RequestContext {
     pub peer: std::net::SocketAddr,
     /// The connection's session: listener, security protocol, principal.
     pub session: Arc<Session>,
+    /// The request's fields of a version newer than the codec crate's (defaults otherwise).
+    pub newer: newer::NewerFields,
 }
 
 /// A response that is not ready yet.

@@ -322,10 +322,27 @@ pub(crate) fn encode(
         .with_correlation_id(correlation_id)
         .encode(&mut out, header_version)
         .map_err(|e| format!("header: {e}"))?;
-    // Only a Fetch response carries records; any other is encoded as usual.
+    // Only a Fetch response carries records; any other is encoded as usual, a version newer
+    // than the codec crate's as the older one with the new fields put in.
+    let codec_version = crate::newer::codec_version(api_key, version);
     match response {
         ResponseKind::Fetch(fetch) => fetch.encode(&mut out, version),
-        other => other.encode(&mut out.buf, version),
+        other => match crate::newer::older_response(other) {
+            Some((older, lock_timeout_ms)) => {
+                let mut body = BytesMut::new();
+                older
+                    .encode(&mut body, codec_version)
+                    .map_err(|e| e.to_string())?;
+                if version >= 2 {
+                    let body = crate::newer::newer_share_acknowledge_body(&body, lock_timeout_ms)?;
+                    out.buf.put_slice(&body);
+                } else {
+                    out.buf.put_slice(&body);
+                }
+                Ok(())
+            }
+            None => other.encode(&mut out.buf, codec_version),
+        },
     }
     .map_err(|e| e.to_string())?;
     if let Some(e) = out.error {

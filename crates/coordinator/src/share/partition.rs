@@ -86,6 +86,9 @@ pub enum AcknowledgeType {
     Release,
     /// Cannot be processed: archived.
     Reject,
+    /// Still being processed: the member keeps the record, its lock starting again for the
+    /// whole lock duration (KIP-1222; its delivery count stays).
+    Renew,
 }
 
 impl AcknowledgeType {
@@ -96,6 +99,7 @@ impl AcknowledgeType {
             1 => Some(AcknowledgeType::Accept),
             2 => Some(AcknowledgeType::Release),
             3 => Some(AcknowledgeType::Reject),
+            4 => Some(AcknowledgeType::Renew),
             _ => None,
         }
     }
@@ -283,8 +287,9 @@ impl SharePartition {
     }
 
     /// Acknowledges `first_offset..=last_offset` for `member`, with one type for the whole
-    /// range or one per offset. Every offset must be acquired by `member` (else
-    /// INVALID_RECORD_STATE and nothing changes); a bad range or type, or an offset past the
+    /// range or one per offset (RENEW keeps a record acquired, its lock starting again). Every
+    /// offset must be acquired by `member` under a live lock (else INVALID_RECORD_STATE and
+    /// nothing changes); a bad range or type, or an offset past the
     /// end offset, is INVALID_REQUEST; offsets below the start offset are skipped (done).
     pub fn acknowledge(
         &mut self,
@@ -331,8 +336,13 @@ impl SharePartition {
                 types[skipped + i]
             };
             if let Some(r) = self.records.get_mut(&o) {
+                if t == AcknowledgeType::Renew {
+                    r.lock_deadline = now + self.config.record_lock_duration_ms;
+                    continue;
+                }
                 r.owner = None;
                 r.state = match t {
+                    AcknowledgeType::Renew => RecordState::Acquired,
                     AcknowledgeType::Accept => RecordState::Acknowledged,
                     AcknowledgeType::Gap | AcknowledgeType::Reject => RecordState::Archived,
                     AcknowledgeType::Release if r.delivery_count >= limit => RecordState::Archived,
@@ -564,6 +574,31 @@ mod tests {
     }
 
     #[test]
+    fn a_renewed_lock_runs_for_the_whole_duration_again_and_only_its_holder_renews() {
+        let mut p = SharePartition::new(config(), 0);
+        assert_eq!(p.acquire("a", 0, 0, 3, 5), [acquired(0, 2, 1)]);
+        // Another member may not renew a's records; nothing changes.
+        assert_eq!(
+            p.acknowledge("b", 900, 0, 2, &[4]),
+            Err(ErrorCode::InvalidRecordState)
+        );
+        // a renews 0-1 at 900 (until 1900) and accepts 2 in the same batch.
+        assert_eq!(p.acknowledge("a", 900, 0, 2, &[4, 4, 1]), Ok(()));
+        assert_eq!(p.record(0), Some((RecordState::Acquired, 1)));
+        assert_eq!(p.next_lock_deadline(), Some(1900));
+        // Past the first lock, within the renewed one: still a's, nothing to acquire.
+        assert_eq!(p.acquire("b", 1500, 0, 3, 5), []);
+        assert_eq!(p.acknowledge("a", 1600, 0, 0, &[1]), Ok(()));
+        // Once the renewed lock runs out, the record goes to the next member (second
+        // delivery: renewing did not count as one), and a can no longer renew it.
+        assert_eq!(p.acquire("b", 1900, 0, 3, 5), [acquired(1, 1, 2)]);
+        assert_eq!(
+            p.acknowledge("a", 1901, 1, 1, &[4]),
+            Err(ErrorCode::InvalidRecordState)
+        );
+    }
+
+    #[test]
     fn in_flight_records_are_bounded() {
         let mut p = SharePartition::new(config(), 0);
         assert_eq!(p.acquire("a", 0, 0, 100, 100), [acquired(0, 9, 1)]);
@@ -658,11 +693,12 @@ mod tests {
     proptest! {
         /// Under any interleaving of acquires, acknowledgements, leaves and time, checked
         /// against a model of the locks: a record is never acquired while another member's
-        /// lock on it holds, only the holder of a live lock can acknowledge it, no record is
+        /// lock on it holds (a renewed lock holding for its whole duration again), only the
+        /// holder of a live lock can acknowledge or renew it, no record is
         /// delivered more than the limit, the window stays within the in-flight bound, and
         /// the persisted state loads back to itself.
         #[test]
-        fn invariants_hold(ops in proptest::collection::vec((0u8..5, 0u8..3, 0i64..12, 1usize..5, 0u8..4), 1..80)) {
+        fn invariants_hold(ops in proptest::collection::vec((0u8..5, 0u8..3, 0i64..12, 1usize..5, 0u8..5), 1..80)) {
             let cfg = config();
             let mut p = SharePartition::new(cfg.clone(), 0);
             let mut now = 0i64;
@@ -697,8 +733,13 @@ mod tests {
                         let done = p.acknowledge(&member, now, first, last, &[t as i8]);
                         prop_assert_eq!(done.is_ok(), held, "ack {}..={} by {}", first, last, member);
                         if done.is_ok() {
-                            for o in first..=last {
-                                locks.remove(&o);
+                            for o in from..=last {
+                                if t == 4 {
+                                    // RENEW: the holder keeps it, for a whole lock again.
+                                    locks.insert(o, (member.clone(), now + cfg.record_lock_duration_ms));
+                                } else {
+                                    locks.remove(&o);
+                                }
                             }
                         }
                     }

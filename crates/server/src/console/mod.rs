@@ -148,6 +148,7 @@ impl Console {
                 },
                 principal: user.0.clone(),
             }),
+            newer: Default::default(),
         }
     }
 

@@ -276,8 +276,9 @@ impl RequestHandler for Broker {
             ),
             (ApiKey::ShareGroupHeartbeat, VersionRange { min: 1, max: 1 }),
             (ApiKey::ShareGroupDescribe, VersionRange { min: 1, max: 1 }),
-            (ApiKey::ShareFetch, VersionRange { min: 1, max: 1 }),
-            (ApiKey::ShareAcknowledge, VersionRange { min: 1, max: 1 }),
+            // v2 (KIP-1206, KIP-1222: RENEW) is read by the frontend (`odradek_frontend::newer`).
+            (ApiKey::ShareFetch, VersionRange { min: 1, max: 2 }),
+            (ApiKey::ShareAcknowledge, VersionRange { min: 1, max: 2 }),
             (
                 ApiKey::InitializeShareGroupState,
                 VersionRange { min: 0, max: 0 },

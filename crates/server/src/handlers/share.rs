@@ -281,6 +281,10 @@ async fn acknowledge(
             return e;
         }
     }
+    if acks.iter().all(|a| a.types.iter().all(|t| *t == RENEW)) {
+        // Renewed locks are not persisted (a new leader starts every lock afresh anyway).
+        return ErrorCode::None;
+    }
     let state = sp.state();
     let (state_epoch, leader_epoch) = (slot.state_epoch, slot.leader_epoch);
     if let Err(e) = persist::write(broker, &key, state_epoch, leader_epoch, &state).await {
@@ -315,13 +319,29 @@ async fn release(broker: &Broker, group: &str, member: &str, partitions: &BTreeS
     }
 }
 
-fn acks_of(batches: impl Iterator<Item = (i64, i64, Vec<i8>)>) -> Result<Vec<Ack>, ErrorCode> {
+/// RENEW, the acknowledge type of KIP-1222 (v2, with `IsRenewAck`).
+const RENEW: i8 = 4;
+
+/// A partition's acknowledgement batches, checked as Kafka checks them (INVALID_REQUEST for the
+/// partition): ordered, non-empty, known types; RENEW only in a v2 request saying `IsRenewAck`.
+fn acks_of(
+    ctx: &RequestContext,
+    batches: impl Iterator<Item = (i64, i64, Vec<i8>)>,
+) -> Result<Vec<Ack>, ErrorCode> {
+    checked_acks(ctx.api_version >= 2 && ctx.newer.is_renew_ack, batches)
+}
+
+fn checked_acks(
+    renew_allowed: bool,
+    batches: impl Iterator<Item = (i64, i64, Vec<i8>)>,
+) -> Result<Vec<Ack>, ErrorCode> {
+    let max_type = if renew_allowed { RENEW } else { RENEW - 1 };
     let mut out: Vec<Ack> = Vec::new();
     for (first, last, types) in batches {
         let bad = first > last
             || types.is_empty()
             || out.last().is_some_and(|prev| first <= prev.last)
-            || types.iter().any(|t| !(0..=3).contains(t));
+            || types.iter().any(|t| !(0..=max_type).contains(t));
         if bad {
             return Err(ErrorCode::InvalidRequest);
         }
@@ -342,7 +362,7 @@ fn check_member(
     Ok((group, member))
 }
 
-/// ShareFetch (v1).
+/// ShareFetch (v1-2).
 pub(super) async fn fetch(
     broker: &Broker,
     ctx: &RequestContext,
@@ -358,6 +378,30 @@ pub(super) async fn fetch(
         Ok(v) => v,
         Err(e) => return top(e),
     };
+    // v2: a fetch that renews locks fetches nothing (the fetch's time would eat into the
+    // renewed locks), so its sizes and wait must all be 0; acquire modes are 0 (batches, a
+    // soft record limit) and 1 (a strict one), both served as the strict limit.
+    let renewing = ctx.api_version >= 2 && ctx.newer.is_renew_ack;
+    if renewing
+        && (
+            req.max_bytes,
+            req.min_bytes,
+            req.max_records,
+            req.max_wait_ms,
+        ) != (0, 0, 0, 0)
+    {
+        return top(ErrorCode::InvalidRequest)
+            .with_acquisition_lock_timeout_ms(0)
+            .with_error_message(Some(s(
+                "MaxBytes, MinBytes, MaxRecords and MaxWaitMs must be 0 with IsRenewAck",
+            )));
+    }
+    if !(0..=1).contains(&ctx.newer.share_acquire_mode) {
+        return top(ErrorCode::InvalidRequest).with_error_message(Some(s(format!(
+            "unknown ShareAcquireMode {}",
+            ctx.newer.share_acquire_mode
+        ))));
+    }
     let image = broker.image();
     let requested: Vec<(Uuid, i32)> = req
         .topics
@@ -427,6 +471,7 @@ pub(super) async fn fetch(
             }
             let tp = (ouuid(&t.topic_id), p.partition_index);
             let code = match acks_of(
+                ctx,
                 p.acknowledgement_batches
                     .iter()
                     .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone())),
@@ -447,7 +492,7 @@ pub(super) async fn fetch(
     }
     if closing {
         release(broker, &group, &member, &partitions).await;
-    } else {
+    } else if !renewing {
         fetch_records(
             broker,
             ctx,
@@ -465,7 +510,7 @@ pub(super) async fn fetch(
         let _ = p;
         by_topic.entry(t).or_default().push(d);
     }
-    if req.share_session_epoch == 0 {
+    if req.share_session_epoch == 0 && !renewing {
         for (t, p) in &partitions {
             let list = by_topic.entry(*t).or_default();
             if !list.iter().any(|d| d.partition_index == *p) {
@@ -624,7 +669,7 @@ async fn fetch_records(
     }
 }
 
-/// ShareAcknowledge (v1).
+/// ShareAcknowledge (v1-2).
 pub(super) async fn acknowledge_request(
     broker: &Broker,
     ctx: &RequestContext,
@@ -663,6 +708,7 @@ pub(super) async fn acknowledge_request(
         let mut out = Vec::new();
         for p in &t.partitions {
             let code = match acks_of(
+                ctx,
                 p.acknowledgement_batches
                     .iter()
                     .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone())),
@@ -697,7 +743,13 @@ pub(super) async fn acknowledge_request(
     if closing {
         release(broker, &group, &member, &partitions).await;
     }
-    ShareAcknowledgeResponse::default().with_responses(responses)
+    let mut response = ShareAcknowledgeResponse::default().with_responses(responses);
+    // v2: how long a lock (and a renewed one) lasts.
+    odradek_frontend::newer::set_acquisition_lock_timeout(
+        &mut response,
+        broker.share_partitions.config.record_lock_duration_ms as i32,
+    );
+    response
 }
 
 /// Fires the record locks of every share-partition here, writing the states that changed
@@ -722,5 +774,27 @@ pub(crate) async fn expire_locks(broker: &Broker) {
         let state = sp.state();
         let (se, le) = (slot.state_epoch, slot.leader_epoch);
         let _ = persist::write(broker, &key, se, le, &state).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acknowledgement_batches_are_checked_as_kafka_checks_them() {
+        let ok = |renew, b: &[(i64, i64, &[i8])]| {
+            checked_acks(renew, b.iter().map(|(f, l, t)| (*f, *l, t.to_vec()))).is_ok()
+        };
+        assert!(ok(false, &[(0, 2, &[1]), (3, 3, &[0, 2, 3][..1])]));
+        // Out of order, overlapping, empty types, unknown type.
+        assert!(!ok(false, &[(3, 4, &[1]), (0, 1, &[1])]));
+        assert!(!ok(false, &[(0, 2, &[1]), (2, 3, &[1])]));
+        assert!(!ok(false, &[(0, 2, &[])]));
+        assert!(!ok(false, &[(2, 1, &[1])]));
+        assert!(!ok(true, &[(0, 0, &[5])]));
+        // RENEW only with IsRenewAck (v2), where it may mix with other types.
+        assert!(!ok(false, &[(0, 0, &[RENEW])]));
+        assert!(ok(true, &[(0, 1, &[RENEW, 1]), (2, 2, &[RENEW])]));
     }
 }
