@@ -143,6 +143,52 @@ def test_unacknowledged_records_come_back_then_are_archived(share_node):
     a.close()
 
 
+def test_group_configs_set_where_a_share_group_starts_and_its_lock(share_node):
+    # Kafka's group configs (kafka-configs --entity-type groups) through librdkafka's admin
+    # client: share.auto.offset.reset=earliest makes a new share group read what was produced
+    # before it existed; wrong names, forms and values out of the broker's bounds are refused.
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    topic, group = "share-cfg-" + uuid.uuid4().hex[:6], "sgc-" + uuid.uuid4().hex[:6]
+    create(share_node, topic)
+    produce(share_node, topic, [f"old{i}" for i in range(20)])
+    admin = AdminClient({"bootstrap.servers": share_node.bootstrap})
+
+    def alter(*entries):
+        res = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+            ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in entries])
+        return admin.incremental_alter_configs([res])[res].result(10)
+
+    def refused(*entries):
+        with pytest.raises(KafkaException) as e:
+            alter(*entries)
+        return e.value.args[0]
+
+    assert "Unknown group config" in refused(("share.nonsense", "1")).str()
+    assert refused(("share.auto.offset.reset", "sometimes")).name() == "INVALID_CONFIG"
+    # The broker's group.share.min.record.lock.duration.ms is 1000.
+    assert refused(("share.record.lock.duration.ms", "500")).name() == "INVALID_CONFIG"
+    assert refused(("share.heartbeat.interval.ms", "60000")).name() == "INVALID_CONFIG"
+    alter(("share.auto.offset.reset", "earliest"), ("share.record.lock.duration.ms", "3000"))
+    res = ConfigResource(ResourceType.GROUP, group)
+    described = admin.describe_configs([res])[res].result(10)
+    assert described["share.auto.offset.reset"].value == "earliest"
+    assert described["share.auto.offset.reset"].source == 8, "GROUP_CONFIG"
+    assert described["share.record.lock.duration.ms"].value == "3000"
+    # Not set on the group: the broker's value.
+    assert described["share.session.timeout.ms"].value == "45000"
+
+    c = member(share_node, group)
+    c.subscribe([topic])
+    got = []
+    deadline = time.time() + 30
+    while len(got) < 20 and time.time() < deadline:
+        got.extend(c.poll(0.5))
+    assert sorted(values(got)) == sorted(f"old{i}" for i in range(20)), "earliest: the records from before"
+    c.close()
+
+
 def test_acknowledgements_survive_kill_9(tmp_path):
     node = Node(tmp_path, SETTINGS)
     try:

@@ -7,6 +7,8 @@ use odradek_client::{Client, ClientError};
 pub enum Entity {
     Topic,
     Broker,
+    /// A consumer or share group (Kafka's group configs: `share.auto.offset.reset`, ...).
+    Group,
 }
 
 impl Entity {
@@ -14,13 +16,14 @@ impl Entity {
         match self {
             Entity::Topic => 2,
             Entity::Broker => 4,
+            Entity::Group => 32,
         }
     }
 }
 
 #[derive(Subcommand)]
 pub enum ConfigsCommand {
-    /// The configs of a topic or broker, with where each value comes from.
+    /// The configs of a topic, broker or group, with where each value comes from.
     Describe {
         #[arg(long)]
         entity: Entity,
@@ -49,6 +52,7 @@ fn source_name(s: i8) -> &'static str {
         3 => "DYNAMIC_DEFAULT_BROKER_CONFIG",
         4 => "STATIC_BROKER_CONFIG",
         5 => "DEFAULT_CONFIG",
+        8 => "GROUP_CONFIG",
         _ => "UNKNOWN",
     }
 }
@@ -61,6 +65,7 @@ pub async fn configs(client: &mut Client, command: ConfigsCommand) -> Result<(),
                 match entity {
                     Entity::Topic => "topic",
                     Entity::Broker => "broker",
+                    Entity::Group => "group",
                 }
             );
             for (k, v, s) in client.describe_configs(entity.code(), &name).await? {

@@ -11,6 +11,7 @@
 
 mod clock;
 mod error_code;
+pub mod group_configs;
 mod ids;
 pub mod jaas;
 mod properties;

@@ -504,6 +504,9 @@ impl MetadataDelta {
             Ok(proto::ConfigResourceType::ConfigResourceBroker) => {
                 ConfigResource::Broker(r.resource_name.clone())
             }
+            Ok(proto::ConfigResourceType::ConfigResourceGroup) => {
+                ConfigResource::Group(r.resource_name.clone())
+            }
             _ => {
                 return Err(invalid(
                     offset,

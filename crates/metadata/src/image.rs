@@ -111,6 +111,8 @@ pub enum ConfigResource {
     Topic(String),
     /// A broker, by id as text; `""` is the cluster-wide broker default.
     Broker(String),
+    /// A consumer or share group, by id (Kafka's group configs).
+    Group(String),
 }
 
 /// Dynamic configs per resource.

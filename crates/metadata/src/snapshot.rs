@@ -73,6 +73,7 @@ pub fn image_records(image: &MetadataImage) -> Vec<MetadataRecord> {
         let (resource_type, resource_name) = match resource {
             ConfigResource::Topic(n) => (proto::ConfigResourceType::ConfigResourceTopic, n),
             ConfigResource::Broker(n) => (proto::ConfigResourceType::ConfigResourceBroker, n),
+            ConfigResource::Group(n) => (proto::ConfigResourceType::ConfigResourceGroup, n),
         };
         for (name, value) in keys {
             out.push(rec(Record::Config(proto::ConfigRecord {

@@ -178,14 +178,23 @@ pub struct GroupsConfig {
     /// `group.min.session.timeout.ms`, `group.max.session.timeout.ms`, `group.max.size`,
     /// `offset.metadata.max.bytes`).
     pub coordinator: odradek_coordinator::GroupConfig,
+    /// The bounds a group config may set the consumer and share groups' session timeouts and
+    /// heartbeat intervals within (the broker's `.min`/`.max` settings), by group config name.
+    pub group_config_bounds: BTreeMap<String, (i32, i32)>,
 }
+
+/// Bounds (min, max) by config name.
+type Bounds = BTreeMap<String, (i32, i32)>;
 
 /// The KIP-848 settings, each within its min and max (Kafka's defaults: session 45 s within
 /// 45-60 s, heartbeat 5 s within 5-15 s and below the session timeout).
+/// Also returns the bounds of each (by the name of the group config that overrides it, the key
+/// without `group.`).
 fn consumer_group_settings(
     p: &BTreeMap<String, String>,
     d: &odradek_coordinator::GroupConfig,
-) -> Result<odradek_coordinator::GroupConfig, ConfigError> {
+) -> Result<(odradek_coordinator::GroupConfig, Bounds), ConfigError> {
+    let bounds = std::cell::RefCell::new(BTreeMap::new());
     let bounded = |key: &str, min_key: &str, max_key: &str, default: i32, min: i32, max: i32| {
         let (v, lo, hi): (i32, i32, i32) = (
             get_num(p, key, default)?,
@@ -206,6 +215,8 @@ fn consumer_group_settings(
                 "must be within its .min and .max settings",
             ));
         }
+        let group_key = key.strip_prefix("group.").unwrap_or(key).to_string();
+        bounds.borrow_mut().insert(group_key, (lo, hi));
         Ok(v)
     };
     let session = bounded(
@@ -297,7 +308,7 @@ fn consumer_group_settings(
         ));
     }
     let share_max_size: i64 = get_num(p, "group.share.max.size", 200)?;
-    Ok(odradek_coordinator::GroupConfig {
+    let config = odradek_coordinator::GroupConfig {
         share_session_timeout_ms: share_session,
         share_heartbeat_interval_ms: share_heartbeat,
         share_max_size: share_max_size.clamp(1, 1000) as usize,
@@ -307,7 +318,8 @@ fn consumer_group_settings(
         consumer_assignors: assignors,
         consumer_migration_policy: migration,
         ..d.clone()
-    })
+    };
+    Ok((config, bounds.into_inner()))
 }
 
 impl GroupsConfig {
@@ -319,6 +331,7 @@ impl GroupsConfig {
             Ok(v)
         };
         let d = odradek_coordinator::GroupConfig::default();
+        let (kip848, group_config_bounds) = consumer_group_settings(p, &d)?;
         let coordinator = odradek_coordinator::GroupConfig {
             initial_rebalance_delay_ms: get_num(
                 p,
@@ -345,7 +358,7 @@ impl GroupsConfig {
                 "offset.metadata.max.bytes",
                 d.offset_metadata_max_bytes,
             )?,
-            ..consumer_group_settings(p, &d)?
+            ..kip848
         };
         if coordinator.min_session_timeout_ms > coordinator.max_session_timeout_ms {
             return Err(cfg_err(
@@ -377,6 +390,7 @@ impl GroupsConfig {
                 get_num(p, "offsets.retention.check.interval.ms", 600_000)?,
             )?,
             coordinator,
+            group_config_bounds,
         })
     }
 }
@@ -419,6 +433,9 @@ pub struct SharesConfig {
     /// 60000), `group.share.delivery.count.limit` (5, 2-10) and
     /// `group.share.partition.max.record.locks` (2000, 100-10000).
     pub partition: odradek_coordinator::share::ShareConfig,
+    /// `group.share.min.record.lock.duration.ms` and `group.share.max.record.lock.duration.ms`:
+    /// where a group's `share.record.lock.duration.ms` may be.
+    pub lock_duration_bounds: (i64, i64),
 }
 
 impl SharesConfig {
@@ -493,6 +510,7 @@ impl SharesConfig {
                     10_000,
                 )?,
             },
+            lock_duration_bounds: (min_lock, max_lock),
         })
     }
 }

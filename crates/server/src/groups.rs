@@ -3,7 +3,7 @@
 //! leader. Requests run against the partition of their group; the records a call returns are
 //! appended to that partition before its replies go out.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +12,7 @@ use odradek_common::{ErrorCode, ToErrorCode, Uuid};
 use odradek_coordinator::{
     partition_for, GroupConfig, GroupListing, Groups, Output, Reply, Token, OFFSETS_TOPIC,
 };
-use odradek_metadata::MetadataImage;
+use odradek_metadata::{ConfigResource, MetadataImage};
 use tokio::sync::oneshot;
 
 use crate::coordinator_runtime::{append_records, Shards};
@@ -40,7 +40,12 @@ pub struct GroupCoordinator {
     clock: Arc<dyn odradek_common::Clock>,
     /// Rebalances completed by the groups this broker coordinated.
     pub(crate) rebalances: prometheus_client::metrics::counter::Counter,
+    /// The group configs of the last image, which every loaded partition has.
+    group_configs: Mutex<Arc<GroupConfigs>>,
 }
+
+/// Group configs by group id (Kafka's GROUP config resources).
+type GroupConfigs = BTreeMap<String, BTreeMap<String, String>>;
 
 impl GroupCoordinator {
     /// A coordinator leading nothing yet.
@@ -52,6 +57,7 @@ impl GroupCoordinator {
             next_token: AtomicU64::new(1),
             clock,
             rebalances: Default::default(),
+            group_configs: Mutex::new(Arc::new(GroupConfigs::new())),
         }
     }
 
@@ -308,10 +314,33 @@ impl GroupCoordinator {
     /// Follows leadership of `__consumer_offsets` in `image`: loads the partitions this broker
     /// now leads (reading their logs; call on a blocking thread) and drops the others.
     pub fn on_image(&self, image: &MetadataImage, replicas: &ReplicaManager) {
+        let configs: GroupConfigs = image
+            .configs
+            .resources
+            .iter()
+            .filter_map(|(r, keys)| match r {
+                ConfigResource::Group(g) => Some((g.clone(), keys.clone())),
+                _ => None,
+            })
+            .collect();
+        let changed = match self.group_configs.lock() {
+            Ok(mut known) if **known != configs => {
+                *known = Arc::new(configs.clone());
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            self.each_partition(|groups, _| {
+                groups.set_group_configs(configs.clone());
+                Output::default()
+            });
+        }
         let followed = self.shards.on_image(image, replicas, |p, partition| {
             let started = std::time::Instant::now();
             let seed = Uuid::random().to_string();
             let mut groups = Groups::new(self.config.clone(), seed);
+            groups.set_group_configs(configs.clone());
             let now = self.clock.now_ms();
             let mut records = 0u64;
             partition.read_all_records(|r| {

@@ -1,4 +1,5 @@
-//! Dynamic configs: IncrementalAlterConfigs for topics and brokers, and topic config validation.
+//! Dynamic configs: IncrementalAlterConfigs for topics, brokers and groups, and topic config
+//! validation.
 
 use std::collections::BTreeMap;
 
@@ -84,6 +85,7 @@ pub(crate) fn config_record(
     let (resource_type, resource_name) = match resource {
         ConfigResource::Topic(n) => (proto::ConfigResourceType::ConfigResourceTopic, n),
         ConfigResource::Broker(n) => (proto::ConfigResourceType::ConfigResourceBroker, n),
+        ConfigResource::Group(n) => (proto::ConfigResourceType::ConfigResourceGroup, n),
     };
     rec(Record::Config(proto::ConfigRecord {
         resource_type: resource_type as i32,
@@ -148,6 +150,15 @@ fn alter_one(
                 ));
             }
             ConfigResource::Broker(r.resource_name.clone())
+        }
+        32 => {
+            if r.resource_name.is_empty() {
+                return Err(err(
+                    ErrorCode::InvalidRequest,
+                    "a group resource needs a group id",
+                ));
+            }
+            ConfigResource::Group(r.resource_name.clone())
         }
         t => {
             return Err(err(
@@ -216,6 +227,12 @@ fn alter_one(
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             super::broker_configs::validate_broker_configs(&set)?;
+        }
+        ConfigResource::Group(_) => {
+            for (k, v) in &merged {
+                odradek_common::group_configs::validate(k, v)
+                    .map_err(|m| err(ErrorCode::InvalidConfig, m))?;
+            }
         }
     }
     let mut records = Vec::new();

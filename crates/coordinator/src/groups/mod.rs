@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use odradek_common::ErrorCode;
 
+mod configs;
 pub(crate) mod consumer;
 mod membership;
 mod offsets;
@@ -534,6 +535,8 @@ pub struct Groups {
     txn_offsets: std::collections::HashMap<i64, Vec<PendingCommit>>,
     member_seed: String,
     next_member: u64,
+    /// Group configs by group id (`configs.rs`).
+    group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// An offset commit appended but not yet committed.
@@ -555,6 +558,7 @@ impl Groups {
             txn_offsets: std::collections::HashMap::new(),
             member_seed: member_seed.into(),
             next_member: 0,
+            group_configs: BTreeMap::new(),
         }
     }
 

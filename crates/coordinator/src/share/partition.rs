@@ -211,6 +211,12 @@ impl SharePartition {
         p
     }
 
+    /// Sets how long acquisitions and renewals from now on hold a record (the group's
+    /// `share.record.lock.duration.ms`, which may change at any time).
+    pub fn set_lock_duration_ms(&mut self, ms: i64) {
+        self.config.record_lock_duration_ms = ms;
+    }
+
     /// The share-partition start offset (SPSO).
     pub fn start_offset(&self) -> i64 {
         self.start_offset

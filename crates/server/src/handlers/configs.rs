@@ -1,4 +1,4 @@
-//! DescribeConfigs (effective topic and broker configs with their sources) and
+//! DescribeConfigs (effective topic, broker and group configs with their sources) and
 //! IncrementalAlterConfigs (forwarded to the controller).
 
 use std::collections::BTreeMap;
@@ -106,7 +106,7 @@ fn d_unclean(broker: &Broker) -> bool {
 }
 
 /// One entry: its value, source, type (v3+) and whether it can change at run time.
-fn entry(
+pub(super) fn entry(
     version: i16,
     name: &str,
     value: String,
@@ -266,6 +266,11 @@ pub(super) fn describe(
                         .map(|(k, (v, s, t, ro))| entry(version, &k, v, s, t, ro))
                         .collect()
                 }
+                super::group_configs::GROUP => super::group_configs::entries(
+                    version,
+                    super::group_configs::describe(broker, &image, &name),
+                    wanted,
+                ),
                 t => {
                     return base
                         .with_error_code(ErrorCode::InvalidRequest.code())
@@ -284,10 +289,30 @@ pub(super) async fn incremental_alter(
     broker: &Broker,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let before = broker.image().offset;
+    let image = broker.image();
+    let before = image.offset;
+    // Group configs out of this broker's bounds are answered here, the rest forwarded.
+    let mut refused = Vec::new();
+    let mut forwarded = Vec::new();
+    for r in &req.resources {
+        let checked = if r.resource_type == super::group_configs::GROUP {
+            super::group_configs::check(broker, &image, r)
+        } else {
+            Ok(())
+        };
+        match checked {
+            Ok(()) => forwarded.push(r),
+            Err(m) => refused.push(
+                AlterConfigsResourceResponse::default()
+                    .with_error_code(ErrorCode::InvalidConfig.code())
+                    .with_error_message(Some(StrBytes::from_string(m)))
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name.clone()),
+            ),
+        }
+    }
     let call = pb::IncrementalAlterConfigsRequest {
-        resources: req
-            .resources
+        resources: forwarded
             .iter()
             .map(|r| pb::AlterConfigsResource {
                 resource_type: i32::from(r.resource_type),
@@ -305,7 +330,7 @@ pub(super) async fn incremental_alter(
             .collect(),
         validate_only: req.validate_only,
     };
-    let responses = match broker
+    let responses: Vec<AlterConfigsResourceResponse> = match broker
         .controller
         .call(Duration::from_secs(10), |mut c| {
             let r = call.clone();
@@ -334,8 +359,7 @@ pub(super) async fn incremental_alter(
                 })
                 .collect()
         }
-        Err(e) => req
-            .resources
+        Err(e) => forwarded
             .iter()
             .map(|r| {
                 AlterConfigsResourceResponse::default()
@@ -349,5 +373,6 @@ pub(super) async fn incremental_alter(
             })
             .collect(),
     };
-    IncrementalAlterConfigsResponse::default().with_responses(responses)
+    IncrementalAlterConfigsResponse::default()
+        .with_responses(refused.into_iter().chain(responses).collect())
 }

@@ -6,6 +6,7 @@ mod authorize;
 mod configs;
 mod consumer_groups;
 mod fetch;
+mod group_configs;
 mod groups;
 mod list_offsets;
 mod log_dirs;

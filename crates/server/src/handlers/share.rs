@@ -191,7 +191,8 @@ async fn load(
     let state = match persist::read(broker, key, leader_epoch).await? {
         Some(s) => s,
         None => {
-            persist::initialize(broker, key, 0, hosted.high_watermark()).await?;
+            let start = first_offset(broker, key, hosted);
+            persist::initialize(broker, key, 0, start).await?;
             persist::read(broker, key, leader_epoch)
                 .await?
                 .ok_or(ErrorCode::CoordinatorNotAvailable)?
@@ -199,7 +200,7 @@ async fn load(
     };
     let mut state_copy = state.state.clone();
     if state_copy.start_offset < 0 {
-        state_copy.start_offset = hosted.high_watermark();
+        state_copy.start_offset = first_offset(broker, key, hosted);
     }
     slot.partition = Some(SharePartition::from_state(
         broker.share_partitions.config.clone(),
@@ -208,6 +209,28 @@ async fn load(
     slot.state_epoch = state.state_epoch;
     slot.leader_epoch = leader_epoch;
     Ok(())
+}
+
+/// Where a share group starts on a partition it has no state for: its
+/// `share.auto.offset.reset` (the log end by default, the log start, or the first record at
+/// most a duration old, else the log end).
+fn first_offset(broker: &Broker, key: &ShareStateKey, hosted: &HostedPartition) -> i64 {
+    use odradek_common::group_configs::ShareOffsetReset;
+    let end = hosted.high_watermark();
+    match super::group_configs::share_offset_reset(&broker.image(), &key.group) {
+        ShareOffsetReset::Latest => end,
+        ShareOffsetReset::Earliest => hosted.reader.log_start_offset(),
+        ShareOffsetReset::ByDuration(ms) => {
+            let since = broker.clock.now_ms().saturating_sub(ms);
+            match hosted
+                .reader
+                .offset_for(odradek_log::OffsetSpec::Timestamp(since))
+            {
+                Ok(Some(found)) if found.offset < end => found.offset,
+                _ => end,
+            }
+        }
+    }
 }
 
 /// The leader's partition for a share request, or the error to answer.
@@ -275,6 +298,9 @@ async fn acknowledge(
     };
     let before = sp.clone();
     let now = broker.clock.now_ms();
+    sp.set_lock_duration_ms(super::group_configs::share_lock_duration_ms(
+        broker, image, group,
+    ));
     for a in acks {
         if let Err(e) = sp.acknowledge(member, now, a.first, a.last, &a.types) {
             *sp = before;
@@ -368,7 +394,13 @@ pub(super) async fn fetch(
     ctx: &RequestContext,
     req: ShareFetchRequest,
 ) -> ShareFetchResponse {
-    let lock_ms = broker.share_partitions.config.record_lock_duration_ms as i32;
+    let image = broker.image();
+    let group_id = req
+        .group_id
+        .as_ref()
+        .map(|g| g.0.to_string())
+        .unwrap_or_default();
+    let lock_ms = super::group_configs::share_lock_duration_ms(broker, &image, &group_id) as i32;
     let top = |e: ErrorCode| {
         ShareFetchResponse::default()
             .with_error_code(e.code())
@@ -402,7 +434,6 @@ pub(super) async fn fetch(
             ctx.newer.share_acquire_mode
         ))));
     }
-    let image = broker.image();
     let requested: Vec<(Uuid, i32)> = req
         .topics
         .iter()
@@ -550,6 +581,7 @@ async fn fetch_records(
     answers: &mut BTreeMap<(Uuid, i32), PartitionData>,
 ) {
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, 30_000) as u64);
+    let lock_ms = super::group_configs::share_lock_duration_ms(broker, image, group);
     let max_records = if req.max_records > 0 {
         req.max_records as usize
     } else {
@@ -629,6 +661,7 @@ async fn fetch_records(
                 continue;
             };
             let upper = (slice.last_offset() + 1).min(hw);
+            sp.set_lock_duration_ms(lock_ms);
             let acquired = sp.acquire(member, now, read.log_start_offset, upper, max_records - got);
             if acquired.is_empty() {
                 continue;
@@ -747,7 +780,7 @@ pub(super) async fn acknowledge_request(
     // v2: how long a lock (and a renewed one) lasts.
     odradek_frontend::newer::set_acquisition_lock_timeout(
         &mut response,
-        broker.share_partitions.config.record_lock_duration_ms as i32,
+        super::group_configs::share_lock_duration_ms(broker, &image, &group) as i32,
     );
     response
 }

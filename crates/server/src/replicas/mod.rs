@@ -516,7 +516,7 @@ impl ReplicaManager {
                 ConfigResource::Broker(b) if b.is_empty() || *b == own => {
                     scope.extend(image.topics.by_id.keys().copied());
                 }
-                ConfigResource::Broker(_) => {}
+                ConfigResource::Broker(_) | ConfigResource::Group(_) => {}
             }
         }
         if let Ok(mut retry) = self.retry.lock() {

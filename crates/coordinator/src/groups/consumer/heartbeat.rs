@@ -229,8 +229,16 @@ impl Groups {
         {
             return self.consumer_leave(now, &req, out);
         }
-        let interval = self.config.consumer_heartbeat_interval_ms;
-        let session = i64::from(self.config.consumer_session_timeout_ms);
+        let interval = self.group_int(
+            &req.group_id,
+            odradek_common::group_configs::CONSUMER_HEARTBEAT_INTERVAL_MS,
+            self.config.consumer_heartbeat_interval_ms,
+        );
+        let session = i64::from(self.group_int(
+            &req.group_id,
+            odradek_common::group_configs::CONSUMER_SESSION_TIMEOUT_MS,
+            self.config.consumer_session_timeout_ms,
+        ));
         let max_size = self.config.consumer_max_size;
         let default_assignor = self.config.consumer_assignors[0];
         if req.member_epoch == 0 && req.member_id.is_empty() {

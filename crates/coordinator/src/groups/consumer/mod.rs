@@ -285,7 +285,11 @@ impl Groups {
         key: ConsumerKey,
         value: Option<Bytes>,
     ) {
-        let session = i64::from(self.config.consumer_session_timeout_ms);
+        let session = i64::from(self.group_int(
+            &group,
+            odradek_common::group_configs::CONSUMER_SESSION_TIMEOUT_MS,
+            self.config.consumer_session_timeout_ms,
+        ));
         let value = match value.map(|v| decode_value(&key, v)) {
             Some(Ok(v)) => Some(v),
             // A value we cannot read is skipped, as an unknown record is.

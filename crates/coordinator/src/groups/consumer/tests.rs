@@ -337,3 +337,34 @@ fn a_regular_expression_subscribes_to_the_topics_it_matches() {
     bad.subscribed_topic_regex = Some("(".into());
     assert_eq!(r.hb(2, bad).error, ErrorCode::InvalidRegularExpression);
 }
+
+#[test]
+fn a_group_config_sets_the_groups_session_and_heartbeat_interval() {
+    let mut r = Run::new(2);
+    r.groups.set_group_configs(BTreeMap::from([(
+        "g".to_string(),
+        BTreeMap::from([
+            (
+                "consumer.heartbeat.interval.ms".to_string(),
+                "7000".to_string(),
+            ),
+            (
+                "consumer.session.timeout.ms".to_string(),
+                "50000".to_string(),
+            ),
+        ]),
+    )]));
+    let j = r.hb(0, join("m1"));
+    assert_eq!(j.heartbeat_interval_ms, 7000);
+    // Alive at 49 s (the broker's 45 s has passed), gone after 50 s.
+    r.tick(49_000);
+    assert!(r.groups.groups["g"]
+        .consumer
+        .as_ref()
+        .is_some_and(|cg| cg.members.contains_key("m1")));
+    r.tick(50_001);
+    assert!(r.groups.groups["g"]
+        .consumer
+        .as_ref()
+        .is_some_and(|cg| cg.members.is_empty()));
+}

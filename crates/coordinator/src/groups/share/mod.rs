@@ -166,8 +166,16 @@ impl Groups {
         out: &mut Output,
     ) -> Result<ShareHeartbeatResponse, Reject> {
         req.validate()?;
-        let session = i64::from(self.config.share_session_timeout_ms);
-        let interval = self.config.share_heartbeat_interval_ms;
+        let session = i64::from(self.group_int(
+            &req.group_id,
+            odradek_common::group_configs::SHARE_SESSION_TIMEOUT_MS,
+            self.config.share_session_timeout_ms,
+        ));
+        let interval = self.group_int(
+            &req.group_id,
+            odradek_common::group_configs::SHARE_HEARTBEAT_INTERVAL_MS,
+            self.config.share_heartbeat_interval_ms,
+        );
         let max_size = self.config.share_max_size;
         let group_id = req.group_id.clone();
         let not_found = |why: &str| {
@@ -359,7 +367,11 @@ impl Groups {
         key: ShareKey,
         value: Option<Bytes>,
     ) {
-        let session = i64::from(self.config.share_session_timeout_ms);
+        let session = i64::from(self.group_int(
+            &group,
+            odradek_common::group_configs::SHARE_SESSION_TIMEOUT_MS,
+            self.config.share_session_timeout_ms,
+        ));
         let value = match value.map(|v| rec::decode_value(&key, v)) {
             Some(Ok(v)) => Some(v),
             Some(Err(_)) => return,

@@ -78,6 +78,7 @@ pub(super) fn config_allowed(
 ) -> (bool, ErrorCode) {
     match resource_type {
         2 => (broker.authorized(ctx, image, op, Rt::Topic, name), TAF),
+        32 => (broker.authorized(ctx, image, op, Rt::Group, name), GAF),
         _ => (broker.authorized_cluster(ctx, image, op), CAF),
     }
 }
