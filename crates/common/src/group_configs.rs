@@ -70,42 +70,65 @@ impl ShareOffsetReset {
     }
 }
 
-/// An ISO-8601 duration as Java's `Duration.parse` reads it (`PnDTnHnMn.nS`, non-negative), in
-/// milliseconds.
+/// An ISO-8601 duration as Java's `Duration.parse` reads it (`[-+]PnDTnHnMn.nS`, each part
+/// signed, a fraction of up to 9 digits only on seconds), in milliseconds; Kafka takes only a
+/// non-negative total.
 fn parse_duration_ms(v: &str) -> Option<i64> {
-    let v = v.strip_prefix('P').or_else(|| v.strip_prefix('p'))?;
-    let (days, time) = match v.split_once(['T', 't']) {
+    let v = v.to_ascii_uppercase();
+    let (negate, v) = match v.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, v.strip_prefix('+').unwrap_or(&v)),
+    };
+    let v = v.strip_prefix('P')?;
+    let (days, time) = match v.split_once('T') {
         Some((d, t)) => (d, Some(t)),
         None => (v, None),
     };
+    // A signed integer (digits only).
+    let int = |s: &str| -> Option<i64> {
+        let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    };
     let mut ms: i64 = 0;
-    let mut any = false;
+    let mut parts = 0;
     if !days.is_empty() {
-        let n: i64 = days.strip_suffix(['D', 'd'])?.parse().ok()?;
-        ms = ms.checked_add(n.checked_mul(86_400_000)?)?;
-        any = true;
+        ms = ms.checked_add(int(days.strip_suffix('D')?)?.checked_mul(86_400_000)?)?;
+        parts += 1;
     }
     if let Some(mut t) = time {
-        if t.is_empty() {
-            return None;
-        }
-        for (unit, scale) in [('H', 3_600_000.0), ('M', 60_000.0), ('S', 1_000.0)] {
-            let at = t.find([unit, unit.to_ascii_lowercase()]);
-            if let Some(at) = at {
-                let n: f64 = t[..at].parse().ok()?;
-                if !n.is_finite() || n < 0.0 {
-                    return None;
-                }
-                ms = ms.checked_add((n * scale) as i64)?;
-                t = &t[at + 1..];
-                any = true;
+        for (unit, scale) in [('H', 3_600_000i64), ('M', 60_000)] {
+            if let Some((n, rest)) = t.split_once(unit) {
+                ms = ms.checked_add(int(n)?.checked_mul(scale)?)?;
+                t = rest;
+                parts += 1;
             }
         }
-        if !t.is_empty() {
+        if let Some(secs) = t.strip_suffix('S') {
+            let (whole, fraction) = match secs.split_once(['.', ',']) {
+                Some((w, f)) if f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit()) => (w, f),
+                Some(_) => return None,
+                None => (secs, ""),
+            };
+            let whole = int(whole)?;
+            let frac_ms = format!("{fraction:0<3}")[..3].parse::<i64>().ok()?;
+            let signed = if whole < 0 || secs.starts_with('-') {
+                -frac_ms
+            } else {
+                frac_ms
+            };
+            ms = ms.checked_add(whole.checked_mul(1000)?.checked_add(signed)?)?;
+            t = "";
+            parts += 1;
+        }
+        if !t.is_empty() || parts == 0 {
             return None;
         }
     }
-    (any && ms >= 0).then_some(ms)
+    let ms = if negate { ms.checked_neg()? } else { ms };
+    (parts > 0 && ms >= 0).then_some(ms)
 }
 
 /// Checks one group config's name and form: `Err` says why (Kafka's INVALID_CONFIG).

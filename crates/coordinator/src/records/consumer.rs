@@ -243,13 +243,15 @@ pub fn member_metadata(
     let value = match &v.classic {
         None => value,
         Some(classic) => {
-            // The struct's tagged fields: one, tag 0, the classic member's metadata.
+            // The struct's tagged fields: one, tag 0, the classic member's metadata, a nullable
+            // struct (Kafka writes its size + 1, then 1 for "present", then the struct).
             let mut tagged = BytesMut::new();
             classic.encode(&mut tagged);
             let mut b = BytesMut::from(&value[..value.len() - 1]);
             put_uvarint(&mut b, 1);
             put_uvarint(&mut b, 0);
-            put_uvarint(&mut b, tagged.len() as u32);
+            put_uvarint(&mut b, tagged.len() as u32 + 1);
+            put_uvarint(&mut b, 1);
             b.put_slice(&tagged);
             b.freeze()
         }
@@ -352,7 +354,8 @@ pub fn decode_value(key: &ConsumerKey, mut b: Bytes) -> Result<ConsumerValue> {
                 let size = get_uvarint(b, "tag size")? as usize;
                 need(b, size, "tagged field")?;
                 let mut field = b.split_to(size);
-                if tag == 0 {
+                // A nullable struct: 1 first when present, 0 when null.
+                if tag == 0 && get_uvarint(&mut field, "classic member metadata")? > 0 {
                     v.classic = Some(ClassicMemberMetadata::decode(&mut field)?);
                 }
             }
@@ -407,6 +410,17 @@ mod tests {
             }),
             ..md.clone()
         };
+        // Kafka's layout of the nullable tagged struct: the tagged-field count and tag, its
+        // size + 1, 1 for "present", then the struct.
+        let plain = member_metadata("g", "m", &md).1.expect("a value");
+        let tagged = member_metadata("g", "m", &classic).1.expect("a value");
+        let at = plain.len() - 1;
+        let struct_len = tagged.len() - at - 4;
+        assert_eq!(
+            &tagged[at..at + 4],
+            &[1, 0, struct_len as u8 + 1, 1],
+            "count, tag, size, present"
+        );
         let cur = CurrentAssignmentValue {
             member_epoch: 4,
             previous_member_epoch: 3,

@@ -266,6 +266,13 @@ pub(super) fn describe(
                         .map(|(k, (v, s, t, ro))| entry(version, &k, v, s, t, ro))
                         .collect()
                 }
+                super::group_configs::GROUP if name.is_empty() => {
+                    return base
+                        .with_error_code(ErrorCode::InvalidRequest.code())
+                        .with_error_message(Some(StrBytes::from_static_str(
+                            "Group name must not be empty",
+                        )))
+                }
                 super::group_configs::GROUP => super::group_configs::entries(
                     version,
                     super::group_configs::describe(broker, &image, &name),
@@ -291,8 +298,9 @@ pub(super) async fn incremental_alter(
 ) -> IncrementalAlterConfigsResponse {
     let image = broker.image();
     let before = image.offset;
-    // Group configs out of this broker's bounds are answered here, the rest forwarded.
-    let mut refused = Vec::new();
+    // Group configs out of this broker's bounds are answered here (in their place in the
+    // answer), the rest forwarded.
+    let mut refused: Vec<Option<AlterConfigsResourceResponse>> = Vec::new();
     let mut forwarded = Vec::new();
     for r in &req.resources {
         let checked = if r.resource_type == super::group_configs::GROUP {
@@ -301,14 +309,17 @@ pub(super) async fn incremental_alter(
             Ok(())
         };
         match checked {
-            Ok(()) => forwarded.push(r),
-            Err(m) => refused.push(
+            Ok(()) => {
+                forwarded.push(r);
+                refused.push(None);
+            }
+            Err(m) => refused.push(Some(
                 AlterConfigsResourceResponse::default()
                     .with_error_code(ErrorCode::InvalidConfig.code())
                     .with_error_message(Some(StrBytes::from_string(m)))
                     .with_resource_type(r.resource_type)
                     .with_resource_name(r.resource_name.clone()),
-            ),
+            )),
         }
     }
     let call = pb::IncrementalAlterConfigsRequest {
@@ -373,6 +384,11 @@ pub(super) async fn incremental_alter(
             })
             .collect(),
     };
-    IncrementalAlterConfigsResponse::default()
-        .with_responses(refused.into_iter().chain(responses).collect())
+    let mut answered = responses.into_iter();
+    IncrementalAlterConfigsResponse::default().with_responses(
+        refused
+            .into_iter()
+            .filter_map(|r| r.or_else(|| answered.next()))
+            .collect(),
+    )
 }

@@ -96,6 +96,7 @@ pub(super) fn check(
     for c in &r.configs {
         let name = c.name.to_string();
         match (c.config_operation, &c.value) {
+            (0, None) => return Err("Null value not supported for group configs".into()),
             (0, Some(v)) => {
                 effective.insert(name, v.to_string());
             }
@@ -117,9 +118,9 @@ pub(super) fn check(
             .get(name)
             .and_then(|v| v.trim().parse::<i32>().ok())
     };
-    for c in r.configs.iter().filter(|c| c.config_operation == 0) {
-        let name = c.name.as_str();
-        if let (Some((lo, hi)), Some(v)) = (bounds.get(name), int(name)) {
+    // The group's whole config as it would be, as Kafka checks it.
+    for (name, (lo, hi)) in &bounds {
+        if let Some(v) = int(name) {
             if v < *lo || v > *hi {
                 return Err(format!(
                     "{name} must be within group.{name}'s bounds [{lo}, {hi}] (the broker's \

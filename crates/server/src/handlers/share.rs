@@ -317,12 +317,8 @@ async fn acknowledge(
         if let Some(sp) = slot.partition.as_mut() {
             *sp = before;
         }
-        return match e {
-            ErrorCode::FencedLeaderEpoch | ErrorCode::FencedStateEpoch => {
-                ErrorCode::NotLeaderOrFollower
-            }
-            e => e,
-        };
+        // Already as the client sees it (a fenced write is NOT_LEADER_OR_FOLLOWER).
+        return e;
     }
     ErrorCode::None
 }
@@ -366,7 +362,8 @@ fn checked_acks(
     for (first, last, types) in batches {
         let bad = first > last
             || types.is_empty()
-            || out.last().is_some_and(|prev| first <= prev.last)
+            // Kafka refuses a batch starting before the previous one's last offset.
+            || out.last().is_some_and(|prev| first < prev.last)
             || types.iter().any(|t| !(0..=max_type).contains(t));
         if bad {
             return Err(ErrorCode::InvalidRequest);
@@ -401,11 +398,8 @@ pub(super) async fn fetch(
         .map(|g| g.0.to_string())
         .unwrap_or_default();
     let lock_ms = super::group_configs::share_lock_duration_ms(broker, &image, &group_id) as i32;
-    let top = |e: ErrorCode| {
-        ShareFetchResponse::default()
-            .with_error_code(e.code())
-            .with_acquisition_lock_timeout_ms(lock_ms)
-    };
+    // A refused request carries no lock duration (Kafka's error responses carry 0).
+    let top = |e: ErrorCode| ShareFetchResponse::default().with_error_code(e.code());
     let (group, member) = match check_member(req.group_id.as_ref(), req.member_id.as_ref()) {
         Ok(v) => v,
         Err(e) => return top(e),
@@ -422,11 +416,9 @@ pub(super) async fn fetch(
             req.max_wait_ms,
         ) != (0, 0, 0, 0)
     {
-        return top(ErrorCode::InvalidRequest)
-            .with_acquisition_lock_timeout_ms(0)
-            .with_error_message(Some(s(
-                "MaxBytes, MinBytes, MaxRecords and MaxWaitMs must be 0 with IsRenewAck",
-            )));
+        return top(ErrorCode::InvalidRequest).with_error_message(Some(s(
+            "MaxBytes, MinBytes, MaxRecords and MaxWaitMs must be 0 with IsRenewAck",
+        )));
     }
     if !(0..=1).contains(&ctx.newer.share_acquire_mode) {
         return top(ErrorCode::InvalidRequest).with_error_message(Some(s(format!(
@@ -822,7 +814,7 @@ mod tests {
         assert!(ok(false, &[(0, 2, &[1]), (3, 3, &[0, 2, 3][..1])]));
         // Out of order, overlapping, empty types, unknown type.
         assert!(!ok(false, &[(3, 4, &[1]), (0, 1, &[1])]));
-        assert!(!ok(false, &[(0, 2, &[1]), (2, 3, &[1])]));
+        assert!(!ok(false, &[(0, 2, &[1]), (1, 3, &[1])]));
         assert!(!ok(false, &[(0, 2, &[])]));
         assert!(!ok(false, &[(2, 1, &[1])]));
         assert!(!ok(true, &[(0, 0, &[5])]));

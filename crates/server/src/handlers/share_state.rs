@@ -462,16 +462,30 @@ pub(crate) mod persist {
         )
     }
 
-    /// A persister answer's error as the share-partition's caller sees it: a share
-    /// coordinator that moved or is loading is COORDINATOR_NOT_AVAILABLE, as Kafka's
-    /// share-partitions map it (the client retries).
+    /// A persister answer's error as the share-partition's caller sees it, as Kafka's
+    /// share-partitions map it: a share coordinator that moved or is loading is
+    /// COORDINATOR_NOT_AVAILABLE (the client retries), a fenced leader or state epoch is
+    /// NOT_LEADER_OR_FOLLOWER (this broker no longer leads the partition), and the request
+    /// errors pass as they are; anything else is UNKNOWN_SERVER_ERROR.
     fn code(c: Option<i16>) -> Result<(), ErrorCode> {
         match c.map(|c| ErrorCode::from_code(c).unwrap_or(ErrorCode::UnknownServerError)) {
             Some(ErrorCode::None) => Ok(()),
-            Some(ErrorCode::NotCoordinator | ErrorCode::CoordinatorLoadInProgress) | None => {
-                Err(ErrorCode::CoordinatorNotAvailable)
+            Some(
+                ErrorCode::NotCoordinator
+                | ErrorCode::CoordinatorLoadInProgress
+                | ErrorCode::CoordinatorNotAvailable,
+            )
+            | None => Err(ErrorCode::CoordinatorNotAvailable),
+            Some(ErrorCode::FencedLeaderEpoch | ErrorCode::FencedStateEpoch) => {
+                Err(ErrorCode::NotLeaderOrFollower)
             }
-            Some(e) => Err(e),
+            Some(
+                e @ (ErrorCode::InvalidRequest
+                | ErrorCode::GroupIdNotFound
+                | ErrorCode::UnknownTopicOrPartition
+                | ErrorCode::ClusterAuthorizationFailed),
+            ) => Err(e),
+            Some(_) => Err(ErrorCode::UnknownServerError),
         }
     }
 }

@@ -414,7 +414,13 @@ impl Groups {
             Ok(r) => r,
             Err(e) => {
                 out.records.clear();
-                JoinResponse::error(e, &member_id)
+                // Only MEMBER_ID_REQUIRED hands out the id (Kafka's errors carry the request's).
+                let id = if e == ErrorCode::MemberIdRequired {
+                    &member_id
+                } else {
+                    &req.member_id
+                };
+                JoinResponse::error(e, id)
             }
         };
         out.replies.push(Reply::Join(token, reply));

@@ -400,3 +400,65 @@ fn classic_members_join_a_consumer_group_and_expire_on_their_own_session() {
     assert_eq!(errors, vec![ErrorCode::None]);
     assert!(r.consumer().members.is_empty());
 }
+
+#[test]
+fn a_consumer_member_takes_a_stopped_classic_static_members_place() {
+    // A rolling upgrade: the classic static member stopped without leaving; its new process
+    // speaks the consumer protocol under the same group.instance.id.
+    let mut r = Run::new(GroupConfig::default());
+    let out = r.groups.join(
+        r.now,
+        1,
+        JoinRequest {
+            group_id: "g".into(),
+            group_instance_id: Some("i1".into()),
+            client_id: "c".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 30_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("cooperative-sticky".into(), subscription(&[]))],
+            require_known_member: true,
+            ..JoinRequest::default()
+        },
+        &r.topics,
+    );
+    let old = match r.apply(out).as_slice() {
+        [Reply::Join(1, j)] => j.member_id.clone(),
+        other => panic!("{other:?}"),
+    };
+    r.sync(&old, 1, &[(&old, &[0, 1, 2, 3, 4, 5])]);
+    let j = r.beat(ConsumerHeartbeat {
+        instance_id: Some("i1".into()),
+        ..consumer_join("new")
+    });
+    assert_eq!(j.error, ErrorCode::None, "{:?}", j.error_message);
+    let cg = r.consumer();
+    assert!(!cg.members.contains_key(&old));
+    assert_eq!(
+        cg.members["new"].metadata.instance_id.as_deref(),
+        Some("i1")
+    );
+    assert_eq!(j.assignment, Some(a(&[0, 1, 2, 3, 4, 5])));
+}
+
+#[test]
+fn a_refused_joining_heartbeat_leaves_the_classic_group_as_it_was() {
+    // Two classic members fill group.consumer.max.size: the group could convert, but the new
+    // member does not fit; nothing changes and nothing is written.
+    let mut r = Run::classic_pair(GroupConfig {
+        consumer_max_size: 2,
+        ..GroupConfig::default()
+    });
+    let logged = r.log.len();
+    let j = r.beat(consumer_join("m3"));
+    assert_eq!(j.error, ErrorCode::GroupMaxSizeReached);
+    let g = &r.groups.groups["g"];
+    assert!(g.consumer.is_none());
+    assert_eq!((g.members.len(), g.generation), (2, 2));
+    assert_eq!(r.log.len(), logged);
+    // The classic members go on as before.
+    assert_eq!(
+        r.groups.heartbeat(r.now, "g", 2, "c-seed-1", None),
+        ErrorCode::None
+    );
+}

@@ -205,11 +205,30 @@ impl Groups {
         topics: &dyn TopicView,
     ) -> (ConsumerHeartbeatResponse, Output) {
         let mut out = Output::default();
+        // A join may upgrade a classic group: if the heartbeat is then refused, the group
+        // stays as it was (its waiting JoinGroups and SyncGroups were told to rejoin anyway).
+        let classic = (req.member_epoch == 0)
+            .then(|| {
+                self.groups
+                    .get(&req.group_id)
+                    .filter(|g| g.consumer.is_none() && !g.members.is_empty())
+                    .cloned()
+            })
+            .flatten();
+        let group_id = req.group_id.clone();
         let resp = match self.consumer_heartbeat_inner(now, req, topics, &mut out) {
             Ok(r) => r,
             Err((e, message)) => {
                 // Nothing is written for a refused heartbeat.
                 out.records.clear();
+                if let Some(mut g) = classic {
+                    let answered: Vec<_> = out.replies.iter().map(|r| r.token()).collect();
+                    for m in g.members.values_mut() {
+                        m.join = m.join.filter(|t| !answered.contains(t));
+                        m.sync = m.sync.filter(|t| !answered.contains(t));
+                    }
+                    self.groups.insert(group_id, g);
+                }
                 ConsumerHeartbeatResponse::error(e, message)
             }
         };
@@ -442,7 +461,12 @@ impl Groups {
         if let Some(iid) = req.instance_id.as_deref() {
             if let Some(old_id) = cg.static_member(iid).map(str::to_string) {
                 let old = cg.members.remove(&old_id).unwrap_or_default();
-                if old.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH && old_id != req.member_id {
+                // Kafka 4: a consumer-protocol member always takes a classic member's place
+                // (classic static members do not leave when they stop: a rolling upgrade).
+                if old.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH
+                    && old_id != req.member_id
+                    && !old.is_classic()
+                {
                     cg.members.insert(old_id.clone(), old);
                     return Err((
                         ErrorCode::UnreleasedInstanceId,
