@@ -180,8 +180,21 @@ impl Connection {
         correlation: i32,
         version: i16,
     ) -> Result<R::Response, ClientError> {
+        let mut body = self
+            .response_body(correlation, R::Response::header_version(version))
+            .await?;
+        R::Response::decode(&mut body, version)
+            .map_err(|e| ClientError::Protocol(format!("bad response: {e}")))
+    }
+
+    /// Reads the next response frame, which must answer `correlation`, and returns its body.
+    async fn response_body(
+        &mut self,
+        correlation: i32,
+        header_version: i16,
+    ) -> Result<Bytes, ClientError> {
         let mut body = self.read_frame().await?;
-        let header = ResponseHeader::decode(&mut body, R::Response::header_version(version))
+        let header = ResponseHeader::decode(&mut body, header_version)
             .map_err(|e| ClientError::Protocol(format!("bad response header: {e}")))?;
         if header.correlation_id != correlation {
             return Err(ClientError::Protocol(format!(
@@ -189,8 +202,7 @@ impl Connection {
                 header.correlation_id
             )));
         }
-        R::Response::decode(&mut body, version)
-            .map_err(|e| ClientError::Protocol(format!("bad response: {e}")))
+        Ok(body)
     }
 
     /// Sends `req` at `version`, newer than the codec crate's: it is encoded at `codec_version`
@@ -211,15 +223,9 @@ impl Connection {
         let correlation = self
             .write_body(R::KEY, version, R::header_version(version), &body)
             .await?;
-        let mut frame = self.read_frame().await?;
-        let header = ResponseHeader::decode(&mut frame, R::Response::header_version(version))
-            .map_err(|e| ClientError::Protocol(format!("bad response header: {e}")))?;
-        if header.correlation_id != correlation {
-            return Err(ClientError::Protocol(format!(
-                "response {} for request {correlation}",
-                header.correlation_id
-            )));
-        }
+        let frame = self
+            .response_body(correlation, R::Response::header_version(version))
+            .await?;
         let mut body = Bytes::from(older(&frame).map_err(ClientError::Protocol)?);
         R::Response::decode(&mut body, codec_version)
             .map_err(|e| ClientError::Protocol(format!("bad response: {e}")))

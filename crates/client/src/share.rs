@@ -10,6 +10,7 @@
 //! leaves its records acquired until the lock runs out, and they come back.
 
 mod acknowledgements;
+mod failures;
 mod renew;
 mod requests;
 
@@ -91,18 +92,6 @@ pub struct ShareFailure {
 impl std::fmt::Display for ShareFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}-{}: {}", self.topic, self.partition, self.error)
-    }
-}
-
-/// A copy of `e` for each partition it concerns (`ClientError` holds an `io::Error`, which
-/// does not clone).
-fn copy_error(e: &ClientError) -> ClientError {
-    match e {
-        ClientError::Kafka { code, message } => ClientError::Kafka {
-            code: *code,
-            message: message.clone(),
-        },
-        other => ClientError::Protocol(other.to_string()),
     }
 }
 
@@ -509,23 +498,6 @@ impl ShareMember {
             .unwrap_or_else(|| odradek_common::Uuid(*id.as_bytes()).to_string())
     }
 
-    fn fail(&mut self, (topic_id, partition): SharePartition, error: &ClientError) {
-        self.failures.push(ShareFailure {
-            topic: self.topic_name(&topic_id),
-            partition,
-            error: copy_error(error),
-        });
-    }
-
-    /// Acknowledgements that were sent and did not take.
-    fn lost(&mut self, sent: &BTreeMap<SharePartition, Vec<AckBatch>>, error: &ClientError) {
-        for (tp, batches) in sent {
-            if !batches.is_empty() {
-                self.fail(*tp, error);
-            }
-        }
-    }
-
     /// The session with `leader`, connecting (epoch 0) when there is none.
     async fn session(
         &mut self,
@@ -781,15 +753,7 @@ impl ShareMember {
         } else if let Some(s) = self.sessions.get_mut(&leader) {
             s.epoch = next_epoch(epoch);
         }
-        for t in resp.responses {
-            for p in t.partitions.into_iter().filter(|p| p.error_code != 0) {
-                let e = ClientError::Kafka {
-                    code: p.error_code,
-                    message: p.error_message.map(|m| m.to_string()),
-                };
-                self.fail((t.topic_id, p.partition_index), &e);
-            }
-        }
+        self.fail_partitions(resp.responses);
         Ok(())
     }
 }

@@ -96,15 +96,7 @@ impl ShareMember {
         if let Some(s) = self.sessions.get_mut(&leader) {
             s.epoch = next_epoch(epoch);
         }
-        for t in resp.responses {
-            for p in t.partitions.into_iter().filter(|p| p.error_code != 0) {
-                let e = ClientError::Kafka {
-                    code: p.error_code,
-                    message: p.error_message.map(|m| m.to_string()),
-                };
-                self.fail((t.topic_id, p.partition_index), &e);
-            }
-        }
+        self.fail_partitions(resp.responses);
         Ok(())
     }
 }
