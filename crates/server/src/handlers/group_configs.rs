@@ -148,22 +148,26 @@ pub(super) fn check(
     Ok(())
 }
 
-/// A group's `share.auto.offset.reset` (the default, latest, when unset or unreadable).
-pub(crate) fn share_offset_reset(image: &MetadataImage, group: &str) -> ShareOffsetReset {
+/// A group's value of config `name`, if it sets one (looked up without copying the group's
+/// configs: share fetches ask on every request).
+fn group_value<'a>(image: &'a MetadataImage, group: &str, name: &str) -> Option<&'a String> {
     image
         .configs
-        .get(&ConfigResource::Group(group.to_string()))
-        .get(gc::SHARE_AUTO_OFFSET_RESET)
+        .resources
+        .get(&ConfigResource::Group(group.to_string()))?
+        .get(name)
+}
+
+/// A group's `share.auto.offset.reset` (the default, latest, when unset or unreadable).
+pub(crate) fn share_offset_reset(image: &MetadataImage, group: &str) -> ShareOffsetReset {
+    group_value(image, group, gc::SHARE_AUTO_OFFSET_RESET)
         .and_then(|v| ShareOffsetReset::parse(v))
         .unwrap_or_default()
 }
 
 /// A group's `share.record.lock.duration.ms`, else the broker's.
 pub(crate) fn share_lock_duration_ms(broker: &Broker, image: &MetadataImage, group: &str) -> i64 {
-    image
-        .configs
-        .get(&ConfigResource::Group(group.to_string()))
-        .get(gc::SHARE_RECORD_LOCK_DURATION_MS)
+    group_value(image, group, gc::SHARE_RECORD_LOCK_DURATION_MS)
         .and_then(|v| v.trim().parse::<i64>().ok())
         .filter(|v| *v > 0)
         .unwrap_or(broker.share_partitions.config.record_lock_duration_ms)

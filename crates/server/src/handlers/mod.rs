@@ -19,6 +19,7 @@ mod reassign;
 mod records;
 mod security;
 mod share;
+mod share_acks;
 mod share_state;
 mod throttling;
 mod txn;

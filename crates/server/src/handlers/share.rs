@@ -25,6 +25,7 @@ use odradek_frontend::RequestContext;
 use odradek_metadata::MetadataImage;
 use tokio::sync::Notify;
 
+use super::share_acks::{acks_of, Ack, RENEW};
 use super::share_state::persist;
 use super::{kuuid, ouuid, Broker};
 use crate::replicas::{HostedPartition, Need};
@@ -168,16 +169,9 @@ pub(super) fn describe(
     ShareGroupDescribeResponse::default().with_groups(groups)
 }
 
-/// An acknowledgement batch as both APIs carry it.
-struct Ack {
-    first: i64,
-    last: i64,
-    types: Vec<i8>,
-}
-
 /// Loads `key`'s share-partition on this leader if it is not (or was under another leader
-/// epoch): reads it from the share coordinator, initialising it at the partition's high
-/// watermark the first time (`share.auto.offset.reset=latest`, Kafka's default).
+/// epoch): reads it from the share coordinator, initialising it the first time where the
+/// group's `share.auto.offset.reset` says (the high watermark by default).
 async fn load(
     broker: &Broker,
     key: &ShareStateKey,
@@ -341,38 +335,6 @@ async fn release(broker: &Broker, group: &str, member: &str, partitions: &BTreeS
     }
 }
 
-/// RENEW, the acknowledge type of KIP-1222 (v2, with `IsRenewAck`).
-const RENEW: i8 = 4;
-
-/// A partition's acknowledgement batches, checked as Kafka checks them (INVALID_REQUEST for the
-/// partition): ordered, non-empty, known types; RENEW only in a v2 request saying `IsRenewAck`.
-fn acks_of(
-    ctx: &RequestContext,
-    batches: impl Iterator<Item = (i64, i64, Vec<i8>)>,
-) -> Result<Vec<Ack>, ErrorCode> {
-    checked_acks(ctx.api_version >= 2 && ctx.newer.is_renew_ack, batches)
-}
-
-fn checked_acks(
-    renew_allowed: bool,
-    batches: impl Iterator<Item = (i64, i64, Vec<i8>)>,
-) -> Result<Vec<Ack>, ErrorCode> {
-    let max_type = if renew_allowed { RENEW } else { RENEW - 1 };
-    let mut out: Vec<Ack> = Vec::new();
-    for (first, last, types) in batches {
-        let bad = first > last
-            || types.is_empty()
-            // Kafka refuses a batch starting before the previous one's last offset.
-            || out.last().is_some_and(|prev| first < prev.last)
-            || types.iter().any(|t| !(0..=max_type).contains(t));
-        if bad {
-            return Err(ErrorCode::InvalidRequest);
-        }
-        out.push(Ack { first, last, types });
-    }
-    Ok(out)
-}
-
 fn check_member(
     group: Option<&GroupId>,
     member: Option<&StrBytes>,
@@ -524,6 +486,7 @@ pub(super) async fn fetch(
             &member,
             &req,
             &partitions,
+            i64::from(lock_ms),
             &mut answers,
         )
         .await;
@@ -570,10 +533,10 @@ async fn fetch_records(
     member: &str,
     req: &ShareFetchRequest,
     partitions: &BTreeSet<(Uuid, i32)>,
+    lock_ms: i64,
     answers: &mut BTreeMap<(Uuid, i32), PartitionData>,
 ) {
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, 30_000) as u64);
-    let lock_ms = super::group_configs::share_lock_duration_ms(broker, image, group);
     let max_records = if req.max_records > 0 {
         req.max_records as usize
     } else {
@@ -799,27 +762,5 @@ pub(crate) async fn expire_locks(broker: &Broker) {
         let state = sp.state();
         let (se, le) = (slot.state_epoch, slot.leader_epoch);
         let _ = persist::write(broker, &key, se, le, &state).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn acknowledgement_batches_are_checked_as_kafka_checks_them() {
-        let ok = |renew, b: &[(i64, i64, &[i8])]| {
-            checked_acks(renew, b.iter().map(|(f, l, t)| (*f, *l, t.to_vec()))).is_ok()
-        };
-        assert!(ok(false, &[(0, 2, &[1]), (3, 3, &[0, 2, 3][..1])]));
-        // Out of order, overlapping, empty types, unknown type.
-        assert!(!ok(false, &[(3, 4, &[1]), (0, 1, &[1])]));
-        assert!(!ok(false, &[(0, 2, &[1]), (1, 3, &[1])]));
-        assert!(!ok(false, &[(0, 2, &[])]));
-        assert!(!ok(false, &[(2, 1, &[1])]));
-        assert!(!ok(true, &[(0, 0, &[5])]));
-        // RENEW only with IsRenewAck (v2), where it may mix with other types.
-        assert!(!ok(false, &[(0, 0, &[RENEW])]));
-        assert!(ok(true, &[(0, 1, &[RENEW, 1]), (2, 2, &[RENEW])]));
     }
 }
